@@ -1,0 +1,101 @@
+import { z } from 'zod';
+
+// The one place where every setting and its default lives. A config file, environment
+// variables and CLI flags override these (see load.ts); `config.example.yaml` at the
+// repository root documents every key and a unit test keeps it in step with this schema.
+
+const port = z.number().int().min(1).max(65535);
+/** 0 = any free port (tests). */
+const listenPort = z.number().int().min(0).max(65535);
+
+export const iceServerSchema = z.object({
+  urls: z.union([z.string(), z.array(z.string()).min(1)]),
+  username: z.string().optional(),
+  credential: z.string().optional(),
+});
+
+export const configSchema = z
+  .object({
+    http: z
+      .object({
+        /** Address the HTTP server listens on. */
+        host: z.string().min(1).default('0.0.0.0'),
+        port: listenPort.default(8080),
+        /** Allowed CORS origins for WHIP and API routes ('*' = any). */
+        corsOrigins: z.array(z.string()).default(['*']),
+        /** Largest accepted request body (SDP offers are a few KB). */
+        maxBodyBytes: z.number().int().min(1024).max(10_000_000).default(128 * 1024),
+      })
+      .strict()
+      .prefault({}),
+    /** Folder for HLS output, session SDP files and (later) recordings. */
+    dataDir: z.string().min(1).default('./data'),
+    ffmpeg: z
+      .object({
+        /** ffmpeg binary (on PATH or absolute). */
+        path: z.string().min(1).default('ffmpeg'),
+        /** Stop a pipeline with 'q', then SIGKILL after this many ms. */
+        stopTimeoutMs: z.number().int().min(100).max(60_000).default(5000),
+      })
+      .strict()
+      .prefault({}),
+    rtp: z
+      .object({
+        /** Loopback UDP ports for ffmpeg inputs (two per track and output: RTP even, RTCP odd). */
+        portMin: port.default(20000),
+        portMax: port.default(29999),
+      })
+      .strict()
+      .prefault({})
+      .refine((r) => r.portMax - r.portMin >= 3, { message: 'rtp.portMax must be at least portMin + 3' }),
+    ice: z
+      .object({
+        /** Local IPs to gather host candidates on; empty = every interface (IPv4, and IPv6 when enabled). */
+        addresses: z.array(z.string().min(1)).default([]),
+        /** Gather IPv6 host candidates when `addresses` is empty. */
+        ipv6: z.boolean().default(false),
+        /** STUN/TURN servers for the gateway's peers; none by default (the gateway never calls out unasked). */
+        servers: z.array(iceServerSchema).default([]),
+        /** UDP port range for ICE, e.g. [40000, 40999]; unset = any free port. */
+        portRange: z.tuple([port, port]).optional(),
+        /** A publisher that has not connected after this many ms is dropped. */
+        connectTimeoutMs: z.number().int().min(1000).max(120_000).default(15_000),
+        /** A publisher disconnected for this many ms is dropped (ICE 'disconnected' may recover). */
+        disconnectTimeoutMs: z.number().int().min(500).max(60_000).default(5000),
+        /** A connected publisher that sends no RTP for this many ms is dropped (browser gone without a word). */
+        mediaTimeoutMs: z.number().int().min(1000).max(120_000).default(5000),
+      })
+      .strict()
+      .prefault({}),
+    hls: z
+      .object({
+        /** Start HLS when a stream goes live. */
+        auto: z.boolean().default(true),
+        /** Target segment length in seconds; keyframes are requested at this cadence. */
+        segmentSeconds: z.number().min(0.5).max(10).default(1),
+        /** Segments listed in the live playlist. */
+        listSize: z.number().int().min(2).max(100).default(6),
+        /** Seconds the files of an ended stream are kept (playlist has #EXT-X-ENDLIST). */
+        cleanupAfterSeconds: z.number().min(0).max(86_400).default(30),
+      })
+      .strict()
+      .prefault({}),
+    streams: z
+      .object({
+        /** A second publisher on a live name replaces the first instead of getting 409. */
+        replaceExisting: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+/** What a config file, env or flags may give: any subset, nested. */
+export type ConfigInput = z.input<typeof configSchema>;

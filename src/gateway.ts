@@ -1,0 +1,52 @@
+import { mkdir } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import type { Config } from './config/schema.js';
+import { createApp } from './http/app.js';
+import type { Logger } from './log.js';
+import { loadDefinitions } from './pipelines/definition.js';
+import { StreamRegistry } from './streams/registry.js';
+
+// Wires configuration, the stream registry and the HTTP server together. Tests start a
+// Gateway in-process; the CLI wraps it with signal handling.
+
+export class Gateway {
+  private constructor(
+    readonly config: Config,
+    readonly registry: StreamRegistry,
+    private readonly server: http.Server,
+    readonly log: Logger,
+  ) {}
+
+  static async start(config: Config, log: Logger): Promise<Gateway> {
+    await mkdir(path.resolve(config.dataDir), { recursive: true });
+    const registry = new StreamRegistry(config, loadDefinitions(), log);
+    const app = createApp(config, registry, log);
+    const server = http.createServer(app);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.http.port, config.http.host, () => resolve());
+    });
+    const gw = new Gateway(config, registry, server, log);
+    log.info({ event: 'listening', url: gw.url, dataDir: path.resolve(config.dataDir) }, `gateway listening on ${gw.url}`);
+    return gw;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** Base URL, with "localhost" for a wildcard bind so it can be opened as printed. */
+  get url(): string {
+    const host = ['0.0.0.0', '::'].includes(this.config.http.host) ? 'localhost' : this.config.http.host;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
+  }
+
+  /** Ends every stream (ffmpeg finalises playlists and files), then closes the HTTP server. */
+  async stop(): Promise<void> {
+    await this.registry.shutdown();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,41 @@
+import os from 'node:os';
+import { Router } from 'express';
+import type { StreamRegistry } from '../streams/registry.js';
+import { sendError } from './errors.js';
+
+// REST API: what is live, with per-track counters and outputs; and a health check.
+
+export function apiRouter(registry: StreamRegistry, startedAt: Date): Router {
+  const router = Router();
+
+  router.get('/api/streams', (_req, res) => {
+    res.json(registry.list());
+  });
+
+  router.get('/api/streams/:name', (req, res) => {
+    const stream = registry.get(req.params.name);
+    if (!stream) return sendError(res, 404, `no stream named ${req.params.name}`);
+    res.json(stream.info());
+  });
+
+  router.delete('/api/streams/:name', async (req, res) => {
+    const ok = await registry.unpublish(req.params.name);
+    if (!ok) return sendError(res, 404, `no stream named ${req.params.name}`);
+    res.status(204).end();
+  });
+
+  router.get('/healthz', (_req, res) => {
+    const mem = process.memoryUsage();
+    res.json({
+      status: 'ok',
+      uptimeSeconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
+      streams: registry.all().length,
+      ffmpegProcesses: registry.ffmpegPids().length,
+      rtpPortsInUse: registry.ports.used,
+      memoryMB: Math.round(mem.rss / 1e6),
+      load: os.loadavg()[0],
+    });
+  });
+
+  return router;
+}

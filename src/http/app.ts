@@ -1,0 +1,33 @@
+import express, { type Express } from 'express';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { StreamRegistry } from '../streams/registry.js';
+import { apiRouter } from './api.js';
+import { cors } from './cors.js';
+import { errorHandler, sendError } from './errors.js';
+import { hlsRouter } from './hls.js';
+import { whipRouter } from './whip.js';
+
+// The express app: WHIP, REST API, HLS files and the built-in pages (web/ at the package root).
+
+export const WEB_DIR = fileURLToPath(new URL('../../web/', import.meta.url));
+
+export function createApp(config: Config, registry: StreamRegistry, log: Logger, startedAt = new Date()): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(cors(config.http.corsOrigins));
+  app.use(whipRouter(registry, config));
+  app.use(apiRouter(registry, startedAt));
+  app.use(hlsRouter(registry));
+  const hlsJs = path.dirname(createRequire(import.meta.url).resolve('hls.js/dist/hls.min.js'));
+  app.get('/vendor/hls.min.js', (_req, res) => res.sendFile('hls.min.js', { root: hlsJs }));
+  app.get(['/', '/publish', '/publish/:name'], (_req, res) => res.sendFile('publish.html', { root: WEB_DIR }));
+  app.get('/watch/:name', (_req, res) => res.sendFile('watch.html', { root: WEB_DIR }));
+  app.use((req, res) => sendError(res, 404, `no route for ${req.method} ${req.path}`));
+  app.use(errorHandler(log));
+  return app;
+}

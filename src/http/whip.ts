@@ -1,0 +1,72 @@
+import express, { Router } from 'express';
+import type { Config } from '../config/schema.js';
+import { SdpError } from '../sdp/offer.js';
+import { STREAM_NAME, StreamBusy, type StreamRegistry } from '../streams/registry.js';
+import { sendError } from './errors.js';
+
+// WHIP (RFC 9725): POST an SDP offer to /whip/:stream, get 201 + answer + Location of the
+// session resource; DELETE that resource to stop. The answer already holds every gateway
+// candidate, and trickle ICE from the client (PATCH) is not taken: 405, as the RFC allows.
+
+export function linkHeaders(servers: Config['ice']['servers']): string[] {
+  return servers.flatMap((s) =>
+    (Array.isArray(s.urls) ? s.urls : [s.urls]).map((url) => {
+      let link = `<${url}>; rel="ice-server"`;
+      if (s.username) link += `; username="${s.username}"; credential="${s.credential ?? ''}"; credential-type="password"`;
+      return link;
+    }),
+  );
+}
+
+export function whipRouter(registry: StreamRegistry, config: Config): Router {
+  const router = Router();
+  const sdpBody = express.text({ type: () => true, limit: config.http.maxBodyBytes });
+
+  router.post('/whip/:stream', (req, res, next) => {
+    if (!STREAM_NAME.test(req.params.stream)) {
+      return sendError(res, 400, 'stream name must be 1-64 characters of A-Z, a-z, 0-9, "_" or "-"');
+    }
+    if (!req.is('application/sdp')) {
+      return sendError(res, 415, `Content-Type must be application/sdp (got ${req.headers['content-type'] ?? 'none'})`);
+    }
+    next();
+  }, sdpBody, async (req, res) => {
+    const name = req.params.stream as string;
+    const offer = typeof req.body === 'string' ? req.body : '';
+    if (!offer.trim()) return sendError(res, 400, 'empty body: POST an SDP offer');
+    try {
+      const { stream, answer } = await registry.publish(name, offer);
+      const location = `/whip/${encodeURIComponent(name)}/${stream.sessionId}`;
+      res.status(201);
+      res.setHeader('Location', location);
+      res.setHeader('ETag', `"${stream.sessionId}"`);
+      const links = linkHeaders(config.ice.servers);
+      if (links.length) res.setHeader('Link', links);
+      res.type('application/sdp').send(answer);
+    } catch (e) {
+      if (e instanceof SdpError) return sendError(res, e.status, e.message);
+      if (e instanceof StreamBusy) return sendError(res, 409, e.message);
+      // werift refusing the offer (e.g. a malformed candidate) is still the client's SDP.
+      const message = (e as Error).message ?? String(e);
+      return sendError(res, 400, `offer could not be answered: ${message.split('\n')[0]}`);
+    }
+  });
+
+  router.delete('/whip/:stream/:session', async (req, res) => {
+    const ok = await registry.unpublish(req.params.stream, req.params.session);
+    if (!ok) return sendError(res, 404, `no WHIP session ${req.params.session} on stream ${req.params.stream}`);
+    res.status(200).end();
+  });
+
+  router.patch('/whip/:stream/:session', (req, res) => {
+    res.setHeader('Allow', 'DELETE, OPTIONS');
+    sendError(res, 405, 'trickle ICE is not supported: send the offer with all candidates (wait for ICE gathering to complete)');
+  });
+
+  router.all('/whip/:stream', (req, res) => {
+    res.setHeader('Allow', 'POST, OPTIONS');
+    sendError(res, 405, 'use POST with an SDP offer');
+  });
+
+  return router;
+}

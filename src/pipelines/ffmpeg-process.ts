@@ -1,0 +1,111 @@
+import type { ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import ffmpeg from 'fluent-ffmpeg';
+import type { BuiltArgs } from './definition.js';
+
+// One running ffmpeg, started through fluent-ffmpeg. Stopping asks ffmpeg to finish (the HLS
+// muxer writes #EXT-X-ENDLIST, MP4 gets its index), then SIGKILLs it if it has not exited
+// in time. The last stderr lines are kept for error reports.
+
+export interface FfmpegExit {
+  /** True when ffmpeg exited because stop() asked it to. */
+  requested: boolean;
+  /** ffmpeg's error message (non-zero exit or signal), if any. */
+  error?: string;
+  lastLines: string[];
+}
+
+export interface FfmpegProcessEvents {
+  start: [commandLine: string];
+  exit: [FfmpegExit];
+}
+
+export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
+  private readonly command: ffmpeg.FfmpegCommand;
+  private readonly lines: string[] = [];
+  private stopRequested = false;
+  private exited = false;
+  private stopTimeoutMs = 5000;
+  private killTimer: NodeJS.Timeout | undefined;
+  private nudgeTimer: NodeJS.Timeout | undefined;
+  private readonly exitPromise: Promise<FfmpegExit>;
+  pid: number | undefined;
+
+  constructor(ffmpegPath: string, input: string, args: BuiltArgs) {
+    super();
+    this.command = ffmpeg({ stdoutLines: 50 })
+      .setFfmpegPath(ffmpegPath)
+      .input(input)
+      .inputOptions(args.inputOptions)
+      .output(args.target)
+      .outputOptions(['-nostats', '-loglevel', 'level+warning', '-y', ...args.outputOptions]);
+    this.exitPromise = new Promise((resolve) => {
+      const done = (error?: string) => {
+        if (this.exited) return;
+        this.exited = true;
+        const exit: FfmpegExit = { requested: this.stopRequested, error, lastLines: this.lines.slice(-20) };
+        this.emit('exit', exit);
+        resolve(exit);
+      };
+      this.command.on('start', (cmd: string) => {
+        this.pid = this.proc()?.pid;
+        this.emit('start', cmd);
+        if (this.stopRequested) this.sendQuit(); // stop() came before the spawn
+      });
+      this.command.on('stderr', (line: string) => {
+        this.lines.push(line);
+        if (this.lines.length > 200) this.lines.splice(0, 100);
+      });
+      this.command.on('end', () => done());
+      this.command.on('error', (err: Error) => done(this.stopRequested ? undefined : err.message));
+    });
+  }
+
+  start(): void {
+    this.command.run();
+  }
+
+  /** fluent-ffmpeg keeps the child process on the command while it runs. */
+  private proc(): ChildProcess | undefined {
+    return (this.command as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc;
+  }
+
+  /**
+   * ffmpeg's own clean stop: on the first SIGINT it leaves its main loop and writes the
+   * trailers. Its main loop only runs while input arrives, so when the publisher has
+   * gone quiet a second SIGINT is needed to break the blocking RTP read (the trailers are
+   * still written); SIGKILL is the last resort.
+   */
+  private sendQuit(): void {
+    const proc = this.proc();
+    if (!proc) return;
+    proc.kill('SIGINT');
+    this.nudgeTimer ??= setTimeout(() => this.proc()?.kill('SIGINT'), 500);
+    this.killTimer ??= setTimeout(() => this.proc()?.kill('SIGKILL'), this.stopTimeoutMs);
+  }
+
+  get running(): boolean {
+    return !this.exited;
+  }
+
+  lastLines(): string[] {
+    return this.lines.slice(-20);
+  }
+
+  /** Asks ffmpeg to finish ('q'), kills it after `timeoutMs`. Resolves when it has exited. */
+  async stop(timeoutMs: number): Promise<FfmpegExit> {
+    if (this.exited) return this.exitPromise;
+    this.stopRequested = true;
+    this.stopTimeoutMs = timeoutMs;
+    this.sendQuit();
+    const exit = await this.exitPromise;
+    if (this.killTimer) clearTimeout(this.killTimer);
+    if (this.nudgeTimer) clearTimeout(this.nudgeTimer);
+    return exit;
+  }
+
+  /** Hard kill (used by tests and on a second shutdown signal). */
+  kill(): void {
+    this.proc()?.kill('SIGKILL');
+  }
+}

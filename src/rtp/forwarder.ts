@@ -1,0 +1,89 @@
+import dgram from 'node:dgram';
+import { randomInt } from 'node:crypto';
+import { serializeRtp, type RtpPacketLite } from './packet.js';
+
+// Sends one track's RTP to one ffmpeg input on loopback. Per output the SSRC is fixed and
+// sequence numbers and timestamps continue without jumps, even when the publisher's SSRC
+// changes (renegotiation, encoder restart): ffmpeg's RTP demuxer treats such jumps as
+// loss or a new stream ("deformed media"). Video can be held back until a packet that
+// starts a keyframe, so ffmpeg's first frame decodes.
+
+export interface ForwarderOptions {
+  port: number;
+  host?: string;
+  /** Payload type written on every packet (the one in the session SDP). */
+  payloadType: number;
+  clockRate: number;
+  /** Returns true when a packet starts a decodable picture (H.264: SPS or IDR). */
+  isKeyframeStart?: (payload: Buffer) => boolean;
+}
+
+export class RtpForwarder {
+  readonly ssrc = randomInt(1, 0xffffffff);
+  packets = 0;
+  bytes = 0;
+  /** False while waiting for a keyframe (video) or for `open()`. */
+  private flowing = false;
+  private opened = false;
+  private seq = randomInt(0, 0x7fff);
+  private sourceSsrc: number | undefined;
+  private tsOffset = 0;
+  private lastOutTs: number | undefined;
+  private lastSentAt = 0;
+  private readonly socket: dgram.Socket;
+
+  constructor(private readonly options: ForwarderOptions) {
+    this.socket = dgram.createSocket('udp4');
+    // Sending before ffmpeg binds gets ICMP "port unreachable"; that is expected, not fatal.
+    this.socket.on('error', () => undefined);
+  }
+
+  /** True once the first packet went out (for video: the first keyframe). */
+  get started(): boolean {
+    return this.flowing;
+  }
+
+  /** Starts sending: from the next keyframe start for video, at once for audio. */
+  open(): void {
+    this.opened = true;
+    if (!this.options.isKeyframeStart) this.flowing = true;
+  }
+
+  send(p: RtpPacketLite): void {
+    if (!this.opened) return;
+    if (!this.flowing) {
+      if (!this.options.isKeyframeStart?.(p.payload)) return;
+      this.flowing = true;
+    }
+    if (p.ssrc !== this.sourceSsrc) this.rebase(p);
+    const timestamp = (p.timestamp + this.tsOffset) >>> 0;
+    this.seq = (this.seq + 1) & 0xffff;
+    const out = serializeRtp({ ...p, payloadType: this.options.payloadType, ssrc: this.ssrc, sequenceNumber: this.seq, timestamp });
+    this.lastOutTs = timestamp;
+    this.lastSentAt = performance.now();
+    this.packets++;
+    this.bytes += out.length;
+    this.socket.send(out, this.options.port, this.options.host ?? '127.0.0.1');
+  }
+
+  /** A new source SSRC: keep the output timeline moving forward by the wall-clock gap. */
+  private rebase(p: RtpPacketLite): void {
+    if (this.lastOutTs === undefined) {
+      this.tsOffset = randomInt(0, 0x7fffffff) - p.timestamp;
+    } else {
+      const elapsed = Math.max(1, Math.round(((performance.now() - this.lastSentAt) / 1000) * this.options.clockRate));
+      this.tsOffset = this.lastOutTs + elapsed - p.timestamp;
+    }
+    this.sourceSsrc = p.ssrc;
+  }
+
+  close(): void {
+    this.opened = false;
+    this.flowing = false;
+    try {
+      this.socket.close();
+    } catch {
+      // already closed
+    }
+  }
+}

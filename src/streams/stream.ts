@@ -1,0 +1,176 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../log.js';
+import type { PublisherPeer, SelectedPair } from '../webrtc/publisher-peer.js';
+import type { Values, PipelineDefinition } from '../pipelines/definition.js';
+import type { PortAllocator } from '../rtp/ports.js';
+import { PipelineOutput, type OutputInfo } from './output.js';
+import { Track, type TrackInfo } from './track.js';
+
+// A stream is a name with one publisher session and the outputs fed from it. close()
+// cascades exactly once: outputs stop (ffmpeg finalises its files), then the peer closes.
+
+export type StreamState = 'connecting' | 'live' | 'closed';
+
+export interface StreamInfo {
+  name: string;
+  session: string;
+  state: StreamState;
+  startedAt: string;
+  tracks: TrackInfo[];
+  outputs: OutputInfo[];
+  ice?: SelectedPair;
+}
+
+export interface StreamEvents {
+  live: [];
+  closed: [reason: string];
+  output: [PipelineOutput];
+}
+
+export interface StreamTimeouts {
+  connectTimeoutMs: number;
+  disconnectTimeoutMs: number;
+  mediaTimeoutMs: number;
+}
+
+export interface StreamDeps {
+  ports: PortAllocator;
+  ffmpegPath: string;
+  stopTimeoutMs: number;
+  timeouts: StreamTimeouts;
+  log: Logger;
+}
+
+const KEYFRAME_REQUEST_MIN_GAP_MS = 150;
+
+export class Stream extends EventEmitter<StreamEvents> {
+  state: StreamState = 'connecting';
+  readonly startedAt = new Date();
+  readonly tracks: Track[];
+  readonly outputs = new Map<string, PipelineOutput>();
+  readonly log: Logger;
+  private closing: Promise<void> | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private disconnectTimer: NodeJS.Timeout | undefined;
+  private lastKeyframeRequest = 0;
+  private liveSince = 0;
+
+  constructor(
+    readonly name: string,
+    readonly sessionId: string,
+    readonly peer: PublisherPeer,
+    private readonly deps: StreamDeps,
+  ) {
+    super();
+    this.log = deps.log.child({ stream: name, session: sessionId });
+    this.tracks = peer.tracks.map((c) => new Track(c));
+    peer.on('rtp', (codec, packet) => this.tracks.find((t) => t.codec === codec)?.receive(packet));
+    peer.on('state', (s) => this.onPeerState(s));
+    const { connectTimeoutMs, mediaTimeoutMs } = deps.timeouts;
+    this.timers.push(
+      setTimeout(() => {
+        if (this.state === 'connecting') void this.close('ICE/DTLS did not connect in time');
+      }, connectTimeoutMs),
+    );
+    this.timers.push(
+      setInterval(() => {
+        if (this.state !== 'live') return;
+        const last = Math.max(...this.tracks.map((t) => t.lastPacketAt), this.liveSince);
+        if (performance.now() - last > mediaTimeoutMs) void this.close('no media from the publisher');
+      }, 1000),
+    );
+  }
+
+  private onPeerState(state: string): void {
+    this.log.info({ event: 'peer-state', state }, `publisher ${state}`);
+    if (state === 'connected') {
+      if (this.disconnectTimer) clearTimeout(this.disconnectTimer);
+      this.disconnectTimer = undefined;
+      if (this.state === 'connecting') {
+        this.state = 'live';
+        this.liveSince = performance.now();
+        const pair = this.peer.selectedPair();
+        this.log.info({ event: 'live', ice: pair }, 'stream live');
+        this.emit('live');
+      }
+    } else if (state === 'disconnected') {
+      this.disconnectTimer ??= setTimeout(() => void this.close('publisher disconnected'), this.deps.timeouts.disconnectTimeoutMs);
+    } else if (state === 'failed' || state === 'closed') {
+      void this.close(state === 'failed' ? 'ICE/DTLS failed' : 'publisher closed the connection');
+    }
+  }
+
+  /** Asks the publisher for a keyframe; requests from several outputs are merged. */
+  requestKeyframe(): void {
+    const now = performance.now();
+    if (now - this.lastKeyframeRequest < KEYFRAME_REQUEST_MIN_GAP_MS) return;
+    this.lastKeyframeRequest = now;
+    this.peer.requestKeyframe();
+  }
+
+  /** Starts an output from a pipeline definition; it runs until stopped or the stream closes. */
+  addOutput(definition: PipelineDefinition, dir: string, values: Values, id?: string): PipelineOutput {
+    if (this.closing) throw new Error(`stream ${this.name} is closing`);
+    if (id && this.outputs.has(id)) throw new Error(`output ${id} already exists`);
+    const output = new PipelineOutput(
+      definition,
+      dir,
+      values,
+      {
+        streamName: this.name,
+        tracks: this.tracks,
+        ports: this.deps.ports,
+        ffmpegPath: this.deps.ffmpegPath,
+        stopTimeoutMs: this.deps.stopTimeoutMs,
+        requestKeyframe: () => this.requestKeyframe(),
+        log: this.log,
+      },
+      id,
+    );
+    this.outputs.set(output.id, output);
+    output.on('state', (state) => this.log.info({ event: 'output-state', output: output.id, type: output.type, state, error: output.error }, `output ${output.type} ${state}`));
+    this.emit('output', output);
+    void output.start();
+    return output;
+  }
+
+  async removeOutput(id: string): Promise<boolean> {
+    const output = this.outputs.get(id);
+    if (!output) return false;
+    await output.stop();
+    this.outputs.delete(id);
+    return true;
+  }
+
+  info(): StreamInfo {
+    return {
+      name: this.name,
+      session: this.sessionId,
+      state: this.state,
+      startedAt: this.startedAt.toISOString(),
+      tracks: this.tracks.map((t) => t.info()),
+      outputs: [...this.outputs.values()].map((o) => o.info()),
+      ...(this.state === 'live' ? { ice: this.peer.selectedPair() } : {}),
+    };
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /** Stops every output (files finalised), then the peer. Safe to call more than once. */
+  close(reason: string): Promise<void> {
+    this.closing ??= (async () => {
+      this.log.info({ event: 'closing', reason }, `stream closing: ${reason}`);
+      for (const t of this.timers) clearTimeout(t);
+      if (this.disconnectTimer) clearTimeout(this.disconnectTimer);
+      await Promise.all([...this.outputs.values()].map((o) => o.stop()));
+      await this.peer.close();
+      for (const t of this.tracks) t.close();
+      this.state = 'closed';
+      this.log.info({ event: 'closed', reason }, 'stream closed');
+      this.emit('closed', reason);
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,122 @@
+import type { SessionDescription } from 'sdp-transform';
+import { describeCodec, SdpError, type MediaKind, type OfferedCodec, type ParsedOffer } from '../sdp/offer.js';
+
+// Which codec the gateway takes from each offered m-section. werift's answer takes the
+// first offered codec whose MIME type matches, whatever its fmtp (packetization-mode=0,
+// High profile...), so the policy picks exactly one primary codec per section here and
+// the offer handed to werift lists only that codec (and its RTX). The negotiation is
+// then deterministic, and ffmpeg's session SDP is known the moment the answer is sent.
+//
+// Video: H.264 packetization-mode=1 only (ffmpeg copies it into HLS/TS untouched),
+// preferring Constrained Baseline 42e01f (RFC 7742), then other constrained baseline,
+// baseline, main, high. Audio: the publisher's first choice among Opus, PCMU, PCMA.
+
+export const ACCEPTED = {
+  video: ['H264 (packetization-mode=1)'],
+  audio: ['opus/48000/2', 'PCMU/8000', 'PCMA/8000'],
+} as const;
+
+export interface ChosenCodec {
+  kind: MediaKind;
+  /** Offer m-section index. */
+  index: number;
+  mid?: string;
+  /** Normalised name: H264, opus, PCMU, PCMA. */
+  name: 'H264' | 'opus' | 'PCMU' | 'PCMA';
+  payloadType: number;
+  clockRate: number;
+  channels: number;
+  fmtp: Record<string, string>;
+  /** RTX payload type bound to this codec, if offered. */
+  rtxPayloadType?: number;
+}
+
+/** Lower is better; undefined = not acceptable. */
+export function h264Rank(c: OfferedCodec): number | undefined {
+  if (c.name.toUpperCase() !== 'H264' || c.clockRate !== 90000) return undefined;
+  if (c.fmtp['packetization-mode'] !== '1') return undefined;
+  const pli = (c.fmtp['profile-level-id'] ?? '42e01f').toLowerCase();
+  if (pli === '42e01f') return 0;
+  const profile = pli.slice(0, 2);
+  const constraints = parseInt(pli.slice(2, 4), 16) || 0;
+  if ((profile === '42' || profile === '4d') && constraints & 0x40) return 1; // constrained baseline
+  if (profile === '42') return 2;
+  if (profile === '4d') return 3;
+  if (profile === '64') return 4;
+  return 5;
+}
+
+function audioName(c: OfferedCodec): ChosenCodec['name'] | undefined {
+  const n = c.name.toLowerCase();
+  if (n === 'opus' && c.clockRate === 48000) return 'opus';
+  if (n === 'pcmu' && c.clockRate === 8000) return 'PCMU';
+  if (n === 'pcma' && c.clockRate === 8000) return 'PCMA';
+  return undefined;
+}
+
+/** Picks one codec per sending m-section, or throws SdpError 406 naming what was offered. */
+export function chooseCodecs(offer: ParsedOffer): ChosenCodec[] {
+  const chosen: ChosenCodec[] = [];
+  for (const m of offer.sending) {
+    const primaries = m.codecs.filter((c) => !['rtx', 'red', 'ulpfec', 'flexfec-03'].includes(c.name.toLowerCase()));
+    let pick: { codec: OfferedCodec; name: ChosenCodec['name'] } | undefined;
+    if (m.kind === 'video') {
+      const ranked = primaries
+        .map((codec) => ({ codec, rank: h264Rank(codec) }))
+        .filter((r): r is { codec: OfferedCodec; rank: number } => r.rank !== undefined)
+        .sort((a, b) => a.rank - b.rank);
+      if (ranked[0]) pick = { codec: ranked[0].codec, name: 'H264' };
+    } else {
+      for (const codec of primaries) {
+        const name = audioName(codec);
+        if (name) {
+          pick = { codec, name };
+          break;
+        }
+      }
+    }
+    if (!pick) {
+      const offered = [...new Set(primaries.map(describeCodec))].join(', ') || 'nothing';
+      throw new SdpError(
+        406,
+        `no acceptable ${m.kind} codec: offered ${offered}; accepted ${ACCEPTED[m.kind].join(', ')}` +
+          (m.kind === 'video' ? ' (VP8/VP9/AV1 publishers are not supported yet)' : ''),
+      );
+    }
+    const rtx = m.codecs.find((c) => c.name.toLowerCase() === 'rtx' && c.fmtp.apt === String(pick.codec.payloadType));
+    chosen.push({
+      kind: m.kind,
+      index: m.index,
+      mid: m.mid,
+      name: pick.name,
+      payloadType: pick.codec.payloadType,
+      clockRate: pick.codec.clockRate,
+      channels: pick.name === 'opus' ? opusChannels(pick.codec) : 1,
+      fmtp: pick.codec.fmtp,
+      rtxPayloadType: rtx?.payloadType,
+    });
+  }
+  return chosen;
+}
+
+/** Opus is always "opus/48000/2" in SDP; whether the sender sends stereo is sprop-stereo. */
+function opusChannels(c: OfferedCodec): number {
+  return c.fmtp['sprop-stereo'] === '1' ? 2 : 1;
+}
+
+/**
+ * A copy of the offer that lists only the chosen payload types (and their RTX) in each
+ * sending m-section, for werift to answer. Other sections are left as they are.
+ */
+export function restrictOffer(sdp: SessionDescription, chosen: ChosenCodec[]): SessionDescription {
+  const copy = structuredClone(sdp);
+  for (const c of chosen) {
+    const m = copy.media[c.index];
+    const keep = new Set([c.payloadType, ...(c.rtxPayloadType !== undefined ? [c.rtxPayloadType] : [])]);
+    m.rtp = m.rtp.filter((r) => keep.has(r.payload));
+    m.fmtp = m.fmtp.filter((f) => keep.has(f.payload));
+    m.rtcpFb = m.rtcpFb?.filter((f) => f.payload === '*' || keep.has(Number(f.payload)));
+    m.payloads = [...keep].join(' ');
+  }
+  return copy;
+}

@@ -1,0 +1,201 @@
+import { EventEmitter } from 'node:events';
+import {
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  useFIR,
+  useNACK,
+  usePLI,
+  useSdesMid,
+  useTransportWideCC,
+  useTWCC,
+  type MediaStreamTrack,
+  type RTCRtpTransceiver,
+  type RtpPacket,
+} from 'werift';
+import type { Config } from '../config/schema.js';
+import type { RtpPacketLite } from '../rtp/packet.js';
+import { formatFmtp } from '../sdp/render.js';
+import { writeSdp, type ParsedOffer } from '../sdp/offer.js';
+import { chooseCodecs, restrictOffer, type ChosenCodec } from './codec-policy.js';
+import { iceOptions } from './ice-options.js';
+
+// One publisher's werift peer connection: answers the offer with the codec policy, hands
+// decrypted RTP out as plain packets, and takes keyframe requests. The rest of the gateway
+// talks to it only through the events below and `requestKeyframe`/`close`, a message-shaped
+// surface that can later move into a worker thread.
+
+export interface PublisherPeerEvents {
+  /** A decrypted RTP packet of the primary codec of one track. */
+  rtp: [track: ChosenCodec, packet: RtpPacketLite];
+  /** werift's connection state: new, connecting, connected, disconnected, failed, closed. */
+  state: [state: string];
+}
+
+export interface SelectedPair {
+  local: { address: string; port: number; type: string; protocol: string };
+  remote: { address: string; port: number; type: string; protocol: string };
+}
+
+export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
+  private readonly videoSsrc = new Map<number, number>(); // m-section index -> last SSRC seen
+  private readonly receivers = new Map<number, RTCRtpTransceiver>();
+  private closed = false;
+
+  private constructor(
+    private readonly pc: RTCPeerConnection,
+    readonly tracks: ChosenCodec[],
+  ) {
+    super();
+  }
+
+  /**
+   * Builds the peer for a parsed offer and returns it with the SDP answer (ICE candidates
+   * included: WHIP answers are complete, the server does not trickle). Throws SdpError
+   * (406) when no acceptable codec was offered.
+   */
+  static async answer(offer: ParsedOffer, ice: Config['ice']): Promise<{ peer: PublisherPeer; answer: string }> {
+    const tracks = chooseCodecs(offer);
+    const pc = new RTCPeerConnection({
+      ...iceOptions(ice),
+      codecs: {
+        video: tracks.filter((t) => t.kind === 'video').flatMap(weriftCodecs),
+        audio: tracks.filter((t) => t.kind === 'audio').flatMap(weriftCodecs),
+      },
+      headerExtensions: {
+        video: [useSdesMid(), useTransportWideCC()],
+        audio: [useSdesMid(), useTransportWideCC()],
+      },
+    });
+    const peer = new PublisherPeer(pc, tracks);
+    pc.onTransceiverAdded.subscribe((t) => peer.watchTransceiver(t));
+    pc.connectionStateChange.subscribe((state) => peer.emit('state', state));
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp: writeSdp(restrictOffer(offer.sdp, tracks)) });
+      for (const t of pc.getTransceivers()) {
+        if (!peer.receivers.has(indexOf(pc, t))) peer.watchTransceiver(t);
+        t.setDirection('recvonly');
+      }
+      await pc.setLocalDescription(await pc.createAnswer());
+      await waitForGathering(pc);
+      const answer = pc.localDescription?.sdp;
+      if (!answer) throw new Error('werift produced no answer');
+      return { peer, answer };
+    } catch (e) {
+      await pc.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private watchTransceiver(t: RTCRtpTransceiver): void {
+    const index = indexOf(this.pc, t);
+    if (this.receivers.has(index)) return;
+    this.receivers.set(index, t);
+    t.onTrack.subscribe((track: MediaStreamTrack) => {
+      const chosen = this.tracks.find((c) => (c.mid !== undefined ? c.mid === t.mid : c.index === index));
+      if (!chosen) return;
+      track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
+        // Only the primary payload goes on (werift already unwrapped RTX); RED/FEC are dropped.
+        if (rtp.header.payloadType !== chosen.payloadType || this.closed) return;
+        if (chosen.kind === 'video') this.videoSsrc.set(chosen.index, rtp.header.ssrc);
+        this.emit('rtp', chosen, {
+          payloadType: rtp.header.payloadType,
+          sequenceNumber: rtp.header.sequenceNumber,
+          timestamp: rtp.header.timestamp,
+          ssrc: rtp.header.ssrc,
+          marker: rtp.header.marker,
+          payload: rtp.payload,
+        });
+      });
+    });
+  }
+
+  /** Sends a PLI for every video track (needs `nack pli`, which the policy negotiates). */
+  requestKeyframe(): void {
+    if (this.closed) return;
+    for (const [index, ssrc] of this.videoSsrc) {
+      const t = this.receivers.get(index);
+      void t?.receiver.sendRtcpPLI(ssrc);
+    }
+  }
+
+  get connectionState(): string {
+    return this.pc.connectionState;
+  }
+
+  /** The ICE candidate pair in use, once connected. */
+  selectedPair(): SelectedPair | undefined {
+    const pair = this.pc.iceTransports[0]?.getSelectedCandidatePair();
+    if (!pair) return undefined;
+    const local = parseCandidate(pair.local.candidate);
+    const remote = parseCandidate(pair.remote.candidate);
+    return local && remote ? { local, remote } : undefined;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pc.close().catch(() => undefined);
+  }
+}
+
+/** "candidate:f 1 udp 2130706431 127.0.0.1 5000 typ host ..." -> its address parts. */
+export function parseCandidate(line: string): SelectedPair['local'] | undefined {
+  const f = line.replace(/^(a=)?candidate:/, '').trim().split(/\s+/);
+  if (f.length < 8 || f[6] !== 'typ') return undefined;
+  return { protocol: f[2].toLowerCase(), address: f[4], port: Number(f[5]), type: f[7] };
+}
+
+function indexOf(pc: RTCPeerConnection, t: RTCRtpTransceiver): number {
+  return pc.getTransceivers().indexOf(t);
+}
+
+/** The codec (and RTX) werift should answer with, feedback chosen by the gateway. */
+function weriftCodecs(c: ChosenCodec): RTCRtpCodecParameters[] {
+  const mimeType = `${c.kind}/${c.name}`;
+  if (c.kind === 'audio') {
+    return [
+      new RTCRtpCodecParameters({
+        mimeType,
+        clockRate: c.clockRate,
+        channels: c.name === 'opus' ? 2 : undefined,
+        payloadType: c.payloadType,
+        parameters: formatFmtp(c.fmtp) || undefined,
+        rtcpFeedback: [useTWCC()],
+      }),
+    ];
+  }
+  const codecs = [
+    new RTCRtpCodecParameters({
+      mimeType,
+      clockRate: c.clockRate,
+      payloadType: c.payloadType,
+      parameters: formatFmtp(c.fmtp),
+      rtcpFeedback: [useNACK(), usePLI(), useFIR(), useTWCC()],
+    }),
+  ];
+  if (c.rtxPayloadType !== undefined) {
+    codecs.push(
+      new RTCRtpCodecParameters({
+        mimeType: 'video/rtx',
+        clockRate: c.clockRate,
+        payloadType: c.rtxPayloadType,
+        parameters: `apt=${c.payloadType}`,
+      }),
+    );
+  }
+  return codecs;
+}
+
+async function waitForGathering(pc: RTCPeerConnection, timeoutMs = 10_000): Promise<void> {
+  if (pc.iceGatheringState === 'complete') return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    const sub = pc.iceGatheringStateChange.subscribe((s) => {
+      if (s === 'complete') {
+        clearTimeout(timer);
+        sub.unSubscribe();
+        resolve();
+      }
+    });
+  });
+}

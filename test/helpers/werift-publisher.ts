@@ -1,0 +1,176 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import type { AddressInfo } from 'node:net';
+import {
+  MediaStreamTrack,
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  useNACK,
+  usePLI,
+} from 'werift';
+
+// A real WebRTC publisher for tests and benchmarks: ffmpeg encodes a test pattern (H.264
+// Constrained Baseline, SPS/PPS before every IDR as browsers do) and a tone (Opus) to RTP
+// on loopback, and a werift peer connection sends them to the gateway over WHIP.
+// Nothing is committed: the media is made live at test time.
+
+export interface PublisherOptions {
+  whipUrl: string;
+  video?: boolean;
+  audio?: boolean;
+  width?: number;
+  height?: number;
+  fps?: number;
+  videoKbps?: number;
+  stereo?: boolean;
+  /** Audio codec to offer: opus (default) or PCMU. */
+  audioCodec?: 'opus' | 'PCMU';
+  /** Keyframe interval in frames (default: 2 s worth). */
+  gop?: number;
+}
+
+export interface Publisher {
+  status: number;
+  answer: string;
+  location?: string;
+  errorText?: string;
+  pc: RTCPeerConnection;
+  ffmpeg?: ChildProcess;
+  /** PLIs the gateway sent us. */
+  plis: () => number;
+  connected: () => Promise<void>;
+  stop: (opts?: { delete?: boolean }) => Promise<void>;
+}
+
+async function udpReceiver(onPacket: (buf: Buffer) => void): Promise<{ port: number; close: () => void }> {
+  const socket = dgram.createSocket('udp4');
+  socket.on('message', onPacket);
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+  socket.setRecvBufferSize?.(4 * 1024 * 1024);
+  return { port: (socket.address() as AddressInfo).port, close: () => socket.close() };
+}
+
+export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publisher> {
+  const { video = true, audio = true, width = 640, height = 360, fps = 30, videoKbps = 1000, stereo = true, audioCodec = 'opus' } = opts;
+  const gop = opts.gop ?? fps * 2;
+  const pc = new RTCPeerConnection({
+    iceUseIpv4: false,
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: ['127.0.0.1'],
+    iceInterfaceAddresses: { udp4: '127.0.0.1' },
+    iceServers: [],
+    codecs: {
+      video: [
+        new RTCRtpCodecParameters({
+          mimeType: 'video/H264',
+          clockRate: 90000,
+          payloadType: 102,
+          rtcpFeedback: [useNACK(), usePLI()],
+          parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
+        }),
+      ],
+      audio:
+        audioCodec === 'opus'
+          ? [
+              new RTCRtpCodecParameters({
+                mimeType: 'audio/opus',
+                clockRate: 48000,
+                channels: 2,
+                payloadType: 111,
+                parameters: stereo ? 'minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1' : 'minptime=10;useinbandfec=1',
+              }),
+            ]
+          : [new RTCRtpCodecParameters({ mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, payloadType: 0 })],
+    },
+  });
+  let plis = 0;
+  let stopped = false;
+  const closers: (() => void)[] = [];
+  const ffArgs: string[] = ['-hide_banner', '-loglevel', 'error', '-re'];
+  let videoRx: { port: number; close: () => void } | undefined;
+  let audioRx: { port: number; close: () => void } | undefined;
+  if (video) {
+    const track = new MediaStreamTrack({ kind: 'video' });
+    const t = pc.addTransceiver(track, { direction: 'sendonly' });
+    t.sender.onRtcp.subscribe((rtcp) => {
+      if (rtcp.type === 206) plis++;
+    });
+    videoRx = await udpReceiver((buf) => track.writeRtp(buf));
+    closers.push(videoRx.close);
+    ffArgs.push('-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${fps}`);
+  }
+  if (audio) {
+    const track = new MediaStreamTrack({ kind: 'audio' });
+    pc.addTransceiver(track, { direction: 'sendonly' });
+    audioRx = await udpReceiver((buf) => track.writeRtp(buf));
+    closers.push(audioRx.close);
+    const rate = audioCodec === 'opus' ? 48000 : 8000;
+    ffArgs.push('-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=${rate}`);
+  }
+  let input = 0;
+  if (videoRx) {
+    ffArgs.push(
+      '-map', `${input++}:v`, '-c:v', 'libx264', '-profile:v', 'baseline', '-level', '3.1', '-pix_fmt', 'yuv420p',
+      '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', String(gop), '-bf', '0',
+      '-b:v', `${videoKbps}k`, '-maxrate', `${videoKbps}k`, '-bufsize', `${videoKbps}k`,
+      '-bsf:v', 'dump_extra', '-payload_type', '102', '-f', 'rtp', `rtp://127.0.0.1:${videoRx.port}?pkt_size=1200`,
+    );
+  }
+  if (audioRx) {
+    if (audioCodec === 'opus') {
+      ffArgs.push('-map', `${input++}:a`, '-c:a', 'libopus', '-ac', stereo ? '2' : '1', '-b:a', '64k', '-payload_type', '111');
+    } else {
+      ffArgs.push('-map', `${input++}:a`, '-c:a', 'pcm_mulaw', '-ac', '1', '-ar', '8000', '-payload_type', '0');
+    }
+    ffArgs.push('-f', 'rtp', `rtp://127.0.0.1:${audioRx.port}?pkt_size=1200`);
+  }
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise<void>((resolve) => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    pc.iceGatheringStateChange.subscribe((s) => s === 'complete' && resolve());
+  });
+  const res = await fetch(opts.whipUrl, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/sdp' },
+    body: pc.localDescription!.sdp,
+  });
+  const body = await res.text();
+  const connectedPromise = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('publisher did not connect in 10 s')), 10_000);
+    pc.connectionStateChange.subscribe((s) => {
+      if (s === 'connected') {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  connectedPromise.catch(() => undefined);
+  const publisher: Publisher = {
+    status: res.status,
+    answer: res.status === 201 ? body : '',
+    errorText: res.status === 201 ? undefined : body,
+    location: res.headers.get('location') ?? undefined,
+    pc,
+    plis: () => plis,
+    connected: () => connectedPromise,
+    stop: async ({ delete: del = true } = {}) => {
+      stopped = true;
+      publisher.ffmpeg?.kill('SIGKILL');
+      if (del && publisher.location) await fetch(new URL(publisher.location, opts.whipUrl), { method: 'DELETE' }).catch(() => undefined);
+      closers.forEach((c) => c());
+      await pc.close();
+    },
+  };
+  if (res.status !== 201) {
+    closers.forEach((c) => c());
+    await pc.close();
+    return publisher;
+  }
+  await pc.setRemoteDescription({ type: 'answer', sdp: body });
+  // Encode from the moment media can flow, so the first packet is a keyframe, as with a browser.
+  void connectedPromise.then(() => {
+    if (stopped) return;
+    publisher.ffmpeg = spawn('ffmpeg', ffArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
+  }, () => undefined);
+  return publisher;
+}

@@ -1,0 +1,90 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ffprobe } from '../helpers/ffprobe.js';
+import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
+import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
+
+// Core path with a real werift publisher and real ffmpeg: WHIP -> RTP -> session SDP ->
+// ffmpeg -> HLS, checked with ffprobe.
+
+describe('werift publisher -> HLS', () => {
+  let t: TestGateway;
+  let pub: Publisher;
+
+  beforeAll(async () => {
+    t = await startTestGateway();
+    pub = await startWeriftPublisher({ whipUrl: `${t.url}/whip/int1`, width: 640, height: 360, stereo: true });
+  });
+
+  afterAll(async () => {
+    await pub?.stop();
+    await t?.close();
+  });
+
+  it('answers the offer with 201, Location and ETag', () => {
+    expect(pub.status).toBe(201);
+    expect(pub.location).toMatch(/^\/whip\/int1\/[0-9a-f-]{36}$/);
+    expect(pub.answer).toContain('a=rtpmap:102 H264/90000');
+    expect(pub.answer).toMatch(/a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 /);
+    expect(pub.answer).not.toMatch(/a=candidate:.* (?!127\.0\.0\.1)\d+\.\d+\.\d+\.\d+ \d+ typ host/);
+  });
+
+  it('connects over loopback only', async () => {
+    await pub.connected();
+    const info = await waitFor('live stream', async () => {
+      const s = (await (await fetch(`${t.url}/api/streams/int1`)).json()) as { state: string; ice?: { local: { address: string }; remote: { address: string } } };
+      return s.state === 'live' && s.ice ? s : undefined;
+    });
+    expect(info.ice?.local.address).toBe('127.0.0.1');
+    expect(info.ice?.remote.address).toBe('127.0.0.1');
+  });
+
+  it('produces HLS with copied H.264 and stereo AAC', async () => {
+    const playlist = `${t.url}/hls/int1/index.m3u8`;
+    await waitFor('playlist with 2 segments', async () => {
+      const res = await fetch(playlist);
+      if (!res.ok) return undefined;
+      expect(res.headers.get('content-type')).toContain('application/vnd.apple.mpegurl');
+      const text = await res.text();
+      return (text.match(/\.ts/g) ?? []).length >= 2 ? text : undefined;
+    }, 20_000);
+    const probe = await ffprobe(playlist);
+    const v = probe.streams.find((s) => s.codec_type === 'video');
+    const a = probe.streams.find((s) => s.codec_type === 'audio');
+    expect(v).toMatchObject({ codec_name: 'h264', width: 640, height: 360 });
+    expect(v?.profile).toMatch(/Baseline/);
+    expect(a).toMatchObject({ codec_name: 'aac', channels: 2 });
+  });
+
+  it('writes the session SDP with sprop-parameter-sets into the output folder', async () => {
+    const sdp = await readFile(path.join(t.dataDir, 'hls', 'int1', 'session.sdp'), 'utf8');
+    expect(sdp).toMatch(/a=fmtp:102 packetization-mode=1;profile-level-id=42\w{4};sprop-parameter-sets=Z\S+,aM\S+/);
+    expect(sdp).toMatch(/m=audio \d+ RTP\/AVP 111/);
+  });
+
+  it('reports tracks and the running HLS output in the API', async () => {
+    const s = (await (await fetch(`${t.url}/api/streams/int1`)).json()) as {
+      tracks: { kind: string; codec: string; packets: number; bitrateKbps: number; keyframes: number }[];
+      outputs: { id: string; type: string; state: string }[];
+    };
+    const video = s.tracks.find((x) => x.kind === 'video');
+    expect(video).toMatchObject({ codec: 'H264' });
+    expect(video!.packets).toBeGreaterThan(100);
+    expect(video!.keyframes).toBeGreaterThan(0);
+    expect(s.tracks.find((x) => x.kind === 'audio')).toMatchObject({ codec: 'opus', channels: 2 });
+    expect(s.outputs).toEqual([expect.objectContaining({ id: 'hls', type: 'hls', state: 'running' })]);
+  });
+
+  it('ends the playlist and removes the stream on DELETE', async () => {
+    const res = await fetch(new URL(pub.location!, t.url), { method: 'DELETE' });
+    expect(res.status).toBe(200);
+    const text = await waitFor('ENDLIST', async () => {
+      const body = await (await fetch(`${t.url}/hls/int1/index.m3u8`)).text();
+      return body.includes('#EXT-X-ENDLIST') ? body : undefined;
+    });
+    expect(text).toContain('#EXT-X-ENDLIST');
+    expect((await fetch(`${t.url}/api/streams/int1`)).status).toBe(404);
+    expect((await fetch(new URL(pub.location!, t.url), { method: 'DELETE' })).status).toBe(404);
+  });
+});
