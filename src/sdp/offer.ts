@@ -57,7 +57,7 @@ function mediaCodecs(m: sdpTransform.MediaDescription): OfferedCodec[] {
     channels: r.encoding ? Number(r.encoding) : undefined,
     fmtp: parseFmtp(m.fmtp.find((f) => f.payload === r.payload)?.config),
     rtcpFeedback: (m.rtcpFb ?? [])
-      .filter((f) => f.payload === String(r.payload) || f.payload === '*')
+      .filter((f) => String(f.payload) === String(r.payload) || f.payload === '*')
       .map((f) => (f.subtype ? `${f.type} ${f.subtype}` : f.type)),
   }));
 }

@@ -6,7 +6,7 @@ import { startsKeyframe } from '../rtp/h264.js';
 import { RtpForwarder } from '../rtp/forwarder.js';
 import { udpPortsBound, type PortAllocator } from '../rtp/ports.js';
 import { renderSessionSdp, type SdpMedia } from '../sdp/render.js';
-import { buildArgs, type PipelineDefinition, type Values } from '../pipelines/definition.js';
+import { buildArgs, type BuiltArgs, type PipelineDefinition, type Values } from '../pipelines/definition.js';
 import { FfmpegProcess, type FfmpegExit } from '../pipelines/ffmpeg-process.js';
 import type { Track } from './track.js';
 
@@ -49,6 +49,7 @@ interface Attached {
 }
 
 const MAX_RESTARTS = 5;
+const STABLE_RUN_MS = 30_000;
 const PARAMETER_SET_WAIT_MS = 5000;
 const LISTEN_WAIT_MS = 5000;
 const PLI_UNTIL_KEYFRAME_MS = 300;
@@ -64,6 +65,7 @@ export class PipelineOutput extends EventEmitter<OutputEvents> {
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
   private failuresInARow = 0;
+  private spawnedAt = 0;
 
   constructor(
     readonly definition: PipelineDefinition,
@@ -153,12 +155,13 @@ export class PipelineOutput extends EventEmitter<OutputEvents> {
     return { track, forwarder, unsubscribe, port };
   }
 
-  private spawn(sdpPath: string, args: ReturnType<typeof buildArgs>): void {
+  private spawn(sdpPath: string, args: BuiltArgs): void {
     if (this.stopping) return;
     const proc = new FfmpegProcess(this.ctx.ffmpegPath, sdpPath, args);
+    this.spawnedAt = performance.now();
     this.process = proc;
     proc.on('start', (cmd) => this.ctx.log.debug({ output: this.id, cmd }, 'ffmpeg started'));
-    proc.on('exit', (exit) => this.onExit(exit, sdpPath, args));
+    proc.on('exit', (exit) => this.onExit(exit));
     proc.start();
     void this.openWhenListening(proc, args.keyframeIntervalSeconds);
   }
@@ -208,27 +211,25 @@ export class PipelineOutput extends EventEmitter<OutputEvents> {
       if (since !== undefined) for (const p of f.track.cached(since)) f.forwarder.send(p);
     }
     this.startedAt ??= new Date();
-    this.failuresInARow = 0;
     this.setState('running');
   }
 
-  private onExit(exit: FfmpegExit, sdpPath: string, args: ReturnType<typeof buildArgs>): void {
+  private onExit(exit: FfmpegExit): void {
     this.clearTimers();
     if (this.stopping || exit.requested) return;
+    // A crash after a long healthy run starts the count again; a crash loop does not.
+    if (performance.now() - this.spawnedAt > STABLE_RUN_MS) this.failuresInARow = 0;
     this.failuresInARow++;
     this.error = exit.error ?? `ffmpeg exited unexpectedly: ${exit.lastLines.slice(-3).join(' | ')}`;
     this.ctx.log.warn({ output: this.id, type: this.type, error: this.error, lastLines: exit.lastLines.slice(-5) }, 'ffmpeg exited');
     if (this.failuresInARow > MAX_RESTARTS) return this.fail(this.error);
     this.restarts++;
     this.setState('restarting');
-    // Restart with back-off; each forwarder waits for a fresh keyframe again.
+    // Restart with back-off, on fresh ports (the old ones may be what failed: a port
+    // taken by another program between our check and ffmpeg's bind), from a keyframe.
+    this.releaseForwarders();
     const backoff = Math.min(500 * 2 ** (this.failuresInARow - 1), 10_000);
-    this.forwarders = this.forwarders.map((f) => {
-      f.unsubscribe();
-      f.forwarder.close();
-      return this.attach(f.track, f.port);
-    });
-    this.timers.push(setTimeout(() => this.spawn(sdpPath, args), backoff));
+    this.timers.push(setTimeout(() => void this.start(), backoff));
   }
 
   private fail(message: string): void {

@@ -76,6 +76,12 @@ describe('werift publisher -> HLS', () => {
     expect(s.outputs).toEqual([expect.objectContaining({ id: 'hls', type: 'hls', state: 'running' })]);
   });
 
+  it('asks the publisher for keyframes (PLI) at the segment cadence', async () => {
+    const before = pub.plis();
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(pub.plis() - before).toBeGreaterThanOrEqual(2);
+  });
+
   it('ends the playlist and removes the stream on DELETE', async () => {
     const res = await fetch(new URL(pub.location!, t.url), { method: 'DELETE' });
     expect(res.status).toBe(200);

@@ -1,0 +1,62 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
+import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
+
+// One stream's failure never disturbs another: an HLS ffmpeg killed with SIGKILL comes
+// back on its own, while the other stream's ffmpeg keeps running untouched.
+
+async function segments(url: string): Promise<number> {
+  const res = await fetch(url);
+  if (!res.ok) return 0;
+  const m = /#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(await res.text());
+  return m ? Number(m[1]) : 0;
+}
+
+describe('isolation and restart', () => {
+  let t: TestGateway;
+  let a: Publisher;
+  let b: Publisher;
+
+  beforeAll(async () => {
+    t = await startTestGateway({ hls: { listSize: 2 } });
+    [a, b] = await Promise.all([
+      startWeriftPublisher({ whipUrl: `${t.url}/whip/iso-a`, width: 320, height: 180, gop: 30 }),
+      startWeriftPublisher({ whipUrl: `${t.url}/whip/iso-b`, width: 320, height: 180, gop: 30, audio: false }),
+    ]);
+  });
+
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    await t?.close();
+  });
+
+  it('restarts a killed ffmpeg and leaves the other stream alone', async () => {
+    expect([a.status, b.status]).toEqual([201, 201]);
+    const outputOf = (name: string) => t.gw.registry.get(name)?.outputs.get('hls');
+    const pidA = await waitFor('ffmpeg of a', () => (outputOf('iso-a')?.state === 'running' ? outputOf('iso-a')?.pid : undefined));
+    const pidB = await waitFor('ffmpeg of b', () => (outputOf('iso-b')?.state === 'running' ? outputOf('iso-b')?.pid : undefined));
+    process.kill(pidA, 'SIGKILL');
+    await waitFor('a restarting', () => outputOf('iso-a')?.state === 'restarting' || undefined, 5000, 20);
+    const newPid = await waitFor('a running again', () => {
+      const o = outputOf('iso-a');
+      return o?.state === 'running' && o.pid !== pidA ? o.pid : undefined;
+    });
+    expect(newPid).not.toBe(pidA);
+    const info = (await (await fetch(`${t.url}/api/streams/iso-a`)).json()) as { outputs: { restarts: number; state: string }[] };
+    expect(info.outputs[0]).toMatchObject({ state: 'running', restarts: 1 });
+    // a's playlist moves on again after the restart
+    await waitFor('a segments after restart', async () => ((await (await fetch(`${t.url}/hls/iso-a/index.m3u8`)).text()).includes('.ts') ? true : undefined), 15_000);
+    // b was never touched: same process, playlist still advancing
+    expect(outputOf('iso-b')?.pid).toBe(pidB);
+    expect(outputOf('iso-b')?.restarts).toBe(0);
+    const before = await segments(`${t.url}/hls/iso-b/index.m3u8`);
+    await waitFor('b advancing', async () => ((await segments(`${t.url}/hls/iso-b/index.m3u8`)) > before ? true : undefined), 10_000);
+  });
+
+  it('serves a second stream while one is refused', async () => {
+    const res = await fetch(`${t.url}/whip/iso-a`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: 'v=0\r\nnonsense' });
+    expect(res.status).toBe(400);
+    expect((await fetch(`${t.url}/api/streams/iso-b`)).status).toBe(200);
+    expect(t.gw.registry.get('iso-a')?.state).toBe('live');
+  });
+});
