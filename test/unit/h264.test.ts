@@ -20,7 +20,7 @@ function annexBNals(buf: Buffer): Buffer[] {
 }
 
 function stapA(nals: Buffer[]): Buffer {
-  const parts = [Buffer.from([24 | (nals[0][0] & 0x60)])];
+  const parts: Buffer[] = [Buffer.from([24 | (nals[0][0] & 0x60)])];
   for (const n of nals) {
     const len = Buffer.alloc(2);
     len.writeUInt16BE(n.length);

@@ -1,0 +1,45 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
+import { startWeriftPublisher } from '../helpers/werift-publisher.js';
+
+// What happens after a publisher leaves: without a word (tab closed, network gone) the
+// session is cleaned up within 10 s; the HLS files stay for the grace period, then go.
+
+describe('stream lifecycle', () => {
+  let t: TestGateway;
+
+  beforeAll(async () => {
+    t = await startTestGateway({ hls: { cleanupAfterSeconds: 1 } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('cleans up a publisher that vanishes without DELETE within 10 s', async () => {
+    const pub = await startWeriftPublisher({ whipUrl: `${t.url}/whip/gone`, width: 320, height: 180, gop: 30 });
+    expect(pub.status).toBe(201);
+    await waitFor('HLS running', () => (t.gw.registry.get('gone')?.outputs.get('hls')?.state === 'running' ? true : undefined));
+    const vanishedAt = Date.now();
+    await pub.stop({ delete: false }); // media stops, no DELETE is sent
+    await waitFor('stream removed', async () => ((await fetch(`${t.url}/api/streams/gone`)).status === 404 ? true : undefined), 12_000, 100);
+    expect(Date.now() - vanishedAt).toBeLessThan(10_000);
+    expect(t.gw.registry.ffmpegPids()).toEqual([]);
+    const playlist = await (await fetch(`${t.url}/hls/gone/index.m3u8`)).text();
+    expect(playlist).toContain('#EXT-X-ENDLIST');
+  });
+
+  it('removes the HLS files after the grace period', async () => {
+    const dir = path.join(t.dataDir, 'hls', 'gone');
+    await waitFor('HLS folder removed', () => (existsSync(dir) ? undefined : true), 5000);
+    expect((await fetch(`${t.url}/hls/gone/index.m3u8`)).status).toBe(404);
+  });
+
+  it('lets the same name be published again afterwards', async () => {
+    const pub = await startWeriftPublisher({ whipUrl: `${t.url}/whip/gone`, width: 320, height: 180, gop: 30, audio: false });
+    expect(pub.status).toBe(201);
+    await waitFor('new HLS', async () => ((await fetch(`${t.url}/hls/gone/index.m3u8`)).ok ? true : undefined));
+    await pub.stop();
+  });
+});
