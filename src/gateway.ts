@@ -7,6 +7,7 @@ import { createApp } from './http/app.js';
 import type { Logger } from './log.js';
 import { loadDefinitions } from './pipelines/definition.js';
 import { StreamRegistry } from './streams/registry.js';
+import { Webhooks } from './events/webhooks.js';
 
 // Wires configuration, the stream registry and the HTTP server together. Tests start a
 // Gateway in-process; the CLI wraps it with signal handling.
@@ -17,18 +18,24 @@ export class Gateway {
     readonly registry: StreamRegistry,
     private readonly server: http.Server,
     readonly log: Logger,
+    private readonly webhooks: Webhooks,
   ) {}
 
   static async start(config: Config, log: Logger): Promise<Gateway> {
     await mkdir(path.resolve(config.dataDir), { recursive: true });
-    const registry = new StreamRegistry(config, loadDefinitions(), log);
+    const definitions = loadDefinitions();
+    for (const o of config.outputs) {
+      if (o.type !== 'rtp' && !definitions.has(o.type)) throw new Error(`outputs: unknown output type "${o.type}" for streams "${o.streams}"`);
+    }
+    const registry = new StreamRegistry(config, definitions, log);
+    const webhooks = new Webhooks(config.webhooks, registry.events, log);
     const app = createApp(config, registry, log);
     const server = http.createServer(app);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.http.port, config.http.host, () => resolve());
     });
-    const gw = new Gateway(config, registry, server, log);
+    const gw = new Gateway(config, registry, server, log, webhooks);
     log.info({ event: 'listening', url: gw.url, dataDir: path.resolve(config.dataDir) }, `gateway listening on ${gw.url}`);
     return gw;
   }
@@ -46,6 +53,7 @@ export class Gateway {
   /** Ends every stream (ffmpeg finalises playlists and files), then closes the HTTP server. */
   async stop(): Promise<void> {
     await this.registry.shutdown();
+    await this.webhooks.stop();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }

@@ -36,6 +36,8 @@ export const configSchema = z
         path: z.string().min(1).default('ffmpeg'),
         /** Stop a pipeline with 'q', then SIGKILL after this many ms. */
         stopTimeoutMs: z.number().int().min(100).max(60_000).default(5000),
+        /** ffprobe binary (recording durations). */
+        ffprobePath: z.string().min(1).default('ffprobe'),
       })
       .strict()
       .prefault({}),
@@ -77,6 +79,40 @@ export const configSchema = z
         listSize: z.number().int().min(2).max(100).default(6),
         /** Seconds the files of an ended stream are kept (playlist has #EXT-X-ENDLIST). */
         cleanupAfterSeconds: z.number().min(0).max(86_400).default(30),
+      })
+      .strict()
+      .prefault({}),
+    mpegtsHttp: z
+      .object({
+        /** The /live/<stream>.ts ffmpeg stops this many seconds after its last viewer left. */
+        idleStopSeconds: z.number().min(0).max(3600).default(10),
+        /** A viewer with more than this many bytes waiting is dropped (it cannot keep up). */
+        maxViewerBufferBytes: z.number().int().min(65_536).max(256 * 1024 * 1024).default(4 * 1024 * 1024),
+      })
+      .strict()
+      .prefault({}),
+    /** Outputs started whenever a matching stream goes live, e.g. always record "studio-*". */
+    outputs: z
+      .array(
+        z
+          .object({
+            /** Stream name or pattern with * wildcards. */
+            streams: z.string().min(1),
+            type: z.string().min(1),
+            params: z.record(z.string(), z.unknown()).default({}),
+          })
+          .strict(),
+      )
+      .default([]),
+    webhooks: z
+      .object({
+        /** URLs that receive every gateway event as a JSON POST. */
+        urls: z.array(z.url()).default([]),
+        /** Only these event types (empty = all). */
+        events: z.array(z.enum(['stream.started', 'stream.stopped', 'output.started', 'output.stopped', 'output.failed', 'recording.finished'])).default([]),
+        timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+        /** Further tries after a failed delivery (1 s, 2 s, 4 s... apart). */
+        retries: z.number().int().min(0).max(10).default(3),
       })
       .strict()
       .prefault({}),

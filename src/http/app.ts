@@ -10,8 +10,14 @@ import { cors } from './cors.js';
 import { errorHandler, sendError } from './errors.js';
 import { hlsRouter } from './hls.js';
 import { whipRouter } from './whip.js';
+import { outputsRouter } from './outputs.js';
+import { recordingsRouter } from './recordings.js';
+import { eventsRouter } from './events.js';
+import { liveRouter } from './live.js';
+import { openApiDocument } from './openapi.js';
 
-// The express app: WHIP, REST API, HLS files and the built-in pages (web/ at the package root).
+// The express app: WHIP, REST API (streams, outputs, recordings, events), HLS and MPEG-TS
+// for players, and the built-in pages (web/ at the package root).
 
 export const WEB_DIR = fileURLToPath(new URL('../../web/', import.meta.url));
 
@@ -22,7 +28,12 @@ export function createApp(config: Config, registry: StreamRegistry, log: Logger,
   app.use(cors(config.http.corsOrigins));
   app.use(whipRouter(registry, config));
   app.use(apiRouter(registry, startedAt));
+  app.use(outputsRouter(registry, config.http.maxBodyBytes));
+  app.use(recordingsRouter(registry.outputs.recordings));
+  app.use(eventsRouter(registry.events));
+  app.get('/api/openapi.json', (_req, res) => res.json(openApiDocument(registry.outputs.types)));
   app.use(hlsRouter(registry));
+  app.use(liveRouter(registry));
   const hlsJs = path.dirname(createRequire(import.meta.url).resolve('hls.js/dist/hls.min.js'));
   app.get('/vendor/hls.min.js', (_req, res) => res.sendFile('hls.min.js', { root: hlsJs }));
   app.get(['/', '/publish', '/publish/:name'], (_req, res) => res.sendFile('publish.html', { root: WEB_DIR }));

@@ -3,26 +3,35 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 // Pipeline definitions are data (pipelines/*.json at the package root): this file loads
-// and checks them and fills their placeholders. Running them is ffmpeg-process.ts's job.
+// and checks them, validates caller parameters against them, and fills their
+// placeholders. Running them is ffmpeg-process.ts's job.
 
 export const PIPELINE_DIR = fileURLToPath(new URL('../../pipelines/', import.meta.url));
 
-/** Values the gateway supplies to every pipeline, besides its params. */
-export const BUILTIN_VALUES = ['dir', 'stream', 'audioChannels', 'audioBitrate'] as const;
+/** Values the gateway supplies to pipelines, besides their params (see pipelines/README.md). */
+export const BUILTIN_VALUES = ['dir', 'file', 'stream', 'audioChannels', 'audioBitrate', 'recordAudioCodec'] as const;
 
-const paramSchema = z.object({
-  type: z.enum(['number', 'integer', 'string']),
-  default: z.union([z.number(), z.string()]),
-  min: z.number().optional(),
-  max: z.number().optional(),
-  description: z.string().optional(),
-});
+const paramSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('number'), default: z.number().optional(), min: z.number().optional(), max: z.number().optional(), description: z.string() }).strict(),
+  z.object({ type: z.literal('integer'), default: z.number().int().optional(), min: z.number().optional(), max: z.number().optional(), description: z.string() }).strict(),
+  z.object({ type: z.literal('string'), default: z.string().optional(), pattern: z.string().optional(), description: z.string() }).strict(),
+  /** A push target: only the listed URL schemes are accepted. */
+  z.object({ type: z.literal('url'), protocols: z.array(z.string()).min(1), description: z.string() }).strict(),
+  /** One of fixed choices; each choice is a list of ffmpeg options, spliced in with {{...name}}. */
+  z.object({ type: z.literal('enum'), default: z.string(), options: z.record(z.string(), z.array(z.string())), description: z.string() }).strict(),
+]);
 
 const definitionSchema = z
   .object({
     type: z.string().regex(/^[a-z][a-z0-9-]*$/),
     description: z.string(),
-    params: z.record(z.string(), paramSchema).default({}),
+    /** continuous: restarted when ffmpeg exits; oneshot: done when ffmpeg exits 0 (snapshot). */
+    mode: z.enum(['continuous', 'oneshot']).default('continuous'),
+    /** file: ffmpeg writes files; stdout: the gateway reads ffmpeg's output; push: ffmpeg sends to a URL. */
+    delivery: z.enum(['file', 'stdout', 'push']).default('file'),
+    /** Track kinds the pipeline cannot run without. */
+    requires: z.array(z.enum(['video', 'audio'])).default([]),
+    params: z.record(z.string().regex(/^[a-z][A-Za-z0-9]*$/), paramSchema).default({}),
     keyframeIntervalSeconds: z.string().optional(),
     input: z.array(z.string()),
     video: z.array(z.string()).default([]),
@@ -33,9 +42,11 @@ const definitionSchema = z
   .strict();
 
 export type PipelineDefinition = z.infer<typeof definitionSchema>;
+export type ParamDefinition = z.infer<typeof paramSchema>;
 export type Values = Record<string, string | number>;
 
 const PLACEHOLDER = /\{\{(\w+)\}\}/g;
+const SPLICE = /^\{\{\.\.\.(\w+)\}\}$/;
 
 export function fill(text: string, values: Values): string {
   return text.replace(PLACEHOLDER, (_, key: string) => {
@@ -52,11 +63,21 @@ export function parseDefinition(json: unknown, source = 'definition'): PipelineD
   }
   const def = result.data;
   const known = new Set<string>([...Object.keys(def.params), ...BUILTIN_VALUES]);
+  const enums = Object.entries(def.params).filter(([, p]) => p.type === 'enum');
   const all = [...def.input, ...def.video, ...def.audio, ...def.output, def.target, def.keyframeIntervalSeconds ?? ''];
+  for (const [, p] of enums) if (p.type === 'enum') all.push(...Object.values(p.options).flat());
   for (const text of all) {
+    const splice = SPLICE.exec(text);
+    if (splice) {
+      if (def.params[splice[1]]?.type !== 'enum') throw new Error(`${source}: {{...${splice[1]}}} must name an enum param`);
+      continue;
+    }
     for (const [, key] of text.matchAll(PLACEHOLDER)) {
       if (!known.has(key)) throw new Error(`${source}: unknown placeholder {{${key}}}`);
     }
+  }
+  for (const [name, p] of enums) {
+    if (p.type === 'enum' && !(p.default in p.options)) throw new Error(`${source}: default of ${name} is not one of its options`);
   }
   return def;
 }
@@ -70,22 +91,54 @@ export function loadDefinitions(dir = PIPELINE_DIR): Map<string, PipelineDefinit
   return defs;
 }
 
-/** Param values: defaults, overridden by the given ones, checked against min/max. */
-export function resolveParams(def: PipelineDefinition, given: Record<string, unknown> = {}): Values {
-  const out: Values = {};
-  for (const [name, p] of Object.entries(def.params)) {
-    const v = given[name] ?? p.default;
-    if (p.type === 'string') {
-      if (typeof v !== 'string') throw new Error(`${name}: must be a string`);
-    } else {
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${name}: must be a number`);
-      if (p.type === 'integer' && !Number.isInteger(v)) throw new Error(`${name}: must be an integer`);
-      if (p.min !== undefined && v < p.min) throw new Error(`${name}: must be >= ${p.min}`);
-      if (p.max !== undefined && v > p.max) throw new Error(`${name}: must be <= ${p.max}`);
+function paramValidator(p: ParamDefinition): z.ZodType<string | number> {
+  switch (p.type) {
+    case 'number':
+    case 'integer': {
+      let n = p.type === 'integer' ? z.number().int() : z.number();
+      if (p.min !== undefined) n = n.min(p.min);
+      if (p.max !== undefined) n = n.max(p.max);
+      return p.default !== undefined ? n.default(p.default) : n;
     }
-    out[name] = v as string | number;
+    case 'string': {
+      let s = z.string();
+      if (p.pattern) s = s.regex(new RegExp(p.pattern), `must match ${p.pattern}`);
+      return p.default !== undefined ? s.default(p.default) : s;
+    }
+    case 'url':
+      return z
+        .string()
+        .max(2048)
+        .refine((u) => {
+          try {
+            return p.protocols.includes(new URL(u).protocol.replace(/:$/, ''));
+          } catch {
+            return false;
+          }
+        }, `must be a ${p.protocols.map((x) => `${x}://`).join(' or ')} URL`);
+    case 'enum':
+      return z.enum(Object.keys(p.options) as [string, ...string[]]).default(p.default);
   }
-  return out;
+}
+
+/** A zod schema for the caller-settable params of a definition (unknown fields refused). */
+export function paramsSchema(def: PipelineDefinition): z.ZodObject {
+  return z.object(Object.fromEntries(Object.entries(def.params).map(([name, p]) => [name, paramValidator(p)]))).strict();
+}
+
+export class ParamError extends Error {}
+
+/** Param values: defaults, overridden by the given ones. Throws ParamError naming the field. */
+export function resolveParams(def: PipelineDefinition, given: Record<string, unknown> = {}): Values {
+  const result = paramsSchema(def).safeParse(given);
+  if (!result.success) {
+    throw new ParamError(
+      result.error.issues
+        .map((i) => (i.code === 'unrecognized_keys' ? `${i.keys.join(', ')}: unknown field for ${def.type}` : `${i.path.join('.') || 'body'}: ${i.message}`))
+        .join('; '),
+    );
+  }
+  return result.data as Values;
 }
 
 export interface BuiltArgs {
@@ -97,7 +150,13 @@ export interface BuiltArgs {
 
 /** ffmpeg options for a definition, given which kinds of track the stream has. */
 export function buildArgs(def: PipelineDefinition, values: Values, has: { video: boolean; audio: boolean }): BuiltArgs {
-  const f = (list: string[]) => list.map((t) => fill(t, values));
+  const f = (list: string[]): string[] =>
+    list.flatMap((t) => {
+      const splice = SPLICE.exec(t);
+      if (!splice) return [fill(t, values)];
+      const p = def.params[splice[1]];
+      return p?.type === 'enum' ? f(p.options[String(values[splice[1]])] ?? []) : [];
+    });
   const kfi = def.keyframeIntervalSeconds ? Number(fill(def.keyframeIntervalSeconds, values)) : undefined;
   return {
     inputOptions: f(def.input),

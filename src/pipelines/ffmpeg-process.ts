@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import type { Writable } from 'node:stream';
 import ffmpeg from 'fluent-ffmpeg';
 import type { BuiltArgs } from './definition.js';
 
@@ -30,15 +31,16 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
   private nudgeTimer: NodeJS.Timeout | undefined;
   private readonly exitPromise: Promise<FfmpegExit>;
   pid: number | undefined;
+  /** Bytes ffmpeg has written to its output, from its -progress reports. */
+  bytesOut = 0;
 
-  constructor(ffmpegPath: string, input: string, args: BuiltArgs) {
+  /** `stdout`: where ffmpeg's output goes when the target is pipe:1 (left open when ffmpeg exits). */
+  constructor(ffmpegPath: string, input: string, args: BuiltArgs, stdout?: Writable) {
     super();
-    this.command = ffmpeg({ stdoutLines: 50 })
-      .setFfmpegPath(ffmpegPath)
-      .input(input)
-      .inputOptions(args.inputOptions)
-      .output(args.target)
-      .outputOptions(['-nostats', '-loglevel', 'level+warning', '-y', ...args.outputOptions]);
+    this.command = ffmpeg({ stdoutLines: 50 }).setFfmpegPath(ffmpegPath).input(input).inputOptions(args.inputOptions);
+    if (stdout) this.command.output(stdout, { end: false });
+    else this.command.output(args.target);
+    this.command.outputOptions(['-nostats', '-loglevel', 'level+warning', '-progress', 'pipe:2', '-stats_period', '1', '-y', ...args.outputOptions]);
     this.exitPromise = new Promise((resolve) => {
       const done = (error?: string) => {
         if (this.exited) return;
@@ -53,6 +55,13 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
         if (this.stopRequested) this.sendQuit(); // stop() came before the spawn
       });
       this.command.on('stderr', (line: string) => {
+        // -progress lines ("key=value") give the output size; everything else is a message.
+        const progress = /^(total_size|out_time_us)=(\d+)$/.exec(line);
+        if (progress) {
+          if (progress[1] === 'total_size') this.bytesOut = Number(progress[2]);
+          return;
+        }
+        if (/^\w+=/.test(line)) return;
         this.lines.push(line);
         if (this.lines.length > 200) this.lines.splice(0, 100);
       });

@@ -1,13 +1,13 @@
 import { EventEmitter } from 'node:events';
+import type { Writable } from 'node:stream';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log.js';
-import { startsKeyframe } from '../rtp/h264.js';
-import { RtpForwarder } from '../rtp/forwarder.js';
 import { udpPortsBound, type PortAllocator } from '../rtp/ports.js';
-import { renderSessionSdp, type SdpMedia } from '../sdp/render.js';
+import { renderSessionSdp } from '../sdp/render.js';
 import { buildArgs, type BuiltArgs, type PipelineDefinition, type Values } from '../pipelines/definition.js';
 import { FfmpegProcess, type FfmpegExit } from '../pipelines/ffmpeg-process.js';
+import { Feed, sdpMedia, type FeedTarget } from './feed.js';
 import type { Track } from './track.js';
 
 // One output = one pipeline definition + one ffmpeg process, fed by its own RTP forwarders
@@ -23,8 +23,24 @@ export interface OutputInfo {
   type: string;
   state: OutputState;
   startedAt?: string;
+  uptimeSeconds?: number;
+  bytesOut: number;
   restarts: number;
   error?: string;
+  /** Where a viewer or player finds the output (playlist, stream URL, SDP, file). */
+  urls?: Record<string, string>;
+}
+
+/** What every kind of output offers to its stream and to the API. */
+export interface Output extends EventEmitter<OutputEvents> {
+  readonly id: string;
+  readonly type: string;
+  readonly state: OutputState;
+  readonly error?: string;
+  readonly pid?: number;
+  info(): OutputInfo;
+  start(): Promise<void>;
+  stop(): Promise<void>;
 }
 
 export interface OutputContext {
@@ -41,11 +57,12 @@ export interface OutputEvents {
   state: [OutputState];
 }
 
-interface Attached {
-  track: Track;
-  forwarder: RtpForwarder;
-  unsubscribe: () => void;
-  port: number;
+export interface PipelineOutputOptions {
+  id?: string;
+  /** For stdout pipelines: where ffmpeg's output goes (kept open across restarts). */
+  stdout?: Writable;
+  /** Links shown in info(). */
+  urls?: Record<string, string>;
 }
 
 const MAX_RESTARTS = 5;
@@ -54,18 +71,24 @@ const PARAMETER_SET_WAIT_MS = 5000;
 const LISTEN_WAIT_MS = 5000;
 const PLI_UNTIL_KEYFRAME_MS = 300;
 
-export class PipelineOutput extends EventEmitter<OutputEvents> {
+/** Short random output ids (8 hex digits). */
+export function newOutputId(): string {
+  return randomBytes(4).toString('hex');
+}
+
+export class PipelineOutput extends EventEmitter<OutputEvents> implements Output {
   readonly id: string;
   state: OutputState = 'starting';
   restarts = 0;
   error?: string;
   startedAt?: Date;
   private process: FfmpegProcess | undefined;
-  private forwarders: Attached[] = [];
+  private feed: Feed | undefined;
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
   private failuresInARow = 0;
   private spawnedAt = 0;
+  private bytesBefore = 0;
 
   constructor(
     readonly definition: PipelineDefinition,
@@ -73,10 +96,10 @@ export class PipelineOutput extends EventEmitter<OutputEvents> {
     readonly dir: string,
     private readonly values: Values,
     private readonly ctx: OutputContext,
-    id?: string,
+    private readonly options: PipelineOutputOptions = {},
   ) {
     super();
-    this.id = id ?? randomBytes(4).toString('hex');
+    this.id = options.id ?? newOutputId();
   }
 
   get type(): string {
@@ -88,9 +111,11 @@ export class PipelineOutput extends EventEmitter<OutputEvents> {
       id: this.id,
       type: this.type,
       state: this.state,
-      ...(this.startedAt ? { startedAt: this.startedAt.toISOString() } : {}),
+      ...(this.startedAt ? { startedAt: this.startedAt.toISOString(), uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000) } : {}),
+      bytesOut: this.bytesBefore + (this.process?.bytesOut ?? 0),
       restarts: this.restarts,
       ...(this.error ? { error: this.error } : {}),
+      ...(this.options.urls ? { urls: this.options.urls } : {}),
     };
   }
 
@@ -121,43 +146,33 @@ export class PipelineOutput extends EventEmitter<OutputEvents> {
       clearInterval(pli);
       if (!ready && !this.stopping) this.ctx.log.warn({ output: this.id }, 'no SPS/PPS from the publisher yet; starting without sprop-parameter-sets');
     }
-    if (this.stopping) return;
-    const media: SdpMedia[] = [];
-    for (const track of [video, audio].filter((t): t is Track => t !== undefined)) {
-      const port = await this.ctx.ports.allocate();
-      if (this.stopping) {
-        this.ctx.ports.release(port);
-        return this.releaseForwarders();
+    const targets: FeedTarget[] = [];
+    try {
+      for (const track of [video, audio].filter((t): t is Track => t !== undefined)) {
+        if (this.stopping) break;
+        targets.push({ track, host: '127.0.0.1', port: await this.ctx.ports.allocate() });
       }
-      this.forwarders.push(this.attach(track, port));
-      media.push(sdpMedia(track, port));
+    } catch (e) {
+      for (const t of targets) this.ctx.ports.release(t.port);
+      throw e;
     }
+    if (this.stopping) {
+      for (const t of targets) this.ctx.ports.release(t.port);
+      return;
+    }
+    this.feed = new Feed(targets, this.ctx.requestKeyframe);
+    this.feed.on('flowing', () => this.onFlowing());
     const sdpPath = `${this.dir}/session.sdp`;
     await mkdir(this.dir, { recursive: true });
-    await writeFile(sdpPath, renderSessionSdp({ name: this.ctx.streamName, address: '127.0.0.1', media }));
+    await writeFile(sdpPath, renderSessionSdp({ name: this.ctx.streamName, address: '127.0.0.1', media: targets.map((t) => sdpMedia(t.track, t.port)) }));
     const args = buildArgs(this.definition, { ...this.values, dir: this.dir, stream: this.ctx.streamName }, { video: !!video, audio: !!audio });
     this.spawn(sdpPath, args);
   }
 
-  /** A forwarder from a track to one ffmpeg input port; video waits for a keyframe. */
-  private attach(track: Track, port: number): Attached {
-    const forwarder = new RtpForwarder({
-      port,
-      payloadType: track.codec.payloadType,
-      clockRate: track.codec.clockRate,
-      isKeyframeStart: track.kind === 'video' ? startsKeyframe : undefined,
-    });
-    const unsubscribe = track.subscribe((p) => {
-      const wasStarted = forwarder.started;
-      forwarder.send(p);
-      if (!wasStarted && forwarder.started && track.kind === 'video') this.onVideoFlowing(undefined);
-    });
-    return { track, forwarder, unsubscribe, port };
-  }
-
   private spawn(sdpPath: string, args: BuiltArgs): void {
     if (this.stopping) return;
-    const proc = new FfmpegProcess(this.ctx.ffmpegPath, sdpPath, args);
+    if (this.process) this.bytesBefore += this.process.bytesOut;
+    const proc = new FfmpegProcess(this.ctx.ffmpegPath, sdpPath, args, this.options.stdout);
     this.spawnedAt = performance.now();
     this.process = proc;
     proc.on('start', (cmd) => this.ctx.log.debug({ output: this.id, cmd }, 'ffmpeg started'));
@@ -168,48 +183,18 @@ export class PipelineOutput extends EventEmitter<OutputEvents> {
 
   /** Forwarding starts once ffmpeg has bound its input ports, so no keyframe is sent into a closed port. */
   private async openWhenListening(proc: FfmpegProcess, keyframeIntervalSeconds: number | undefined): Promise<void> {
-    const ports = this.forwarders.map((f) => f.port);
+    const feed = this.feed;
+    if (!feed) return;
     const deadline = Date.now() + LISTEN_WAIT_MS;
-    while (proc.running && !this.stopping && Date.now() < deadline && !(await udpPortsBound(ports))) {
+    while (proc.running && !this.stopping && Date.now() < deadline && !(await udpPortsBound(feed.ports))) {
       await delay(20);
     }
-    if (!proc.running || this.stopping) return;
-    const video = this.forwarders.find((f) => f.track.kind === 'video');
-    if (video) {
-      // Start from the cached keyframe when there is one: no wait for the publisher.
-      const since = video.track.cachedKeyframeAt;
-      video.forwarder.open();
-      for (const p of video.track.cached()) video.forwarder.send(p);
-      if (video.forwarder.started) {
-        this.onVideoFlowing(since);
-      } else {
-        this.ctx.requestKeyframe();
-        // Keep asking until the first keyframe went out (a PLI can be lost or rate-limited).
-        const pli = setInterval(() => {
-          if (video.forwarder.started || this.stopping) return clearInterval(pli);
-          this.ctx.requestKeyframe();
-        }, PLI_UNTIL_KEYFRAME_MS);
-        this.timers.push(pli);
-      }
-      if (keyframeIntervalSeconds) {
-        // Segments are cut at keyframes: ask for one at the segment cadence.
-        this.timers.push(setInterval(() => this.ctx.requestKeyframe(), keyframeIntervalSeconds * 1000));
-      }
-    } else {
-      this.onVideoFlowing(performance.now());
-    }
+    if (!proc.running || this.stopping || this.feed !== feed) return;
+    feed.open(keyframeIntervalSeconds);
   }
 
-  /**
-   * Video reached ffmpeg (or there is none): audio joins, from the moment the first
-   * forwarded keyframe arrived (`since`) so both start together, and the output runs.
-   */
-  private onVideoFlowing(since: number | undefined): void {
-    for (const f of this.forwarders) {
-      if (f.track.kind !== 'audio') continue;
-      f.forwarder.open();
-      if (since !== undefined) for (const p of f.track.cached(since)) f.forwarder.send(p);
-    }
+  /** Media reaches ffmpeg: the output runs. */
+  private onFlowing(): void {
     this.startedAt ??= new Date();
     this.setState('running');
   }
@@ -217,6 +202,11 @@ export class PipelineOutput extends EventEmitter<OutputEvents> {
   private onExit(exit: FfmpegExit): void {
     this.clearTimers();
     if (this.stopping || exit.requested) return;
+    if (this.definition.mode === 'oneshot') {
+      // A one-shot pipeline (snapshot) is done when ffmpeg exits by itself.
+      this.releaseFeed();
+      return exit.error ? this.fail(exit.error) : this.setState('stopped');
+    }
     // A crash after a long healthy run starts the count again; a crash loop does not.
     if (performance.now() - this.spawnedAt > STABLE_RUN_MS) this.failuresInARow = 0;
     this.failuresInARow++;
@@ -227,7 +217,7 @@ export class PipelineOutput extends EventEmitter<OutputEvents> {
     this.setState('restarting');
     // Restart with back-off, on fresh ports (the old ones may be what failed: a port
     // taken by another program between our check and ffmpeg's bind), from a keyframe.
-    this.releaseForwarders();
+    this.releaseFeed();
     const backoff = Math.min(500 * 2 ** (this.failuresInARow - 1), 10_000);
     this.timers.push(setTimeout(() => void this.start(), backoff));
   }
@@ -236,7 +226,7 @@ export class PipelineOutput extends EventEmitter<OutputEvents> {
     this.error = message;
     this.ctx.log.error({ output: this.id, type: this.type, error: message }, 'output failed');
     this.clearTimers();
-    this.releaseForwarders();
+    this.releaseFeed();
     this.setState('failed');
   }
 
@@ -248,17 +238,15 @@ export class PipelineOutput extends EventEmitter<OutputEvents> {
     // Packets keep flowing until ffmpeg has exited, so it finishes the last segment.
     const proc = this.process;
     if (proc?.running) await proc.stop(this.ctx.stopTimeoutMs);
-    this.releaseForwarders();
+    this.releaseFeed();
     if (this.state !== 'failed') this.setState('stopped');
   }
 
-  private releaseForwarders(): void {
-    for (const f of this.forwarders) {
-      f.unsubscribe();
-      f.forwarder.close();
-      this.ctx.ports.release(f.port);
-    }
-    this.forwarders = [];
+  private releaseFeed(): void {
+    if (!this.feed) return;
+    this.feed.close();
+    for (const port of this.feed.ports) this.ctx.ports.release(port);
+    this.feed = undefined;
   }
 
   private clearTimers(): void {
@@ -268,37 +256,8 @@ export class PipelineOutput extends EventEmitter<OutputEvents> {
 
   /** For tests and diagnostics: packets forwarded per kind. */
   forwarded(): { kind: string; packets: number; bytes: number }[] {
-    return this.forwarders.map((f) => ({ kind: f.track.kind, packets: f.forwarder.packets, bytes: f.forwarder.bytes }));
+    return this.feed?.stats() ?? [];
   }
-}
-
-function sdpMedia(track: Track, port: number): SdpMedia {
-  const c = track.codec;
-  if (c.name === 'H264') {
-    const ps = track.parameterSets;
-    return {
-      codec: 'h264',
-      port,
-      payloadType: c.payloadType,
-      clockRate: c.clockRate,
-      fmtp: {
-        'packetization-mode': 1,
-        'profile-level-id': ps.profileLevelId ?? c.fmtp['profile-level-id'] ?? '42e01f',
-        ...(ps.spropParameterSets ? { 'sprop-parameter-sets': ps.spropParameterSets } : {}),
-      },
-    };
-  }
-  if (c.name === 'opus') {
-    return {
-      codec: 'opus',
-      port,
-      payloadType: c.payloadType,
-      clockRate: 48000,
-      channels: 2,
-      fmtp: { 'sprop-stereo': c.channels === 2 ? 1 : 0 },
-    };
-  }
-  return { codec: c.name.toLowerCase(), port, payloadType: c.payloadType, clockRate: c.clockRate, channels: 1 };
 }
 
 function delay(ms: number): Promise<void> {

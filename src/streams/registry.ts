@@ -1,21 +1,20 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
-import path from 'node:path';
 import type { Config } from '../config/schema.js';
+import { EventBus } from '../events/bus.js';
 import type { Logger } from '../log.js';
 import type { PipelineDefinition } from '../pipelines/definition.js';
-import { resolveParams } from '../pipelines/definition.js';
 import { PortAllocator } from '../rtp/ports.js';
 import { parseOffer } from '../sdp/offer.js';
 import { PublisherPeer } from '../webrtc/publisher-peer.js';
+import { OutputCatalog } from './outputs.js';
 import { Stream, type StreamInfo } from './stream.js';
 
 // The registry of live streams: one publisher per name, created from a WHIP offer and
-// removed when it leaves. It also starts the automatic HLS output and tidies HLS folders
-// of ended streams after the grace period.
+// removed when it leaves. When a stream goes live it starts the automatic HLS output and
+// the outputs the configuration declares for that name.
 
-export const STREAM_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+export { STREAM_NAME } from './names.js';
 
 export class StreamBusy extends Error {
   constructor(name: string) {
@@ -32,21 +31,29 @@ export interface RegistryEvents {
   stream: [Stream];
 }
 
+/** "studio-*" style patterns from the configuration. */
+export function matchesPattern(pattern: string, name: string): boolean {
+  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  return re.test(name);
+}
+
 export class StreamRegistry extends EventEmitter<RegistryEvents> {
   private readonly streams = new Map<string, Stream>();
   /** Names whose offer is being answered right now (closes the race between two POSTs). */
   private readonly pending = new Set<string>();
-  private readonly cleanups = new Map<string, NodeJS.Timeout>();
   readonly ports: PortAllocator;
+  readonly events = new EventBus();
+  readonly outputs: OutputCatalog;
   private shuttingDown = false;
 
   constructor(
     private readonly config: Config,
-    readonly definitions: Map<string, PipelineDefinition>,
+    definitions: Map<string, PipelineDefinition>,
     private readonly log: Logger,
   ) {
     super();
     this.ports = new PortAllocator(config.rtp.portMin, config.rtp.portMax);
+    this.outputs = new OutputCatalog(config, definitions, this.events);
   }
 
   get(name: string): Stream | undefined {
@@ -62,7 +69,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
   }
 
   hlsDir(name: string): string {
-    return path.resolve(this.config.dataDir, 'hls', name);
+    return this.outputs.hlsDir(name);
   }
 
   /** Answers a WHIP offer. Throws SdpError (400/406) or StreamBusy (409). */
@@ -85,11 +92,13 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
       });
       this.streams.set(name, stream);
       stream.log.info({ event: 'session-created', tracks: peer.tracks.map((t) => `${t.kind}:${t.name}/${t.payloadType}`) }, 'publisher session created');
-      stream.once('closed', () => {
+      stream.once('closed', (reason) => {
         if (this.streams.get(name) === stream) this.streams.delete(name);
+        this.events.publish({ type: 'stream.stopped', stream: name, session: sessionId, reason });
       });
       stream.on('live', () => {
-        if (this.config.hls.auto) void this.startHls(stream);
+        this.events.publish({ type: 'stream.started', stream: name, session: sessionId });
+        void this.startConfiguredOutputs(stream);
       });
       this.emit('stream', stream);
       return { stream, answer };
@@ -98,37 +107,20 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     }
   }
 
-  /** Starts the HLS output of a stream (id "hls"), in data/hls/<name>/. */
-  async startHls(stream: Stream, params: Record<string, unknown> = {}): Promise<void> {
-    const def = this.definitions.get('hls');
-    if (!def || stream.closed || stream.outputs.has('hls')) return;
-    const dir = this.hlsDir(stream.name);
-    const pendingCleanup = this.cleanups.get(dir);
-    if (pendingCleanup) clearTimeout(pendingCleanup);
-    this.cleanups.delete(dir);
-    await rm(dir, { recursive: true, force: true }); // an earlier session's segments must not mix in
-    await mkdir(dir, { recursive: true });
-    const audio = stream.tracks.find((t) => t.kind === 'audio');
-    const values = {
-      ...resolveParams(def, { segmentSeconds: this.config.hls.segmentSeconds, listSize: this.config.hls.listSize, ...params }),
-      audioChannels: audio?.codec.channels ?? 2,
-      audioBitrate: audio?.codec.channels === 2 ? '128k' : '96k',
-    };
-    const output = stream.addOutput(def, dir, values, 'hls');
-    output.on('state', (state) => {
-      if (state === 'stopped' || state === 'failed') this.scheduleCleanup(dir);
-    });
-  }
-
-  private scheduleCleanup(dir: string): void {
-    const old = this.cleanups.get(dir);
-    if (old) clearTimeout(old);
-    const timer = setTimeout(() => {
-      this.cleanups.delete(dir);
-      void rm(dir, { recursive: true, force: true });
-    }, this.config.hls.cleanupAfterSeconds * 1000);
-    timer.unref();
-    this.cleanups.set(dir, timer);
+  /** Automatic HLS and the outputs the configuration declares for this name. */
+  private async startConfiguredOutputs(stream: Stream): Promise<void> {
+    const wanted: { type: string; params: Record<string, unknown> }[] = [];
+    if (this.config.hls.auto) {
+      wanted.push({ type: 'hls', params: { segmentSeconds: this.config.hls.segmentSeconds, listSize: this.config.hls.listSize } });
+    }
+    for (const o of this.config.outputs) if (matchesPattern(o.streams, stream.name)) wanted.push(o);
+    for (const o of wanted) {
+      try {
+        await this.outputs.start(stream, o.type, o.params);
+      } catch (e) {
+        stream.log.error({ event: 'output-config-error', type: o.type, error: (e as Error).message }, `configured ${o.type} output could not start`);
+      }
+    }
   }
 
   /** Ends a publisher (DELETE on the WHIP resource or the API). */
@@ -143,7 +135,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
     await Promise.all([...this.streams.values()].map((s) => s.close('gateway shutting down')));
-    for (const t of this.cleanups.values()) clearTimeout(t);
+    this.outputs.close();
   }
 
   /** PIDs of running ffmpeg processes (health, tests). */

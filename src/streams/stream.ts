@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import type { PublisherPeer, SelectedPair } from '../webrtc/publisher-peer.js';
 import type { Values, PipelineDefinition } from '../pipelines/definition.js';
 import type { PortAllocator } from '../rtp/ports.js';
-import { PipelineOutput, type OutputInfo } from './output.js';
+import { PipelineOutput, type Output, type OutputInfo, type PipelineOutputOptions } from './output.js';
 import { Track, type TrackInfo } from './track.js';
 
 // A stream is a name with one publisher session and the outputs fed from it. close()
@@ -24,7 +24,7 @@ export interface StreamInfo {
 export interface StreamEvents {
   live: [];
   closed: [reason: string];
-  output: [PipelineOutput];
+  output: [Output];
 }
 
 export interface StreamTimeouts {
@@ -47,7 +47,7 @@ export class Stream extends EventEmitter<StreamEvents> {
   state: StreamState = 'connecting';
   readonly startedAt = new Date();
   readonly tracks: Track[];
-  readonly outputs = new Map<string, PipelineOutput>();
+  readonly outputs = new Map<string, Output>();
   readonly log: Logger;
   private closing: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -109,9 +109,9 @@ export class Stream extends EventEmitter<StreamEvents> {
   }
 
   /** Starts an output from a pipeline definition; it runs until stopped or the stream closes. */
-  addOutput(definition: PipelineDefinition, dir: string, values: Values, id?: string): PipelineOutput {
+  addOutput(definition: PipelineDefinition, dir: string, values: Values, options: PipelineOutputOptions = {}): PipelineOutput {
     if (this.closing) throw new Error(`stream ${this.name} is closing`);
-    if (id && this.outputs.has(id)) throw new Error(`output ${id} already exists`);
+    if (options.id && this.outputs.has(options.id)) throw new Error(`output ${options.id} already exists`);
     const output = new PipelineOutput(
       definition,
       dir,
@@ -125,8 +125,14 @@ export class Stream extends EventEmitter<StreamEvents> {
         requestKeyframe: () => this.requestKeyframe(),
         log: this.log,
       },
-      id,
+      options,
     );
+    return this.attachOutput(output);
+  }
+
+  /** Registers any kind of output (pipeline or plain RTP forward) and starts it. */
+  attachOutput<T extends Output>(output: T): T {
+    if (this.closing) throw new Error(`stream ${this.name} is closing`);
     this.outputs.set(output.id, output);
     output.on('state', (state) => this.log.info({ event: 'output-state', output: output.id, type: output.type, state, error: output.error }, `output ${output.type} ${state}`));
     this.emit('output', output);

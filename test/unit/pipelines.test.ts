@@ -11,7 +11,7 @@ describe('pipeline definitions', () => {
   });
 
   it('copies video and transcodes audio to AAC with the stream channel count', () => {
-    const args = buildArgs(hls, { ...resolveParams(hls, { segmentSeconds: 2 }), dir: '/d', stream: 's', audioChannels: 1, audioBitrate: '96k' }, { video: true, audio: true });
+    const args = buildArgs(hls, { ...resolveParams(hls, { segmentSeconds: 2 }), dir: '/d', stream: 's', audioChannels: 1, audioBitrate: '96k', file: '', recordAudioCodec: 'aac' }, { video: true, audio: true });
     const out = args.outputOptions.join(' ');
     expect(out).toContain('-c:v copy');
     expect(out).toContain('-c:a aac -b:a 96k -ac 1');
@@ -22,14 +22,36 @@ describe('pipeline definitions', () => {
   });
 
   it('leaves out the options of a missing track kind', () => {
-    const args = buildArgs(hls, { ...resolveParams(hls), dir: '/d', stream: 's', audioChannels: 2, audioBitrate: '128k' }, { video: true, audio: false });
+    const args = buildArgs(hls, { ...resolveParams(hls), dir: '/d', stream: 's', audioChannels: 2, audioBitrate: '128k', file: '', recordAudioCodec: 'aac' }, { video: true, audio: false });
     expect(args.outputOptions.join(' ')).not.toContain('aac');
   });
 
-  it('checks parameters against the definition', () => {
-    expect(() => resolveParams(hls, { segmentSeconds: 0.1 })).toThrow(/segmentSeconds: must be >= 0.5/);
-    expect(() => resolveParams(hls, { listSize: 2.5 })).toThrow(/listSize: must be an integer/);
-    expect(() => resolveParams(hls, { listSize: 'six' })).toThrow(/listSize: must be a number/);
+  it('checks parameters against the definition, naming the field', () => {
+    expect(() => resolveParams(hls, { segmentSeconds: 0.1 })).toThrow(/^segmentSeconds: .*0\.5/);
+    expect(() => resolveParams(hls, { listSize: 2.5 })).toThrow(/^listSize: .*int/);
+    expect(() => resolveParams(hls, { listSize: 'six' })).toThrow(/^listSize: .*number/);
+    expect(() => resolveParams(hls, { segmentFormat: 'webm' })).toThrow(/^segmentFormat: .*mpegts.*fmp4/);
+    expect(() => resolveParams(hls, { sgmentSeconds: 2 })).toThrow(/sgmentSeconds: unknown field for hls/);
+  });
+
+  it('splices the options of the chosen enum value', () => {
+    const values = { ...resolveParams(hls, { segmentFormat: 'fmp4' }), dir: '/d', stream: 's', audioChannels: 2, audioBitrate: '128k', file: '', recordAudioCodec: 'aac' };
+    const out = buildArgs(hls, values, { video: true, audio: true }).outputOptions.join(' ');
+    expect(out).toContain('-hls_segment_type fmp4 -hls_fmp4_init_filename init.mp4 -hls_segment_filename /d/segment_%05d.m4s');
+    expect(out).not.toContain('{{');
+  });
+
+  it('accepts push URLs only with the protocols of their type', () => {
+    const srt = defs.get('srt')!;
+    const rtmp = defs.get('rtmp')!;
+    expect(resolveParams(srt, { url: 'srt://127.0.0.1:9000?mode=caller' }).url).toBe('srt://127.0.0.1:9000?mode=caller');
+    expect(() => resolveParams(srt, { url: 'file:///etc/passwd' })).toThrow(/^url: must be a srt:\/\/ URL/);
+    expect(() => resolveParams(rtmp, { url: 'http://example.com/x' })).toThrow(/^url: must be a rtmp:\/\/ or rtmps:\/\/ URL/);
+    expect(() => resolveParams(rtmp, {})).toThrow(/^url: /);
+  });
+
+  it('loads every shipped definition', () => {
+    expect([...defs.keys()].sort()).toEqual(['hls', 'mpegts-http', 'record', 'rtmp', 'snapshot', 'srt', 'udp']);
   });
 
   it('refuses a definition with an unknown placeholder', () => {

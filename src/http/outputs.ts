@@ -1,0 +1,69 @@
+import express, { Router } from 'express';
+import { OutputRequestError } from '../streams/outputs.js';
+import type { StreamRegistry } from '../streams/registry.js';
+import { RtpOutput } from '../streams/rtp-output.js';
+import { sendError } from './errors.js';
+
+// REST control of a stream's outputs: start one with {type, ...params}, list them, look at
+// one, stop one; the SDP of an "rtp" output; a snapshot of the current picture.
+
+export function outputsRouter(registry: StreamRegistry, maxBodyBytes: number): Router {
+  const router = Router();
+  const json = express.json({ limit: maxBodyBytes, type: () => true });
+
+  router.post('/api/streams/:name/outputs', json, async (req, res) => {
+    const stream = registry.get(req.params.name);
+    if (!stream) return sendError(res, 404, `no stream named ${req.params.name}`);
+    const body: unknown = req.body;
+    if (!body || typeof body !== 'object' || Array.isArray(body)) return sendError(res, 400, 'body must be a JSON object like {"type": "record"}');
+    const { type, ...params } = body as Record<string, unknown>;
+    if (typeof type !== 'string') return sendError(res, 400, `type: required, one of ${registry.outputs.types.join(', ')}`);
+    try {
+      const output = await registry.outputs.start(stream, type, params);
+      res.status(201).location(`/api/streams/${stream.name}/outputs/${output.id}`).json(output.info());
+    } catch (e) {
+      if (e instanceof OutputRequestError) return sendError(res, e.status, e.message);
+      throw e;
+    }
+  });
+
+  router.get('/api/streams/:name/outputs', (req, res) => {
+    const stream = registry.get(req.params.name);
+    if (!stream) return sendError(res, 404, `no stream named ${req.params.name}`);
+    res.json([...stream.outputs.values()].map((o) => o.info()));
+  });
+
+  router.get('/api/streams/:name/outputs/:id', (req, res) => {
+    const output = registry.get(req.params.name)?.outputs.get(req.params.id);
+    if (!output) return sendError(res, 404, `no output ${req.params.id} on stream ${req.params.name}`);
+    res.json(output.info());
+  });
+
+  router.delete('/api/streams/:name/outputs/:id', async (req, res) => {
+    const stream = registry.get(req.params.name);
+    if (!stream || !(await stream.removeOutput(req.params.id))) return sendError(res, 404, `no output ${req.params.id} on stream ${req.params.name}`);
+    res.status(204).end();
+  });
+
+  router.get('/api/streams/:name/outputs/:id/sdp', (req, res) => {
+    const output = registry.get(req.params.name)?.outputs.get(req.params.id);
+    if (!(output instanceof RtpOutput)) return sendError(res, 404, `no rtp output ${req.params.id} on stream ${req.params.name}`);
+    res.type('application/sdp').setHeader('Content-Disposition', `inline; filename="${req.params.name}.sdp"`);
+    res.send(output.sdp());
+  });
+
+  router.get('/api/streams/:name/snapshot.jpg', async (req, res) => {
+    const stream = registry.get(req.params.name);
+    if (!stream) return sendError(res, 404, `no stream named ${req.params.name}`);
+    try {
+      const jpeg = await registry.outputs.snapshot(stream);
+      res.type('image/jpeg').setHeader('Cache-Control', 'no-store');
+      res.send(jpeg);
+    } catch (e) {
+      if (e instanceof OutputRequestError) return sendError(res, e.status, e.message);
+      sendError(res, 503, `no snapshot: ${(e as Error).message}`);
+    }
+  });
+
+  return router;
+}

@@ -1,0 +1,136 @@
+import { EventEmitter } from 'node:events';
+import { startsKeyframe } from '../rtp/h264.js';
+import { RtpForwarder } from '../rtp/forwarder.js';
+import type { SdpMedia } from '../sdp/render.js';
+import type { Track } from './track.js';
+
+// The RTP an output receives: one forwarder per track, to ffmpeg on loopback or to a
+// remote player. open() starts video at a keyframe (replaying the cached one at once when
+// there is one, else asking the publisher with PLIs until it comes) and audio from the
+// same moment, so both start together; keyframes can also be asked for at a cadence
+// (HLS segments are cut at keyframes).
+
+export interface FeedTarget {
+  track: Track;
+  host: string;
+  port: number;
+}
+
+export interface FeedEvents {
+  /** The first video keyframe went out (or, without video, audio started). */
+  flowing: [];
+}
+
+const PLI_UNTIL_KEYFRAME_MS = 300;
+
+interface Attached extends FeedTarget {
+  forwarder: RtpForwarder;
+  unsubscribe: () => void;
+}
+
+export class Feed extends EventEmitter<FeedEvents> {
+  private readonly attached: Attached[];
+  private readonly timers: NodeJS.Timeout[] = [];
+  private closed = false;
+
+  constructor(
+    targets: FeedTarget[],
+    private readonly requestKeyframe: () => void,
+  ) {
+    super();
+    this.attached = targets.map((t) => this.attach(t));
+  }
+
+  get ports(): number[] {
+    return this.attached.map((a) => a.port);
+  }
+
+  /** Starts sending. `keyframeIntervalSeconds`: also ask for a keyframe at this cadence. */
+  open(keyframeIntervalSeconds?: number): void {
+    const video = this.attached.find((a) => a.track.kind === 'video');
+    if (!video) return this.startAudio(performance.now());
+    const since = video.track.cachedKeyframeAt;
+    video.forwarder.open();
+    for (const p of video.track.cached()) video.forwarder.send(p);
+    if (video.forwarder.started) {
+      this.startAudio(since);
+    } else {
+      this.requestKeyframe();
+      // Keep asking until the first keyframe went out (a PLI can be lost or rate-limited).
+      const pli = setInterval(() => {
+        if (video.forwarder.started || this.closed) return clearInterval(pli);
+        this.requestKeyframe();
+      }, PLI_UNTIL_KEYFRAME_MS);
+      this.timers.push(pli);
+    }
+    if (keyframeIntervalSeconds) this.timers.push(setInterval(() => this.requestKeyframe(), keyframeIntervalSeconds * 1000));
+  }
+
+  private attach(target: FeedTarget): Attached {
+    const { track } = target;
+    const forwarder = new RtpForwarder({
+      host: target.host,
+      port: target.port,
+      payloadType: track.codec.payloadType,
+      clockRate: track.codec.clockRate,
+      isKeyframeStart: track.kind === 'video' ? startsKeyframe : undefined,
+    });
+    const unsubscribe = track.subscribe((p) => {
+      const wasStarted = forwarder.started;
+      forwarder.send(p);
+      if (!wasStarted && forwarder.started && track.kind === 'video') this.startAudio(undefined);
+    });
+    return { ...target, forwarder, unsubscribe };
+  }
+
+  /** Audio joins from the moment the first forwarded keyframe arrived (`since`). */
+  private startAudio(since: number | undefined): void {
+    for (const a of this.attached) {
+      if (a.track.kind !== 'audio') continue;
+      a.forwarder.open();
+      if (since !== undefined) for (const p of a.track.cached(since)) a.forwarder.send(p);
+    }
+    this.emit('flowing');
+  }
+
+  /** Packets and bytes sent, per track kind. */
+  stats(): { kind: string; packets: number; bytes: number }[] {
+    return this.attached.map((a) => ({ kind: a.track.kind, packets: a.forwarder.packets, bytes: a.forwarder.bytes }));
+  }
+
+  get bytes(): number {
+    return this.attached.reduce((s, a) => s + a.forwarder.bytes, 0);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    for (const a of this.attached) {
+      a.unsubscribe();
+      a.forwarder.close();
+    }
+  }
+}
+
+/** The SDP m-section that describes what a feed sends for one track. */
+export function sdpMedia(track: Track, port: number): SdpMedia {
+  const c = track.codec;
+  if (c.name === 'H264') {
+    const ps = track.parameterSets;
+    return {
+      codec: 'h264',
+      port,
+      payloadType: c.payloadType,
+      clockRate: c.clockRate,
+      fmtp: {
+        'packetization-mode': 1,
+        'profile-level-id': ps.profileLevelId ?? c.fmtp['profile-level-id'] ?? '42e01f',
+        ...(ps.spropParameterSets ? { 'sprop-parameter-sets': ps.spropParameterSets } : {}),
+      },
+    };
+  }
+  if (c.name === 'opus') {
+    return { codec: 'opus', port, payloadType: c.payloadType, clockRate: 48000, channels: 2, fmtp: { 'sprop-stereo': c.channels === 2 ? 1 : 0 } };
+  }
+  return { codec: c.name.toLowerCase(), port, payloadType: c.payloadType, clockRate: c.clockRate, channels: 1 };
+}

@@ -1,0 +1,67 @@
+// Just enough MPEG-TS parsing (ISO/IEC 13818-1) to start a new HTTP viewer cleanly: find
+// PAT and PMT, the video PID, and packets that begin a random access point (keyframe).
+
+export const TS_PACKET = 188;
+const STREAM_TYPE_H264 = 0x1b;
+
+export interface TsPacketInfo {
+  pid: number;
+  payloadStart: boolean;
+  randomAccess: boolean;
+}
+
+export function packetInfo(buf: Buffer, offset = 0): TsPacketInfo | undefined {
+  if (buf[offset] !== 0x47) return undefined;
+  const pid = ((buf[offset + 1] & 0x1f) << 8) | buf[offset + 2];
+  const payloadStart = (buf[offset + 1] & 0x40) !== 0;
+  const adaptation = (buf[offset + 3] >> 4) & 0x3;
+  const hasAdaptation = adaptation === 2 || adaptation === 3;
+  const randomAccess = hasAdaptation && buf[offset + 4] > 0 && (buf[offset + 5] & 0x40) !== 0;
+  return { pid, payloadStart, randomAccess };
+}
+
+function sectionPayload(buf: Buffer, offset: number): Buffer | undefined {
+  const adaptation = (buf[offset + 3] >> 4) & 0x3;
+  let p = offset + 4;
+  if (adaptation === 2) return undefined;
+  if (adaptation === 3) p += 1 + buf[p];
+  p += 1 + buf[p]; // pointer_field
+  return p < offset + TS_PACKET ? buf.subarray(p, offset + TS_PACKET) : undefined;
+}
+
+/** PMT PIDs listed in a PAT packet. */
+export function patPmtPids(buf: Buffer, offset = 0): number[] {
+  const s = sectionPayload(buf, offset);
+  if (!s || s[0] !== 0x00) return [];
+  const sectionLength = ((s[1] & 0x0f) << 8) | s[2];
+  const end = Math.min(3 + sectionLength - 4, s.length);
+  const pids: number[] = [];
+  for (let i = 8; i + 4 <= end; i += 4) {
+    const program = (s[i] << 8) | s[i + 1];
+    const pid = ((s[i + 2] & 0x1f) << 8) | s[i + 3];
+    if (program !== 0) pids.push(pid);
+  }
+  return pids;
+}
+
+/** Elementary streams in a PMT packet: { pid, streamType }. */
+export function pmtStreams(buf: Buffer, offset = 0): { pid: number; streamType: number }[] {
+  const s = sectionPayload(buf, offset);
+  if (!s || s[0] !== 0x02) return [];
+  const sectionLength = ((s[1] & 0x0f) << 8) | s[2];
+  const end = Math.min(3 + sectionLength - 4, s.length);
+  const programInfoLength = ((s[10] & 0x0f) << 8) | s[11];
+  const out: { pid: number; streamType: number }[] = [];
+  for (let i = 12 + programInfoLength; i + 5 <= end; ) {
+    const streamType = s[i];
+    const pid = ((s[i + 1] & 0x1f) << 8) | s[i + 2];
+    const esInfoLength = ((s[i + 3] & 0x0f) << 8) | s[i + 4];
+    out.push({ pid, streamType });
+    i += 5 + esInfoLength;
+  }
+  return out;
+}
+
+export function isH264(streamType: number): boolean {
+  return streamType === STREAM_TYPE_H264;
+}
