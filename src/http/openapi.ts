@@ -56,7 +56,7 @@ export function openApiDocument(outputTypes: string[]): Json {
         delete: { summary: 'Stop an output (files are finalised)', parameters: [streamParam, param('id', 'output id')], responses: { '204': { description: 'stopped' }, '404': text('unknown output') } },
       },
       '/api/streams/{name}/outputs/{id}/sdp': {
-        get: { summary: 'SDP for an rtp output (open with VLC or ffplay)', parameters: [streamParam, param('id', 'output id')], responses: { '200': { description: 'session SDP', content: { 'application/sdp': { schema: { type: 'string' } } } }, '404': text('no such rtp output') } },
+        get: { summary: 'SDP for an rtp or rtp-mpegts output (open with VLC or ffplay)', parameters: [streamParam, param('id', 'output id')], responses: { '200': { description: 'session SDP', content: { 'application/sdp': { schema: { type: 'string' } } } }, '404': text('no such rtp output') } },
       },
       '/api/streams/{name}/snapshot.jpg': {
         get: { summary: 'Current picture as JPEG', parameters: [streamParam], responses: { '200': { description: 'JPEG', content: { 'image/jpeg': {} } }, '400': text('stream has no video'), '404': text('unknown stream'), '503': text('no picture in time') } },
@@ -130,9 +130,10 @@ export function openApiDocument(outputTypes: string[]): Json {
             format: { enum: ['mp4', 'mkv'], description: 'record' },
             maxDurationSeconds: { type: 'number', description: 'record' },
             url: { type: 'string', description: 'srt://, udp://, rtmp:// or rtmps:// target (srt, udp, rtmp)' },
-            host: { type: 'string', description: 'rtp: where to send' },
+            host: { type: 'string', description: 'rtp, rtp-mpegts: where to send' },
             videoPort: { type: 'integer', description: 'rtp: even port for video' },
             audioPort: { type: 'integer', description: 'rtp: even port for audio' },
+            port: { type: 'integer', description: 'rtp-mpegts: even port' },
           },
         },
         Recording: {

@@ -1,7 +1,6 @@
 import express, { Router } from 'express';
 import { OutputRequestError } from '../streams/outputs.js';
 import type { StreamRegistry } from '../streams/registry.js';
-import { RtpOutput } from '../streams/rtp-output.js';
 import { sendError } from './errors.js';
 
 // REST control of a stream's outputs: start one with {type, ...params}, list them, look at
@@ -47,9 +46,10 @@ export function outputsRouter(registry: StreamRegistry, maxBodyBytes: number): R
 
   router.get('/api/streams/:name/outputs/:id/sdp', (req, res) => {
     const output = registry.get(req.params.name)?.outputs.get(req.params.id);
-    if (!(output instanceof RtpOutput)) return sendError(res, 404, `no rtp output ${req.params.id} on stream ${req.params.name}`);
+    const sdp = output && registry.outputs.sdp(output);
+    if (!sdp) return sendError(res, 404, `no rtp or rtp-mpegts output ${req.params.id} on stream ${req.params.name}`);
     res.type('application/sdp').setHeader('Content-Disposition', `inline; filename="${req.params.name}.sdp"`);
-    res.send(output.sdp());
+    res.send(sdp);
   });
 
   router.get('/api/streams/:name/snapshot.jpg', async (req, res) => {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import type { EventBus } from '../events/bus.js';
+import { renderSessionSdp } from '../sdp/render.js';
 import { ParamError, resolveParams, type PipelineDefinition, type Values } from '../pipelines/definition.js';
 import { newOutputId, type Output } from './output.js';
 import { Recordings } from './recordings.js';
@@ -44,6 +45,8 @@ export class OutputCatalog {
   private readonly fanouts = new Map<Stream, TsFanout>();
   private readonly idleTimers = new Map<Stream, NodeJS.Timeout>();
   private readonly snapshots = new Map<Stream, Promise<Buffer>>();
+  /** Session SDPs of rtp-mpegts outputs (plain rtp outputs render their own). */
+  private readonly sdps = new WeakMap<Output, string>();
 
   constructor(
     private readonly config: Config,
@@ -111,6 +114,16 @@ export class OutputCatalog {
       }
       case 'record':
         return this.startRecording(stream, def, values);
+      case 'rtp-mpegts': {
+        if (Number(params.port) % 2 !== 0) throw new OutputRequestError(400, 'port: must be even (RTCP uses the port above)');
+        const outputId = newOutputId();
+        const output = stream.addOutput(def, path.join(outputsDir, outputId), values, {
+          id: outputId,
+          urls: { sdp: `/api/streams/${stream.name}/outputs/${outputId}/sdp`, vlc: `rtp://@${String(params.host)}:${Number(params.port)}` },
+        });
+        this.sdps.set(output, renderSessionSdp({ name: stream.name, address: String(params.host), media: [{ codec: 'mp2t', port: Number(params.port), payloadType: 33, clockRate: 90000 }] }));
+        return this.announce(stream, output);
+      }
       default: {
         // Each output keeps its session SDP in its own folder.
         const outputId = newOutputId();
@@ -149,6 +162,11 @@ export class OutputCatalog {
     const output = new RtpOutput(stream.name, stream.tracks, parsed.data, () => stream.requestKeyframe());
     output.urls = { sdp: `/api/streams/${stream.name}/outputs/${output.id}/sdp` };
     return this.announce(stream, stream.attachOutput(output));
+  }
+
+  /** The SDP a player opens to receive an rtp or rtp-mpegts output. */
+  sdp(output: Output): string | undefined {
+    return output instanceof RtpOutput ? output.sdp() : this.sdps.get(output);
   }
 
   /** Turns output state changes into gateway events. */

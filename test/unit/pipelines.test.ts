@@ -51,7 +51,7 @@ describe('pipeline definitions', () => {
   });
 
   it('loads every shipped definition', () => {
-    expect([...defs.keys()].sort()).toEqual(['hls', 'mpegts-http', 'record', 'rtmp', 'snapshot', 'srt', 'udp']);
+    expect([...defs.keys()].sort()).toEqual(['hls', 'mpegts-http', 'record', 'rtmp', 'rtp-mpegts', 'snapshot', 'srt', 'udp']);
   });
 
   it('refuses a definition with an unknown placeholder', () => {

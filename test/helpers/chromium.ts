@@ -1,0 +1,256 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+// Real headless Chromium for end-to-end tests: the Debian build at /usr/bin/chromium with
+// fake camera/microphone, and a tiny WHIP client page served from its own origin
+// (http://localhost:<port>, a secure context for getUserMedia, and a different origin
+// than the gateway's http://127.0.0.1:<port>, so CORS is exercised for real).
+//
+// Media stays on loopback: Chromium is allowed to gather a 127.0.0.1 host candidate
+// (--allow-loopback-in-peer-connection), and the page strips every other candidate from
+// the offer before it is POSTed. Tests still assert the selected pair via the API.
+
+export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-dev-shm-usage',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--autoplay-policy=no-user-gesture-required',
+  // Raw IPs instead of mDNS .local names, and a candidate on the loopback interface.
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--allow-loopback-in-peer-connection',
+  // Pages in the background (several per browser) must keep encoding and playing.
+  '--disable-background-timer-throttling',
+  '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows',
+];
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, timeout: 30_000 });
+}
+
+/** What the page's WHIP client is asked to publish. */
+export interface PublishOptions {
+  /** Camera size to ask getUserMedia for (exact); false = no camera. Default 640x480. */
+  video?: false | { width: number; height: number };
+  /** Microphone (default true). */
+  audio?: boolean;
+  /** Audio codec to move to the front with setCodecPreferences (e.g. 'PCMU'). */
+  preferAudio?: string;
+  /** Only these video codecs are offered (setCodecPreferences), e.g. ['VP8']. */
+  onlyVideo?: string[];
+  /** Receive-only transceivers instead of sending tracks (no getUserMedia). */
+  recvOnly?: boolean;
+  /** A data channel and nothing else (no audio or video m-section). */
+  dataChannelOnly?: boolean;
+}
+
+export interface PublishResult {
+  status: number;
+  /** Absolute URL of the WHIP session resource (Location resolved against the endpoint). */
+  location?: string;
+  /** Answer SDP on 201, the error text otherwise. */
+  body: string;
+  /** The offer as POSTed (after the candidate filter). */
+  offer: string;
+}
+
+/** Loopback-only candidate filter, also used on offers crafted in Node. */
+export function keepLoopbackCandidates(sdp: string): string {
+  return sdp
+    .split(/\r\n/)
+    .filter((l) => !l.startsWith('a=candidate:') || / udp \d+ 127\.0\.0\.1 \d+ typ host/i.test(l))
+    .map((l) => (l.startsWith('c=IN IP') ? 'c=IN IP4 127.0.0.1' : l))
+    .join('\r\n');
+}
+
+// The WHIP client that runs in the page: plain browser APIs, as a user's page would have.
+// Kept as a string so it runs in the browser untouched by the TypeScript build.
+const PAGE_SCRIPT = String.raw`
+const keepLoopback = ${keepLoopbackCandidates.toString()};
+let pc, resource, stream;
+
+async function makeOffer(opts) {
+  pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+  if (opts.dataChannelOnly) {
+    pc.createDataChannel('only-data');
+  } else if (opts.recvOnly) {
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    pc.addTransceiver('video', { direction: 'recvonly' });
+  } else {
+    const video = opts.video === false ? false : { width: { exact: opts.video?.width ?? 640 }, height: { exact: opts.video?.height ?? 480 }, frameRate: 30 };
+    stream = await navigator.mediaDevices.getUserMedia({ video, audio: opts.audio !== false });
+    for (const track of stream.getTracks()) {
+      if (track.kind === 'video') track.contentHint = 'detail'; // keep the camera size, drop frames instead
+      const t = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+      const caps = RTCRtpSender.getCapabilities(track.kind).codecs;
+      if (track.kind === 'audio' && opts.preferAudio) {
+        const first = caps.filter((c) => c.mimeType.toLowerCase() === 'audio/' + opts.preferAudio.toLowerCase());
+        t.setCodecPreferences([...first, ...caps.filter((c) => !first.includes(c))]);
+      }
+      if (track.kind === 'video' && opts.onlyVideo) {
+        const wanted = opts.onlyVideo.map((n) => 'video/' + n.toLowerCase());
+        t.setCodecPreferences(caps.filter((c) => wanted.includes(c.mimeType.toLowerCase()) || c.mimeType === 'video/rtx'));
+      }
+      if (track.kind === 'video') {
+        const p = t.sender.getParameters();
+        p.degradationPreference = 'maintain-resolution';
+        await t.sender.setParameters(p).catch(() => {});
+      }
+    }
+  }
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+    setTimeout(resolve, 5000);
+  });
+  return keepLoopback(pc.localDescription.sdp);
+}
+
+window.whip = {
+  makeOffer,
+  async publish(endpoint, opts) {
+    const offer = await makeOffer(opts);
+    const res = await fetch(endpoint, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: offer });
+    const body = await res.text();
+    const loc = res.headers.get('Location');
+    resource = loc ? new URL(loc, endpoint).href : undefined;
+    if (res.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: body });
+    return { status: res.status, location: resource, body, offer };
+  },
+  connected(timeoutMs) {
+    return new Promise((resolve, reject) => {
+      if (pc.connectionState === 'connected') return resolve('connected');
+      const timer = setTimeout(() => reject(new Error('not connected after ' + timeoutMs + ' ms: ' + pc.connectionState)), timeoutMs);
+      pc.addEventListener('connectionstatechange', () => {
+        if (pc.connectionState === 'connected') { clearTimeout(timer); resolve('connected'); }
+        if (pc.connectionState === 'failed') { clearTimeout(timer); reject(new Error('connection failed')); }
+      });
+    });
+  },
+  state() {
+    return pc ? pc.connectionState : 'none';
+  },
+  async framesSent() {
+    let frames = 0;
+    (await pc.getStats()).forEach((r) => { if (r.type === 'outbound-rtp' && r.kind === 'video') frames += r.framesEncoded ?? 0; });
+    return frames;
+  },
+  async stop() {
+    const status = resource ? (await fetch(resource, { method: 'DELETE' })).status : 0;
+    pc?.close();
+    stream?.getTracks().forEach((t) => t.stop());
+    return status;
+  },
+};
+`;
+
+const PAGE_HTML = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>e2e WHIP publisher</title></head>
+<body><h1>e2e WHIP publisher</h1><script>${PAGE_SCRIPT}</script></body></html>`;
+
+export interface PageServer {
+  /** e.g. http://localhost:43123 */
+  origin: string;
+  /** The publisher page. */
+  url: string;
+  close: () => Promise<void>;
+}
+
+/** Serves the WHIP client page on http://localhost:<free port> (another origin than the gateway). */
+export async function startPageServer(): Promise<PageServer> {
+  const server = http.createServer((req, res) => {
+    if (req.url === '/publisher.html') {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
+      res.end(PAGE_HTML);
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `http://localhost:${(server.address() as AddressInfo).port}`;
+  return {
+    origin,
+    url: `${origin}/publisher.html`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+interface WhipGlobal {
+  makeOffer: (opts: PublishOptions) => Promise<string>;
+  publish: (endpoint: string, opts: PublishOptions) => Promise<PublishResult>;
+  connected: (timeoutMs: number) => Promise<string>;
+  state: () => string;
+  framesSent: () => Promise<number>;
+  stop: () => Promise<number>;
+}
+
+declare global {
+  interface Window {
+    whip: WhipGlobal;
+  }
+}
+
+/** One browser tab running the WHIP client page. */
+export class PublisherPage {
+  private constructor(readonly page: Page) {}
+
+  /** Console errors and page errors, for failure messages. */
+  readonly errors: string[] = [];
+
+  static async open(browser: Browser, pageUrl: string): Promise<PublisherPage> {
+    const page = await browser.newPage();
+    const p = new PublisherPage(page);
+    page.on('pageerror', (e) => p.errors.push(`pageerror: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error') p.errors.push(`console: ${m.text()}`);
+    });
+    await page.goto(pageUrl);
+    return p;
+  }
+
+  /** getUserMedia + offer (loopback candidates only), without sending it anywhere. */
+  makeOffer(opts: PublishOptions = {}): Promise<string> {
+    return this.page.evaluate((o) => window.whip.makeOffer(o), opts);
+  }
+
+  /** Offer, POST to the WHIP endpoint, apply the answer on 201. */
+  publish(endpoint: string, opts: PublishOptions = {}): Promise<PublishResult> {
+    return this.page.evaluate(([e, o]) => window.whip.publish(e, o), [endpoint, opts] as const);
+  }
+
+  connected(timeoutMs = 15_000): Promise<string> {
+    return this.page.evaluate((t) => window.whip.connected(t), timeoutMs);
+  }
+
+  state(): Promise<string> {
+    return this.page.evaluate(() => window.whip.state());
+  }
+
+  framesSent(): Promise<number> {
+    return this.page.evaluate(() => window.whip.framesSent());
+  }
+
+  /** DELETE the session resource from the page (CORS), close the peer; returns the DELETE status. */
+  stop(): Promise<number> {
+    return this.page.evaluate(() => window.whip.stop());
+  }
+
+  close(): Promise<void> {
+    return this.page.close();
+  }
+}

@@ -1,0 +1,61 @@
+import { execFile, spawn } from 'node:child_process';
+import { chmod, mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+// Real players and receivers for output tests. VLC refuses to run as root, so it runs as
+// "nobody" and writes into a folder everybody may write to.
+
+export async function playerDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'player-'));
+  await chmod(dir, 0o777);
+  return dir;
+}
+
+function run(cmd: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: timeoutMs, env, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? ((err as { code?: number }).code ?? null) : 0;
+      resolve({ code: typeof code === 'number' ? code : null, stdout, stderr });
+    });
+  });
+}
+
+/** cvlc (as nobody) plays `source` for `seconds` and remuxes what it got into a TS file. */
+export async function vlcRecord(source: string, dir: string, seconds = 4): Promise<string> {
+  const out = path.join(dir, `vlc-${Date.now()}.ts`);
+  await run('runuser', ['-u', 'nobody', '--', 'cvlc', '-I', 'dummy', '--play-and-exit', `--run-time=${seconds}`, source, '--sout', `#std{access=file,mux=ts,dst=${out}}`], (seconds + 15) * 1000);
+  return out;
+}
+
+/**
+ * ffplay, headless, opens `source`; returns what it printed about the input once it has
+ * described `expectStreams` streams (or after `timeoutMs`), then is stopped.
+ */
+export function ffplayStreams(source: string, expectStreams = 2, timeoutMs = 15_000): Promise<string> {
+  return new Promise((resolve) => {
+    const p = spawn('ffplay', ['-hide_banner', '-nodisp', '-protocol_whitelist', 'file,udp,rtp,http,tcp', '-i', source], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, SDL_AUDIODRIVER: 'dummy', SDL_VIDEODRIVER: 'dummy' },
+    });
+    let text = '';
+    const finish = () => {
+      clearTimeout(timer);
+      p.kill('SIGKILL');
+      resolve(text);
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    p.stderr.on('data', (d: Buffer) => {
+      text += d.toString();
+      if ((text.match(/Stream #0:\d/g) ?? []).length >= expectStreams) setTimeout(finish, 200);
+    });
+    p.on('exit', finish);
+  });
+}
+
+/** An ffmpeg that receives (SRT listener, UDP reader...) and copies `seconds` of it to a file. */
+export function ffmpegReceiver(input: string, out: string, seconds: number): { done: Promise<number | null> } {
+  const p = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-i', input, '-t', String(seconds), '-c', 'copy', '-f', 'mpegts', out], { stdio: 'ignore' });
+  const killer = setTimeout(() => p.kill('SIGKILL'), (seconds + 30) * 1000);
+  return { done: new Promise((r) => p.on('exit', (code) => (clearTimeout(killer), r(code)))) };
+}
