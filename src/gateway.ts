@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import type { Express } from 'express';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -19,6 +20,8 @@ export class Gateway {
     private readonly server: http.Server,
     readonly log: Logger,
     private readonly webhooks: Webhooks,
+    /** The express app (tests read its routes). */
+    readonly app: Express,
   ) {}
 
   static async start(config: Config, log: Logger): Promise<Gateway> {
@@ -35,7 +38,7 @@ export class Gateway {
       server.once('error', reject);
       server.listen(config.http.port, config.http.host, () => resolve());
     });
-    const gw = new Gateway(config, registry, server, log, webhooks);
+    const gw = new Gateway(config, registry, server, log, webhooks, app);
     log.info({ event: 'listening', url: gw.url, dataDir: path.resolve(config.dataDir) }, `gateway listening on ${gw.url}`);
     return gw;
   }

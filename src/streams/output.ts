@@ -205,12 +205,12 @@ export class PipelineOutput extends EventEmitter<OutputEvents> implements Output
     if (this.definition.mode === 'oneshot') {
       // A one-shot pipeline (snapshot) is done when ffmpeg exits by itself.
       this.releaseFeed();
-      return exit.error ? this.fail(exit.error) : this.setState('stopped');
+      return exit.error ? this.fail(describeExit(exit)) : this.setState('stopped');
     }
     // A crash after a long healthy run starts the count again; a crash loop does not.
     if (performance.now() - this.spawnedAt > STABLE_RUN_MS) this.failuresInARow = 0;
     this.failuresInARow++;
-    this.error = exit.error ?? `ffmpeg exited unexpectedly: ${exit.lastLines.slice(-3).join(' | ')}`;
+    this.error = describeExit(exit);
     this.ctx.log.warn({ output: this.id, type: this.type, error: this.error, lastLines: exit.lastLines.slice(-5) }, 'ffmpeg exited');
     if (this.failuresInARow > MAX_RESTARTS) return this.fail(this.error);
     this.restarts++;
@@ -258,6 +258,13 @@ export class PipelineOutput extends EventEmitter<OutputEvents> implements Output
   forwarded(): { kind: string; packets: number; bytes: number }[] {
     return this.feed?.stats() ?? [];
   }
+}
+
+/** ffmpeg's exit status with its last error lines, for the API and the logs. */
+function describeExit(exit: FfmpegExit): string {
+  const lines = exit.lastLines.map((l) => l.replace(/^\[(error|warning|fatal)\]\s*/, '').trim()).filter(Boolean);
+  const status = (exit.error ?? 'ffmpeg exited unexpectedly').replace(/:\s*$/, '');
+  return [status, ...lines.slice(-3)].join(' | ');
 }
 
 function delay(ms: number): Promise<void> {
