@@ -48,7 +48,7 @@ describe('isolation and restart', () => {
     await waitFor('a segments after restart', async () => ((await (await fetch(`${t.url}/hls/iso-a/index.m3u8`)).text()).includes('.ts') ? true : undefined), 15_000);
     // b was never touched: same process, playlist still advancing
     expect(outputOf('iso-b')?.pid).toBe(pidB);
-    expect(outputOf('iso-b')?.restarts).toBe(0);
+    expect(outputOf('iso-b')?.info().restarts).toBe(0);
     const before = await segments(`${t.url}/hls/iso-b/index.m3u8`);
     await waitFor('b advancing', async () => ((await segments(`${t.url}/hls/iso-b/index.m3u8`)) > before ? true : undefined), 10_000);
   });

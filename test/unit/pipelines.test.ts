@@ -7,7 +7,7 @@ describe('pipeline definitions', () => {
 
   it('loads the HLS definition from pipelines/', () => {
     expect(hls.type).toBe('hls');
-    expect(hls.params.segmentSeconds.default).toBe(1);
+    expect(hls.params.segmentSeconds).toMatchObject({ type: 'number', default: 1 });
   });
 
   it('copies video and transcodes audio to AAC with the stream channel count', () => {
