@@ -171,6 +171,7 @@ export class OutputCatalog {
 
   /** Turns output state changes into gateway events. */
   private announce(stream: Stream, output: Output): Output {
+    if (output.type === 'snapshot') return output; // a few hundred ms each: not worth an event
     output.on('state', (s) => {
       const base = { stream: stream.name, session: stream.sessionId };
       if (s === 'running') this.events.publish({ ...base, type: 'output.started', output: { id: output.id, type: output.type } });

@@ -109,7 +109,6 @@ describe('Chromium publishes over WHIP from another origin', () => {
     await pub.close();
     const took = await waitGone(t.url, 'gone1', 15_000);
     expect(took).toBeLessThan(10_000);
-    await new Promise((r) => setTimeout(r, 3000)); console.log('PLAYLIST', await (await fetch(`${t.url}/hls/gone1/index.m3u8`)).text());
     await waitEndlist(t.url, 'gone1', 5000);
     // and the name is free again for the next publisher
     const next = await openPublisher();

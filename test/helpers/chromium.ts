@@ -7,9 +7,15 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 // (http://localhost:<port>, a secure context for getUserMedia, and a different origin
 // than the gateway's http://127.0.0.1:<port>, so CORS is exercised for real).
 //
-// Media stays on loopback: Chromium is allowed to gather a 127.0.0.1 host candidate
-// (--allow-loopback-in-peer-connection), and the page strips every other candidate from
-// the offer before it is POSTed. Tests still assert the selected pair via the API.
+// Media stays on loopback. With the IP handling policy "default_public_and_private_interfaces"
+// Chromium does not enumerate interfaces: it gathers one UDP candidate per family on a
+// socket bound to the wildcard address and advertises it under the default route's
+// address. The page rewrites that IPv4 candidate to 127.0.0.1 (the wildcard socket is
+// reachable there) and drops every other candidate, so the gateway checks 127.0.0.1 and
+// the kernel picks 127.0.0.1 as the source of Chromium's packets to the gateway's
+// 127.0.0.1 candidate. (With interface enumeration instead, Chromium prefers its eth0
+// socket to the loopback one because of network cost, and the gateway would see a
+// peer-reflexive eth0 address.) Tests assert the selected pair via the API.
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -25,9 +31,9 @@ export const CHROMIUM_ARGS = [
   '--use-fake-device-for-media-stream',
   '--use-fake-ui-for-media-stream',
   '--autoplay-policy=no-user-gesture-required',
-  // Raw IPs instead of mDNS .local names, and a candidate on the loopback interface.
+  // Raw IPs instead of mDNS .local names; one wildcard-bound UDP socket (see above).
   '--disable-features=WebRtcHideLocalIpsWithMdns',
-  '--allow-loopback-in-peer-connection',
+  '--webrtc-ip-handling-policy=default_public_and_private_interfaces',
   // Pages in the background (several per browser) must keep encoding and playing.
   '--disable-background-timer-throttling',
   '--disable-renderer-backgrounding',
@@ -64,19 +70,23 @@ export interface PublishResult {
   offer: string;
 }
 
-/** Loopback-only candidate filter, also used on offers crafted in Node. */
-export function keepLoopbackCandidates(sdp: string): string {
-  return sdp
-    .split(/\r\n/)
-    .filter((l) => !l.startsWith('a=candidate:') || / udp \d+ 127\.0\.0\.1 \d+ typ host/i.test(l))
-    .map((l) => (l.startsWith('c=IN IP') ? 'c=IN IP4 127.0.0.1' : l))
-    .join('\r\n');
-}
-
 // The WHIP client that runs in the page: plain browser APIs, as a user's page would have.
 // Kept as a string so it runs in the browser untouched by the TypeScript build.
 const PAGE_SCRIPT = String.raw`
-const keepLoopback = ${keepLoopbackCandidates.toString()};
+// Only the IPv4 UDP candidate, moved to 127.0.0.1 (see the comment at the top of chromium.ts).
+function keepLoopback(sdp) {
+  return sdp
+    .split('\r\n')
+    .flatMap((l) => {
+      if (l.startsWith('c=IN IP')) return ['c=IN IP4 127.0.0.1'];
+      if (!l.startsWith('a=candidate:')) return [l];
+      const f = l.split(' ');
+      if (f[2].toLowerCase() !== 'udp' || !/^\d+\.\d+\.\d+\.\d+$/.test(f[4]) || f[7] !== 'host') return [];
+      f[4] = '127.0.0.1';
+      return [f.join(' ')];
+    })
+    .join('\r\n');
+}
 let pc, resource, stream;
 
 async function makeOffer(opts) {
