@@ -9,8 +9,10 @@ import type { Logger } from './log.js';
 import { loadDefinitions } from './pipelines/definition.js';
 import { StreamRegistry } from './streams/registry.js';
 import { Webhooks } from './events/webhooks.js';
+import { attachSignalling } from './signalling/ws.js';
+import type { WebSocketServer } from 'ws';
 
-// Wires configuration, the stream registry and the HTTP server together. Tests start a
+// Wires configuration, the stream registry, the HTTP server and WebSocket signalling together. Tests start a
 // Gateway in-process; the CLI wraps it with signal handling.
 
 export class Gateway {
@@ -22,6 +24,7 @@ export class Gateway {
     private readonly webhooks: Webhooks,
     /** The express app (tests read its routes). */
     readonly app: Express,
+    private readonly wss: WebSocketServer,
   ) {}
 
   static async start(config: Config, log: Logger): Promise<Gateway> {
@@ -34,11 +37,12 @@ export class Gateway {
     const webhooks = new Webhooks(config.webhooks, registry.events, log);
     const app = createApp(config, registry, log);
     const server = http.createServer(app);
+    const wss = attachSignalling(server, registry, log);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.http.port, config.http.host, () => resolve());
     });
-    const gw = new Gateway(config, registry, server, log, webhooks, app);
+    const gw = new Gateway(config, registry, server, log, webhooks, app, wss);
     log.info({ event: 'listening', url: gw.url, dataDir: path.resolve(config.dataDir) }, `gateway listening on ${gw.url}`);
     return gw;
   }
@@ -57,6 +61,8 @@ export class Gateway {
   async stop(): Promise<void> {
     await this.registry.shutdown();
     await this.webhooks.stop();
+    for (const ws of this.wss.clients) ws.terminate();
+    this.wss.close();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }

@@ -73,7 +73,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
   }
 
   /** Answers a WHIP offer. Throws SdpError (400/406) or StreamBusy (409). */
-  async publish(name: string, offerText: string): Promise<PublishResult> {
+  async publish(name: string, offerText: string, options: { trickle?: boolean } = {}): Promise<PublishResult> {
     if (this.shuttingDown) throw new Error('gateway is shutting down');
     const offer = parseOffer(offerText); // bad SDP is refused before anything is reserved
     const existing = this.streams.get(name);
@@ -81,7 +81,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     this.pending.add(name);
     try {
       if (existing) await existing.close('replaced by a new publisher');
-      const { peer, answer } = await PublisherPeer.answer(offer, this.config.ice);
+      const { peer, answer } = await PublisherPeer.answer(offer, this.config.ice, options);
       const sessionId = randomUUID();
       const stream = new Stream(name, sessionId, peer, {
         ports: this.ports,

@@ -29,6 +29,14 @@ export interface PublisherPeerEvents {
   rtp: [track: ChosenCodec, packet: RtpPacketLite];
   /** werift's connection state: new, connecting, connected, disconnected, failed, closed. */
   state: [state: string];
+  /** A local ICE candidate (trickle), or null when gathering is complete. */
+  candidate: [candidate: CandidateInit | null];
+}
+
+export interface CandidateInit {
+  candidate: string;
+  sdpMid?: string;
+  sdpMLineIndex?: number;
 }
 
 export interface SelectedPair {
@@ -40,6 +48,9 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
   private readonly videoSsrc = new Map<number, number>(); // m-section index -> last SSRC seen
   private readonly receivers = new Map<number, RTCRtpTransceiver>();
   private closed = false;
+  /** Local candidates gathered so far (a late listener can catch up). */
+  readonly localCandidates: CandidateInit[] = [];
+  gatheringComplete = false;
 
   private constructor(
     private readonly pc: RTCPeerConnection,
@@ -49,11 +60,12 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
   }
 
   /**
-   * Builds the peer for a parsed offer and returns it with the SDP answer (ICE candidates
-   * included: WHIP answers are complete, the server does not trickle). Throws SdpError
-   * (406) when no acceptable codec was offered.
+   * Builds the peer for a parsed offer and returns it with the SDP answer. For WHIP the
+   * answer holds every candidate (the server does not trickle); with `trickle` it comes at
+   * once and candidates follow as 'candidate' events (WebSocket signalling). Throws
+   * SdpError (406) when no acceptable codec was offered.
    */
-  static async answer(offer: ParsedOffer, ice: Config['ice']): Promise<{ peer: PublisherPeer; answer: string }> {
+  static async answer(offer: ParsedOffer, ice: Config['ice'], { trickle = false } = {}): Promise<{ peer: PublisherPeer; answer: string }> {
     const tracks = chooseCodecs(offer);
     const pc = new RTCPeerConnection({
       ...iceOptions(ice),
@@ -69,6 +81,18 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
     const peer = new PublisherPeer(pc, tracks);
     pc.onTransceiverAdded.subscribe((t) => peer.watchTransceiver(t));
     pc.connectionStateChange.subscribe((state) => peer.emit('state', state));
+    pc.onIceCandidate.subscribe((c) => {
+      const init = c ? { candidate: c.candidate, sdpMid: c.sdpMid ?? undefined, sdpMLineIndex: c.sdpMLineIndex ?? undefined } : null;
+      if (init) peer.localCandidates.push(init);
+      else peer.gatheringComplete = true;
+      peer.emit('candidate', init);
+    });
+    pc.iceGatheringStateChange.subscribe((s) => {
+      if (s === 'complete' && !peer.gatheringComplete) {
+        peer.gatheringComplete = true;
+        peer.emit('candidate', null);
+      }
+    });
     try {
       await pc.setRemoteDescription({ type: 'offer', sdp: writeSdp(restrictOffer(offer.sdp, tracks)) });
       for (const t of pc.getTransceivers()) {
@@ -76,7 +100,7 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
         t.setDirection('recvonly');
       }
       await pc.setLocalDescription(await pc.createAnswer());
-      await waitForGathering(pc);
+      if (!trickle) await waitForGathering(pc);
       const answer = pc.localDescription?.sdp;
       if (!answer) throw new Error('werift produced no answer');
       return { peer, answer };
@@ -107,6 +131,12 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
         });
       });
     });
+  }
+
+  /** A candidate from the publisher (trickle ICE); null or empty means end of candidates. */
+  async addRemoteCandidate(c: CandidateInit | null): Promise<void> {
+    if (this.closed) return;
+    await this.pc.addIceCandidate(c && c.candidate ? c : undefined);
   }
 
   /** Sends a PLI for every video track (needs `nack pli`, which the policy negotiates). */

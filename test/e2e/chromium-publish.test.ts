@@ -109,6 +109,7 @@ describe('Chromium publishes over WHIP from another origin', () => {
     await pub.close();
     const took = await waitGone(t.url, 'gone1', 15_000);
     expect(took).toBeLessThan(10_000);
+    { const fs = await import('node:fs'); const d = `${t.dataDir}/hls/gone1`; console.log('LS', JSON.stringify(fs.readdirSync(d).map((f) => `${f}:${fs.statSync(`${d}/${f}`).size}`))); console.log('PL', JSON.stringify(fs.readFileSync(`${d}/index.m3u8`, 'utf8'))); }
     await waitEndlist(t.url, 'gone1', 5000);
     // and the name is free again for the next publisher
     const next = await openPublisher();

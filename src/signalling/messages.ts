@@ -1,0 +1,39 @@
+import { z } from 'zod';
+
+// The WebSocket signalling protocol at /ws: JSON messages, one per frame. Every message a
+// client sends is checked here; anything else gets an {type: "error"} reply.
+
+const candidate = z
+  .object({
+    candidate: z.string().max(2048),
+    sdpMid: z.string().max(64).nullish(),
+    sdpMLineIndex: z.number().int().min(0).max(64).nullish(),
+    usernameFragment: z.string().max(256).nullish(),
+  })
+  .nullable();
+
+export const clientMessage = z.discriminatedUnion('type', [
+  /** Publish an offer under a stream name; the answer comes back at once, candidates trickle. */
+  z.object({ type: z.literal('publish'), stream: z.string(), sdp: z.string().max(128 * 1024) }).strict(),
+  /** A publisher ICE candidate; null = end of candidates. */
+  z.object({ type: z.literal('candidate'), candidate }).strict(),
+  z.object({ type: z.literal('unpublish') }).strict(),
+  /** Receive gateway events and, every second, the stream list with stats. */
+  z.object({ type: z.literal('subscribe'), stats: z.boolean().default(true) }).strict(),
+  z.object({ type: z.literal('unsubscribe') }).strict(),
+  z.object({ type: z.literal('ping') }).strict(),
+]);
+
+export type ClientMessage = z.infer<typeof clientMessage>;
+
+export type ErrorCode = 'bad-message' | 'bad-stream-name' | 'bad-sdp' | 'no-codec' | 'stream-busy' | 'already-publishing' | 'not-publishing' | 'internal';
+
+export type ServerMessage =
+  | { type: 'answer'; stream: string; session: string; sdp: string }
+  | { type: 'candidate'; candidate: { candidate: string; sdpMid?: string; sdpMLineIndex?: number } | null }
+  | { type: 'state'; state: string }
+  | { type: 'unpublished'; stream: string; reason: string }
+  | { type: 'streams'; streams: unknown[] }
+  | { type: 'event'; event: unknown }
+  | { type: 'pong' }
+  | { type: 'error'; code: ErrorCode; message: string };

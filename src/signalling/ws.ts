@@ -1,0 +1,137 @@
+import type http from 'node:http';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { GatewayEvent } from '../events/bus.js';
+import type { Logger } from '../log.js';
+import { SdpError } from '../sdp/offer.js';
+import { STREAM_NAME, StreamBusy, type StreamRegistry } from '../streams/registry.js';
+import type { Stream } from '../streams/stream.js';
+import { clientMessage, type ErrorCode, type ServerMessage } from './messages.js';
+
+// WebSocket signalling for the built-in pages: publish with trickle ICE both ways, and a
+// live feed of events and stream stats for the dashboard. A malformed message gets an
+// error reply and nothing else; a closed socket ends the session it published.
+
+const PING_INTERVAL_MS = 15_000;
+const STATS_INTERVAL_MS = 1000;
+const MAX_MESSAGE_BYTES = 256 * 1024;
+
+export function attachSignalling(server: http.Server, registry: StreamRegistry, log: Logger): WebSocketServer {
+  const wss = new WebSocketServer({ server, path: '/ws', maxPayload: MAX_MESSAGE_BYTES });
+  wss.on('connection', (ws) => new Connection(ws, registry, log));
+  const ping = setInterval(() => {
+    for (const ws of wss.clients) {
+      const alive = (ws as WebSocket & { alive?: boolean }).alive;
+      if (alive === false) {
+        ws.terminate(); // no pong since the last ping: the peer is gone
+        continue;
+      }
+      (ws as WebSocket & { alive?: boolean }).alive = false;
+      ws.ping();
+    }
+  }, PING_INTERVAL_MS);
+  ping.unref();
+  wss.on('close', () => clearInterval(ping));
+  return wss;
+}
+
+class Connection {
+  private stream: Stream | undefined;
+  private statsTimer: NodeJS.Timeout | undefined;
+  private readonly onEvent = (event: GatewayEvent) => this.send({ type: 'event', event });
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly registry: StreamRegistry,
+    private readonly log: Logger,
+  ) {
+    (ws as WebSocket & { alive?: boolean }).alive = true;
+    ws.on('pong', () => ((ws as WebSocket & { alive?: boolean }).alive = true));
+    ws.on('message', (data, isBinary) => void this.onMessage(isBinary ? '' : data.toString()));
+    ws.on('close', () => this.onClose());
+    ws.on('error', () => undefined);
+  }
+
+  private send(msg: ServerMessage): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  private error(code: ErrorCode, message: string): void {
+    this.send({ type: 'error', code, message });
+  }
+
+  private async onMessage(text: string): Promise<void> {
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      return this.error('bad-message', 'message is not JSON');
+    }
+    const parsed = clientMessage.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return this.error('bad-message', `${issue.path.join('.') || 'message'}: ${issue.message}`);
+    }
+    const msg = parsed.data;
+    try {
+      switch (msg.type) {
+        case 'publish':
+          return await this.publish(msg.stream, msg.sdp);
+        case 'candidate':
+          if (!this.stream) return this.error('not-publishing', 'send "publish" before candidates');
+          return await this.stream.peer.addRemoteCandidate(msg.candidate ? { candidate: msg.candidate.candidate, sdpMid: msg.candidate.sdpMid ?? undefined, sdpMLineIndex: msg.candidate.sdpMLineIndex ?? undefined } : null);
+        case 'unpublish':
+          if (!this.stream) return this.error('not-publishing', 'nothing is being published on this connection');
+          return void (await this.stream.close('publisher ended the session'));
+        case 'subscribe':
+          return this.subscribe(msg.stats);
+        case 'unsubscribe':
+          return this.unsubscribe();
+        case 'ping':
+          return this.send({ type: 'pong' });
+      }
+    } catch (e) {
+      this.log.warn({ event: 'ws-error', error: (e as Error).message }, 'signalling message failed');
+      this.error('internal', (e as Error).message);
+    }
+  }
+
+  private async publish(name: string, sdp: string): Promise<void> {
+    if (this.stream && !this.stream.closed) return this.error('already-publishing', `this connection already publishes ${this.stream.name}`);
+    if (!STREAM_NAME.test(name)) return this.error('bad-stream-name', 'stream name must be 1-64 characters of A-Z, a-z, 0-9, "_" or "-"');
+    try {
+      const { stream, answer } = await this.registry.publish(name, sdp, { trickle: true });
+      this.stream = stream;
+      this.send({ type: 'answer', stream: name, session: stream.sessionId, sdp: answer });
+      for (const c of stream.peer.localCandidates) this.send({ type: 'candidate', candidate: c });
+      if (stream.peer.gatheringComplete) this.send({ type: 'candidate', candidate: null });
+      stream.peer.on('candidate', (c) => this.send({ type: 'candidate', candidate: c }));
+      stream.peer.on('state', (state) => this.send({ type: 'state', state }));
+      stream.once('closed', (reason) => this.send({ type: 'unpublished', stream: name, reason }));
+    } catch (e) {
+      if (e instanceof SdpError) return this.error(e.status === 406 ? 'no-codec' : 'bad-sdp', e.message);
+      if (e instanceof StreamBusy) return this.error('stream-busy', e.message);
+      return this.error('bad-sdp', `offer could not be answered: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+
+  private subscribe(stats: boolean): void {
+    this.unsubscribe();
+    this.registry.events.on('event', this.onEvent);
+    if (stats) {
+      const tick = () => this.send({ type: 'streams', streams: this.registry.list() });
+      tick();
+      this.statsTimer = setInterval(tick, STATS_INTERVAL_MS);
+    }
+  }
+
+  private unsubscribe(): void {
+    this.registry.events.off('event', this.onEvent);
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    this.statsTimer = undefined;
+  }
+
+  private onClose(): void {
+    this.unsubscribe();
+    if (this.stream && !this.stream.closed) void this.stream.close('signalling connection closed');
+  }
+}
