@@ -24,8 +24,14 @@ export function apiRouter(registry: StreamRegistry, startedAt: Date): Router {
     res.status(204).end();
   });
 
+  // CPU of the gateway process (not its ffmpeg children) since the previous health check.
+  let lastCpu = { usage: process.cpuUsage(), at: performance.now() };
   router.get('/healthz', (_req, res) => {
     const mem = process.memoryUsage();
+    const now = { usage: process.cpuUsage(), at: performance.now() };
+    const used = now.usage.user + now.usage.system - lastCpu.usage.user - lastCpu.usage.system;
+    const cpuPercent = Math.round((used / 1000 / Math.max(1, now.at - lastCpu.at)) * 1000) / 10;
+    lastCpu = now;
     res.json({
       status: 'ok',
       uptimeSeconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
@@ -33,6 +39,7 @@ export function apiRouter(registry: StreamRegistry, startedAt: Date): Router {
       ffmpegProcesses: registry.ffmpegPids().length,
       rtpPortsInUse: registry.ports.used,
       memoryMB: Math.round(mem.rss / 1e6),
+      cpuPercent,
       load: os.loadavg()[0],
     });
   });

@@ -36,7 +36,9 @@ export function createApp(config: Config, registry: StreamRegistry, log: Logger,
   app.use(liveRouter(registry));
   const hlsJs = path.dirname(createRequire(import.meta.url).resolve('hls.js/dist/hls.min.js'));
   app.get('/vendor/hls.min.js', (_req, res) => res.sendFile('hls.min.js', { root: hlsJs }));
-  app.get(['/', '/publish', '/publish/:name'], (_req, res) => res.sendFile('publish.html', { root: WEB_DIR }));
+  app.use('/assets', express.static(WEB_DIR, { index: false, extensions: [], maxAge: '5m' }));
+  app.get('/', (_req, res) => res.sendFile('index.html', { root: WEB_DIR }));
+  app.get(['/publish', '/publish/:name'], (_req, res) => res.sendFile('publish.html', { root: WEB_DIR }));
   app.get('/watch/:name', (_req, res) => res.sendFile('watch.html', { root: WEB_DIR }));
   app.use((req, res) => sendError(res, 404, `no route for ${req.method} ${req.path}`));
   app.use(errorHandler(log));

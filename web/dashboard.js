@@ -1,0 +1,162 @@
+// Dashboard: live streams (tracks, bitrate and loss graphs over the last minutes, outputs
+// with start/stop buttons), recordings, and gateway health. Stream data arrives every
+// second over the WebSocket feed; recordings and health are polled.
+const $ = (id) => document.getElementById(id);
+const HISTORY = 300; // seconds of graph
+const history = new Map(); // stream -> [{t, kbps, lost}]
+let lastStreams = [];
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== false) e.setAttribute(k, v === true ? '' : v);
+  }
+  e.append(...children.filter((c) => c !== undefined && c !== null));
+  return e;
+}
+
+function message(text) {
+  $('message').hidden = !text;
+  $('message').textContent = text || '';
+}
+
+async function api(method, path, body) {
+  const res = await fetch(path, { method, headers: body ? { 'Content-Type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+  if (!res.ok) {
+    const text = (await res.text()).trim();
+    message(`${method} ${path}: ${res.status} ${text}`);
+    throw new Error(text);
+  }
+  message('');
+  return res.status === 204 ? undefined : res.json();
+}
+
+const startButtons = [
+  ['HLS', 'hls', () => ({})],
+  ['MPEG-TS (VLC)', 'mpegts-http', () => ({})],
+  ['Record', 'record', () => ({})],
+  ['RTP forward', 'rtp-mpegts', () => {
+    const target = prompt('Send MPEG-TS over RTP to host:port (open in VLC as rtp://@host:port)', '127.0.0.1:5004');
+    if (!target) return undefined;
+    const [host, port] = target.split(':');
+    return { host, port: Number(port) };
+  }],
+  ['Push (SRT/RTMP/UDP)', 'push', () => {
+    const url = prompt('Push to URL (srt://, rtmp://, rtmps:// or udp://)');
+    if (!url) return undefined;
+    const scheme = url.split(':')[0];
+    return { type: scheme === 'rtmps' ? 'rtmp' : scheme, url };
+  }],
+];
+
+function graph(points) {
+  const c = el('canvas', { class: 'graph', width: 600, height: 48, role: 'img', 'aria-label': 'bitrate (blue) and packet loss (red) over the last minutes' });
+  const g = c.getContext('2d');
+  const max = Math.max(100, ...points.map((p) => p.kbps));
+  const x = (i) => (i / (HISTORY - 1)) * c.width;
+  const off = HISTORY - points.length;
+  g.strokeStyle = '#0b63ce';
+  g.beginPath();
+  points.forEach((p, i) => g[i ? 'lineTo' : 'moveTo'](x(i + off), c.height - (p.kbps / max) * (c.height - 4) - 2));
+  g.stroke();
+  g.fillStyle = '#b3261e';
+  points.forEach((p, i) => p.lost > 0 && g.fillRect(x(i + off), c.height - Math.min(c.height, p.lost * 4), 2, Math.min(c.height, p.lost * 4)));
+  return c;
+}
+
+function renderStreams(streams) {
+  lastStreams = streams;
+  $('nostreams').hidden = streams.length > 0;
+  const now = Date.now();
+  for (const s of streams) {
+    const h = history.get(s.name) ?? [];
+    const kbps = s.tracks.reduce((sum, t) => sum + t.bitrateKbps, 0);
+    const lostTotal = s.tracks.reduce((sum, t) => sum + t.lost, 0);
+    const prev = h.at(-1);
+    h.push({ t: now, kbps, lostTotal, lost: prev ? Math.max(0, lostTotal - prev.lostTotal) : 0 });
+    while (h.length > HISTORY) h.shift();
+    history.set(s.name, h);
+  }
+  for (const name of history.keys()) if (!streams.some((s) => s.name === name)) history.delete(name);
+  $('streams').replaceChildren(...streams.map(streamCard));
+}
+
+function streamCard(s) {
+  const tracks = el('table', {},
+    el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Track'), el('th', { scope: 'col' }, 'Codec'), el('th', { scope: 'col' }, 'Bitrate'), el('th', { scope: 'col', class: 'hide-sm' }, 'Packets'), el('th', { scope: 'col', class: 'hide-sm' }, 'Lost'))),
+    el('tbody', {}, ...s.tracks.map((t) => el('tr', {},
+      el('td', {}, t.kind),
+      el('td', {}, `${t.codec}${t.width ? ` ${t.width}×${t.height}` : ''}${t.kind === 'audio' ? ` ${t.channels === 2 ? 'stereo' : 'mono'}` : ''}`),
+      el('td', {}, `${t.bitrateKbps} kbit/s`),
+      el('td', { class: 'hide-sm' }, String(t.packets)),
+      el('td', { class: 'hide-sm' }, String(t.lost))))));
+  const outputs = el('table', {},
+    el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Output'), el('th', { scope: 'col' }, 'State'), el('th', { scope: 'col', class: 'hide-sm' }, 'Links'), el('th', { scope: 'col' }, ''))),
+    el('tbody', {}, ...s.outputs.map((o) => el('tr', {},
+      el('td', {}, o.type),
+      el('td', {}, el('span', { class: `state-${o.state}`, title: o.error || '' }, o.state), o.restarts ? ` (${o.restarts} restarts)` : ''),
+      el('td', { class: 'hide-sm' }, ...Object.entries(o.urls || {}).map(([k, u]) => el('div', {}, `${k}: `, u.startsWith('/') ? el('a', { href: u }, u) : el('span', { class: 'url' }, u)))),
+      el('td', {}, el('button', { type: 'button', class: 'danger', 'aria-label': `stop ${o.type} of ${s.name}`, onclick: () => api('DELETE', `/api/streams/${s.name}/outputs/${o.id}`) }, 'Stop'))))));
+  const actions = el('div', { class: 'actions', role: 'group', 'aria-label': `start outputs for ${s.name}` },
+    ...startButtons.map(([label, type, params]) => el('button', {
+      type: 'button', class: 'secondary',
+      onclick: async () => {
+        const p = params();
+        if (!p) return;
+        if (type === 'mpegts-http') { window.open(`/live/${s.name}.ts`, '_blank'); return; }
+        await api('POST', `/api/streams/${s.name}/outputs`, { type, ...p }).catch(() => {});
+      },
+    }, label === 'Record' ? 'Start recording' : `Start ${label}`)),
+    el('button', { type: 'button', class: 'danger', onclick: () => api('DELETE', `/api/streams/${s.name}`) }, 'Disconnect publisher'));
+  return el('article', { class: 'card', 'aria-label': `stream ${s.name}` },
+    el('h3', {}, s.name, ' ', el('span', { class: `state-${s.state}` }, s.state), ' ', el('a', { href: `/watch/${s.name}` }, 'watch')),
+    el('p', { class: 'muted' }, `since ${new Date(s.startedAt).toLocaleTimeString()}${s.ice ? ` · ICE ${s.ice.remote.type} ${s.ice.remote.protocol}` : ''}`),
+    graph(history.get(s.name) ?? []),
+    tracks, outputs, actions);
+}
+
+function connect() {
+  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
+  ws.onopen = () => { message(''); ws.send(JSON.stringify({ type: 'subscribe', stats: true })); };
+  ws.onmessage = (ev) => {
+    const msg = JSON.parse(ev.data);
+    if (msg.type === 'streams') renderStreams(msg.streams);
+    if (msg.type === 'event' && msg.event.type === 'recording.finished') loadRecordings();
+  };
+  ws.onclose = () => { message('Lost the connection to the gateway; retrying…'); setTimeout(connect, 2000); };
+}
+
+function fmtBytes(n) { return n > 1e9 ? `${(n / 1e9).toFixed(1)} GB` : n > 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.round(n / 1e3)} kB`; }
+function fmtDuration(s) { return s == null ? '(recording)' : `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, '0')}`; }
+
+async function loadRecordings() {
+  const recs = await fetch('/api/recordings').then((r) => r.json()).catch(() => []);
+  $('norecs').hidden = recs.length > 0;
+  $('recordings').hidden = recs.length === 0;
+  $('recordings').tBodies[0].replaceChildren(...recs.reverse().map((r) => el('tr', {},
+    el('td', {}, r.stream),
+    el('td', {}, new Date(r.startedAt).toLocaleString()),
+    el('td', {}, fmtDuration(r.durationSeconds)),
+    el('td', { class: 'hide-sm' }, fmtBytes(r.bytes)),
+    el('td', { class: 'actions' },
+      el('button', { type: 'button', class: 'secondary', 'aria-label': `play ${r.file}`, onclick: () => { const p = $('player'); p.hidden = false; p.src = r.url; p.play().catch(() => {}); } }, 'Play'),
+      el('a', { href: r.url, download: r.file }, 'Download'), ' ',
+      el('button', { type: 'button', class: 'danger', 'aria-label': `delete ${r.file}`, onclick: async () => { if (confirm(`Delete ${r.file}?`)) { await api('DELETE', `/api/recordings/${r.stream}/${r.file}`); loadRecordings(); } } }, 'Delete')))));
+}
+
+async function loadHealth() {
+  const h = await fetch('/healthz').then((r) => r.json()).catch(() => undefined);
+  if (!h) return;
+  $('h-cpu').textContent = `${h.cpuPercent ?? '–'} %`;
+  $('h-mem').textContent = `${h.memoryMB} MB`;
+  $('h-streams').textContent = String(h.streams);
+  $('h-ffmpeg').textContent = String(h.ffmpegProcesses);
+  $('h-up').textContent = `${Math.floor(h.uptimeSeconds / 60)} min`;
+}
+
+connect();
+loadRecordings();
+loadHealth();
+setInterval(loadRecordings, 5000);
+setInterval(loadHealth, 2000);

@@ -1,0 +1,200 @@
+// Publish page: camera, microphone or screen to the gateway over WebSocket signalling
+// (trickle ICE) or WHIP, with a preview and live outgoing stats.
+const $ = (id) => document.getElementById(id);
+let pc;
+let media;
+let ws;
+let whipResource;
+let statsTimer;
+
+const fromPath = location.pathname.match(/^\/publish\/([A-Za-z0-9_-]{1,64})$/);
+if (fromPath) $('name').value = fromPath[1];
+const params = new URLSearchParams(location.search);
+if (params.get('signalling') === 'whip') $('signalling').value = 'whip';
+
+function state(s) { $('state').textContent = s; $('state').className = `state-${s}`; }
+function message(text, kind = 'error') {
+  const el = $('message');
+  el.hidden = !text;
+  el.textContent = text || '';
+  el.className = `msg ${kind}`;
+}
+
+async function listDevices() {
+  try {
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    for (const [kind, select] of [['videoinput', $('camera')], ['audioinput', $('mic')]]) {
+      const keep = [...select.options].filter((o) => o.value === '' || o.value === 'none');
+      select.replaceChildren(...keep);
+      for (const d of devices.filter((x) => x.kind === kind)) {
+        select.append(new Option(d.label || `${kind} ${select.options.length}`, d.deviceId));
+      }
+    }
+  } catch { /* devices are listed once permission is given */ }
+}
+
+async function getMedia() {
+  const mic = $('mic').value;
+  const audio = mic === 'none' ? false : mic ? { deviceId: { exact: mic } } : true;
+  if ($('source').value === 'screen') {
+    const screen = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 30 }, audio: false });
+    if (audio) {
+      const a = await navigator.mediaDevices.getUserMedia({ audio });
+      a.getAudioTracks().forEach((t) => screen.addTrack(t));
+    }
+    return screen;
+  }
+  const cam = $('camera').value;
+  return navigator.mediaDevices.getUserMedia({
+    video: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 }, ...(cam ? { deviceId: { exact: cam } } : {}) },
+    audio,
+  });
+}
+
+function explainMediaError(e) {
+  if (e.name === 'NotAllowedError') return 'Camera, microphone or screen access was denied. Allow it in the browser (address bar icon) and try again.';
+  if (e.name === 'NotFoundError') return 'No camera or microphone found. Pick another source or choose "no audio".';
+  if (e.name === 'NotReadableError') return 'The camera or microphone is in use by another program.';
+  if (!window.isSecureContext) return 'The camera needs a secure page: open the gateway over https:// or on localhost.';
+  return `Could not open the media: ${e.message}`;
+}
+
+function newPeer() {
+  const p = new RTCPeerConnection();
+  for (const track of media.getTracks()) {
+    const t = p.addTransceiver(track, { direction: 'sendonly' });
+    if (track.kind === 'video' && RTCRtpSender.getCapabilities) {
+      // Ask for H.264 first: the gateway copies it untouched (VP8 would be refused).
+      const codecs = RTCRtpSender.getCapabilities('video').codecs;
+      const h264 = codecs.filter((c) => c.mimeType === 'video/H264' && /packetization-mode=1/.test(c.sdpFmtpLine || ''));
+      if (h264.length) t.setCodecPreferences([...h264, ...codecs.filter((c) => !h264.includes(c))]);
+    }
+  }
+  p.onconnectionstatechange = () => {
+    state(p.connectionState);
+    if (p.connectionState === 'failed') message('The connection to the gateway failed (ICE). Check firewalls, or configure a TURN server.');
+  };
+  return p;
+}
+
+async function publishWs(name) {
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+  ws = new WebSocket(url);
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = () => reject(new Error('unreachable'));
+  });
+  ws.onclose = () => { if (pc) { state('disconnected'); message('The connection to the gateway closed.'); } };
+  ws.onmessage = async (ev) => {
+    const msg = JSON.parse(ev.data);
+    if (msg.type === 'answer') await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+    else if (msg.type === 'candidate') await pc.addIceCandidate(msg.candidate || null).catch(() => {});
+    else if (msg.type === 'error') { message(msg.code === 'stream-busy' ? `The name "${name}" is already being published. Pick another name.` : msg.message); stop(false); }
+    else if (msg.type === 'unpublished') { message(`The gateway ended the stream: ${msg.reason}`, 'info'); stop(false); }
+  };
+  pc.onicecandidate = (e) => ws.readyState === 1 && ws.send(JSON.stringify({ type: 'candidate', candidate: e.candidate ? e.candidate.toJSON() : null }));
+  const offer = await pc.createOffer();
+  await pc.setLocalDescription(offer);
+  ws.send(JSON.stringify({ type: 'publish', stream: name, sdp: offer.sdp }));
+}
+
+async function publishWhip(name) {
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((r) => {
+    if (pc.iceGatheringState === 'complete') return r();
+    pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r();
+    setTimeout(r, 2000);
+  });
+  let res;
+  try {
+    res = await fetch(`/whip/${encodeURIComponent(name)}`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
+  } catch {
+    throw new Error('unreachable');
+  }
+  const body = await res.text();
+  if (res.status === 409) throw new Error(`The name "${name}" is already being published. Pick another name.`);
+  if (res.status !== 201) throw new Error(`The gateway refused the stream (${res.status}): ${body.trim()}`);
+  whipResource = new URL(res.headers.get('Location'), location.href).href;
+  await pc.setRemoteDescription({ type: 'answer', sdp: body });
+}
+
+async function start() {
+  const name = $('name').value.trim();
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) return message('The stream name may use letters, digits, "_" and "-" (up to 64).');
+  message('');
+  $('start').disabled = true;
+  try {
+    media = await getMedia();
+  } catch (e) {
+    $('start').disabled = false;
+    return message(explainMediaError(e));
+  }
+  $('preview').srcObject = media;
+  listDevices();
+  pc = newPeer();
+  state('connecting');
+  try {
+    if ($('signalling').value === 'whip') await publishWhip(name);
+    else await publishWs(name);
+  } catch (e) {
+    message(e.message === 'unreachable' ? 'The gateway cannot be reached. Is it running, and is this the right address?' : e.message);
+    return stop(false);
+  }
+  $('stop').disabled = false;
+  showLinks(name);
+  statsTimer = setInterval(updateStats, 1000);
+}
+
+function showLinks(name) {
+  const base = location.origin;
+  $('watch').href = `/watch/${name}`;
+  $('watch').textContent = `${base}/watch/${name}`;
+  $('vlc').textContent = `${base}/live/${name}.ts`;
+  $('hls').textContent = `${base}/hls/${name}/index.m3u8`;
+  $('links').hidden = false;
+}
+
+let last;
+async function updateStats() {
+  if (!pc) return;
+  const report = await pc.getStats();
+  const byId = new Map([...report.values()].map((r) => [r.id, r]));
+  for (const r of report.values()) {
+    if (r.type !== 'outbound-rtp') continue;
+    const codec = byId.get(r.codecId);
+    if (r.kind === 'video') {
+      $('codec').textContent = codec ? codec.mimeType.replace('video/', '') : '–';
+      if (last) $('bitrate').textContent = `${Math.round(((r.bytesSent - last.bytes) * 8) / (r.timestamp - last.t))} kbit/s`;
+      last = { bytes: r.bytesSent, t: r.timestamp };
+      $('fps').textContent = r.framesPerSecond ?? '–';
+      $('resolution').textContent = r.frameWidth ? `${r.frameWidth}×${r.frameHeight}` : '–';
+    } else if (r.kind === 'audio') {
+      $('audioCodec').textContent = codec ? codec.mimeType.replace('audio/', '') : '–';
+    }
+  }
+}
+
+async function stop(sendBye = true) {
+  clearInterval(statsTimer);
+  if (sendBye) {
+    if (ws && ws.readyState === 1) ws.send(JSON.stringify({ type: 'unpublish' }));
+    if (whipResource) await fetch(whipResource, { method: 'DELETE' }).catch(() => {});
+  }
+  const p = pc;
+  pc = undefined;
+  ws?.close();
+  ws = undefined;
+  whipResource = undefined;
+  last = undefined;
+  p?.close();
+  media?.getTracks().forEach((t) => t.stop());
+  $('preview').srcObject = null;
+  $('start').disabled = false;
+  $('stop').disabled = true;
+  state('idle');
+}
+
+$('start').addEventListener('click', start);
+$('stop').addEventListener('click', () => stop(true));
+$('source').addEventListener('change', () => { $('camera').disabled = $('source').value === 'screen'; });
+listDevices();
