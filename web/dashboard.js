@@ -51,11 +51,16 @@ const startButtons = [
 ];
 
 function graph(points) {
-  const c = el('canvas', { class: 'graph', width: 600, height: 48, role: 'img', 'aria-label': 'bitrate (blue) and packet loss (red) over the last minutes' });
+  const c = el('canvas', { class: 'graph', width: 1000, height: 56, role: 'img', 'aria-label': 'bitrate (blue) and packet loss (red) over the last minutes' });
   const g = c.getContext('2d');
   const max = Math.max(100, ...points.map((p) => p.kbps));
   const x = (i) => (i / (HISTORY - 1)) * c.width;
   const off = HISTORY - points.length;
+  g.fillStyle = '#5d6470';
+  g.font = '11px system-ui, sans-serif';
+  g.fillText(`${Math.round(max)} kbit/s · last ${HISTORY / 60} min`, 6, 15);
+  g.strokeStyle = '#d9dce1';
+  g.strokeRect(0.5, 0.5, c.width - 1, c.height - 1);
   g.strokeStyle = '#0b63ce';
   g.beginPath();
   points.forEach((p, i) => g[i ? 'lineTo' : 'moveTo'](x(i + off), c.height - (p.kbps / max) * (c.height - 4) - 2));

@@ -24,13 +24,14 @@ async function listDevices() {
   try {
     const devices = await navigator.mediaDevices.enumerateDevices();
     for (const [kind, select] of [['videoinput', $('camera')], ['audioinput', $('mic')]]) {
-      const keep = [...select.options].filter((o) => o.value === '' || o.value === 'none');
-      select.replaceChildren(...keep);
-      for (const d of devices.filter((x) => x.kind === kind)) {
-        select.append(new Option(d.label || `${kind} ${select.options.length}`, d.deviceId));
-      }
+      const chosen = select.value;
+      const fixed = [...select.options].filter((o) => o.dataset.fixed !== undefined);
+      // Before permission is given, devices have no id or label: list them later.
+      const found = devices.filter((d) => d.kind === kind && d.deviceId && d.deviceId !== 'default');
+      select.replaceChildren(...fixed, ...found.map((d, i) => new Option(d.label || `${kind === 'videoinput' ? 'camera' : 'microphone'} ${i + 1}`, d.deviceId)));
+      if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
     }
-  } catch { /* devices are listed once permission is given */ }
+  } catch { /* not available: the defaults are used */ }
 }
 
 async function getMedia() {

@@ -1,0 +1,132 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+
+// Reading CPU time and memory of processes from /proc (Linux only): the gateway, its
+// ffmpeg children, the whole machine. Everything here is a cheap synchronous read.
+
+let clockTicks: number | undefined;
+
+/** USER_HZ, the unit of utime/stime in /proc/<pid>/stat (almost always 100). */
+export function clkTck(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+export interface ProcStat {
+  pid: number;
+  ppid: number;
+  comm: string;
+  /** utime + stime, in seconds. */
+  cpuSeconds: number;
+}
+
+/** /proc/<pid>/stat, or undefined when the process is gone. */
+export function procStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // "pid (comm) state ppid ..." — comm may hold spaces and parentheses: split after the last ')'.
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  const comm = text.slice(open + 1, close);
+  const f = text.slice(close + 2).split(' ');
+  // f[0] is field 3 (state); utime is field 14, stime field 15.
+  const utime = Number(f[11]);
+  const stime = Number(f[12]);
+  return { pid, ppid: Number(f[1]), comm, cpuSeconds: (utime + stime) / clkTck() };
+}
+
+/** Resident set size in bytes (VmRSS), 0 when the process is gone. */
+export function rssBytes(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Proportional set size in bytes (shared library pages divided among their users), 0 if unknown. */
+export function pssBytes(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Direct children of a process (e.g. the gateway's ffmpeg processes). */
+export function childrenOf(ppid: number): ProcStat[] {
+  const out: ProcStat[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const s = procStat(Number(name));
+    if (s && s.ppid === ppid) out.push(s);
+  }
+  return out;
+}
+
+/** Whole-machine CPU counters from /proc/stat, in ticks. */
+export interface SystemCpu {
+  busy: number;
+  total: number;
+}
+
+export function systemCpu(): SystemCpu {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal (guest is already in user)
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = v;
+  const busy = user + nice + system + irq + softirq + (steal ?? 0);
+  return { busy, total: busy + idle + (iowait ?? 0) };
+}
+
+/** Busy share of all cores between two readings, 0..100 (100 = every core busy). */
+export function systemBusyPercent(a: SystemCpu, b: SystemCpu): number {
+  const total = b.total - a.total;
+  return total > 0 ? (100 * (b.busy - a.busy)) / total : 0;
+}
+
+/** One reading of a process and its children. */
+export interface TreeSample {
+  at: number;
+  cpu: number;
+  rss: number;
+  children: Map<number, { comm: string; cpu: number; rss: number; pss: number }>;
+}
+
+export function sampleTree(pid: number, withPss = false): TreeSample {
+  const self = procStat(pid);
+  const children = new Map<number, { comm: string; cpu: number; rss: number; pss: number }>();
+  for (const c of childrenOf(pid)) {
+    children.set(c.pid, { comm: c.comm, cpu: c.cpuSeconds, rss: rssBytes(c.pid), pss: withPss ? pssBytes(c.pid) : 0 });
+  }
+  return { at: performance.now(), cpu: self?.cpuSeconds ?? 0, rss: rssBytes(pid), children };
+}
+
+/** CPU used between two samples as % of one core: the process itself and its children summed. */
+export function treeCpuPercent(a: TreeSample, b: TreeSample): { self: number; children: number; childCount: number } {
+  const secs = (b.at - a.at) / 1000;
+  let children = 0;
+  for (const [pid, c] of b.children) {
+    // A child started inside the window counts from zero.
+    children += c.cpu - (a.children.get(pid)?.cpu ?? 0);
+  }
+  return { self: (100 * (b.cpu - a.cpu)) / secs, children: (100 * children) / secs, childCount: b.children.size };
+}
+
+export function sumChildren(s: TreeSample, key: 'rss' | 'pss'): number {
+  let total = 0;
+  for (const c of s.children.values()) total += c[key];
+  return total;
+}
