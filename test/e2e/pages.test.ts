@@ -4,6 +4,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../helpers/chromium.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
+import { startWeriftPublisher } from '../helpers/werift-publisher.js';
 
 // The built-in pages in real headless Chromium: publish from the Publish page with the fake
 // camera, see the stream on the Dashboard, start and stop a recording from its buttons,
@@ -122,6 +123,27 @@ describe('built-in pages', () => {
     await publish.bringToFront();
     await publish.getByRole('button', { name: 'Stop' }).click();
     await waitFor('stream gone', async () => ((await fetch(`${t.url}/api/streams/page1`)).status === 404 ? true : undefined));
+  });
+
+  it('watch page waits for the publisher and resumes when it comes back', async () => {
+    const watch = await context.newPage();
+    await watch.goto(`${base}/watch/ret1`);
+    await expect.poll(() => watch.textContent('#status')).toMatch(/waiting for the publisher/);
+    const playingFrom = async () => {
+      const start = await watch.evaluate(() => (document.querySelector('video') as HTMLVideoElement).currentTime);
+      await watch.waitForFunction((t0) => {
+        const v = document.querySelector('video') as HTMLVideoElement;
+        return v.videoWidth > 0 && v.currentTime > t0 + 1 && !v.paused;
+      }, start, { timeout: 30_000, polling: 250 });
+    };
+    let pub = await startWeriftPublisher({ whipUrl: `${t.url}/whip/ret1`, width: 320, height: 180, gop: 30 });
+    await playingFrom();
+    await pub.stop();
+    await expect.poll(() => watch.textContent('#status'), { timeout: 20_000 }).toMatch(/waiting|ended|interrupted|reconnecting/);
+    pub = await startWeriftPublisher({ whipUrl: `${t.url}/whip/ret1`, width: 320, height: 180, gop: 30 });
+    await playingFrom();
+    expect(await watch.textContent('#status')).toBe('playing');
+    await pub.stop();
   });
 
   it('tells the user when the stream name is taken', async () => {
