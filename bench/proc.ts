@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 
 // Reading CPU time and memory of processes from /proc (Linux only): the gateway, its
@@ -128,5 +128,64 @@ export function treeCpuPercent(a: TreeSample, b: TreeSample): { self: number; ch
 export function sumChildren(s: TreeSample, key: 'rss' | 'pss'): number {
   let total = 0;
   for (const c of s.children.values()) total += c[key];
+  return total;
+}
+
+/** Socket inodes a process holds ("socket:[inode]" fd links). */
+export function socketInodes(pid: number): Set<number> {
+  const out = new Set<number>();
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out;
+  }
+  for (const fd of fds) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) out.add(Number(m[1]));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
+/** Datagrams the kernel dropped per UDP socket (receive buffer full), by inode, from /proc/net/udp{,6}. */
+export function udpDropsByInode(): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 13) continue;
+      out.set(Number(f[9]), Number(f[12]));
+    }
+  }
+  return out;
+}
+
+/** UDP receive drops of the sockets of some processes, per inode (for deltas). */
+export function udpDrops(pids: number[]): Map<number, number> {
+  const all = udpDropsByInode();
+  const out = new Map<number, number>();
+  for (const pid of pids) {
+    for (const inode of socketInodes(pid)) {
+      const d = all.get(inode);
+      if (d !== undefined) out.set(inode, d);
+    }
+  }
+  return out;
+}
+
+/** Drops between two udpDrops() readings (a socket opened in between counts from zero). */
+export function udpDropsDelta(a: Map<number, number>, b: Map<number, number>): number {
+  let total = 0;
+  for (const [inode, d] of b) total += d - (a.get(inode) ?? 0);
   return total;
 }

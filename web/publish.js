@@ -60,8 +60,10 @@ function explainMediaError(e) {
   return `Could not open the media: ${e.message}`;
 }
 
-function newPeer() {
-  const p = new RTCPeerConnection();
+async function newPeer() {
+  // The gateway's STUN/TURN servers (with fresh TURN credentials); ?relay forces TURN.
+  const iceServers = await fetch('/api/ice-servers').then((r) => r.json()).catch(() => []);
+  const p = new RTCPeerConnection({ iceServers, iceTransportPolicy: params.has('relay') ? 'relay' : 'all' });
   for (const track of media.getTracks()) {
     const t = p.addTransceiver(track, { direction: 'sendonly' });
     if (track.kind === 'video' && RTCRtpSender.getCapabilities) {
@@ -132,7 +134,7 @@ async function start() {
   }
   $('preview').srcObject = media;
   listDevices();
-  pc = newPeer();
+  pc = await newPeer();
   state('connecting');
   try {
     if ($('signalling').value === 'whip') await publishWhip(name);

@@ -24,6 +24,10 @@ export const ENV_KEYS: Record<string, string> = {
   ICE_IPV6: 'ice.ipv6',
   ICE_SERVERS: 'ice.servers',
   ICE_PORT_RANGE: 'ice.portRange',
+  ICE_TCP: 'ice.tcp',
+  PUBLIC_ADDRESSES: 'ice.publicAddresses',
+  TURN_URLS: 'ice.turnUrls',
+  TURN_SECRET: 'ice.turnSecret',
   HLS_AUTO: 'hls.auto',
   HLS_SEGMENT_SECONDS: 'hls.segmentSeconds',
   HLS_LIST_SIZE: 'hls.listSize',
@@ -39,6 +43,7 @@ export const FLAG_KEYS: Record<string, string> = {
   'data-dir': 'dataDir',
   ffmpeg: 'ffmpeg.path',
   'ice-addresses': 'ice.addresses',
+  'public-addresses': 'ice.publicAddresses',
   'log-level': 'log.level',
 };
 
@@ -81,12 +86,12 @@ export function coerce(key: string, raw: string): unknown {
     }
     return text ? text.split(',').map((u) => ({ urls: u.trim() })) : [];
   }
-  if (['ice.addresses', 'http.corsOrigins'].includes(key)) return text ? text.split(',').map((s) => s.trim()).filter(Boolean) : [];
+  if (['ice.addresses', 'http.corsOrigins', 'ice.publicAddresses', 'ice.turnUrls'].includes(key)) return text ? text.split(',').map((s) => s.trim()).filter(Boolean) : [];
   if (key === 'ice.portRange') return text.split(/[-,]/).map((s) => (/^\d+$/.test(s.trim()) ? Number(s) : s));
-  if (/^(true|false|1|0|yes|no)$/i.test(text) && ['hls.auto', 'ice.ipv6', 'streams.replaceExisting'].includes(key)) {
+  if (/^(true|false|1|0|yes|no)$/i.test(text) && ['hls.auto', 'ice.ipv6', 'ice.tcp', 'streams.replaceExisting'].includes(key)) {
     return /^(true|1|yes)$/i.test(text);
   }
-  if (/^-?\d+(\.\d+)?$/.test(text) && !['http.host', 'dataDir', 'ffmpeg.path'].includes(key)) return Number(text);
+  if (/^-?\d+(\.\d+)?$/.test(text) && !['http.host', 'dataDir', 'ffmpeg.path', 'ice.turnSecret'].includes(key)) return Number(text);
   return text;
 }
 

@@ -56,8 +56,18 @@ export const configSchema = z
         addresses: z.array(z.string().min(1)).default([]),
         /** Gather IPv6 host candidates when `addresses` is empty. */
         ipv6: z.boolean().default(false),
-        /** STUN/TURN servers for the gateway's peers; none by default (the gateway never calls out unasked). */
+        /** STUN/TURN servers for the gateway's peers and its clients; none by default (the gateway never calls out unasked). */
         servers: z.array(iceServerSchema).default([]),
+        /** TURN URLs whose credentials are made per session from `turnSecret` (coturn use-auth-secret, TURN REST API). */
+        turnUrls: z.array(z.string().regex(/^turns?:/, 'must start with turn: or turns:')).default([]),
+        /** Shared secret for time-limited TURN credentials (coturn static-auth-secret). */
+        turnSecret: z.string().min(1).optional(),
+        /** How long generated TURN credentials stay valid. */
+        turnCredentialTtlSeconds: z.number().int().min(60).max(7 * 86_400).default(86_400),
+        /** Public address(es) to advertise as host candidates when the gateway is behind a 1:1 NAT (Janus nat_1_1_mapping). */
+        publicAddresses: z.array(z.string().min(1)).default([]),
+        /** Also offer passive ICE-TCP candidates, for networks that block UDP. */
+        tcp: z.boolean().default(false),
         /** UDP port range for ICE, e.g. [40000, 40999]; unset = any free port. */
         portRange: z.tuple([port, port]).optional(),
         /** A publisher that has not connected after this many ms is dropped. */
@@ -68,7 +78,8 @@ export const configSchema = z
         mediaTimeoutMs: z.number().int().min(1000).max(120_000).default(5000),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .refine((i) => i.turnUrls.length === 0 || i.turnSecret !== undefined, { message: 'ice.turnUrls needs ice.turnSecret' }),
     hls: z
       .object({
         /** Start HLS when a stream goes live. */

@@ -1,12 +1,20 @@
 import os from 'node:os';
 import { Router } from 'express';
+import type { Config } from '../config/schema.js';
 import type { StreamRegistry } from '../streams/registry.js';
+import { iceServers } from '../webrtc/ice-servers.js';
 import { sendError } from './errors.js';
 
 // REST API: what is live, with per-track counters and outputs; and a health check.
 
-export function apiRouter(registry: StreamRegistry, startedAt: Date): Router {
+export function apiRouter(registry: StreamRegistry, startedAt: Date, ice: Config['ice']): Router {
   const router = Router();
+
+  // ICE servers for browser clients (the built-in pages), with fresh TURN credentials.
+  router.get('/api/ice-servers', (_req, res) => {
+    res.setHeader('Cache-Control', 'no-store');
+    res.json(iceServers(ice, 'browser'));
+  });
 
   router.get('/api/streams', (_req, res) => {
     res.json(registry.list());

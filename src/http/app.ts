@@ -27,7 +27,7 @@ export function createApp(config: Config, registry: StreamRegistry, log: Logger,
   app.set('etag', false);
   app.use(cors(config.http.corsOrigins));
   app.use(whipRouter(registry, config));
-  app.use(apiRouter(registry, startedAt));
+  app.use(apiRouter(registry, startedAt, config.ice));
   app.use(outputsRouter(registry, config.http.maxBodyBytes));
   app.use(recordingsRouter(registry.outputs.recordings));
   app.use(eventsRouter(registry.events));

@@ -37,6 +37,7 @@ export function openApiDocument(outputTypes: string[]): Json {
         delete: { summary: 'End a WHIP session', parameters: [param('stream', 'stream name'), param('session', 'session id')], responses: { '200': { description: 'ended' }, '404': text('unknown session') } },
         patch: { summary: 'Trickle ICE (not supported)', parameters: [param('stream', 'stream name'), param('session', 'session id')], responses: { '405': text('trickle ICE is not supported') } },
       },
+      '/api/ice-servers': { get: { summary: 'ICE servers for browser clients (fresh TURN credentials)', responses: { '200': json('RTCIceServer list', { type: 'array', items: { type: 'object' } }) } } },
       '/api/streams': { get: { summary: 'Live streams', responses: { '200': json('streams', { type: 'array', items: ref('Stream') }) } } },
       '/api/streams/{name}': {
         get: { summary: 'One stream', parameters: [streamParam], responses: { '200': json('stream', ref('Stream')), '404': text('unknown stream') } },

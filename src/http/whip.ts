@@ -3,15 +3,17 @@ import type { Config } from '../config/schema.js';
 import { SdpError } from '../sdp/offer.js';
 import { STREAM_NAME, StreamBusy, type StreamRegistry } from '../streams/registry.js';
 import { sendError } from './errors.js';
+import { iceServers, type IceServer } from '../webrtc/ice-servers.js';
 
 // WHIP (RFC 9725): POST an SDP offer to /whip/:stream, get 201 + answer + Location of the
 // session resource; DELETE that resource to stop. The answer already holds every gateway
 // candidate, and trickle ICE from the client (PATCH) is not taken: 405, as the RFC allows.
 
-export function linkHeaders(servers: Config['ice']['servers']): string[] {
+export function linkHeaders(servers: IceServer[]): string[] {
   return servers.flatMap((s) =>
     (Array.isArray(s.urls) ? s.urls : [s.urls]).map((url) => {
       let link = `<${url}>; rel="ice-server"`;
+      // RFC 9725 §4.6: TURN credentials go in the Link header as quoted parameters.
       if (s.username) link += `; username="${s.username}"; credential="${s.credential ?? ''}"; credential-type="password"`;
       return link;
     }),
@@ -40,7 +42,7 @@ export function whipRouter(registry: StreamRegistry, config: Config): Router {
       res.status(201);
       res.setHeader('Location', location);
       res.setHeader('ETag', `"${stream.sessionId}"`);
-      const links = linkHeaders(config.ice.servers);
+      const links = linkHeaders(iceServers(config.ice, `whip-${name}`));
       if (links.length) res.setHeader('Link', links);
       res.type('application/sdp').send(answer);
     } catch (e) {

@@ -45,6 +45,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
   readonly events = new EventBus();
   readonly outputs: OutputCatalog;
   private shuttingDown = false;
+  private gathering: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly config: Config,
@@ -81,7 +82,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     this.pending.add(name);
     try {
       if (existing) await existing.close('replaced by a new publisher');
-      const { peer, answer } = await PublisherPeer.answer(offer, this.config.ice, options);
+      const { peer, answer } = await this.answerSerially(() => PublisherPeer.answer(offer, this.config.ice, options));
       const sessionId = randomUUID();
       const stream = new Stream(name, sessionId, peer, {
         ports: this.ports,
@@ -105,6 +106,18 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     } finally {
       this.pending.delete(name);
     }
+  }
+
+  /**
+   * With a fixed ICE port range, werift picks a free port and binds it a moment later, so
+   * two peers gathering at once can pick the same port and one loses its candidate. The
+   * gathering is therefore done one peer at a time (a few ms each on a host).
+   */
+  private answerSerially<T>(make: () => Promise<T>): Promise<T> {
+    if (!this.config.ice.portRange) return make();
+    const run = this.gathering.then(make, make);
+    this.gathering = run.then(() => undefined, () => undefined);
+    return run;
   }
 
   /** Automatic HLS and the outputs the configuration declares for this name. */

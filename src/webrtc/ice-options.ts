@@ -1,6 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type { PeerConfig } from 'werift';
 import type { Config } from '../config/schema.js';
+import { iceServers, type IceServer } from './ice-servers.js';
 
 // Turns the ICE settings into werift options. werift gathers host candidates on every
 // interface (IPv6 too) and, when `iceInterfaceAddresses` matches none of them (loopback is
@@ -9,21 +10,32 @@ import type { Config } from '../config/schema.js';
 // to that address when there is exactly one per family. Default ICE servers are none:
 // werift's own default is a public STUN server, and a gateway must not call out unasked.
 
-export function iceOptions(ice: Config['ice']): Partial<PeerConfig> {
-  const v4 = ice.addresses.filter((a) => isIPv4(a));
-  const v6 = ice.addresses.filter((a) => isIPv6(a));
+//
+// A gateway behind a 1:1 NAT lists its public address(es) in `publicAddresses`: they are
+// advertised as host candidates on sockets bound to the wildcard address, so packets that
+// the NAT forwards to the private address reach them. werift keeps only the first STUN
+// and the first TURN URL of the list (all of them are still advertised to clients).
+
+export function iceOptions(ice: Config['ice'], servers: IceServer[] = iceServers(ice)): Partial<PeerConfig> {
   const base: Partial<PeerConfig> = {
-    iceServers: ice.servers,
+    iceServers: servers,
     icePortRange: ice.portRange,
+    iceUseTcp: ice.tcp,
+    iceTcpPassive: ice.tcp,
   };
-  if (ice.addresses.length === 0) {
+  const hosts = [...ice.addresses, ...ice.publicAddresses];
+  if (hosts.length === 0) {
     return { ...base, iceUseIpv4: true, iceUseIpv6: ice.ipv6 };
   }
+  // With public addresses the sockets must listen on the wildcard (the NAT forwards to the private IP).
+  const bindable = ice.publicAddresses.length ? [] : ice.addresses;
+  const v4 = bindable.filter((a) => isIPv4(a));
+  const v6 = bindable.filter((a) => isIPv6(a));
   return {
     ...base,
     iceUseIpv4: false,
     iceUseIpv6: false,
-    iceAdditionalHostAddresses: ice.addresses,
+    iceAdditionalHostAddresses: hosts,
     iceInterfaceAddresses: {
       ...(v4.length === 1 ? { udp4: v4[0] } : {}),
       ...(v6.length === 1 ? { udp6: v6[0] } : {}),

@@ -103,6 +103,7 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
       if (!trickle) await waitForGathering(pc);
       const answer = pc.localDescription?.sdp;
       if (!answer) throw new Error('werift produced no answer');
+      if (!trickle && !/^a=candidate:/m.test(answer)) throw new Error('the gateway could not gather any ICE candidate (check ice.addresses and ice.portRange)');
       return { peer, answer };
     } catch (e) {
       await pc.close().catch(() => undefined);

@@ -21,7 +21,7 @@ describe('config.example.yaml', () => {
   });
 
   it('documents every key and environment variable', () => {
-    const keys = [...leafPaths(parseConfig({})), 'ice.portRange'];
+    const keys = [...leafPaths(parseConfig({})), 'ice.portRange', 'ice.turnSecret'];
     for (const key of keys) {
       const last = key.split('.').pop()!;
       expect(text, `key ${key}`).toMatch(new RegExp(`^\\s*#?\\s*${last}:`, 'm'));

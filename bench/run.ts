@@ -1,0 +1,550 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { cleanupAll, installExitHandlers } from './cleanup.js';
+import { buildGateway, GatewayProcess, sleep } from './gateway-process.js';
+import { encodeClip, Replay, ReplayClock, type Clip, type EncodeOptions } from './media.js';
+import { sampleTree, sumChildren, systemBusyPercent, systemCpu, treeCpuPercent, type TreeSample } from './proc.js';
+import { liveEncoder, publish, type BenchPublisher } from './publisher.js';
+
+// npm run bench: start-up latency (WHIP 201 -> connected -> first HLS segment) and the cost
+// of N concurrent 720p30 publishers (CPU, memory, packets, HLS health) for the gateway run
+// as its own process from dist/. Everything stays on 127.0.0.1. Prints a table and one
+// JSON line. Settings (environment): BENCH_LOADS=1,10,30  BENCH_SECONDS=20
+// BENCH_STARTUP_RUNS=5  BENCH_SKIP_BUILD=1 (use the existing dist/).
+
+const LOADS = (process.env.BENCH_LOADS ?? '1,10,30').split(',').map(Number).filter((n) => n > 0);
+const STEADY_SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
+const STARTUP_RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 5);
+const WARMUP_SECONDS = 3;
+const CONNECT_CONCURRENCY = 5;
+const HLS_POLL_MS = 20;
+const STARTUP_GOAL_MS = 1500;
+
+const CLIP: EncodeOptions = { width: 1280, height: 720, fps: 30, videoKbps: 2500, seconds: 10, gop: 30 };
+const LIVE: EncodeOptions = { ...CLIP, seconds: 30 };
+
+// ---------------------------------------------------------------------------- helpers
+
+const mb = (bytes: number) => bytes / (1024 * 1024);
+const r1 = (x: number) => Math.round(x * 10) / 10;
+const r0 = (x: number) => Math.round(x);
+
+function median(xs: number[]): number {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function table(headers: string[], rows: (string | number)[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? (Number.isFinite(c) ? String(c) : '-') : c)))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(cells[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+function environment() {
+  const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
+  let ffmpeg = 'unknown';
+  try {
+    ffmpeg = /ffmpeg version (\S+)/.exec(execFileSync('ffmpeg', ['-hide_banner', '-version'], { encoding: 'utf8' }))?.[1] ?? 'unknown';
+  } catch {
+    // reported as unknown
+  }
+  let nproc = os.availableParallelism();
+  try {
+    nproc = Number(execFileSync('nproc', { encoding: 'utf8' }).trim());
+  } catch {
+    // os value
+  }
+  return {
+    date: new Date().toISOString(),
+    nproc,
+    cpuModel,
+    memGiB: r1(os.totalmem() / 2 ** 30),
+    node: process.version,
+    ffmpeg,
+    loadavgAtStart: os.loadavg().map(r1),
+  };
+}
+
+interface Playlist {
+  mediaSequence: number;
+  segments: string[];
+  firstDuration?: number;
+}
+
+async function playlist(gw: GatewayProcess, name: string): Promise<Playlist | undefined> {
+  try {
+    const r = await fetch(`${gw.url}/hls/${name}/index.m3u8`, { signal: AbortSignal.timeout(5000) });
+    if (!r.ok) {
+      await r.body?.cancel();
+      return undefined;
+    }
+    const text = await r.text();
+    const lines = text.split('\n').map((l) => l.trim());
+    const segments = lines.filter((l) => l && !l.startsWith('#'));
+    const seq = /#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(text);
+    const dur = /#EXTINF:([\d.]+)/.exec(text);
+    return { mediaSequence: seq ? Number(seq[1]) : 0, segments, firstDuration: dur ? Number(dur[1]) : undefined };
+  } catch {
+    return undefined;
+  }
+}
+
+interface StreamInfo {
+  name: string;
+  state: string;
+  tracks: { kind: string; packets: number; bytes: number; lost: number; keyframes: number; bitrateKbps: number }[];
+  outputs: { id: string; type: string; state: string; restarts: number; error?: string }[];
+}
+
+async function pool<T, R>(items: T[], concurrency: number, fn: (t: T) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
+  const results: PromiseSettledResult<R>[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      try {
+        results[i] = { status: 'fulfilled', value: await fn(items[i]) };
+      } catch (e) {
+        results[i] = { status: 'rejected', reason: e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+  return results;
+}
+
+function problemsOf(gw: GatewayProcess): string[] {
+  const lines = [...gw.problems().map((l) => `${l.level >= 50 ? 'ERROR' : 'WARN'} ${l.msg} ${extraFields(l.raw)}`.trim()), ...gw.otherOutput];
+  return lines;
+}
+
+function extraFields(raw: string): string {
+  try {
+    const j = JSON.parse(raw) as Record<string, unknown>;
+    for (const k of ['level', 'time', 'pid', 'hostname', 'msg', 'session']) delete j[k];
+    const s = JSON.stringify(j);
+    return s === '{}' ? '' : s.slice(0, 300);
+  } catch {
+    return '';
+  }
+}
+
+// ---------------------------------------------------------------------------- start-up
+
+interface StartupRun {
+  whipMs: number;
+  connectedMs?: number;
+  firstMediaMs?: number;
+  firstSegmentMs?: number;
+  firstSegmentSeconds?: number;
+  error?: string;
+}
+
+async function startupBench(gw: GatewayProcess, mode: 'encoder' | 'replay', clip: Clip, runs: number): Promise<StartupRun[]> {
+  const out: StartupRun[] = [];
+  const clock = new ReplayClock();
+  try {
+    for (let i = 0; i < runs; i++) {
+      const name = `startup-${mode}-${i + 1}`;
+      const pub = await publish(gw.url, name);
+      const run: StartupRun = { whipMs: pub.answeredAt - pub.postedAt };
+      if (pub.status !== 201) {
+        out.push({ ...run, error: `WHIP ${pub.status}: ${pub.errorText ?? ''}`.slice(0, 200) });
+        continue;
+      }
+      let stopMedia = () => {};
+      let firstMediaAt: () => number | undefined;
+      if (mode === 'encoder') {
+        const enc = await liveEncoder(pub, LIVE);
+        void pub.connected.then(() => enc.start(), () => undefined);
+        stopMedia = enc.stop;
+        firstMediaAt = enc.firstPacketAt;
+      } else {
+        let first: number | undefined;
+        const replay = new Replay(clip, {
+          video: (b) => {
+            first ??= performance.now();
+            pub.video.writeRtp(b);
+          },
+          audio: (b) => pub.audio.writeRtp(b),
+        });
+        void pub.connected.then(() => {
+          replay.start();
+          clock.add(replay);
+        }, () => undefined);
+        stopMedia = () => clock.remove(replay);
+        firstMediaAt = () => first;
+      }
+      try {
+        const deadline = pub.answeredAt + 15_000;
+        let pl: Playlist | undefined;
+        while (performance.now() < deadline) {
+          pl = await playlist(gw, name);
+          if (pl && pl.segments.length > 0) {
+            run.firstSegmentMs = performance.now() - pub.answeredAt;
+            run.firstSegmentSeconds = pl.firstDuration;
+            break;
+          }
+          await sleep(HLS_POLL_MS);
+        }
+        if (run.firstSegmentMs === undefined) run.error = 'no HLS segment within 15 s';
+        if (pub.connectedAt) run.connectedMs = pub.connectedAt - pub.answeredAt;
+        else run.error = 'publisher never connected';
+        const fm = firstMediaAt();
+        if (fm !== undefined) run.firstMediaMs = fm - pub.answeredAt;
+      } finally {
+        stopMedia();
+        await pub.close();
+      }
+      out.push(run);
+      log(`start-up (${mode}) ${i + 1}/${runs}: connected ${fmtMs(run.connectedMs)}, first media ${fmtMs(run.firstMediaMs)}, first segment ${fmtMs(run.firstSegmentMs)}${run.error ? ` (${run.error})` : ''}`);
+      await sleep(500);
+    }
+  } finally {
+    clock.stop();
+  }
+  return out;
+}
+
+function fmtMs(x: number | undefined): string {
+  return x === undefined ? '-' : `${r0(x)} ms`;
+}
+
+function summarise(runs: StartupRun[]) {
+  const pick = (k: keyof StartupRun) => runs.map((r) => r[k]).filter((v): v is number => typeof v === 'number');
+  const stat = (k: keyof StartupRun) => {
+    const v = pick(k);
+    return { median: r0(median(v)), max: v.length ? r0(Math.max(...v)) : NaN, min: v.length ? r0(Math.min(...v)) : NaN };
+  };
+  const seg = pick('firstSegmentMs');
+  return {
+    runs: runs.length,
+    failures: runs.filter((r) => r.error).length,
+    whipMs: stat('whipMs'),
+    connectedMs: stat('connectedMs'),
+    firstMediaMs: stat('firstMediaMs'),
+    firstSegmentMs: stat('firstSegmentMs'),
+    withinGoal: seg.filter((x) => x <= STARTUP_GOAL_MS).length,
+    raw: runs.map((r) => ({ ...r, whipMs: r0(r.whipMs), connectedMs: r.connectedMs && r0(r.connectedMs), firstMediaMs: r.firstMediaMs && r0(r.firstMediaMs), firstSegmentMs: r.firstSegmentMs && r0(r.firstSegmentMs) })),
+  };
+}
+
+// ---------------------------------------------------------------------------- load
+
+interface Snapshot {
+  tree: TreeSample;
+  streams: StreamInfo[];
+  benchCpu: NodeJS.CpuUsage;
+  sys: ReturnType<typeof systemCpu>;
+  sent: number;
+  sentBytes: number;
+  playlists: Map<string, Playlist | undefined>;
+}
+
+async function snapshot(gw: GatewayProcess, replays: Replay[], names: string[]): Promise<Snapshot> {
+  const playlists = new Map<string, Playlist | undefined>();
+  await Promise.all(names.map(async (n) => playlists.set(n, await playlist(gw, n))));
+  const streams = await gw.api<StreamInfo[]>('/api/streams');
+  return {
+    tree: sampleTree(gw.pid, true),
+    streams,
+    benchCpu: process.cpuUsage(),
+    sys: systemCpu(),
+    sent: replays.reduce((s, r) => s + r.sent, 0),
+    sentBytes: replays.reduce((s, r) => s + r.sentBytes, 0),
+    playlists,
+  };
+}
+
+const sumTracks = (streams: StreamInfo[], k: 'packets' | 'bytes' | 'lost') => streams.reduce((s, x) => s + x.tracks.reduce((t, tr) => t + tr[k], 0), 0);
+
+async function loadBench(n: number, clip: Clip) {
+  log(`load N=${n}: starting gateway`);
+  const gw = await GatewayProcess.start();
+  const clock = new ReplayClock();
+  const pubs: BenchPublisher[] = [];
+  const replays: Replay[] = [];
+  try {
+    await sleep(1500);
+    const baseline = sampleTree(gw.pid, true);
+    const names = Array.from({ length: n }, (_, i) => `load${n}-${String(i + 1).padStart(2, '0')}`);
+    const t0 = performance.now();
+    const results = await pool(names, CONNECT_CONCURRENCY, async (name) => {
+      const pub = await publish(gw.url, name);
+      if (pub.status !== 201) throw new Error(`${name}: WHIP ${pub.status} ${pub.errorText ?? ''}`);
+      pubs.push(pub);
+      const replay = new Replay(clip, { video: (b) => pub.video.writeRtp(b), audio: (b) => pub.audio.writeRtp(b) });
+      replays.push(replay);
+      await pub.connected;
+      replay.start();
+      clock.add(replay);
+      return pub;
+    });
+    const connectErrors = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => String((r.reason as Error)?.message ?? r.reason));
+    const connected = results.length - connectErrors.length;
+    const connectSeconds = (performance.now() - t0) / 1000;
+    log(`load N=${n}: ${connected}/${n} connected in ${connectSeconds.toFixed(1)} s${connectErrors.length ? ` (${connectErrors[0]})` : ''}; waiting for HLS`);
+
+    // Every stream's HLS output running (bounded).
+    const hlsDeadline = performance.now() + 30_000;
+    let running = 0;
+    while (performance.now() < hlsDeadline) {
+      const streams = await gw.api<StreamInfo[]>('/api/streams').catch(() => [] as StreamInfo[]);
+      running = streams.filter((s) => s.outputs.some((o) => o.type === 'hls' && o.state === 'running')).length;
+      if (running >= connected) break;
+      await sleep(500);
+    }
+    const hlsReadySeconds = (performance.now() - t0) / 1000;
+    log(`load N=${n}: ${running}/${connected} HLS outputs running after ${hlsReadySeconds.toFixed(1)} s; warm-up ${WARMUP_SECONDS} s, then ${STEADY_SECONDS} s steady`);
+    await sleep(WARMUP_SECONDS * 1000);
+
+    const a = await snapshot(gw, replays, names);
+    for (const r of replays) r.maxLagMs = 0;
+    const rssSeries: { t: number; gateway: number; ffmpeg: number }[] = [];
+    const windowEnd = performance.now() + STEADY_SECONDS * 1000;
+    while (performance.now() < windowEnd) {
+      await sleep(Math.min(2000, Math.max(0, windowEnd - performance.now())));
+      const s = sampleTree(gw.pid);
+      rssSeries.push({ t: r1((s.at - a.tree.at) / 1000), gateway: r1(mb(s.rss)), ffmpeg: r1(mb(sumChildren(s, 'rss'))) });
+      if (!gw.running) throw new Error(`gateway exited during the load test (${gw.exitDescription})`);
+    }
+    const b = await snapshot(gw, replays, names);
+
+    const secs = (b.tree.at - a.tree.at) / 1000;
+    const cpu = treeCpuPercent(a.tree, b.tree);
+    const benchCpu = (100 * (b.benchCpu.user + b.benchCpu.system - a.benchCpu.user - a.benchCpu.system)) / 1e6 / secs;
+    const sysBusy = systemBusyPercent(a.sys, b.sys);
+    const nominalPps = clip.packetRate * connected;
+    const sentPps = (b.sent - a.sent) / secs;
+    const recvPps = (sumTracks(b.streams, 'packets') - sumTracks(a.streams, 'packets')) / secs;
+    const recvMbps = ((sumTracks(b.streams, 'bytes') - sumTracks(a.streams, 'bytes')) * 8) / secs / 1e6;
+    const lost = sumTracks(b.streams, 'lost') - sumTracks(a.streams, 'lost');
+    const maxLagMs = Math.max(0, ...replays.map((r) => r.maxLagMs));
+    const hlsRunning = b.streams.filter((s) => s.outputs.some((o) => o.type === 'hls' && o.state === 'running')).length;
+    const restarts = b.streams.reduce((s, x) => s + x.outputs.reduce((t, o) => t + o.restarts, 0), 0);
+    let hlsAdvancing = 0;
+    for (const name of names) {
+      const pa = a.playlists.get(name);
+      const pb = b.playlists.get(name);
+      if (pa && pb && pb.segments.length && pb.mediaSequence + pb.segments.length > pa.mediaSequence + pa.segments.length) hlsAdvancing++;
+    }
+    const ffmpegRss = sumChildren(b.tree, 'rss');
+    const ffmpegPss = sumChildren(b.tree, 'pss');
+    const gwGrowth = rssSeries.length > 1 ? rssSeries[rssSeries.length - 1].gateway - rssSeries[0].gateway : 0;
+    const notes: string[] = [];
+    if (sysBusy > 90) notes.push(`machine saturated: all ${os.availableParallelism()} cores ${r0(sysBusy)}% busy`);
+    if (sentPps < nominalPps * 0.97) notes.push(`publishers could not keep pace: sent ${r0(sentPps)} of ${r0(nominalPps)} pkt/s`);
+    if (maxLagMs > 200) notes.push(`publisher pacing lag up to ${r0(maxLagMs)} ms`);
+    if (recvPps < sentPps * 0.97) notes.push(`gateway received ${r0(recvPps)} of ${r0(sentPps)} pkt/s sent (${r1(100 - (100 * recvPps) / sentPps)}% short)`);
+    if (lost > 0) notes.push(`${lost} packets given up as lost by the gateway's reorder buffer`);
+    if (hlsRunning < connected || hlsAdvancing < connected) notes.push(`HLS: ${hlsRunning} running, ${hlsAdvancing} advancing, of ${connected}`);
+    if (restarts > 0) notes.push(`${restarts} ffmpeg restarts`);
+
+    const result = {
+      n,
+      connected,
+      connectErrors: connectErrors.slice(0, 3),
+      connectSeconds: r1(connectSeconds),
+      hlsReadySeconds: r1(hlsReadySeconds),
+      windowSeconds: r1(secs),
+      gateway: {
+        cpuPercent: r1(cpu.self),
+        rssMB: r1(mb(b.tree.rss)),
+        baselineRssMB: r1(mb(baseline.rss)),
+        rssGrowthInWindowMB: r1(gwGrowth),
+      },
+      ffmpeg: { processes: cpu.childCount, cpuPercent: r1(cpu.children), rssMB: r1(mb(ffmpegRss)), pssMB: r1(mb(ffmpegPss)) },
+      perStream: {
+        gatewayCpuPercent: r1(cpu.self / Math.max(1, connected)),
+        ffmpegCpuPercent: r1(cpu.children / Math.max(1, connected)),
+        gatewayMemMB: r1(mb(b.tree.rss - baseline.rss) / Math.max(1, connected)),
+        ffmpegRssMB: r1(mb(ffmpegRss) / Math.max(1, connected)),
+        ffmpegPssMB: r1(mb(ffmpegPss) / Math.max(1, connected)),
+      },
+      packets: { nominalPerSec: r0(nominalPps), sentPerSec: r0(sentPps), receivedPerSec: r0(recvPps), receivedMbps: r1(recvMbps), lost, publisherMaxLagMs: r0(maxLagMs) },
+      hls: { running: hlsRunning, advancing: hlsAdvancing, restarts },
+      bench: { cpuPercent: r1(benchCpu) },
+      system: { busyPercent: r1(sysBusy), otherCpuPercent: r1((sysBusy * os.availableParallelism()) - cpu.self - cpu.children - benchCpu) },
+      rssSeries,
+      saturated: notes.some((x) => x.startsWith('machine saturated') || x.startsWith('publishers could not') || x.startsWith('gateway received')),
+      notes,
+    };
+    log(`load N=${n}: gateway ${result.gateway.cpuPercent}% CPU ${result.gateway.rssMB} MB, ffmpeg ${result.ffmpeg.cpuPercent}% ${result.ffmpeg.rssMB} MB, bench ${result.bench.cpuPercent}%, recv ${result.packets.receivedPerSec}/${result.packets.sentPerSec} pkt/s, HLS ${hlsRunning}/${connected}`);
+    return { result, gw };
+  } finally {
+    clock.stop();
+    await Promise.race([Promise.all(pubs.map((p) => p.close())), sleep(15_000)]);
+    const stop = await gw.stop();
+    log(`load N=${n}: gateway stopped in ${r0(stop.ms)} ms${stop.clean ? '' : ' (not clean)'}`);
+    stopTimes.set(n, { ms: r0(stop.ms), clean: stop.clean });
+  }
+}
+
+const stopTimes = new Map<number, { ms: number; clean: boolean }>();
+
+// ---------------------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  installExitHandlers();
+  const started = performance.now();
+  const env = environment();
+  log(`${env.date}  ${env.nproc} x ${env.cpuModel}  node ${env.node}  ffmpeg ${env.ffmpeg}`);
+  if (process.env.BENCH_SKIP_BUILD) log('BENCH_SKIP_BUILD: using the existing dist/');
+  else {
+    log('building the gateway (npx tsc -p tsconfig.json)');
+    buildGateway();
+  }
+  log(`encoding the ${CLIP.width}x${CLIP.height}@${CLIP.fps} clip once`);
+  const clip = await encodeClip(CLIP);
+  log(`clip: ${clip.description}, video ${r0(clip.videoKbps)} kbit/s, audio ${r0(clip.audioKbps)} kbit/s, ${r0(clip.packetRate)} pkt/s, ${clip.keyframes} keyframes`);
+
+  const problems: { phase: string; lines: string[] }[] = [];
+  log(`start-up latency: ${STARTUP_RUNS} runs with a live encoder, ${STARTUP_RUNS} with the replayed clip`);
+  const sgw = await GatewayProcess.start();
+  let startupEncoder: StartupRun[];
+  let startupReplay: StartupRun[];
+  try {
+    startupEncoder = await startupBench(sgw, 'encoder', clip, STARTUP_RUNS);
+    startupReplay = await startupBench(sgw, 'replay', clip, STARTUP_RUNS);
+  } finally {
+    problems.push({ phase: 'start-up', lines: problemsOf(sgw) });
+    await sgw.stop();
+  }
+
+  const loads = [];
+  for (const n of LOADS) {
+    const { result, gw } = await loadBench(n, clip);
+    problems.push({ phase: `load N=${n}`, lines: problemsOf(gw) });
+    loads.push({ ...result, gatewayStopMs: stopTimes.get(n)?.ms, gatewayStopClean: stopTimes.get(n)?.clean });
+  }
+
+  const report = {
+    ...env,
+    clip: { description: clip.description, videoKbps: r0(clip.videoKbps), audioKbps: r0(clip.audioKbps), packetsPerSec: r0(clip.packetRate), loopSeconds: clip.seconds },
+    startup: { goalMs: STARTUP_GOAL_MS, segmentSeconds: 1, encoder: summarise(startupEncoder), replay: summarise(startupReplay) },
+    load: loads,
+    gatewayLog: problems.map((p) => ({ phase: p.phase, warnings: p.lines.length, samples: [...new Set(p.lines.map((l) => l.slice(0, 200)))].slice(0, 5) })),
+    benchSeconds: r0((performance.now() - started) / 1000),
+  };
+  print(report);
+}
+
+function print(report: {
+  date: string;
+  nproc: number;
+  cpuModel: string;
+  memGiB: number;
+  node: string;
+  ffmpeg: string;
+  loadavgAtStart: number[];
+  clip: { description: string; videoKbps: number; audioKbps: number; packetsPerSec: number };
+  startup: { goalMs: number; encoder: ReturnType<typeof summarise>; replay: ReturnType<typeof summarise> };
+  load: Awaited<ReturnType<typeof loadBench>>['result'][];
+  gatewayLog: { phase: string; warnings: number; samples: string[] }[];
+  benchSeconds: number;
+}): void {
+  const o: string[] = [];
+  o.push('');
+  o.push('== webrtc-rtp-gateway benchmark ==');
+  o.push(`date ${report.date} | nproc ${report.nproc} | CPU ${report.cpuModel} | RAM ${report.memGiB} GiB | node ${report.node} | ffmpeg ${report.ffmpeg} | load avg at start ${report.loadavgAtStart.join(' ')}`);
+  o.push(`publisher media: ${report.clip.description}, video ${report.clip.videoKbps} kbit/s, audio ${report.clip.audioKbps} kbit/s, ${report.clip.packetsPerSec} RTP pkt/s per publisher`);
+  o.push('');
+  o.push(`-- 1. Start-up latency, from the WHIP 201 (HLS 1 s segments; goal first segment <= ${report.startup.goalMs} ms) --`);
+  const sRow = (label: string, s: ReturnType<typeof summarise>) => [
+    label,
+    `${s.runs - s.failures}/${s.runs}`,
+    s.whipMs.median,
+    s.connectedMs.median,
+    s.connectedMs.max,
+    s.firstMediaMs.median,
+    s.firstSegmentMs.median,
+    s.firstSegmentMs.max,
+    `${s.withinGoal}/${s.runs}`,
+  ];
+  o.push(
+    table(
+      ['publisher media', 'ok', 'POST->201 med', 'connected med', 'connected max', '1st RTP med', '1st segment med', '1st segment max', '<= goal'],
+      [sRow('live x264 encoder (starts at connect)', report.startup.encoder), sRow('replayed clip (keyframe at connect)', report.startup.replay)],
+    ),
+  );
+  o.push('(ms; "1st RTP" = first media packet the publisher sent. Per run, first segment ms: encoder ' +
+    report.startup.encoder.raw.map((r) => r.firstSegmentMs ?? 'x').join(', ') + '; replay ' + report.startup.replay.raw.map((r) => r.firstSegmentMs ?? 'x').join(', ') + ')');
+  o.push('');
+  o.push(`-- 2. Load: N publishers, 720p30 ~2.5 Mbit/s H.264 + Opus each, ${STEADY_SECONDS} s steady window (CPU % of one core) --`);
+  o.push(
+    table(
+      ['N', 'conn', 'HLS run/adv', 'gw CPU%', 'gw RSS MB', 'ffmpeg CPU%', 'ffmpeg RSS/PSS MB', 'bench CPU%', 'machine busy%', 'pkt/s nominal', 'sent', 'gw recv', 'lost', 'lag ms'],
+      report.load.map((l) => [
+        l.n,
+        `${l.connected}/${l.n}`,
+        `${l.hls.running}/${l.hls.advancing}`,
+        l.gateway.cpuPercent,
+        `${l.gateway.rssMB}`,
+        `${l.ffmpeg.cpuPercent} (${l.ffmpeg.processes}p)`,
+        `${l.ffmpeg.rssMB}/${l.ffmpeg.pssMB}`,
+        l.bench.cpuPercent,
+        l.system.busyPercent,
+        l.packets.nominalPerSec,
+        l.packets.sentPerSec,
+        l.packets.receivedPerSec,
+        l.packets.lost,
+        l.packets.publisherMaxLagMs,
+      ]),
+    ),
+  );
+  o.push('');
+  o.push('Per stream:');
+  o.push(
+    table(
+      ['N', 'gw CPU%/stream', 'ffmpeg CPU%/stream', 'gw mem MB/stream', 'ffmpeg RSS MB/stream', 'ffmpeg PSS MB/stream', 'gw RSS base->end MB', 'gw RSS growth in window MB', 'gw stop ms'],
+      report.load.map((l) => [
+        l.n,
+        l.perStream.gatewayCpuPercent,
+        l.perStream.ffmpegCpuPercent,
+        l.perStream.gatewayMemMB,
+        l.perStream.ffmpegRssMB,
+        l.perStream.ffmpegPssMB,
+        `${l.gateway.baselineRssMB}->${l.gateway.rssMB}`,
+        l.gateway.rssGrowthInWindowMB,
+        (l as { gatewayStopMs?: number }).gatewayStopMs ?? '-',
+      ]),
+    ),
+  );
+  for (const l of report.load) {
+    o.push(`N=${l.n}: ${l.saturated ? 'SATURATED — ' : ''}${l.notes.length ? l.notes.join('; ') : 'kept up (no loss, publishers on pace, HLS advancing for every stream)'}`);
+  }
+  o.push('(gw = gateway node process; ffmpeg = its ffmpeg children summed (RSS counts shared libraries once per process, PSS shares them out);');
+  o.push(' bench = this process, which runs every werift publisher on the same cores; machine busy% = all cores; mem/stream = (RSS - idle RSS) / N)');
+  o.push('');
+  o.push('Gateway warnings/errors (LOG_LEVEL=warn):');
+  for (const p of report.gatewayLog) {
+    o.push(`  ${p.phase}: ${p.warnings}${p.samples.length ? '' : ''}`);
+    for (const s of p.samples) o.push(`    ${s}`);
+  }
+  o.push(`bench took ${report.benchSeconds} s`);
+  o.push('');
+  o.push('JSON:');
+  process.stdout.write(o.join('\n') + '\n');
+  const { load, ...rest } = report;
+  process.stdout.write(JSON.stringify({ ...rest, load }) + '\n');
+}
+
+main().then(
+  async () => {
+    await cleanupAll();
+    process.exit(0);
+  },
+  async (e: unknown) => {
+    process.stderr.write(`bench failed: ${(e as Error)?.stack ?? String(e)}\n`);
+    await cleanupAll();
+    process.exit(1);
+  },
+);
