@@ -94,7 +94,7 @@ export class GatewayProcess {
   }
 
   /** Starts `node dist/cli.js` on a free port with a throw-away data folder; resolves when /healthz answers. */
-  static async start(extraEnv: Record<string, string> = {}): Promise<GatewayProcess> {
+  static async start(extraEnv: Record<string, string> = {}, nodeArgs: string[] = []): Promise<GatewayProcess> {
     const port = await freePort();
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gw-bench-'));
     const env: NodeJS.ProcessEnv = {
@@ -107,7 +107,7 @@ export class GatewayProcess {
       ...extraEnv,
     };
     delete env.CONFIG_FILE;
-    const proc = spawn(process.execPath, ['dist/cli.js'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [...nodeArgs, 'dist/cli.js'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     track(proc, () => killTree(proc.pid));
     const gw = new GatewayProcess(proc, `http://127.0.0.1:${port}`, dataDir);
     const deadline = Date.now() + 20_000;

@@ -4,14 +4,16 @@ import os from 'node:os';
 import { cleanupAll, installExitHandlers } from './cleanup.js';
 import { buildGateway, GatewayProcess, sleep } from './gateway-process.js';
 import { encodeClip, Replay, ReplayClock, type Clip, type EncodeOptions } from './media.js';
-import { sampleTree, sumChildren, systemBusyPercent, systemCpu, treeCpuPercent, type TreeSample } from './proc.js';
+import { watchEvents, type SeenEvent } from './events.js';
+import { sampleTree, sumChildren, systemBusyPercent, systemCpu, treeCpuPercent, udpDrops, udpDropsDelta, type TreeSample } from './proc.js';
 import { liveEncoder, publish, type BenchPublisher } from './publisher.js';
 
 // npm run bench: start-up latency (WHIP 201 -> connected -> first HLS segment) and the cost
 // of N concurrent 720p30 publishers (CPU, memory, packets, HLS health) for the gateway run
 // as its own process from dist/. Everything stays on 127.0.0.1. Prints a table and one
 // JSON line. Settings (environment): BENCH_LOADS=1,10,30  BENCH_SECONDS=20
-// BENCH_STARTUP_RUNS=5  BENCH_SKIP_BUILD=1 (use the existing dist/).
+// BENCH_STARTUP_RUNS=5  BENCH_SKIP_BUILD=1 (use the existing dist/)  BENCH_CPU_PROF=DIR (write
+// V8 CPU profiles of the load-test gateways into DIR, for chrome://inspect or speedscope).
 
 const LOADS = (process.env.BENCH_LOADS ?? '1,10,30').split(',').map(Number).filter((n) => n > 0);
 const STEADY_SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -247,14 +249,17 @@ interface Snapshot {
   sent: number;
   sentBytes: number;
   playlists: Map<string, Playlist | undefined>;
+  drops: { gateway: Map<number, number>; ffmpeg: Map<number, number>; bench: Map<number, number> };
 }
 
 async function snapshot(gw: GatewayProcess, replays: Replay[], names: string[]): Promise<Snapshot> {
   const playlists = new Map<string, Playlist | undefined>();
   await Promise.all(names.map(async (n) => playlists.set(n, await playlist(gw, n))));
   const streams = await gw.api<StreamInfo[]>('/api/streams');
+  const tree = sampleTree(gw.pid, true);
   return {
-    tree: sampleTree(gw.pid, true),
+    tree,
+    drops: { gateway: udpDrops([gw.pid]), ffmpeg: udpDrops([...tree.children.keys()]), bench: udpDrops([process.pid]) },
     streams,
     benchCpu: process.cpuUsage(),
     sys: systemCpu(),
@@ -268,7 +273,9 @@ const sumTracks = (streams: StreamInfo[], k: 'packets' | 'bytes' | 'lost') => st
 
 async function loadBench(n: number, clip: Clip) {
   log(`load N=${n}: starting gateway`);
-  const gw = await GatewayProcess.start();
+  const prof = process.env.BENCH_CPU_PROF;
+  const gw = await GatewayProcess.start({}, prof ? ['--cpu-prof', '--cpu-prof-dir', prof, '--cpu-prof-name', `gateway-N${n}.cpuprofile`] : []);
+  const feed = await watchEvents(gw.url);
   const clock = new ReplayClock();
   const pubs: BenchPublisher[] = [];
   const replays: Replay[] = [];
@@ -307,6 +314,7 @@ async function loadBench(n: number, clip: Clip) {
     await sleep(WARMUP_SECONDS * 1000);
 
     const a = await snapshot(gw, replays, names);
+    const eventsBefore = feed.events.length;
     for (const r of replays) r.maxLagMs = 0;
     const rssSeries: { t: number; gateway: number; ffmpeg: number }[] = [];
     const windowEnd = performance.now() + STEADY_SECONDS * 1000;
@@ -336,6 +344,19 @@ async function loadBench(n: number, clip: Clip) {
       const pb = b.playlists.get(name);
       if (pa && pb && pb.segments.length && pb.mediaSequence + pb.segments.length > pa.mediaSequence + pa.segments.length) hlsAdvancing++;
     }
+    const drops = {
+      gateway: udpDropsDelta(a.drops.gateway, b.drops.gateway),
+      ffmpeg: udpDropsDelta(a.drops.ffmpeg, b.drops.ffmpeg),
+      bench: udpDropsDelta(a.drops.bench, b.drops.bench),
+    };
+    const live = new Set(b.streams.map((s) => s.name));
+    const notRunning = [
+      ...names.filter((x) => !live.has(x)).map((x) => `${x}: stream gone`),
+      ...b.streams.flatMap((s) => s.outputs.filter((o) => o.type === 'hls' && o.state !== 'running').map((o) => `${s.name}: hls ${o.state}${o.error ? ` (${o.error.slice(0, 120)})` : ''}`)),
+    ];
+    const summary = (list: SeenEvent[]) => [...new Set(list.filter((e) => e.type !== 'stream.started' && e.type !== 'output.started').map((e) => `${e.type}${e.reason ? `: ${e.reason}` : ''}${e.output?.error ? `: ${e.output.error.slice(0, 120)}` : ''}`))];
+    const eventCounts = (list: SeenEvent[]) => list.reduce<Record<string, number>>((acc, e) => ((acc[e.type] = (acc[e.type] ?? 0) + 1), acc), {});
+    const windowEvents = feed.events.slice(eventsBefore);
     const ffmpegRss = sumChildren(b.tree, 'rss');
     const ffmpegPss = sumChildren(b.tree, 'pss');
     const gwGrowth = rssSeries.length > 1 ? rssSeries[rssSeries.length - 1].gateway - rssSeries[0].gateway : 0;
@@ -347,6 +368,12 @@ async function loadBench(n: number, clip: Clip) {
     if (lost > 0) notes.push(`${lost} packets given up as lost by the gateway's reorder buffer`);
     if (hlsRunning < connected || hlsAdvancing < connected) notes.push(`HLS: ${hlsRunning} running, ${hlsAdvancing} advancing, of ${connected}`);
     if (restarts > 0) notes.push(`${restarts} ffmpeg restarts`);
+    if (drops.gateway > 0) notes.push(`kernel dropped ${drops.gateway} datagrams at the gateway's UDP sockets (receive buffer full)`);
+    if (drops.ffmpeg > 0) notes.push(`kernel dropped ${drops.ffmpeg} datagrams at ffmpeg's RTP input sockets`);
+    if (drops.bench > 0) notes.push(`kernel dropped ${drops.bench} datagrams at the publishers' sockets`);
+    if (notRunning.length) notes.push(`not running at the end: ${notRunning.slice(0, 3).join('; ')}${notRunning.length > 3 ? ` (+${notRunning.length - 3})` : ''}`);
+    const stops = summary(windowEvents);
+    if (stops.length) notes.push(`events in the window: ${stops.slice(0, 3).join('; ')}`);
 
     const result = {
       n,
@@ -370,7 +397,9 @@ async function loadBench(n: number, clip: Clip) {
         ffmpegPssMB: r1(mb(ffmpegPss) / Math.max(1, connected)),
       },
       packets: { nominalPerSec: r0(nominalPps), sentPerSec: r0(sentPps), receivedPerSec: r0(recvPps), receivedMbps: r1(recvMbps), lost, publisherMaxLagMs: r0(maxLagMs) },
-      hls: { running: hlsRunning, advancing: hlsAdvancing, restarts },
+      hls: { running: hlsRunning, advancing: hlsAdvancing, restarts, notRunning },
+      udpDrops: drops,
+      events: { wholeRun: eventCounts(feed.events), inWindow: eventCounts(windowEvents), problems: summary(feed.events).slice(0, 10) },
       bench: { cpuPercent: r1(benchCpu) },
       system: { busyPercent: r1(sysBusy), otherCpuPercent: r1((sysBusy * os.availableParallelism()) - cpu.self - cpu.children - benchCpu) },
       rssSeries,
@@ -380,6 +409,7 @@ async function loadBench(n: number, clip: Clip) {
     log(`load N=${n}: gateway ${result.gateway.cpuPercent}% CPU ${result.gateway.rssMB} MB, ffmpeg ${result.ffmpeg.cpuPercent}% ${result.ffmpeg.rssMB} MB, bench ${result.bench.cpuPercent}%, recv ${result.packets.receivedPerSec}/${result.packets.sentPerSec} pkt/s, HLS ${hlsRunning}/${connected}`);
     return { result, gw };
   } finally {
+    feed.close();
     clock.stop();
     await Promise.race([Promise.all(pubs.map((p) => p.close())), sleep(15_000)]);
     const stop = await gw.stop();
@@ -408,15 +438,17 @@ async function main(): Promise<void> {
 
   const problems: { phase: string; lines: string[] }[] = [];
   log(`start-up latency: ${STARTUP_RUNS} runs with a live encoder, ${STARTUP_RUNS} with the replayed clip`);
-  const sgw = await GatewayProcess.start();
-  let startupEncoder: StartupRun[];
-  let startupReplay: StartupRun[];
-  try {
-    startupEncoder = await startupBench(sgw, 'encoder', clip, STARTUP_RUNS);
-    startupReplay = await startupBench(sgw, 'replay', clip, STARTUP_RUNS);
-  } finally {
-    problems.push({ phase: 'start-up', lines: problemsOf(sgw) });
-    await sgw.stop();
+  let startupEncoder: StartupRun[] = [];
+  let startupReplay: StartupRun[] = [];
+  if (STARTUP_RUNS > 0) {
+    const sgw = await GatewayProcess.start();
+    try {
+      startupEncoder = await startupBench(sgw, 'encoder', clip, STARTUP_RUNS);
+      startupReplay = await startupBench(sgw, 'replay', clip, STARTUP_RUNS);
+    } finally {
+      problems.push({ phase: 'start-up', lines: problemsOf(sgw) });
+      await sgw.stop();
+    }
   }
 
   const loads = [];
@@ -447,7 +479,7 @@ function print(report: {
   loadavgAtStart: number[];
   clip: { description: string; videoKbps: number; audioKbps: number; packetsPerSec: number };
   startup: { goalMs: number; encoder: ReturnType<typeof summarise>; replay: ReturnType<typeof summarise> };
-  load: Awaited<ReturnType<typeof loadBench>>['result'][];
+  load: (Awaited<ReturnType<typeof loadBench>>['result'] & { gatewayStopMs?: number })[];
   gatewayLog: { phase: string; warnings: number; samples: string[] }[];
   benchSeconds: number;
 }): void {
@@ -478,33 +510,48 @@ function print(report: {
   o.push('(ms; "1st RTP" = first media packet the publisher sent. Per run, first segment ms: encoder ' +
     report.startup.encoder.raw.map((r) => r.firstSegmentMs ?? 'x').join(', ') + '; replay ' + report.startup.replay.raw.map((r) => r.firstSegmentMs ?? 'x').join(', ') + ')');
   o.push('');
-  o.push(`-- 2. Load: N publishers, 720p30 ~2.5 Mbit/s H.264 + Opus each, ${STEADY_SECONDS} s steady window (CPU % of one core) --`);
+  o.push(`-- 2. Load: N publishers, 720p30 ~2.5 Mbit/s H.264 + Opus each, ${STEADY_SECONDS} s steady window (CPU % of one core; 2 cores = 200%) --`);
   o.push(
     table(
-      ['N', 'conn', 'HLS run/adv', 'gw CPU%', 'gw RSS MB', 'ffmpeg CPU%', 'ffmpeg RSS/PSS MB', 'bench CPU%', 'machine busy%', 'pkt/s nominal', 'sent', 'gw recv', 'lost', 'lag ms'],
+      ['N', 'connected', 'HLS running/advancing', 'gw CPU%', 'gw RSS MB', 'ffmpeg CPU%', 'ffmpeg RSS/PSS MB', 'bench CPU%', 'other CPU%', 'machine busy%'],
       report.load.map((l) => [
         l.n,
         `${l.connected}/${l.n}`,
         `${l.hls.running}/${l.hls.advancing}`,
         l.gateway.cpuPercent,
-        `${l.gateway.rssMB}`,
-        `${l.ffmpeg.cpuPercent} (${l.ffmpeg.processes}p)`,
+        l.gateway.rssMB,
+        `${l.ffmpeg.cpuPercent} (${l.ffmpeg.processes} proc)`,
         `${l.ffmpeg.rssMB}/${l.ffmpeg.pssMB}`,
         l.bench.cpuPercent,
+        l.system.otherCpuPercent,
         l.system.busyPercent,
-        l.packets.nominalPerSec,
-        l.packets.sentPerSec,
-        l.packets.receivedPerSec,
-        l.packets.lost,
-        l.packets.publisherMaxLagMs,
       ]),
     ),
   );
   o.push('');
+  o.push('Packets (per second over the window, all streams):');
+  o.push(
+    table(
+      ['N', 'nominal', 'sent', 'gw received', 'gw Mbit/s', 'reorder lost', 'UDP drops gw/ffmpeg/bench', 'publisher lag ms', 'stream/output events'],
+      report.load.map((l) => [
+        l.n,
+        l.packets.nominalPerSec,
+        l.packets.sentPerSec,
+        l.packets.receivedPerSec,
+        l.packets.receivedMbps,
+        l.packets.lost,
+        `${l.udpDrops.gateway}/${l.udpDrops.ffmpeg}/${l.udpDrops.bench}`,
+        l.packets.publisherMaxLagMs,
+        Object.entries(l.events.inWindow).map(([k, v]) => `${k} ${v}`).join(', ') || 'none',
+      ]),
+    ),
+  );
+  o.push('(reorder lost and UDP drops are totals over the window; lag = worst lateness of a packet in the publishers\' pacing loop)');
+  o.push('');
   o.push('Per stream:');
   o.push(
     table(
-      ['N', 'gw CPU%/stream', 'ffmpeg CPU%/stream', 'gw mem MB/stream', 'ffmpeg RSS MB/stream', 'ffmpeg PSS MB/stream', 'gw RSS base->end MB', 'gw RSS growth in window MB', 'gw stop ms'],
+      ['N', 'gw CPU%/stream', 'ffmpeg CPU%/stream', 'gw mem MB/stream', 'ffmpeg RSS MB/stream', 'ffmpeg PSS MB/stream', 'gw RSS idle->end MB', 'gw RSS growth in window MB', 'gw stop ms'],
       report.load.map((l) => [
         l.n,
         l.perStream.gatewayCpuPercent,
@@ -514,10 +561,11 @@ function print(report: {
         l.perStream.ffmpegPssMB,
         `${l.gateway.baselineRssMB}->${l.gateway.rssMB}`,
         l.gateway.rssGrowthInWindowMB,
-        (l as { gatewayStopMs?: number }).gatewayStopMs ?? '-',
+        l.gatewayStopMs ?? '-',
       ]),
     ),
   );
+  o.push('');
   for (const l of report.load) {
     o.push(`N=${l.n}: ${l.saturated ? 'SATURATED — ' : ''}${l.notes.length ? l.notes.join('; ') : 'kept up (no loss, publishers on pace, HLS advancing for every stream)'}`);
   }
@@ -526,7 +574,7 @@ function print(report: {
   o.push('');
   o.push('Gateway warnings/errors (LOG_LEVEL=warn):');
   for (const p of report.gatewayLog) {
-    o.push(`  ${p.phase}: ${p.warnings}${p.samples.length ? '' : ''}`);
+    o.push(`  ${p.phase}: ${p.warnings}`);
     for (const s of p.samples) o.push(`    ${s}`);
   }
   o.push(`bench took ${report.benchSeconds} s`);
