@@ -42,6 +42,7 @@ export class GatewayProcess {
   /** Lines that were not pino JSON (stack traces, crashes). */
   readonly otherOutput: string[] = [];
   private exited = false;
+  exitedAt: string | undefined;
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private readonly exitPromise: Promise<void>;
 
@@ -53,6 +54,7 @@ export class GatewayProcess {
     this.exitPromise = new Promise((resolve) => {
       proc.once('exit', (code, signal) => {
         this.exited = true;
+        this.exitedAt = new Date().toISOString();
         this.exitInfo = { code, signal };
         untrack(proc);
         resolve();
@@ -90,7 +92,7 @@ export class GatewayProcess {
   }
 
   get exitDescription(): string | undefined {
-    return this.exitInfo ? `code ${this.exitInfo.code ?? '-'} signal ${this.exitInfo.signal ?? '-'}` : undefined;
+    return this.exitInfo ? `code ${this.exitInfo.code ?? '-'} signal ${this.exitInfo.signal ?? '-'} at ${this.exitedAt}` : undefined;
   }
 
   /** Starts `node dist/cli.js` on a free port with a throw-away data folder; resolves when /healthz answers. */
@@ -103,7 +105,7 @@ export class GatewayProcess {
       PORT: String(port),
       ICE_ADDRESSES: '127.0.0.1',
       DATA_DIR: dataDir,
-      LOG_LEVEL: 'warn',
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
       ...extraEnv,
     };
     delete env.CONFIG_FILE;
@@ -134,7 +136,11 @@ export class GatewayProcess {
   /** SIGTERM (every ffmpeg finishes its files), SIGKILL after `timeoutMs`. Returns how long the stop took. */
   async stop(timeoutMs = 20_000): Promise<{ ms: number; clean: boolean }> {
     const t0 = performance.now();
-    if (!this.running) return { ms: 0, clean: false };
+    if (!this.running) {
+      killTree(this.proc.pid); // orphaned ffmpeg children, if any (they are reparented, so this finds none)
+      await rm(this.dataDir, { recursive: true, force: true }).catch(() => undefined);
+      return { ms: 0, clean: false };
+    }
     this.proc.kill('SIGTERM');
     const clean = await Promise.race([this.exitPromise.then(() => true), sleep(timeoutMs).then(() => false)]);
     if (!clean) await this.kill();
@@ -150,6 +156,11 @@ export class GatewayProcess {
     killTree(this.proc.pid);
     await Promise.race([this.exitPromise, sleep(3000)]);
     await rm(this.dataDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  /** What the gateway printed last (warnings, errors, crash output), for error messages. */
+  tail(lines = 20): string {
+    return [...this.logs.filter((l) => l.level >= 40 || /shutdown|stopping|signal/.test(l.msg)).map((l) => l.raw), ...this.otherOutput].slice(-lines).join('\n');
   }
 
   /** warn (40) and above. */

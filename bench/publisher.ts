@@ -24,6 +24,8 @@ export interface BenchPublisher {
   /** Resolves with performance.now() at 'connected'; rejects after `connectTimeoutMs` or on failure. */
   connected: Promise<number>;
   plis: number;
+  /** Connection and ICE state changes, ms after the 201 (negative: before). */
+  states: string[];
   close: () => Promise<void>;
 }
 
@@ -69,7 +71,11 @@ export async function publish(baseUrl: string, name: string, connectTimeoutMs = 
     postedAt: 0,
     answeredAt: 0,
     plis: 0,
+    states: [] as string[],
   } as BenchPublisher;
+  const since = () => Math.round(performance.now() - (pub.answeredAt || performance.now()));
+  pc.connectionStateChange.subscribe((s) => pub.states.length < 50 && pub.states.push(`${since()}ms pc:${s}`));
+  pc.iceConnectionStateChange.subscribe((s) => pub.states.length < 50 && pub.states.push(`${since()}ms ice:${s}`));
   vt.sender.onRtcp.subscribe((rtcp) => {
     if (rtcp.type === 206) pub.plis++;
   });

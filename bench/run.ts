@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { cleanupAll, installExitHandlers } from './cleanup.js';
+import { installKeyObjectCache } from './crypto-keyobjects.js';
 import { buildGateway, GatewayProcess, sleep } from './gateway-process.js';
 import { encodeClip, Replay, ReplayClock, type Clip, type EncodeOptions } from './media.js';
 import { watchEvents, type SeenEvent } from './events.js';
@@ -13,11 +14,15 @@ import { liveEncoder, publish, type BenchPublisher } from './publisher.js';
 // as its own process from dist/. Everything stays on 127.0.0.1. Prints a table and one
 // JSON line. Settings (environment): BENCH_LOADS=1,10,30  BENCH_SECONDS=20
 // BENCH_STARTUP_RUNS=5  BENCH_SKIP_BUILD=1 (use the existing dist/)  BENCH_CPU_PROF=DIR (write
-// V8 CPU profiles of the load-test gateways into DIR, for chrome://inspect or speedscope).
+// V8 CPU profiles of the load-test gateways into DIR, for chrome://inspect or speedscope)
+// BENCH_GATEWAY_NODE_ARGS="..." (extra node options for the gateway process)
+// BENCH_PLAIN_CRYPTO=1 (do not give the publishers' SRTP KeyObjects; see crypto-keyobjects.ts).
 
 const LOADS = (process.env.BENCH_LOADS ?? '1,10,30').split(',').map(Number).filter((n) => n > 0);
 const STEADY_SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const STARTUP_RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 5);
+/** Extra node options for the gateway process (experiments, e.g. "--import ./patch.mjs"). */
+const GATEWAY_NODE_ARGS = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const WARMUP_SECONDS = 3;
 const CONNECT_CONCURRENCY = 5;
 const HLS_POLL_MS = 20;
@@ -72,6 +77,7 @@ function environment() {
     node: process.version,
     ffmpeg,
     loadavgAtStart: os.loadavg().map(r1),
+    gatewayNodeArgs: GATEWAY_NODE_ARGS.join(' '),
   };
 }
 
@@ -271,10 +277,10 @@ async function snapshot(gw: GatewayProcess, replays: Replay[], names: string[]):
 
 const sumTracks = (streams: StreamInfo[], k: 'packets' | 'bytes' | 'lost') => streams.reduce((s, x) => s + x.tracks.reduce((t, tr) => t + tr[k], 0), 0);
 
-async function loadBench(n: number, clip: Clip) {
+async function loadBench(n: number, clip: Clip, problems: { phase: string; lines: string[] }[]) {
   log(`load N=${n}: starting gateway`);
   const prof = process.env.BENCH_CPU_PROF;
-  const gw = await GatewayProcess.start({}, prof ? ['--cpu-prof', '--cpu-prof-dir', prof, '--cpu-prof-name', `gateway-N${n}.cpuprofile`] : []);
+  const gw = await GatewayProcess.start({}, [...GATEWAY_NODE_ARGS, ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof, '--cpu-prof-name', `gateway-N${n}.cpuprofile`] : [])]);
   const feed = await watchEvents(gw.url);
   const clock = new ReplayClock();
   const pubs: BenchPublisher[] = [];
@@ -304,6 +310,7 @@ async function loadBench(n: number, clip: Clip) {
     const hlsDeadline = performance.now() + 30_000;
     let running = 0;
     while (performance.now() < hlsDeadline) {
+      if (!gw.running) throw new Error('gateway exited while the outputs were starting');
       const streams = await gw.api<StreamInfo[]>('/api/streams').catch(() => [] as StreamInfo[]);
       running = streams.filter((s) => s.outputs.some((o) => o.type === 'hls' && o.state === 'running')).length;
       if (running >= connected) break;
@@ -354,6 +361,10 @@ async function loadBench(n: number, clip: Clip) {
       ...names.filter((x) => !live.has(x)).map((x) => `${x}: stream gone`),
       ...b.streams.flatMap((s) => s.outputs.filter((o) => o.type === 'hls' && o.state !== 'running').map((o) => `${s.name}: hls ${o.state}${o.error ? ` (${o.error.slice(0, 120)})` : ''}`)),
     ];
+    // Publishers whose connection left 'connected' after connecting (ICE consent, DTLS...).
+    const unstable = pubs
+      .filter((p) => p.connectedAt !== undefined && p.pc.connectionState !== 'connected')
+      .map((p) => `${p.name}: ${p.pc.connectionState} [${p.states.filter((x) => !/:(new|checking|connecting)$/.test(x)).join(', ')}]`);
     const summary = (list: SeenEvent[]) => [...new Set(list.filter((e) => e.type !== 'stream.started' && e.type !== 'output.started').map((e) => `${e.type}${e.reason ? `: ${e.reason}` : ''}${e.output?.error ? `: ${e.output.error.slice(0, 120)}` : ''}`))];
     const eventCounts = (list: SeenEvent[]) => list.reduce<Record<string, number>>((acc, e) => ((acc[e.type] = (acc[e.type] ?? 0) + 1), acc), {});
     const windowEvents = feed.events.slice(eventsBefore);
@@ -371,6 +382,7 @@ async function loadBench(n: number, clip: Clip) {
     if (drops.gateway > 0) notes.push(`kernel dropped ${drops.gateway} datagrams at the gateway's UDP sockets (receive buffer full)`);
     if (drops.ffmpeg > 0) notes.push(`kernel dropped ${drops.ffmpeg} datagrams at ffmpeg's RTP input sockets`);
     if (drops.bench > 0) notes.push(`kernel dropped ${drops.bench} datagrams at the publishers' sockets`);
+    if (unstable.length) notes.push(`publisher connections lost: ${unstable.slice(0, 3).join('; ')}${unstable.length > 3 ? ` (+${unstable.length - 3})` : ''}`);
     if (notRunning.length) notes.push(`not running at the end: ${notRunning.slice(0, 3).join('; ')}${notRunning.length > 3 ? ` (+${notRunning.length - 3})` : ''}`);
     const stops = summary(windowEvents);
     if (stops.length) notes.push(`events in the window: ${stops.slice(0, 3).join('; ')}`);
@@ -399,6 +411,7 @@ async function loadBench(n: number, clip: Clip) {
       packets: { nominalPerSec: r0(nominalPps), sentPerSec: r0(sentPps), receivedPerSec: r0(recvPps), receivedMbps: r1(recvMbps), lost, publisherMaxLagMs: r0(maxLagMs) },
       hls: { running: hlsRunning, advancing: hlsAdvancing, restarts, notRunning },
       udpDrops: drops,
+      publishersLost: unstable,
       events: { wholeRun: eventCounts(feed.events), inWindow: eventCounts(windowEvents), problems: summary(feed.events).slice(0, 10) },
       bench: { cpuPercent: r1(benchCpu) },
       system: { busyPercent: r1(sysBusy), otherCpuPercent: r1((sysBusy * os.availableParallelism()) - cpu.self - cpu.children - benchCpu) },
@@ -408,6 +421,10 @@ async function loadBench(n: number, clip: Clip) {
     };
     log(`load N=${n}: gateway ${result.gateway.cpuPercent}% CPU ${result.gateway.rssMB} MB, ffmpeg ${result.ffmpeg.cpuPercent}% ${result.ffmpeg.rssMB} MB, bench ${result.bench.cpuPercent}%, recv ${result.packets.receivedPerSec}/${result.packets.sentPerSec} pkt/s, HLS ${hlsRunning}/${connected}`);
     return { result, gw };
+  } catch (e) {
+    const why = gw.running ? '' : `\ngateway exited (${gw.exitDescription}); its last output:\n${gw.tail()}`;
+    problems.push({ phase: `load N=${n} (failed)`, lines: problemsOf(gw) });
+    throw new Error(`load N=${n}: ${(e as Error).message}${why}`);
   } finally {
     feed.close();
     clock.stop();
@@ -418,12 +435,15 @@ async function loadBench(n: number, clip: Clip) {
   }
 }
 
+type LoadEntry = Awaited<ReturnType<typeof loadBench>>['result'] & { gatewayStopMs?: number; gatewayStopClean?: boolean };
+
 const stopTimes = new Map<number, { ms: number; clean: boolean }>();
 
 // ---------------------------------------------------------------------------- main
 
 async function main(): Promise<void> {
   installExitHandlers();
+  if (!process.env.BENCH_PLAIN_CRYPTO) installKeyObjectCache();
   const started = performance.now();
   const env = environment();
   log(`${env.date}  ${env.nproc} x ${env.cpuModel}  node ${env.node}  ffmpeg ${env.ffmpeg}`);
@@ -441,7 +461,7 @@ async function main(): Promise<void> {
   let startupEncoder: StartupRun[] = [];
   let startupReplay: StartupRun[] = [];
   if (STARTUP_RUNS > 0) {
-    const sgw = await GatewayProcess.start();
+    const sgw = await GatewayProcess.start({}, GATEWAY_NODE_ARGS);
     try {
       startupEncoder = await startupBench(sgw, 'encoder', clip, STARTUP_RUNS);
       startupReplay = await startupBench(sgw, 'replay', clip, STARTUP_RUNS);
@@ -451,11 +471,23 @@ async function main(): Promise<void> {
     }
   }
 
-  const loads = [];
+  const loads: LoadEntry[] = [];
+  const failures: { n: number; error: string }[] = [];
   for (const n of LOADS) {
-    const { result, gw } = await loadBench(n, clip);
-    problems.push({ phase: `load N=${n}`, lines: problemsOf(gw) });
-    loads.push({ ...result, gatewayStopMs: stopTimes.get(n)?.ms, gatewayStopClean: stopTimes.get(n)?.clean });
+    // One retry with a fresh gateway: a failed attempt is reported, not silently dropped.
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      try {
+        const { result, gw } = await loadBench(n, clip, problems);
+        problems.push({ phase: `load N=${n}`, lines: problemsOf(gw) });
+        loads.push({ ...result, gatewayStopMs: stopTimes.get(n)?.ms, gatewayStopClean: stopTimes.get(n)?.clean });
+        break;
+      } catch (e) {
+        const error = (e as Error).message;
+        failures.push({ n, error: `attempt ${attempt}: ${error}` });
+        log(`load N=${n} attempt ${attempt} failed: ${error}`);
+        await cleanupAll(); // anything the failed attempt left behind
+      }
+    }
   }
 
   const report = {
@@ -463,6 +495,7 @@ async function main(): Promise<void> {
     clip: { description: clip.description, videoKbps: r0(clip.videoKbps), audioKbps: r0(clip.audioKbps), packetsPerSec: r0(clip.packetRate), loopSeconds: clip.seconds },
     startup: { goalMs: STARTUP_GOAL_MS, segmentSeconds: 1, encoder: summarise(startupEncoder), replay: summarise(startupReplay) },
     load: loads,
+    loadFailures: failures,
     gatewayLog: problems.map((p) => ({ phase: p.phase, warnings: p.lines.length, samples: [...new Set(p.lines.map((l) => l.slice(0, 200)))].slice(0, 5) })),
     benchSeconds: r0((performance.now() - started) / 1000),
   };
@@ -477,9 +510,11 @@ function print(report: {
   node: string;
   ffmpeg: string;
   loadavgAtStart: number[];
+  gatewayNodeArgs: string;
   clip: { description: string; videoKbps: number; audioKbps: number; packetsPerSec: number };
   startup: { goalMs: number; encoder: ReturnType<typeof summarise>; replay: ReturnType<typeof summarise> };
-  load: (Awaited<ReturnType<typeof loadBench>>['result'] & { gatewayStopMs?: number })[];
+  load: LoadEntry[];
+  loadFailures: { n: number; error: string }[];
   gatewayLog: { phase: string; warnings: number; samples: string[] }[];
   benchSeconds: number;
 }): void {
@@ -487,6 +522,7 @@ function print(report: {
   o.push('');
   o.push('== webrtc-rtp-gateway benchmark ==');
   o.push(`date ${report.date} | nproc ${report.nproc} | CPU ${report.cpuModel} | RAM ${report.memGiB} GiB | node ${report.node} | ffmpeg ${report.ffmpeg} | load avg at start ${report.loadavgAtStart.join(' ')}`);
+  if (report.gatewayNodeArgs) o.push(`gateway node options: ${report.gatewayNodeArgs}`);
   o.push(`publisher media: ${report.clip.description}, video ${report.clip.videoKbps} kbit/s, audio ${report.clip.audioKbps} kbit/s, ${report.clip.packetsPerSec} RTP pkt/s per publisher`);
   o.push('');
   o.push(`-- 1. Start-up latency, from the WHIP 201 (HLS 1 s segments; goal first segment <= ${report.startup.goalMs} ms) --`);
@@ -569,6 +605,7 @@ function print(report: {
   for (const l of report.load) {
     o.push(`N=${l.n}: ${l.saturated ? 'SATURATED — ' : ''}${l.notes.length ? l.notes.join('; ') : 'kept up (no loss, publishers on pace, HLS advancing for every stream)'}`);
   }
+  for (const f of report.loadFailures) o.push(`N=${f.n}: FAILED ${f.error.split('\n').join(' | ').slice(0, 600)}`);
   o.push('(gw = gateway node process; ffmpeg = its ffmpeg children summed (RSS counts shared libraries once per process, PSS shares them out);');
   o.push(' bench = this process, which runs every werift publisher on the same cores; machine busy% = all cores; mem/stream = (RSS - idle RSS) / N)');
   o.push('');

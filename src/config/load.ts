@@ -28,6 +28,7 @@ export const ENV_KEYS: Record<string, string> = {
   PUBLIC_ADDRESSES: 'ice.publicAddresses',
   TURN_URLS: 'ice.turnUrls',
   TURN_SECRET: 'ice.turnSecret',
+  TURN_FOR_GATEWAY: 'ice.turnForGateway',
   HLS_AUTO: 'hls.auto',
   HLS_SEGMENT_SECONDS: 'hls.segmentSeconds',
   HLS_LIST_SIZE: 'hls.listSize',
@@ -88,7 +89,7 @@ export function coerce(key: string, raw: string): unknown {
   }
   if (['ice.addresses', 'http.corsOrigins', 'ice.publicAddresses', 'ice.turnUrls'].includes(key)) return text ? text.split(',').map((s) => s.trim()).filter(Boolean) : [];
   if (key === 'ice.portRange') return text.split(/[-,]/).map((s) => (/^\d+$/.test(s.trim()) ? Number(s) : s));
-  if (/^(true|false|1|0|yes|no)$/i.test(text) && ['hls.auto', 'ice.ipv6', 'ice.tcp', 'streams.replaceExisting'].includes(key)) {
+  if (/^(true|false|1|0|yes|no)$/i.test(text) && ['hls.auto', 'ice.ipv6', 'ice.tcp', 'ice.turnForGateway', 'streams.replaceExisting'].includes(key)) {
     return /^(true|1|yes)$/i.test(text);
   }
   if (/^-?\d+(\.\d+)?$/.test(text) && !['http.host', 'dataDir', 'ffmpeg.path', 'ice.turnSecret'].includes(key)) return Number(text);

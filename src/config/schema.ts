@@ -62,6 +62,11 @@ export const configSchema = z
         turnUrls: z.array(z.string().regex(/^turns?:/, 'must start with turn: or turns:')).default([]),
         /** Shared secret for time-limited TURN credentials (coturn static-auth-secret). */
         turnSecret: z.string().min(1).optional(),
+        /**
+         * Whether the gateway's own peers also allocate TURN relays. A gateway with a public
+         * (or 1:1 NAT) address never needs one; clients always get the TURN servers.
+         */
+        turnForGateway: z.boolean().default(true),
         /** How long generated TURN credentials stay valid. */
         turnCredentialTtlSeconds: z.number().int().min(60).max(7 * 86_400).default(86_400),
         /** Public address(es) to advertise as host candidates when the gateway is behind a 1:1 NAT (Janus nat_1_1_mapping). */

@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { SdpError } from '../sdp/offer.js';
 import { STREAM_NAME, StreamBusy, type StreamRegistry } from '../streams/registry.js';
 import type { Stream } from '../streams/stream.js';
+import type { CandidateInit } from '../webrtc/publisher-peer.js';
 import { clientMessage, type ErrorCode, type ServerMessage } from './messages.js';
 
 // WebSocket signalling for the built-in pages: publish with trickle ICE both ways, and a
@@ -37,6 +38,9 @@ export function attachSignalling(server: http.Server, registry: StreamRegistry, 
 class Connection {
   private stream: Stream | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
+  /** True while a publish offer is being answered; candidates meanwhile wait in `early`. */
+  private publishing = false;
+  private readonly early: (CandidateInit | null)[] = [];
   private readonly onEvent = (event: GatewayEvent) => this.send({ type: 'event', event });
 
   constructor(
@@ -76,9 +80,13 @@ class Connection {
       switch (msg.type) {
         case 'publish':
           return await this.publish(msg.stream, msg.sdp);
-        case 'candidate':
+        case 'candidate': {
+          const c = msg.candidate ? { candidate: msg.candidate.candidate, sdpMid: msg.candidate.sdpMid ?? undefined, sdpMLineIndex: msg.candidate.sdpMLineIndex ?? undefined } : null;
+          // Candidates trickled while the offer is still being answered wait for the peer.
+          if (this.publishing) return void this.early.push(c);
           if (!this.stream) return this.error('not-publishing', 'send "publish" before candidates');
-          return await this.stream.peer.addRemoteCandidate(msg.candidate ? { candidate: msg.candidate.candidate, sdpMid: msg.candidate.sdpMid ?? undefined, sdpMLineIndex: msg.candidate.sdpMLineIndex ?? undefined } : null);
+          return await this.stream.peer.addRemoteCandidate(c);
+        }
         case 'unpublish':
           if (!this.stream) return this.error('not-publishing', 'nothing is being published on this connection');
           return void (await this.stream.close('publisher ended the session'));
@@ -98,9 +106,11 @@ class Connection {
   private async publish(name: string, sdp: string): Promise<void> {
     if (this.stream && !this.stream.closed) return this.error('already-publishing', `this connection already publishes ${this.stream.name}`);
     if (!STREAM_NAME.test(name)) return this.error('bad-stream-name', 'stream name must be 1-64 characters of A-Z, a-z, 0-9, "_" or "-"');
+    this.publishing = true;
     try {
       const { stream, answer } = await this.registry.publish(name, sdp, { trickle: true });
       this.stream = stream;
+      for (const c of this.early.splice(0)) await stream.peer.addRemoteCandidate(c);
       this.send({ type: 'answer', stream: name, session: stream.sessionId, sdp: answer });
       for (const c of stream.peer.localCandidates) this.send({ type: 'candidate', candidate: c });
       if (stream.peer.gatheringComplete) this.send({ type: 'candidate', candidate: null });
@@ -111,6 +121,9 @@ class Connection {
       if (e instanceof SdpError) return this.error(e.status === 406 ? 'no-codec' : 'bad-sdp', e.message);
       if (e instanceof StreamBusy) return this.error('stream-busy', e.message);
       return this.error('bad-sdp', `offer could not be answered: ${(e as Error).message.split('\n')[0]}`);
+    } finally {
+      this.publishing = false;
+      this.early.length = 0;
     }
   }
 

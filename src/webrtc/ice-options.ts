@@ -16,7 +16,7 @@ import { iceServers, type IceServer } from './ice-servers.js';
 // the NAT forwards to the private address reach them. werift keeps only the first STUN
 // and the first TURN URL of the list (all of them are still advertised to clients).
 
-export function iceOptions(ice: Config['ice'], servers: IceServer[] = iceServers(ice)): Partial<PeerConfig> {
+export function iceOptions(ice: Config['ice'], servers: IceServer[] = gatewayServers(ice)): Partial<PeerConfig> {
   const base: Partial<PeerConfig> = {
     iceServers: servers,
     icePortRange: ice.portRange,
@@ -41,4 +41,13 @@ export function iceOptions(ice: Config['ice'], servers: IceServer[] = iceServers
       ...(v6.length === 1 ? { udp6: v6[0] } : {}),
     },
   };
+}
+
+/** The ICE servers the gateway's own peers use: TURN is left out when turnForGateway is off. */
+export function gatewayServers(ice: Config['ice']): IceServer[] {
+  const all = iceServers(ice, 'gateway');
+  if (ice.turnForGateway) return all;
+  return all
+    .map((s) => ({ ...s, urls: (Array.isArray(s.urls) ? s.urls : [s.urls]).filter((u) => !/^turns?:/i.test(u)) }))
+    .filter((s) => s.urls.length > 0);
 }

@@ -90,6 +90,9 @@ function keepLoopback(sdp) {
 let pc, resource, stream;
 
 async function makeOffer(opts) {
+  pc?.close();
+  stream?.getTracks().forEach((t) => t.stop());
+  resource = undefined;
   pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
   if (opts.dataChannelOnly) {
     pc.createDataChannel('only-data');

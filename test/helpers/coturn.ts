@@ -30,7 +30,10 @@ export async function startCoturn(port: number, opts: { listenIp?: string; relay
   const full = opts.netns ? ['netns', 'exec', opts.netns, '/usr/bin/turnserver', ...args] : args;
   const proc: ChildProcess = spawn(cmd, full, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
-  proc.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+  proc.stdout?.on('data', (d: Buffer) => {
+    log += d.toString();
+    if (process.env.COTURN_LOG) process.stderr.write(d);
+  });
   proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));
   for (let i = 0; i < 50 && !/listener opened on|Total General servers/i.test(log); i++) await new Promise((r) => setTimeout(r, 100));
   await new Promise((r) => setTimeout(r, 300));

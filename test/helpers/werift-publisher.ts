@@ -27,6 +27,11 @@ export interface PublisherOptions {
   audioCodec?: 'opus' | 'PCMU';
   /** Keyframe interval in frames (default: 2 s worth). */
   gop?: number;
+  /** Local address for ICE (default 127.0.0.1) and STUN/TURN servers (default none). */
+  iceAddress?: string;
+  iceServers?: { urls: string; username?: string; credential?: string }[];
+  /** Only relay candidates (TURN). */
+  relayOnly?: boolean;
 }
 
 export interface Publisher {
@@ -53,12 +58,14 @@ async function udpReceiver(onPacket: (buf: Buffer) => void): Promise<{ port: num
 export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publisher> {
   const { video = true, audio = true, width = 640, height = 360, fps = 30, videoKbps = 1000, stereo = true, audioCodec = 'opus' } = opts;
   const gop = opts.gop ?? fps * 2;
+  const iceAddress = opts.iceAddress ?? '127.0.0.1';
   const pc = new RTCPeerConnection({
     iceUseIpv4: false,
     iceUseIpv6: false,
-    iceAdditionalHostAddresses: ['127.0.0.1'],
-    iceInterfaceAddresses: { udp4: '127.0.0.1' },
-    iceServers: [],
+    iceAdditionalHostAddresses: [iceAddress],
+    iceInterfaceAddresses: { udp4: iceAddress },
+    iceServers: opts.iceServers ?? [],
+    iceTransportPolicy: opts.relayOnly ? 'relay' : 'all',
     codecs: {
       video: [
         new RTCRtpCodecParameters({

@@ -96,6 +96,25 @@ describe('WebSocket signalling', () => {
     await pc.close();
   });
 
+  it('holds candidates that arrive while the offer is still being answered', async () => {
+    const c = await Client.open(ws);
+    const pc = peer();
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitFor('gathered', () => (pc.iceGatheringState === 'complete' ? true : undefined));
+    const sdp = pc.localDescription!.sdp;
+    const candidates = sdp.split('\r\n').filter((l) => l.startsWith('a=candidate:')).map((l) => l.slice(2));
+    // The offer without candidates, and every candidate sent right behind it, in one burst.
+    c.send({ type: 'publish', stream: 'ws3', sdp: sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate:')).join('\r\n') });
+    for (const candidate of candidates) c.send({ type: 'candidate', candidate: { candidate, sdpMid: '0', sdpMLineIndex: 0 } });
+    c.send({ type: 'candidate', candidate: null });
+    const answer = await c.next('answer');
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp as string });
+    await waitFor('connected', () => (pc.connectionState === 'connected' ? true : undefined));
+    expect(c.messages.filter((m) => m.type === 'error')).toEqual([]);
+    c.close();
+    await pc.close();
+  });
+
   it('answers malformed messages with an error and keeps the connection', async () => {
     const c = await Client.open(ws);
     c.send('not json');

@@ -1,0 +1,152 @@
+import type { Browser } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium, PublisherPage, startPageServer, type PageServer } from '../helpers/chromium.js';
+import { getStream, healthz, waitLive } from '../helpers/e2e-api.js';
+import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
+import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
+
+// What a WHIP client gets for bad requests: the status, a message naming the problem,
+// and a gateway that keeps serving (health 200, a live stream left untouched). Offers are
+// real Chromium offers (receive-only, data channel only, VP8 only) or edits of one.
+
+describe('WHIP refuses bad requests with the right status and keeps serving', () => {
+  let t: TestGateway;
+  let site: PageServer;
+  let browser: Browser;
+  let page: PublisherPage;
+  let live: Publisher | undefined;
+  /** A real Chromium offer (camera + microphone), for the cases that edit or re-send it. */
+  let goodOffer: string;
+
+  const post = (name: string, body: string, type = 'application/sdp') =>
+    fetch(`${t.url}/whip/${name}`, { method: 'POST', headers: { 'Content-Type': type }, body });
+
+  async function expectRefused(res: Response, status: number, message?: RegExp): Promise<string> {
+    const text = await res.text();
+    expect(res.status, text).toBe(status);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    if (message) expect(text).toMatch(message);
+    return text;
+  }
+
+  beforeAll(async () => {
+    [t, site, browser] = await Promise.all([startTestGateway(), startPageServer(), launchChromium()]);
+    page = await PublisherPage.open(browser, site.url);
+    goodOffer = await page.makeOffer({ video: { width: 640, height: 480 }, audio: true });
+  });
+
+  afterEach(async () => {
+    // After every refusal the gateway still answers, and nothing was left behind.
+    expect(await healthz(t.url)).toBe(200);
+  });
+
+  afterAll(async () => {
+    await live?.stop();
+    await browser?.close();
+    await site?.close();
+    await t?.close();
+  });
+
+  it('415 for a body that is not application/sdp', async () => {
+    await expectRefused(await post('bad1', goodOffer, 'text/plain'), 415, /Content-Type must be application\/sdp \(got text\/plain/);
+    await expectRefused(await post('bad1', JSON.stringify({ sdp: goodOffer }), 'application/json'), 415, /application\/sdp/);
+    expect((await getStream(t.url, 'bad1')).status).toBe(404);
+  });
+
+  it('400 for text that is not SDP', async () => {
+    await expectRefused(await post('bad2', 'hello'), 400, /not an SDP offer/);
+    await expectRefused(await post('bad2', ''), 400, /empty body/);
+  });
+
+  it('400 for a Chromium offer with only a data channel (no audio or video section)', async () => {
+    const res = await page.publish(`${t.url}/whip/bad3`, { dataChannelOnly: true });
+    expect(res.offer).toContain('m=application');
+    expect(res.offer).not.toMatch(/m=(audio|video)/);
+    expect(res.status).toBe(400);
+    expect(res.body).toMatch(/no audio or video section/);
+  });
+
+  it('400 for a Chromium offer that only receives', async () => {
+    const res = await page.publish(`${t.url}/whip/bad4`, { recvOnly: true });
+    expect(res.offer).toMatch(/a=recvonly/);
+    expect(res.status).toBe(400);
+    expect(res.body).toMatch(/does not send any audio or video/);
+    // The same offer edited to sendonly is accepted: it was the direction that was refused.
+    const edited = res.offer.replace(/a=recvonly/g, 'a=sendonly');
+    const ok = await post('bad4', edited);
+    expect(ok.status, await ok.text()).toBe(201);
+    expect((await fetch(new URL(ok.headers.get('location')!, t.url), { method: 'DELETE' })).status).toBe(200);
+  });
+
+  it('406 for a Chromium offer with only VP8, naming what was offered and what is accepted', async () => {
+    const res = await page.publish(`${t.url}/whip/bad5`, { video: { width: 640, height: 480 }, audio: true, onlyVideo: ['VP8'] });
+    expect(res.offer).toMatch(/a=rtpmap:\d+ VP8\/90000/);
+    expect(res.offer).not.toMatch(/H264/);
+    expect(res.status).toBe(406);
+    expect(res.body).toMatch(/VP8/);
+    expect(res.body).toMatch(/H264/);
+    expect((await getStream(t.url, 'bad5')).status).toBe(404);
+  });
+
+  it('409 for a second publisher on a live name; the first one is untouched', async () => {
+    live = await startWeriftPublisher({ whipUrl: `${t.url}/whip/busy1`, width: 320, height: 240 });
+    expect(live.status, live.errorText).toBe(201);
+    await live.connected();
+    const first = await waitLive(t.url, 'busy1');
+
+    const second = await page.publish(`${t.url}/whip/busy1`, { video: { width: 640, height: 480 }, audio: true });
+    expect(second.status).toBe(409);
+    expect(second.body).toMatch(/already being published/);
+    expect(second.location).toBeUndefined();
+
+    const packetsBefore = first.tracks.find((x) => x.kind === 'video')!.packets;
+    const after = await waitFor('first publisher still flowing', async () => {
+      const { info } = await getStream(t.url, 'busy1');
+      return info && info.tracks.find((x) => x.kind === 'video')!.packets > packetsBefore + 50 ? info : undefined;
+    });
+    expect(after).toMatchObject({ state: 'live', session: first.session });
+  });
+
+  it('404 for DELETE of an unknown session, without touching the live one', async () => {
+    const { info } = await getStream(t.url, 'busy1');
+    expect(info?.state).toBe('live');
+    await expectRefused(await fetch(`${t.url}/whip/busy1/00000000-0000-4000-8000-000000000000`, { method: 'DELETE' }), 404, /no WHIP session/);
+    await expectRefused(await fetch(`${t.url}/whip/nosuchstream/${info!.session}`, { method: 'DELETE' }), 404);
+    expect((await getStream(t.url, 'busy1')).info).toMatchObject({ state: 'live', session: info!.session });
+  });
+
+  it('405 for PATCH (trickle ICE) on a session resource', async () => {
+    const location = new URL(live!.location!, t.url);
+    const res = await fetch(location, {
+      method: 'PATCH',
+      headers: { 'Content-Type': 'application/trickle-ice-sdpfrag' },
+      body: 'a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdef0123456789\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9999 typ host\r\n',
+    });
+    await expectRefused(res, 405, /trickle ICE is not supported/);
+    expect(res.headers.get('allow')).toMatch(/DELETE/);
+    expect((await getStream(t.url, 'busy1')).info?.state).toBe('live');
+  });
+
+  it('400 for a bad stream name; a 64-character name is fine', async () => {
+    await expectRefused(await post(encodeURIComponent('bad name!'), goodOffer), 400, /stream name must be 1-64 characters/);
+    await expectRefused(await post('a'.repeat(65), goodOffer), 400, /stream name/);
+    await expectRefused(await post(encodeURIComponent('../etc'), goodOffer), 400, /stream name/);
+    const longest = 'n'.repeat(64);
+    const ok = await post(longest, goodOffer);
+    expect(ok.status, await ok.text()).toBe(201);
+    expect(ok.headers.get('location')).toMatch(new RegExp(`^/whip/${longest}/`));
+    expect((await fetch(new URL(ok.headers.get('location')!, t.url), { method: 'DELETE' })).status).toBe(200);
+  });
+
+  it('413 for a 1 MB body', async () => {
+    const huge = goodOffer + `a=x-padding:${'x'.repeat(1024 * 1024)}\r\n`;
+    await expectRefused(await post('bad6', huge), 413, /too large/);
+    expect((await getStream(t.url, 'bad6')).status).toBe(404);
+  });
+
+  it('the live stream survived all of the above', async () => {
+    const { info } = await getStream(t.url, 'busy1');
+    expect(info).toMatchObject({ state: 'live' });
+    expect(info!.outputs.find((o) => o.id === 'hls')).toMatchObject({ state: 'running', restarts: 0 });
+  });
+});

@@ -1,0 +1,112 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import net, { type AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../helpers/build.js';
+import { findProcesses, waitGone, waitLive, waitPlaylist } from '../helpers/e2e-api.js';
+import { waitFor } from '../helpers/gateway.js';
+import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
+
+// The built gateway as users run it (`node dist/cli.js`, configured by environment): a
+// publisher that vanishes without DELETE is cleaned up, and SIGTERM stops everything
+// cleanly: exit code 0, playlists finished with #EXT-X-ENDLIST, no ffmpeg left behind.
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+describe('gateway process (dist/cli.js)', () => {
+  let dataDir: string;
+  let url: string;
+  let gw: ChildProcess;
+  let output = '';
+  let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  const publishers: Publisher[] = [];
+
+  beforeAll(async () => {
+    await ensureBuilt();
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'gw-proc-'));
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    gw = spawn(process.execPath, ['dist/cli.js'], {
+      cwd: process.cwd(),
+      env: {
+        ...process.env,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        ICE_ADDRESSES: '127.0.0.1',
+        DATA_DIR: dataDir,
+        LOG_LEVEL: 'info',
+        RTP_PORT_MIN: '46000',
+        RTP_PORT_MAX: '46199',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    gw.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    gw.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    exited = new Promise((resolve) => gw.once('exit', (code, signal) => resolve({ code, signal })));
+    await waitFor(`gateway on ${url} (output so far: ${output.slice(-500)})`, async () => ((await fetch(`${url}/healthz`)).ok ? true : undefined), 20_000, 100);
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const p of publishers) await p.stop({ delete: false }).catch(() => undefined);
+    if (gw && gw.exitCode === null && gw.signalCode === null) {
+      gw.kill('SIGKILL');
+      await exited;
+    }
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  async function publish(name: string): Promise<Publisher> {
+    const pub = await startWeriftPublisher({ whipUrl: `${url}/whip/${name}`, width: 320, height: 240, gop: 30 });
+    publishers.push(pub);
+    expect(pub.status, pub.errorText).toBe(201);
+    await pub.connected();
+    const info = await waitLive(url, name);
+    expect(info.ice).toMatchObject({ local: { address: '127.0.0.1' }, remote: { address: '127.0.0.1' } });
+    return pub;
+  }
+
+  const ffmpegsOf = (name?: string) => findProcesses('ffmpeg', name ? path.join(dataDir, 'hls', name) : dataDir);
+
+  it('drops a publisher that goes away without DELETE within 10 s, and its ffmpeg', async () => {
+    const pub = await publish('vanish1');
+    await waitPlaylist(url, 'vanish1', 1);
+    expect((await ffmpegsOf('vanish1')).length).toBe(1);
+    await pub.stop({ delete: false }); // encoder killed, peer connection closed, no DELETE
+    const took = await waitGone(url, 'vanish1', 15_000);
+    expect(took).toBeLessThan(10_000);
+    await waitFor('ffmpeg of vanish1 gone', async () => ((await ffmpegsOf('vanish1')).length === 0 ? true : undefined), 5000);
+    expect(output).toMatch(/"stream":"vanish1".*"event":"closed"/);
+  });
+
+  it('stops on SIGTERM within 10 s: exit code 0, playlists ended, no ffmpeg left', async () => {
+    await Promise.all([publish('term1'), publish('term2')]);
+    await Promise.all([waitPlaylist(url, 'term1', 2), waitPlaylist(url, 'term2', 2)]);
+    const running = await ffmpegsOf();
+    expect(running.map((p) => p.ppid)).toEqual([gw.pid, gw.pid]);
+
+    const t0 = Date.now();
+    gw.kill('SIGTERM');
+    const result = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000))]);
+    expect(result, output.slice(-2000)).toEqual({ code: 0, signal: null });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+
+    for (const name of ['term1', 'term2']) {
+      const playlist = await readFile(path.join(dataDir, 'hls', name, 'index.m3u8'), 'utf8');
+      expect(playlist.trimEnd().endsWith('#EXT-X-ENDLIST'), playlist).toBe(true);
+      expect(playlist).toMatch(/\.ts\s/);
+    }
+    expect(await ffmpegsOf()).toEqual([]);
+    for (const p of running) expect(() => process.kill(p.pid, 0)).toThrow();
+    expect(output).toMatch(/"event":"shutdown"/);
+    expect(output).toMatch(/"event":"stopped"/);
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow(); // the HTTP server is closed too
+  });
+});
