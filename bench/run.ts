@@ -3,10 +3,10 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { cleanupAll, installExitHandlers } from './cleanup.js';
 import { installKeyObjectCache } from './crypto-keyobjects.js';
-import { buildGateway, GatewayProcess, sleep } from './gateway-process.js';
+import { buildGateway, GatewayProcess, killTree, sleep } from './gateway-process.js';
 import { encodeClip, Replay, ReplayClock, type Clip, type EncodeOptions } from './media.js';
 import { watchEvents, type SeenEvent } from './events.js';
-import { sampleTree, sumChildren, systemBusyPercent, systemCpu, treeCpuPercent, udpDrops, udpDropsDelta, type TreeSample } from './proc.js';
+import { procStat, sampleTree, sumChildren, systemBusyPercent, systemCpu, treeCpuPercent, udpDrops, udpDropsDelta, type TreeSample } from './proc.js';
 import { liveEncoder, publish, type BenchPublisher } from './publisher.js';
 
 // npm run bench: start-up latency (WHIP 201 -> connected -> first HLS segment) and the cost
@@ -53,6 +53,13 @@ function table(headers: string[], rows: (string | number)[][]): string {
 
 function log(msg: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+/** Share of all cores busy over one second, before anything starts (other users of the machine). */
+async function machineBusy(ms = 1000): Promise<number> {
+  const a = systemCpu();
+  await sleep(ms);
+  return r1(systemBusyPercent(a, systemCpu()));
 }
 
 function environment() {
@@ -426,18 +433,23 @@ async function loadBench(n: number, clip: Clip, problems: { phase: string; lines
     problems.push({ phase: `load N=${n} (failed)`, lines: problemsOf(gw) });
     throw new Error(`load N=${n}: ${(e as Error).message}${why}`);
   } finally {
+    // The gateway is stopped while every publisher is still sending (a shutdown under load:
+    // each ffmpeg finishes its playlist), then the publishers go.
     feed.close();
+    const ffmpegPids = gw.running ? [...sampleTree(gw.pid).children.keys()] : [];
+    const stop = await gw.stop();
     clock.stop();
     await Promise.race([Promise.all(pubs.map((p) => p.close())), sleep(15_000)]);
-    const stop = await gw.stop();
-    log(`load N=${n}: gateway stopped in ${r0(stop.ms)} ms${stop.clean ? '' : ' (not clean)'}`);
-    stopTimes.set(n, { ms: r0(stop.ms), clean: stop.clean });
+    const orphans = ffmpegPids.filter((pid) => procStat(pid)?.comm === 'ffmpeg');
+    for (const pid of orphans) killTree(pid);
+    log(`load N=${n}: gateway stopped in ${r0(stop.ms)} ms with ${ffmpegPids.length} ffmpeg running${stop.clean ? '' : ' (not clean)'}${orphans.length ? `, ${orphans.length} ffmpeg left behind (killed)` : ''}`);
+    stopTimes.set(n, { ms: r0(stop.ms), clean: stop.clean, orphans: orphans.length });
   }
 }
 
-type LoadEntry = Awaited<ReturnType<typeof loadBench>>['result'] & { gatewayStopMs?: number; gatewayStopClean?: boolean };
+type LoadEntry = Awaited<ReturnType<typeof loadBench>>['result'] & { gatewayStopMs?: number; gatewayStopClean?: boolean; ffmpegLeftAfterStop?: number };
 
-const stopTimes = new Map<number, { ms: number; clean: boolean }>();
+const stopTimes = new Map<number, { ms: number; clean: boolean; orphans: number }>();
 
 // ---------------------------------------------------------------------------- main
 
@@ -445,8 +457,9 @@ async function main(): Promise<void> {
   installExitHandlers();
   if (!process.env.BENCH_PLAIN_CRYPTO) installKeyObjectCache();
   const started = performance.now();
-  const env = environment();
-  log(`${env.date}  ${env.nproc} x ${env.cpuModel}  node ${env.node}  ffmpeg ${env.ffmpeg}`);
+  const env = { ...environment(), machineBusyBeforeStart: await machineBusy() };
+  log(`${env.date}  ${env.nproc} x ${env.cpuModel}  node ${env.node}  ffmpeg ${env.ffmpeg}  machine ${env.machineBusyBeforeStart}% busy before start`);
+  if (env.machineBusyBeforeStart > 20) log('warning: the machine is already busy; CPU figures will be disturbed (see "other CPU%")');
   if (process.env.BENCH_SKIP_BUILD) log('BENCH_SKIP_BUILD: using the existing dist/');
   else {
     log('building the gateway (npx tsc -p tsconfig.json)');
@@ -479,7 +492,7 @@ async function main(): Promise<void> {
       try {
         const { result, gw } = await loadBench(n, clip, problems);
         problems.push({ phase: `load N=${n}`, lines: problemsOf(gw) });
-        loads.push({ ...result, gatewayStopMs: stopTimes.get(n)?.ms, gatewayStopClean: stopTimes.get(n)?.clean });
+        loads.push({ ...result, gatewayStopMs: stopTimes.get(n)?.ms, gatewayStopClean: stopTimes.get(n)?.clean, ffmpegLeftAfterStop: stopTimes.get(n)?.orphans });
         break;
       } catch (e) {
         const error = (e as Error).message;
@@ -510,6 +523,7 @@ function print(report: {
   node: string;
   ffmpeg: string;
   loadavgAtStart: number[];
+  machineBusyBeforeStart: number;
   gatewayNodeArgs: string;
   clip: { description: string; videoKbps: number; audioKbps: number; packetsPerSec: number };
   startup: { goalMs: number; encoder: ReturnType<typeof summarise>; replay: ReturnType<typeof summarise> };
@@ -521,7 +535,7 @@ function print(report: {
   const o: string[] = [];
   o.push('');
   o.push('== webrtc-rtp-gateway benchmark ==');
-  o.push(`date ${report.date} | nproc ${report.nproc} | CPU ${report.cpuModel} | RAM ${report.memGiB} GiB | node ${report.node} | ffmpeg ${report.ffmpeg} | load avg at start ${report.loadavgAtStart.join(' ')}`);
+  o.push(`date ${report.date} | nproc ${report.nproc} | CPU ${report.cpuModel} | RAM ${report.memGiB} GiB | node ${report.node} | ffmpeg ${report.ffmpeg} | load avg at start ${report.loadavgAtStart.join(' ')} | machine ${report.machineBusyBeforeStart}% busy before start`);
   if (report.gatewayNodeArgs) o.push(`gateway node options: ${report.gatewayNodeArgs}`);
   o.push(`publisher media: ${report.clip.description}, video ${report.clip.videoKbps} kbit/s, audio ${report.clip.audioKbps} kbit/s, ${report.clip.packetsPerSec} RTP pkt/s per publisher`);
   o.push('');
@@ -587,7 +601,7 @@ function print(report: {
   o.push('Per stream:');
   o.push(
     table(
-      ['N', 'gw CPU%/stream', 'ffmpeg CPU%/stream', 'gw mem MB/stream', 'ffmpeg RSS MB/stream', 'ffmpeg PSS MB/stream', 'gw RSS idle->end MB', 'gw RSS growth in window MB', 'gw stop ms'],
+      ['N', 'gw CPU%/stream', 'ffmpeg CPU%/stream', 'gw mem MB/stream', 'ffmpeg RSS MB/stream', 'ffmpeg PSS MB/stream', 'gw RSS idle->end MB', 'gw RSS growth in window MB', 'gw stop ms (live)'],
       report.load.map((l) => [
         l.n,
         l.perStream.gatewayCpuPercent,
@@ -597,7 +611,7 @@ function print(report: {
         l.perStream.ffmpegPssMB,
         `${l.gateway.baselineRssMB}->${l.gateway.rssMB}`,
         l.gateway.rssGrowthInWindowMB,
-        l.gatewayStopMs ?? '-',
+        `${l.gatewayStopMs ?? '-'}${l.gatewayStopClean === false ? ' unclean' : ''}${l.ffmpegLeftAfterStop ? ` ${l.ffmpegLeftAfterStop} orphans` : ''}`,
       ]),
     ),
   );

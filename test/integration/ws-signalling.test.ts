@@ -37,6 +37,7 @@ class Client {
 
 function peer(): RTCPeerConnection {
   const pc = new RTCPeerConnection({
+    iceServers: [], // never werift's default public STUN server
     iceUseIpv4: false,
     iceUseIpv6: false,
     iceAdditionalHostAddresses: ['127.0.0.1'],
@@ -104,12 +105,16 @@ describe('WebSocket signalling', () => {
     const sdp = pc.localDescription!.sdp;
     const candidates = sdp.split('\r\n').filter((l) => l.startsWith('a=candidate:')).map((l) => l.slice(2));
     // The offer without candidates, and every candidate sent right behind it, in one burst.
-    c.send({ type: 'publish', stream: 'ws3', sdp: sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate:')).join('\r\n') });
+    c.send({ type: 'publish', stream: 'ws3', sdp: sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate:') && l !== 'a=end-of-candidates').join('\r\n') });
     for (const candidate of candidates) c.send({ type: 'candidate', candidate: { candidate, sdpMid: '0', sdpMLineIndex: 0 } });
     c.send({ type: 'candidate', candidate: null });
     const answer = await c.next('answer');
     await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp as string });
-    await waitFor('connected', () => (pc.connectionState === 'connected' ? true : undefined));
+    const gatewayCandidate = await c.next('candidate');
+    await pc.addIceCandidate(gatewayCandidate.candidate as { candidate: string });
+    await waitFor('connected', () => (pc.connectionState === 'connected' ? true : undefined)).catch((e: Error) => {
+      throw new Error(`${e.message}: client ice ${pc.iceConnectionState}, connection ${pc.connectionState}; messages ${JSON.stringify(c.messages).slice(0, 500)}`);
+    });
     expect(c.messages.filter((m) => m.type === 'error')).toEqual([]);
     c.close();
     await pc.close();
