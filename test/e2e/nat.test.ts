@@ -86,6 +86,25 @@ describe.skipIf(unsupported !== undefined)(`NAT traversal in network namespaces$
     expect(pair.local.type).not.toBe('relay');
   }, 90_000);
 
+  it('nat-check tells a cone NAT from a symmetric one (RFC 5780, coturn with two addresses)', async () => {
+    const results: Record<string, { mapping?: string; filtering?: string; natPresent?: boolean; problems: string[] }> = {};
+    for (const kind of ['cone', 'symmetric'] as const) {
+      lab = await buildLab(kind, 'cone');
+      turn = await startCoturn(3478, { listenIp: lab.addr.turn, netns: lab.ns.net, extra: [`--listening-ip=${lab.addr.turn2}`] });
+      const check = lab.spawnIn(lab.ns.pub, process.execPath, ['dist/nat-check.js', `stun:${lab.addr.turn}:3478`, '--json']);
+      let out = '';
+      check.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+      await new Promise((r) => check.on('exit', r));
+      results[kind] = JSON.parse(out);
+      await turn.stop();
+      turn = undefined;
+      await lab.destroy();
+      lab = undefined;
+    }
+    expect(results.cone).toMatchObject({ natPresent: true, mapping: 'endpoint-independent', filtering: 'address-and-port-dependent', problems: [] });
+    expect(results.symmetric).toMatchObject({ natPresent: true, mapping: 'address-and-port-dependent', problems: [] });
+  }, 120_000);
+
   // Open (issue 5): behind the symmetric NAT neither werift (its TURN client and coturn
   // disagree on nonces: every request after Allocate gets 438) nor Chromium in the
   // namespace has connected through coturn yet.

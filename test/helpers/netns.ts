@@ -21,7 +21,8 @@ export type NatKind = 'cone' | 'symmetric' | 'one-to-one' | 'none';
 export interface Lab {
   name: string;
   ns: { pub: string; np: string; net: string; ng: string; gw: string };
-  addr: { pub: string; npPublic: string; turn: string; ngPublic: string; gw: string; gwApi: string };
+  /** turn2: a second address of the STUN/TURN server (RFC 5780 needs two). */
+  addr: { pub: string; npPublic: string; turn: string; turn2: string; ngPublic: string; gw: string; gwApi: string };
   /** Runs a command in a namespace. */
   spawnIn(ns: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess;
   destroy(): Promise<void>;
@@ -74,7 +75,7 @@ export async function buildLab(publisherNat: NatKind, gatewayNat: NatKind): Prom
   const p = `gw${id}${Math.floor(Math.random() * 900 + 100)}`;
   const n = `10.${100 + (id % 100)}`;
   const ns = { pub: `${p}-pub`, np: `${p}-np`, net: `${p}-net`, ng: `${p}-ng`, gw: `${p}-gw` };
-  const addr = { pub: `${n}.1.2`, npPublic: `${n}.10.2`, turn: `${n}.10.1`, ngPublic: `${n}.20.2`, gw: `${n}.2.2`, gwApi: `${n}.99.2` };
+  const addr = { pub: `${n}.1.2`, npPublic: `${n}.10.2`, turn: `${n}.10.1`, turn2: `${n}.10.3`, ngPublic: `${n}.20.2`, gw: `${n}.2.2`, gwApi: `${n}.99.2` };
   const lab: Lab = {
     name: p,
     ns,
@@ -95,6 +96,7 @@ export async function buildLab(publisherNat: NatKind, gatewayNat: NatKind): Prom
     await link('net-ng', { ns: ns.net, dev: `${p}e`, addr: `${n}.20.1/24` }, { ns: ns.ng, dev: `${p}f`, addr: `${addr.ngPublic}/24` });
     await link('ng-gw', { ns: ns.ng, dev: `${p}g`, addr: `${n}.2.1/24` }, { ns: ns.gw, dev: `${p}h`, addr: `${addr.gw}/24` });
     await link('gw-root', { ns: ns.gw, dev: `${p}i`, addr: `${addr.gwApi}/30` }, { ns: null, dev: `${p}r`, addr: `${n}.99.1/30` });
+    await inNs(ns.net, 'ip', 'addr', 'add', `${addr.turn2}/24`, 'dev', `${p}d`);
     await inNs(ns.pub, 'ip', 'route', 'add', 'default', 'via', `${n}.1.1`);
     await inNs(ns.np, 'ip', 'route', 'add', 'default', 'via', addr.turn);
     await inNs(ns.ng, 'ip', 'route', 'add', 'default', 'via', `${n}.20.1`);
