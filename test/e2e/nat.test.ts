@@ -105,9 +105,10 @@ describe.skipIf(unsupported !== undefined)(`NAT traversal in network namespaces$
     expect(results.symmetric).toMatchObject({ natPresent: true, mapping: 'address-and-port-dependent', problems: [] });
   }, 120_000);
 
-  // Open (issue 5): behind the symmetric NAT neither werift (its TURN client and coturn
-  // disagree on nonces: every request after Allocate gets 438) nor Chromium in the
-  // namespace has connected through coturn yet.
+  // Open (issue 5): behind the symmetric NAT, a werift publisher cannot use coturn (every
+  // request after Allocate gets 438 stale nonce), and Chromium started in the namespace
+  // (ip netns exec wrapper, --unsafely-treat-insecure-origin-as-secure) connects ICE and
+  // DTLS through the relay, but no RTP reaches the gateway afterwards ("no media").
   it.todo('symmetric NAT: the publisher gets through via TURN');
 
   it('a gateway behind a 1:1 NAT is reached through its public address (publicAddresses)', async () => {
