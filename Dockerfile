@@ -1,7 +1,7 @@
 # webrtc-rtp-gateway: multi-stage build, Node 24 slim + Debian's ffmpeg, non-root.
 # Build: docker build -t webrtc-rtp-gateway .
 # Run:   docker run --rm -p 8080:8080 -p 40000-40099:40000-40099/udp \
-#          -e ICE_PORT_RANGE=40000-40099 -e ICE_ADDRESSES=<public or host IP> webrtc-rtp-gateway
+#          -e PUBLIC_ADDRESSES=<the host's public IP> -v gateway-data:/app/data webrtc-rtp-gateway
 
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
@@ -27,7 +27,8 @@ USER node
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
-    DATA_DIR=/app/data
+    DATA_DIR=/app/data \
+    ICE_PORT_RANGE=40000-40099
 EXPOSE 8080
 EXPOSE 40000-40099/udp
 VOLUME ["/app/data"]
