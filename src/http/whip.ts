@@ -1,7 +1,7 @@
 import express, { Router } from 'express';
 import type { Config } from '../config/schema.js';
 import { SdpError } from '../sdp/offer.js';
-import { STREAM_NAME, StreamBusy, type StreamRegistry } from '../streams/registry.js';
+import { GatewayStopping, STREAM_NAME, StreamBusy, type StreamRegistry } from '../streams/registry.js';
 import { sendError } from './errors.js';
 import { iceServers, type IceServer } from '../webrtc/ice-servers.js';
 
@@ -48,6 +48,7 @@ export function whipRouter(registry: StreamRegistry, config: Config): Router {
     } catch (e) {
       if (e instanceof SdpError) return sendError(res, e.status, e.message);
       if (e instanceof StreamBusy) return sendError(res, 409, e.message);
+      if (e instanceof GatewayStopping) return sendError(res, 503, e.message);
       // werift refusing the offer (e.g. a malformed candidate) is still the client's SDP.
       const message = (e as Error).message ?? String(e);
       return sendError(res, 400, `offer could not be answered: ${message.split('\n')[0]}`);

@@ -28,7 +28,6 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
   private exited = false;
   private stopTimeoutMs = 5000;
   private killTimer: NodeJS.Timeout | undefined;
-  private nudgeTimer: NodeJS.Timeout | undefined;
   private readonly exitPromise: Promise<FfmpegExit>;
   pid: number | undefined;
   /** Bytes ffmpeg has written to its output, from its -progress reports. */
@@ -80,16 +79,16 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
   }
 
   /**
-   * ffmpeg's own clean stop: on the first SIGINT it leaves its main loop and writes the
-   * trailers. Its main loop only runs while input arrives, so when the publisher has
-   * gone quiet a second SIGINT is needed to break the blocking RTP read (the trailers are
-   * still written); SIGKILL is the last resort.
+   * ffmpeg's own clean stop: on SIGINT it leaves its main loop and writes the trailers
+   * (#EXT-X-ENDLIST, MP4 index). Its main loop only turns while input arrives, so a
+   * silent input keeps it waiting; then it is SIGKILLed after the timeout. Never a second
+   * SIGINT: ffmpeg 5.1 then aborts its writes and leaves a 0-byte playlist. Whoever stops
+   * a silent output finishes its files itself (see PipelineOutput).
    */
   private sendQuit(): void {
     const proc = this.proc();
     if (!proc) return;
     proc.kill('SIGINT');
-    this.nudgeTimer ??= setTimeout(() => this.proc()?.kill('SIGINT'), 500);
     this.killTimer ??= setTimeout(() => this.proc()?.kill('SIGKILL'), this.stopTimeoutMs);
   }
 
@@ -101,7 +100,7 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
     return this.lines.slice(-20);
   }
 
-  /** Asks ffmpeg to finish ('q'), kills it after `timeoutMs`. Resolves when it has exited. */
+  /** Asks ffmpeg to finish (SIGINT), kills it after `timeoutMs`. Resolves when it has exited. */
   async stop(timeoutMs: number): Promise<FfmpegExit> {
     if (this.exited) return this.exitPromise;
     this.stopRequested = true;
@@ -109,7 +108,6 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
     this.sendQuit();
     const exit = await this.exitPromise;
     if (this.killTimer) clearTimeout(this.killTimer);
-    if (this.nudgeTimer) clearTimeout(this.nudgeTimer);
     return exit;
   }
 

@@ -29,7 +29,8 @@ export class RtpForwarder {
   private sourceSsrc: number | undefined;
   private tsOffset = 0;
   private lastOutTs: number | undefined;
-  private lastSentAt = 0;
+  /** performance.now() of the last packet sent (0 before the first). */
+  lastSentAt = 0;
   private readonly socket: dgram.Socket;
 
   constructor(private readonly options: ForwarderOptions) {

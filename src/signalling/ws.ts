@@ -3,7 +3,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { GatewayEvent } from '../events/bus.js';
 import type { Logger } from '../log.js';
 import { SdpError } from '../sdp/offer.js';
-import { STREAM_NAME, StreamBusy, type StreamRegistry } from '../streams/registry.js';
+import { GatewayStopping, STREAM_NAME, StreamBusy, type StreamRegistry } from '../streams/registry.js';
 import type { Stream } from '../streams/stream.js';
 import type { CandidateInit } from '../webrtc/publisher-peer.js';
 import { clientMessage, type ErrorCode, type ServerMessage } from './messages.js';
@@ -120,6 +120,7 @@ class Connection {
     } catch (e) {
       if (e instanceof SdpError) return this.error(e.status === 406 ? 'no-codec' : 'bad-sdp', e.message);
       if (e instanceof StreamBusy) return this.error('stream-busy', e.message);
+      if (e instanceof GatewayStopping) return this.error('internal', e.message);
       return this.error('bad-sdp', `offer could not be answered: ${(e as Error).message.split('\n')[0]}`);
     } finally {
       this.publishing = false;

@@ -98,6 +98,12 @@ export class Feed extends EventEmitter<FeedEvents> {
     return this.attached.map((a) => ({ kind: a.track.kind, packets: a.forwarder.packets, bytes: a.forwarder.bytes }));
   }
 
+  /** Milliseconds since the last packet went out (Infinity before the first). */
+  idleMs(): number {
+    const last = Math.max(...this.attached.map((a) => a.forwarder.lastSentAt), 0);
+    return last === 0 ? Infinity : performance.now() - last;
+  }
+
   get bytes(): number {
     return this.attached.reduce((s, a) => s + a.forwarder.bytes, 0);
   }

@@ -67,6 +67,8 @@ export interface PipelineOutputOptions {
 
 const MAX_RESTARTS = 5;
 const STABLE_RUN_MS = 30_000;
+const SILENT_INPUT_MS = 1000;
+const SILENT_STOP_TIMEOUT_MS = 1000;
 const PARAMETER_SET_WAIT_MS = 5000;
 const LISTEN_WAIT_MS = 5000;
 const PLI_UNTIL_KEYFRAME_MS = 300;
@@ -235,9 +237,12 @@ export class PipelineOutput extends EventEmitter<OutputEvents> implements Output
     if (this.stopping) return;
     this.stopping = true;
     this.clearTimers();
-    // Packets keep flowing until ffmpeg has exited, so it finishes the last segment.
+    // Packets keep flowing until ffmpeg has exited, so it finishes the last segment. An
+    // input that has gone silent (publisher vanished) cannot wake ffmpeg: it gets a short
+    // grace instead of the full timeout.
     const proc = this.process;
-    if (proc?.running) await proc.stop(this.ctx.stopTimeoutMs);
+    const silent = !this.feed || this.feed.idleMs() > SILENT_INPUT_MS;
+    if (proc?.running) await proc.stop(silent ? SILENT_STOP_TIMEOUT_MS : this.ctx.stopTimeoutMs);
     this.releaseFeed();
     if (this.state !== 'failed') this.setState('stopped');
   }

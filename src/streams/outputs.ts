@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
@@ -17,6 +17,16 @@ import { TsFanout, type Viewer } from './ts-fanout.js';
 // pipeline needs, its links, and what happens around it (HLS folder tidy-up, recording
 // bookkeeping, the shared MPEG-TS feed, on-demand snapshots). Pipelines come from
 // pipelines/*.json; "rtp" is a plain forward with no ffmpeg.
+
+/**
+ * Makes sure an ended stream's playlist says so. ffmpeg writes #EXT-X-ENDLIST when it can
+ * stop cleanly; when it had to be killed (its input went silent), the last playlist it
+ * wrote is complete (temp_file) but open-ended, and players would wait forever.
+ */
+export async function endPlaylist(file: string): Promise<void> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  if (text.startsWith('#EXTM3U') && !text.includes('#EXT-X-ENDLIST')) await appendFile(file, '#EXT-X-ENDLIST\n');
+}
 
 export class OutputRequestError extends Error {
   constructor(
@@ -98,7 +108,11 @@ export class OutputCatalog {
         await rm(dir, { recursive: true, force: true }); // an earlier session's segments must not mix in
         await mkdir(dir, { recursive: true });
         const output = stream.addOutput(def, dir, values, { id, urls: { playlist: `/hls/${stream.name}/index.m3u8` } });
-        output.on('state', (s) => (s === 'stopped' || s === 'failed') && this.scheduleCleanup(dir));
+        output.on('state', (s) => {
+          if (s !== 'stopped' && s !== 'failed') return;
+          void endPlaylist(path.join(dir, 'index.m3u8'));
+          this.scheduleCleanup(dir);
+        });
         return this.announce(stream, output);
       }
       case 'mpegts-http': {

@@ -16,6 +16,13 @@ import { Stream, type StreamInfo } from './stream.js';
 
 export { STREAM_NAME } from './names.js';
 
+/** New publishers are refused while the gateway stops (503). */
+export class GatewayStopping extends Error {
+  constructor() {
+    super('the gateway is shutting down');
+  }
+}
+
 export class StreamBusy extends Error {
   constructor(name: string) {
     super(`stream "${name}" is already being published`);
@@ -75,7 +82,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
 
   /** Answers a WHIP offer. Throws SdpError (400/406) or StreamBusy (409). */
   async publish(name: string, offerText: string, options: { trickle?: boolean } = {}): Promise<PublishResult> {
-    if (this.shuttingDown) throw new Error('gateway is shutting down');
+    if (this.shuttingDown) throw new GatewayStopping();
     const offer = parseOffer(offerText); // bad SDP is refused before anything is reserved
     const existing = this.streams.get(name);
     if (this.pending.has(name) || (existing && !this.config.streams.replaceExisting)) throw new StreamBusy(name);

@@ -93,7 +93,8 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
   let plis = 0;
   let stopped = false;
   const closers: (() => void)[] = [];
-  const ffArgs: string[] = ['-hide_banner', '-loglevel', 'error', '-re'];
+  // -t: an encoder orphaned by a killed test run stops by itself.
+  const ffArgs: string[] = ['-hide_banner', '-loglevel', 'error', '-re', '-t', '900'];
   let videoRx: { port: number; close: () => void } | undefined;
   let audioRx: { port: number; close: () => void } | undefined;
   if (video) {
