@@ -73,6 +73,11 @@ const PARAMETER_SET_WAIT_MS = 5000;
 const LISTEN_WAIT_MS = 5000;
 const PLI_UNTIL_KEYFRAME_MS = 300;
 
+/** startedAt and uptimeSeconds for OutputInfo, once an output has started. */
+export function uptime(startedAt: Date | undefined): Pick<OutputInfo, 'startedAt' | 'uptimeSeconds'> {
+  return startedAt ? { startedAt: startedAt.toISOString(), uptimeSeconds: Math.round((Date.now() - startedAt.getTime()) / 1000) } : {};
+}
+
 /** Short random output ids (8 hex digits). */
 export function newOutputId(): string {
   return randomBytes(4).toString('hex');
@@ -113,7 +118,7 @@ export class PipelineOutput extends EventEmitter<OutputEvents> implements Output
       id: this.id,
       type: this.type,
       state: this.state,
-      ...(this.startedAt ? { startedAt: this.startedAt.toISOString(), uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000) } : {}),
+      ...uptime(this.startedAt),
       bytesOut: this.bytesBefore + (this.process?.bytesOut ?? 0),
       restarts: this.restarts,
       ...(this.error ? { error: this.error } : {}),

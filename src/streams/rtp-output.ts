@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { renderSessionSdp } from '../sdp/render.js';
 import { Feed, sdpMedia } from './feed.js';
-import { newOutputId, type Output, type OutputEvents, type OutputInfo, type OutputState } from './output.js';
+import { newOutputId, uptime, type Output, type OutputEvents, type OutputInfo, type OutputState } from './output.js';
 import type { Track } from './track.js';
 
 // Plain RTP to a remote player: no ffmpeg, the gateway's forwarders send straight to
@@ -68,7 +68,7 @@ export class RtpOutput extends EventEmitter<OutputEvents> implements Output {
       id: this.id,
       type: this.type,
       state: this.state,
-      ...(this.startedAt ? { startedAt: this.startedAt.toISOString(), uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000) } : {}),
+      ...uptime(this.startedAt),
       bytesOut: this.feed?.bytes ?? 0,
       restarts: 0,
       urls: this.urls,
