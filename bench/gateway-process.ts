@@ -66,7 +66,8 @@ export class GatewayProcess {
         const j = JSON.parse(line) as { level?: number; msg?: string };
         if (this.logs.length < 2000) this.logs.push({ level: j.level ?? 0, msg: j.msg ?? '', raw: line });
       } catch {
-        if (this.otherOutput.length < 200) this.otherOutput.push(line);
+        this.otherOutput.push(line);
+        if (this.otherOutput.length > 5000) this.otherOutput.splice(0, 1000); // keep the latest
       }
     };
     for (const stream of [proc.stdout, proc.stderr]) {

@@ -189,3 +189,26 @@ export function udpDropsDelta(a: Map<number, number>, b: Map<number, number>): n
   for (const [inode, d] of b) total += d - (a.get(inode) ?? 0);
   return total;
 }
+
+/** CPU seconds of every process on the machine, by pid (for "who else was busy"). */
+export function allProcesses(): Map<number, ProcStat> {
+  const out = new Map<number, ProcStat>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const s = procStat(Number(name));
+    if (s) out.set(s.pid, s);
+  }
+  return out;
+}
+
+/** The busiest processes between two allProcesses() readings, leaving out `exclude`. */
+export function topProcesses(a: Map<number, ProcStat>, b: Map<number, ProcStat>, seconds: number, exclude: Set<number>, count = 3): { pid: number; comm: string; cpuPercent: number }[] {
+  const out: { pid: number; comm: string; cpuPercent: number }[] = [];
+  for (const [pid, s] of b) {
+    if (exclude.has(pid) || exclude.has(s.ppid)) continue;
+    const before = a.get(pid)?.cpuSeconds ?? 0;
+    const cpuPercent = (100 * (s.cpuSeconds - before)) / seconds;
+    if (cpuPercent >= 1) out.push({ pid, comm: s.comm, cpuPercent: Math.round(cpuPercent * 10) / 10 });
+  }
+  return out.sort((x, y) => y.cpuPercent - x.cpuPercent).slice(0, count);
+}

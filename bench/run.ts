@@ -6,7 +6,7 @@ import { installKeyObjectCache } from './crypto-keyobjects.js';
 import { buildGateway, GatewayProcess, killTree, sleep } from './gateway-process.js';
 import { encodeClip, Replay, ReplayClock, type Clip, type EncodeOptions } from './media.js';
 import { watchEvents, type SeenEvent } from './events.js';
-import { procStat, sampleTree, sumChildren, systemBusyPercent, systemCpu, treeCpuPercent, udpDrops, udpDropsDelta, type TreeSample } from './proc.js';
+import { allProcesses, procStat, sampleTree, sumChildren, topProcesses, type ProcStat, systemBusyPercent, systemCpu, treeCpuPercent, udpDrops, udpDropsDelta, type TreeSample } from './proc.js';
 import { liveEncoder, publish, type BenchPublisher } from './publisher.js';
 
 // npm run bench: start-up latency (WHIP 201 -> connected -> first HLS segment) and the cost
@@ -263,23 +263,23 @@ interface Snapshot {
   sentBytes: number;
   playlists: Map<string, Playlist | undefined>;
   drops: { gateway: Map<number, number>; ffmpeg: Map<number, number>; bench: Map<number, number> };
+  procs: Map<number, ProcStat>;
 }
 
 async function snapshot(gw: GatewayProcess, replays: Replay[], names: string[]): Promise<Snapshot> {
+  // The /proc readings and counters first, at one instant, then the gateway's own counters
+  // (one request), then the playlists (not timing-critical; 30 of them take a while under load).
+  const tree = sampleTree(gw.pid, true);
+  const drops = { gateway: udpDrops([gw.pid]), ffmpeg: udpDrops([...tree.children.keys()]), bench: udpDrops([process.pid]) };
+  const procs = allProcesses();
+  const benchCpu = process.cpuUsage();
+  const sys = systemCpu();
+  const sent = replays.reduce((s, r) => s + r.sent, 0);
+  const sentBytes = replays.reduce((s, r) => s + r.sentBytes, 0);
+  const streams = await gw.api<StreamInfo[]>('/api/streams');
   const playlists = new Map<string, Playlist | undefined>();
   await Promise.all(names.map(async (n) => playlists.set(n, await playlist(gw, n))));
-  const streams = await gw.api<StreamInfo[]>('/api/streams');
-  const tree = sampleTree(gw.pid, true);
-  return {
-    tree,
-    drops: { gateway: udpDrops([gw.pid]), ffmpeg: udpDrops([...tree.children.keys()]), bench: udpDrops([process.pid]) },
-    streams,
-    benchCpu: process.cpuUsage(),
-    sys: systemCpu(),
-    sent: replays.reduce((s, r) => s + r.sent, 0),
-    sentBytes: replays.reduce((s, r) => s + r.sentBytes, 0),
-    playlists,
-  };
+  return { tree, drops, procs, benchCpu, sys, sent, sentBytes, streams, playlists };
 }
 
 const sumTracks = (streams: StreamInfo[], k: 'packets' | 'bytes' | 'lost') => streams.reduce((s, x) => s + x.tracks.reduce((t, tr) => t + tr[k], 0), 0);
@@ -353,10 +353,13 @@ async function loadBench(n: number, clip: Clip, problems: { phase: string; lines
     const hlsRunning = b.streams.filter((s) => s.outputs.some((o) => o.type === 'hls' && o.state === 'running')).length;
     const restarts = b.streams.reduce((s, x) => s + x.outputs.reduce((t, o) => t + o.restarts, 0), 0);
     let hlsAdvancing = 0;
+    const stalled: string[] = [];
     for (const name of names) {
       const pa = a.playlists.get(name);
       const pb = b.playlists.get(name);
+      const end = (p: Playlist | undefined) => (p ? `seq ${p.mediaSequence}+${p.segments.length}` : 'no playlist');
       if (pa && pb && pb.segments.length && pb.mediaSequence + pb.segments.length > pa.mediaSequence + pa.segments.length) hlsAdvancing++;
+      else stalled.push(`${name} (${end(pa)} -> ${end(pb)})`);
     }
     const drops = {
       gateway: udpDropsDelta(a.drops.gateway, b.drops.gateway),
@@ -383,10 +386,11 @@ async function loadBench(n: number, clip: Clip, problems: { phase: string; lines
     if (sentPps < nominalPps * 0.97) notes.push(`publishers could not keep pace: sent ${r0(sentPps)} of ${r0(nominalPps)} pkt/s`);
     if (maxLagMs > 200) notes.push(`publisher pacing lag up to ${r0(maxLagMs)} ms`);
     if (recvPps < sentPps * 0.97) notes.push(`gateway received ${r0(recvPps)} of ${r0(sentPps)} pkt/s sent (${r1(100 - (100 * recvPps) / sentPps)}% short)`);
-    if (lost > 0) notes.push(`${lost} packets given up as lost by the gateway's reorder buffer`);
-    if (hlsRunning < connected || hlsAdvancing < connected) notes.push(`HLS: ${hlsRunning} running, ${hlsAdvancing} advancing, of ${connected}`);
+    const lostPps = lost / secs;
+    if (lost > 0) notes.push(`gateway gave up on ${lost} packets as lost (${r1((100 * lostPps) / Math.max(1, sentPps))}% of those sent)`);
+    if (hlsRunning < connected || hlsAdvancing < connected) notes.push(`HLS: ${hlsRunning} running, ${hlsAdvancing} advancing, of ${connected}${stalled.length ? `; not advancing: ${stalled.slice(0, 3).join(', ')}` : ''}`);
     if (restarts > 0) notes.push(`${restarts} ffmpeg restarts`);
-    if (drops.gateway > 0) notes.push(`kernel dropped ${drops.gateway} datagrams at the gateway's UDP sockets (receive buffer full)`);
+    if (drops.gateway > 0) notes.push(`kernel dropped ${drops.gateway} datagrams (${r1((100 * drops.gateway) / secs / Math.max(1, sentPps))}% of those sent) at the gateway's UDP sockets: it did not read them in time (receive buffer full); the gap to "gw received" is publisher retransmissions (NACK)`);
     if (drops.ffmpeg > 0) notes.push(`kernel dropped ${drops.ffmpeg} datagrams at ffmpeg's RTP input sockets`);
     if (drops.bench > 0) notes.push(`kernel dropped ${drops.bench} datagrams at the publishers' sockets`);
     if (unstable.length) notes.push(`publisher connections lost: ${unstable.slice(0, 3).join('; ')}${unstable.length > 3 ? ` (+${unstable.length - 3})` : ''}`);
@@ -416,14 +420,18 @@ async function loadBench(n: number, clip: Clip, problems: { phase: string; lines
         ffmpegPssMB: r1(mb(ffmpegPss) / Math.max(1, connected)),
       },
       packets: { nominalPerSec: r0(nominalPps), sentPerSec: r0(sentPps), receivedPerSec: r0(recvPps), receivedMbps: r1(recvMbps), lost, publisherMaxLagMs: r0(maxLagMs) },
-      hls: { running: hlsRunning, advancing: hlsAdvancing, restarts, notRunning },
+      hls: { running: hlsRunning, advancing: hlsAdvancing, restarts, notRunning, notAdvancing: stalled },
       udpDrops: drops,
       publishersLost: unstable,
       events: { wholeRun: eventCounts(feed.events), inWindow: eventCounts(windowEvents), problems: summary(feed.events).slice(0, 10) },
       bench: { cpuPercent: r1(benchCpu) },
-      system: { busyPercent: r1(sysBusy), otherCpuPercent: r1((sysBusy * os.availableParallelism()) - cpu.self - cpu.children - benchCpu) },
+      system: {
+        busyPercent: r1(sysBusy),
+        otherCpuPercent: r1(sysBusy * os.availableParallelism() - cpu.self - cpu.children - benchCpu),
+        busiestOthers: topProcesses(a.procs, b.procs, secs, new Set([gw.pid, process.pid])).map((p) => `${p.comm}(${p.pid}) ${p.cpuPercent}%`),
+      },
       rssSeries,
-      saturated: notes.some((x) => x.startsWith('machine saturated') || x.startsWith('publishers could not') || x.startsWith('gateway received')),
+      saturated: sysBusy > 90 || sentPps < nominalPps * 0.97 || recvPps < sentPps * 0.97 || lostPps > sentPps * 0.01 || drops.gateway / secs > sentPps * 0.01,
       notes,
     };
     log(`load N=${n}: gateway ${result.gateway.cpuPercent}% CPU ${result.gateway.rssMB} MB, ffmpeg ${result.ffmpeg.cpuPercent}% ${result.ffmpeg.rssMB} MB, bench ${result.bench.cpuPercent}%, recv ${result.packets.receivedPerSec}/${result.packets.sentPerSec} pkt/s, HLS ${hlsRunning}/${connected}`);
@@ -618,6 +626,7 @@ function print(report: {
   o.push('');
   for (const l of report.load) {
     o.push(`N=${l.n}: ${l.saturated ? 'SATURATED — ' : ''}${l.notes.length ? l.notes.join('; ') : 'kept up (no loss, publishers on pace, HLS advancing for every stream)'}`);
+    if (l.system.otherCpuPercent > 10 && l.system.busiestOthers.length) o.push(`      other processes busy meanwhile: ${l.system.busiestOthers.join(', ')}`);
   }
   for (const f of report.loadFailures) o.push(`N=${f.n}: FAILED ${f.error.split('\n').join(' | ').slice(0, 600)}`);
   o.push('(gw = gateway node process; ffmpeg = its ffmpeg children summed (RSS counts shared libraries once per process, PSS shares them out);');
