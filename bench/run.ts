@@ -8,11 +8,15 @@ import { encodeClip, Replay, ReplayClock, type Clip, type EncodeOptions } from '
 import { watchEvents, type SeenEvent } from './events.js';
 import { allProcesses, procStat, sampleTree, sumChildren, topProcesses, type ProcStat, systemBusyPercent, systemCpu, treeCpuPercent, udpDrops, udpDropsDelta, type TreeSample } from './proc.js';
 import { liveEncoder, publish, type BenchPublisher } from './publisher.js';
+import { log, mb, median, r0, r1, table } from './format.js';
+import { outputsBench, printOutputs, type OutputsReport } from './outputs.js';
 
 // npm run bench: start-up latency (WHIP 201 -> connected -> first HLS segment) and the cost
 // of N concurrent 720p30 publishers (CPU, memory, packets, HLS health) for the gateway run
 // as its own process from dist/. Everything stays on 127.0.0.1. Prints a table and one
-// JSON line. Settings (environment): BENCH_LOADS=1,10,30  BENCH_SECONDS=20
+// JSON line. Then (bench/outputs.ts) the cost of each output type and how many mpegts-http
+// viewers one stream serves. Settings (environment): BENCH_LOADS=1,10,30  BENCH_SECONDS=20
+// BENCH_OUTPUTS=0 (skip the output scenario) BENCH_OUTPUT_SECONDS=8 BENCH_VIEWERS=1,10,50,100,200,400
 // BENCH_STARTUP_RUNS=5  BENCH_SKIP_BUILD=1 (use the existing dist/)  BENCH_CPU_PROF=DIR (write
 // V8 CPU profiles of the load-test gateways into DIR, for chrome://inspect or speedscope)
 // BENCH_GATEWAY_NODE_ARGS="..." (extra node options for the gateway process)
@@ -32,28 +36,6 @@ const CLIP: EncodeOptions = { width: 1280, height: 720, fps: 30, videoKbps: 2500
 const LIVE: EncodeOptions = { ...CLIP, seconds: 30 };
 
 // ---------------------------------------------------------------------------- helpers
-
-const mb = (bytes: number) => bytes / (1024 * 1024);
-const r1 = (x: number) => Math.round(x * 10) / 10;
-const r0 = (x: number) => Math.round(x);
-
-function median(xs: number[]): number {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function table(headers: string[], rows: (string | number)[][]): string {
-  const cells = [headers, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? (Number.isFinite(c) ? String(c) : '-') : c)))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  return [line(cells[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
-}
-
-function log(msg: string): void {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-}
 
 /** Share of all cores busy over one second, before anything starts (other users of the machine). */
 async function machineBusy(ms = 1000): Promise<number> {
@@ -511,6 +493,19 @@ async function main(): Promise<void> {
     }
   }
 
+  let outputs: OutputsReport | undefined;
+  let outputsError: string | undefined;
+  if (process.env.BENCH_OUTPUTS !== '0') {
+    log('output types and mpegts-http viewers');
+    try {
+      outputs = await outputsBench(clip, GATEWAY_NODE_ARGS);
+    } catch (e) {
+      outputsError = (e as Error).message;
+      log(`outputs failed: ${outputsError}`);
+      await cleanupAll();
+    }
+  }
+
   const report = {
     ...env,
     clip: { description: clip.description, videoKbps: r0(clip.videoKbps), audioKbps: r0(clip.audioKbps), packetsPerSec: r0(clip.packetRate), loopSeconds: clip.seconds },
@@ -518,6 +513,8 @@ async function main(): Promise<void> {
     load: loads,
     loadFailures: failures,
     gatewayLog: problems.map((p) => ({ phase: p.phase, warnings: p.lines.length, samples: [...new Set(p.lines.map((l) => l.slice(0, 200)))].slice(0, 5) })),
+    outputs,
+    outputsError,
     benchSeconds: r0((performance.now() - started) / 1000),
   };
   print(report);
@@ -538,6 +535,8 @@ function print(report: {
   load: LoadEntry[];
   loadFailures: { n: number; error: string }[];
   gatewayLog: { phase: string; warnings: number; samples: string[] }[];
+  outputs?: OutputsReport;
+  outputsError?: string;
   benchSeconds: number;
 }): void {
   const o: string[] = [];
@@ -632,6 +631,8 @@ function print(report: {
   o.push('(gw = gateway node process; ffmpeg = its ffmpeg children summed (RSS counts shared libraries once per process, PSS shares them out);');
   o.push(' bench = this process, which runs every werift publisher on the same cores; machine busy% = all cores; mem/stream = (RSS - idle RSS) / N)');
   o.push('');
+  if (report.outputs) o.push(...printOutputs(report.outputs), '');
+  if (report.outputsError) o.push(`-- 3./4. Output types and viewers: FAILED ${report.outputsError}`, '');
   o.push('Gateway warnings/errors (LOG_LEVEL=warn):');
   for (const p of report.gatewayLog) {
     o.push(`  ${p.phase}: ${p.warnings}`);

@@ -105,11 +105,14 @@ describe.skipIf(unsupported !== undefined)(`NAT traversal in network namespaces$
     expect(results.symmetric).toMatchObject({ natPresent: true, mapping: 'address-and-port-dependent', problems: [] });
   }, 120_000);
 
-  // Open (issue 5): behind the symmetric NAT, a werift publisher cannot use coturn (every
-  // request after Allocate gets 438 stale nonce), and Chromium started in the namespace
-  // (ip netns exec wrapper, --unsafely-treat-insecure-origin-as-secure) connects ICE and
-  // DTLS through the relay, but no RTP reaches the gateway afterwards ("no media").
-  it.todo('symmetric NAT: the publisher gets through via TURN');
+  it('symmetric NAT: the publisher gets through via TURN (relay candidate)', async () => {
+    // Both ends are behind NATs that filter by address and port, and the publisher's NAT
+    // maps every destination to a new port: neither host nor reflexive candidates can
+    // work, so ICE must pick the publisher's relay on coturn.
+    const { pair, lab: l } = await scenario('symmetric', 'cone', (x) => ({ ICE_SERVERS: `stun:${x.addr.turn}:3478` }), true);
+    expect(pair.remote.type).toBe('relay');
+    expect(pair.remote.address).toBe(l.addr.turn);
+  }, 90_000);
 
   it('a gateway behind a 1:1 NAT is reached through its public address (publicAddresses)', async () => {
     const { pair, lab: l } = await scenario('cone', 'one-to-one', (x) => ({ PUBLIC_ADDRESSES: x.addr.ngPublic }), false);

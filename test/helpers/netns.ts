@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 //
 //   pub 10.N.1.2 ── 10.N.1.1 [np: NAT] 10.N.10.2 ── 10.N.10.1 [net: coturn] 10.N.20.1 ── 10.N.20.2 [ng: NAT] 10.N.2.1 ── 10.N.2.2 gw
 //                                                                                                   root 10.N.99.1 ── 10.N.99.2 gw (API only)
+//                                                     (net's default route leads into a sink veth)
 //
 // cone: MASQUERADE (port kept: endpoint-independent mapping; conntrack lets in only replies
 // from the address and port written to: address-and-port-dependent filtering).
@@ -101,6 +102,15 @@ export async function buildLab(publisherNat: NatKind, gatewayNat: NatKind): Prom
     await inNs(ns.np, 'ip', 'route', 'add', 'default', 'via', addr.turn);
     await inNs(ns.ng, 'ip', 'route', 'add', 'default', 'via', `${n}.20.1`);
     await inNs(ns.gw, 'ip', 'route', 'add', 'default', 'via', `${n}.2.1`);
+    // The "internet" has a default route, as the real one does: packets for private
+    // addresses (a gateway's host candidate) leave and vanish instead of failing at once
+    // with "network unreachable". coturn stops relaying for an allocation after such a
+    // send error, which would break TURN in the lab only.
+    await inNs(ns.net, 'ip', 'link', 'add', `${p}s`, 'type', 'veth', 'peer', 'name', `${p}t`);
+    await inNs(ns.net, 'ip', 'addr', 'add', '192.0.2.1/30', 'dev', `${p}s`);
+    for (const dev of [`${p}s`, `${p}t`]) await inNs(ns.net, 'ip', 'link', 'set', dev, 'up');
+    await inNs(ns.net, 'ip', 'neigh', 'add', '192.0.2.2', 'lladdr', '02:00:00:00:00:01', 'dev', `${p}s`);
+    await inNs(ns.net, 'ip', 'route', 'add', 'default', 'via', '192.0.2.2', 'dev', `${p}s`);
     for (const space of [ns.np, ns.net, ns.ng]) await inNs(space, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
     await nat(ns.np, `${p}c`, addr.npPublic, addr.pub, publisherNat);
     await nat(ns.ng, `${p}f`, addr.ngPublic, addr.gw, gatewayNat);
