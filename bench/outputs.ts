@@ -16,7 +16,7 @@ import { publish } from './publisher.js';
 // ffmpeg SRT listener, an ffmpeg RTMP listener, HTTP clients for mpegts-http.
 
 const WINDOW_SECONDS = Number(process.env.BENCH_OUTPUT_SECONDS ?? 8);
-const VIEWER_STEPS = (process.env.BENCH_VIEWERS ?? '1,10,50,100,200,400').split(',').map(Number).filter((n) => n > 0);
+const VIEWER_STEPS = (process.env.BENCH_VIEWERS ?? '1,10,50,100,200,400,800').split(',').map(Number).filter((n) => n > 0);
 /** A viewer keeps up when it received at least this share of what ffmpeg produced in the window. */
 const KEEP_UP_SHARE = 0.9;
 

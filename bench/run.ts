@@ -16,7 +16,7 @@ import { outputsBench, printOutputs, type OutputsReport } from './outputs.js';
 // as its own process from dist/. Everything stays on 127.0.0.1. Prints a table and one
 // JSON line. Then (bench/outputs.ts) the cost of each output type and how many mpegts-http
 // viewers one stream serves. Settings (environment): BENCH_LOADS=1,10,30  BENCH_SECONDS=20
-// BENCH_OUTPUTS=0 (skip the output scenario) BENCH_OUTPUT_SECONDS=8 BENCH_VIEWERS=1,10,50,100,200,400
+// BENCH_OUTPUTS=0 (skip the output scenario) BENCH_OUTPUT_SECONDS=8 BENCH_VIEWERS=1,10,50,100,200,400,800
 // BENCH_STARTUP_RUNS=5  BENCH_SKIP_BUILD=1 (use the existing dist/)  BENCH_CPU_PROF=DIR (write
 // V8 CPU profiles of the load-test gateways into DIR, for chrome://inspect or speedscope)
 // BENCH_GATEWAY_NODE_ARGS="..." (extra node options for the gateway process)

@@ -34,6 +34,7 @@ export const ENV_KEYS: Record<string, string> = {
   HLS_LIST_SIZE: 'hls.listSize',
   HLS_CLEANUP_SECONDS: 'hls.cleanupAfterSeconds',
   REPLACE_EXISTING_PUBLISHER: 'streams.replaceExisting',
+  RESUME_OUTPUTS_SECONDS: 'streams.resumeOutputsSeconds',
   LOG_LEVEL: 'log.level',
 };
 

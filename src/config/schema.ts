@@ -136,6 +136,11 @@ export const configSchema = z
       .object({
         /** A second publisher on a live name replaces the first instead of getting 409. */
         replaceExisting: z.boolean().default(false),
+        /**
+         * When a publisher leaves, the outputs started over REST wait this many seconds for a
+         * publisher to return under the same name and then start again (0: they end).
+         */
+        resumeOutputsSeconds: z.number().min(0).max(86_400).default(0),
       })
       .strict()
       .prefault({}),

@@ -27,7 +27,7 @@ export function apiRouter(registry: StreamRegistry, startedAt: Date, ice: Config
   });
 
   router.delete('/api/streams/:name', async (req, res) => {
-    const ok = await registry.unpublish(req.params.name);
+    const ok = await registry.remove(req.params.name);
     if (!ok) return sendError(res, 404, `no stream named ${req.params.name}`);
     res.status(204).end();
   });

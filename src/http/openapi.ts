@@ -41,7 +41,7 @@ export function openApiDocument(outputTypes: string[]): Json {
       '/api/streams': { get: { summary: 'Live streams', responses: { '200': json('streams', { type: 'array', items: ref('Stream') }) } } },
       '/api/streams/{name}': {
         get: { summary: 'One stream', parameters: [streamParam], responses: { '200': json('stream', ref('Stream')), '404': text('unknown stream') } },
-        delete: { summary: 'Disconnect the publisher', parameters: [streamParam], responses: { '204': { description: 'disconnected' }, '404': text('unknown stream') } },
+        delete: { summary: 'Disconnect the publisher and end its outputs (they do not wait for a return)', parameters: [streamParam], responses: { '204': { description: 'disconnected' }, '404': text('unknown stream') } },
       },
       '/api/streams/{name}/outputs': {
         get: { summary: "A stream's outputs", parameters: [streamParam], responses: { '200': json('outputs', { type: 'array', items: ref('Output') }), '404': text('unknown stream') } },

@@ -18,7 +18,7 @@ export function outputsRouter(registry: StreamRegistry, maxBodyBytes: number): R
     const { type, ...params } = body as Record<string, unknown>;
     if (typeof type !== 'string') return sendError(res, 400, `type: required, one of ${registry.outputs.types.join(', ')}`);
     try {
-      const output = await registry.outputs.start(stream, type, params);
+      const output = await registry.startOutput(stream, type, params);
       res.status(201).location(`/api/streams/${stream.name}/outputs/${output.id}`).json(output.info());
     } catch (e) {
       if (e instanceof OutputRequestError) return sendError(res, e.status, e.message);

@@ -29,6 +29,9 @@ export class RtpForwarder {
   private sourceSsrc: number | undefined;
   private tsOffset = 0;
   private lastOutTs: number | undefined;
+  /** Timestamp step between the last two different timestamps (one frame). */
+  private lastStep = 0;
+  private lastPacket: RtpPacketLite | undefined;
   /** performance.now() of the last packet sent (0 before the first). */
   lastSentAt = 0;
   private readonly socket: dgram.Socket;
@@ -60,11 +63,26 @@ export class RtpForwarder {
     const timestamp = (p.timestamp + this.tsOffset) >>> 0;
     this.seq = (this.seq + 1) & 0xffff;
     const out = serializeRtp({ ...p, payloadType: this.options.payloadType, ssrc: this.ssrc, sequenceNumber: this.seq, timestamp });
+    if (this.lastOutTs !== undefined && timestamp !== this.lastOutTs) this.lastStep = (timestamp - this.lastOutTs) >>> 0;
     this.lastOutTs = timestamp;
+    this.lastPacket = p;
     this.lastSentAt = performance.now();
     this.packets++;
     this.bytes += out.length;
     this.socket.send(out, this.options.port, this.options.host ?? '127.0.0.1');
+  }
+
+  /**
+   * One more packet, one frame after the last: the last payload again, or `payload`
+   * instead. ffmpeg, asked to stop while its input is silent, only notices between two
+   * packets (see PipelineOutput.stop); this is that packet.
+   */
+  sendNext(payload?: Buffer): void {
+    const last = this.lastPacket;
+    if (!this.flowing || !last || this.lastOutTs === undefined) return;
+    const step = this.lastStep > 0 && this.lastStep < this.options.clockRate ? this.lastStep : Math.round(this.options.clockRate / 50);
+    const timestamp = (this.lastOutTs + step) >>> 0;
+    this.send({ ...last, marker: true, payload: payload ?? last.payload, timestamp: (timestamp - this.tsOffset) >>> 0 });
   }
 
   /** A new source SSRC: keep the output timeline moving forward by the wall-clock gap. */

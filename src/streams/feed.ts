@@ -22,6 +22,8 @@ export interface FeedEvents {
 }
 
 const PLI_UNTIL_KEYFRAME_MS = 300;
+/** H.264 NAL type 9 with primary_pic_type 7 (any): marks an access unit, carries no picture. */
+const ACCESS_UNIT_DELIMITER = Buffer.from([0x09, 0xf0]);
 
 interface Attached extends FeedTarget {
   forwarder: RtpForwarder;
@@ -96,6 +98,16 @@ export class Feed extends EventEmitter<FeedEvents> {
   /** Packets and bytes sent, per track kind. */
   stats(): { kind: string; packets: number; bytes: number }[] {
     return this.attached.map((a) => ({ kind: a.track.kind, packets: a.forwarder.packets, bytes: a.forwarder.bytes }));
+  }
+
+  /**
+   * Sends one harmless packet so that an ffmpeg waiting on a silent input reads once more:
+   * a repeat of the last audio frame, or, without audio, an H.264 access unit delimiter.
+   */
+  nudge(): void {
+    const audio = this.attached.find((a) => a.track.kind === 'audio' && a.forwarder.started);
+    if (audio) return audio.forwarder.sendNext();
+    this.attached.find((a) => a.track.kind === 'video')?.forwarder.sendNext(ACCESS_UNIT_DELIMITER);
   }
 
   /** Milliseconds since the last packet went out (Infinity before the first). */

@@ -67,8 +67,9 @@ export interface PipelineOutputOptions {
 
 const MAX_RESTARTS = 5;
 const STABLE_RUN_MS = 30_000;
-const SILENT_INPUT_MS = 1000;
 const SILENT_STOP_TIMEOUT_MS = 1000;
+/** Input idle this long while ffmpeg is stopping: send it a packet (see stop()). */
+const NUDGE_AFTER_IDLE_MS = 200;
 const PARAMETER_SET_WAIT_MS = 5000;
 const LISTEN_WAIT_MS = 5000;
 const PLI_UNTIL_KEYFRAME_MS = 300;
@@ -242,12 +243,21 @@ export class PipelineOutput extends EventEmitter<OutputEvents> implements Output
     if (this.stopping) return;
     this.stopping = true;
     this.clearTimers();
-    // Packets keep flowing until ffmpeg has exited, so it finishes the last segment. An
-    // input that has gone silent (publisher vanished) cannot wake ffmpeg: it gets a short
-    // grace instead of the full timeout.
+    // Packets keep flowing until ffmpeg has exited, so it finishes the last segment. ffmpeg
+    // acts on SIGINT only between two input packets: when the publisher has stopped
+    // sending, the feed nudges it with one harmless packet at a time, and it finishes its
+    // files (MP4 index, MKV duration, #EXT-X-ENDLIST). Without any packet (no feed yet)
+    // it gets a short grace instead of the full timeout.
     const proc = this.process;
-    const silent = !this.feed || this.feed.idleMs() > SILENT_INPUT_MS;
-    if (proc?.running) await proc.stop(silent ? SILENT_STOP_TIMEOUT_MS : this.ctx.stopTimeoutMs);
+    const silent = !this.feed || this.feed.idleMs() === Infinity;
+    const nudger = setInterval(() => {
+      if (this.feed && this.feed.idleMs() > NUDGE_AFTER_IDLE_MS) this.feed.nudge();
+    }, NUDGE_AFTER_IDLE_MS / 2);
+    try {
+      if (proc?.running) await proc.stop(silent ? SILENT_STOP_TIMEOUT_MS : this.ctx.stopTimeoutMs);
+    } finally {
+      clearInterval(nudger);
+    }
     this.releaseFeed();
     if (this.state !== 'failed') this.setState('stopped');
   }

@@ -74,10 +74,13 @@ export class OutputCatalog {
     return path.resolve(this.config.dataDir, 'hls', name);
   }
 
-  /** Starts an output of `type` on a live stream. Throws OutputRequestError for bad requests. */
-  async start(stream: Stream, type: string, body: Record<string, unknown> = {}): Promise<Output> {
+  /**
+   * Starts an output of `type` on a live stream. Throws OutputRequestError for bad requests.
+   * `id` keeps the id of an output started again for a returning publisher.
+   */
+  async start(stream: Stream, type: string, body: Record<string, unknown> = {}, options: { id?: string } = {}): Promise<Output> {
     if (stream.closed) throw new OutputRequestError(404, `stream ${stream.name} is not live`);
-    if (type === 'rtp') return this.startRtp(stream, body);
+    if (type === 'rtp') return this.startRtp(stream, body, options.id);
     const def = this.definitions.get(type);
     if (!def) throw new OutputRequestError(400, `type: unknown output type "${type}" (one of ${this.types.join(', ')})`);
     let params: Values;
@@ -127,10 +130,10 @@ export class OutputCatalog {
         return this.announce(stream, output);
       }
       case 'record':
-        return this.startRecording(stream, def, values);
+        return this.startRecording(stream, def, values, options.id);
       case 'rtp-mpegts': {
         if (Number(params.port) % 2 !== 0) throw new OutputRequestError(400, 'port: must be even (RTCP uses the port above)');
-        const outputId = newOutputId();
+        const outputId = options.id ?? newOutputId();
         const output = stream.addOutput(def, path.join(outputsDir, outputId), values, {
           id: outputId,
           urls: { sdp: `/api/streams/${stream.name}/outputs/${outputId}/sdp`, vlc: `rtp://@${String(params.host)}:${Number(params.port)}` },
@@ -140,13 +143,13 @@ export class OutputCatalog {
       }
       default: {
         // Each output keeps its session SDP in its own folder.
-        const outputId = newOutputId();
+        const outputId = options.id ?? newOutputId();
         return this.announce(stream, stream.addOutput(def, path.join(outputsDir, outputId), values, { id: outputId }));
       }
     }
   }
 
-  private async startRecording(stream: Stream, def: PipelineDefinition, values: Values): Promise<Output> {
+  private async startRecording(stream: Stream, def: PipelineDefinition, values: Values, id?: string): Promise<Output> {
     const format = String(values.format);
     const dir = this.recordings.dir(stream.name);
     await mkdir(dir, { recursive: true });
@@ -157,7 +160,7 @@ export class OutputCatalog {
     const copy = (audio === 'opus' && (format === 'mp4' || format === 'mkv')) || ((audio === 'PCMU' || audio === 'PCMA') && format === 'mkv');
     const startedAt = new Date();
     await this.recordings.started(stream.name, file, startedAt);
-    const output = stream.addOutput(def, dir, { ...values, file: path.join(dir, file), recordAudioCodec: copy ? 'copy' : 'aac' }, { urls: { file: this.recordings.url(stream.name, file) } });
+    const output = stream.addOutput(def, dir, { ...values, file: path.join(dir, file), recordAudioCodec: copy ? 'copy' : 'aac' }, { id, urls: { file: this.recordings.url(stream.name, file) } });
     const max = Number(values.maxDurationSeconds);
     const timer = max > 0 ? setTimeout(() => void stream.removeOutput(output.id), max * 1000) : undefined;
     output.on('state', (s) => {
@@ -170,10 +173,10 @@ export class OutputCatalog {
     return this.announce(stream, output);
   }
 
-  private startRtp(stream: Stream, body: Record<string, unknown>): Output {
+  private startRtp(stream: Stream, body: Record<string, unknown>, id?: string): Output {
     const parsed = rtpParams.safeParse(body);
     if (!parsed.success) throw new OutputRequestError(400, parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
-    const output = new RtpOutput(stream.name, stream.tracks, parsed.data, () => stream.requestKeyframe());
+    const output = new RtpOutput(stream.name, stream.tracks, parsed.data, () => stream.requestKeyframe(), id);
     output.urls = { sdp: `/api/streams/${stream.name}/outputs/${output.id}/sdp` };
     return this.announce(stream, stream.attachOutput(output));
   }

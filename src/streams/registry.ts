@@ -8,11 +8,14 @@ import { PortAllocator } from '../rtp/ports.js';
 import { parseOffer } from '../sdp/offer.js';
 import { PublisherPeer } from '../webrtc/publisher-peer.js';
 import { OutputCatalog } from './outputs.js';
-import { Stream, type StreamInfo } from './stream.js';
+import type { Output } from './output.js';
+import { Stream, type OutputRequest, type StreamInfo } from './stream.js';
 
 // The registry of live streams: one publisher per name, created from a WHIP offer and
 // removed when it leaves. When a stream goes live it starts the automatic HLS output and
-// the outputs the configuration declares for that name.
+// the outputs the configuration declares for that name. With streams.resumeOutputsSeconds,
+// the outputs a REST client started wait that long after the publisher left, and start
+// again (same ids) when a publisher returns under the same name.
 
 export { STREAM_NAME } from './names.js';
 
@@ -53,6 +56,10 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
   readonly outputs: OutputCatalog;
   private shuttingDown = false;
   private gathering: Promise<void> = Promise.resolve();
+  /** REST-started outputs of publishers that left, waiting for their return (by stream name). */
+  private readonly waiting = new Map<string, { outputs: Map<string, OutputRequest>; timer: NodeJS.Timeout }>();
+  /** Streams an operator removed (DELETE /api/streams/:name): their outputs do not wait. */
+  private readonly removed = new WeakSet<Stream>();
 
   constructor(
     private readonly config: Config,
@@ -103,10 +110,11 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
       stream.once('closed', (reason) => {
         if (this.streams.get(name) === stream) this.streams.delete(name);
         this.events.publish({ type: 'stream.stopped', stream: name, session: sessionId, reason });
+        this.keepForReturn(stream);
       });
       stream.on('live', () => {
         this.events.publish({ type: 'stream.started', stream: name, session: sessionId });
-        void this.startConfiguredOutputs(stream);
+        void this.startConfiguredOutputs(stream, this.takeWaiting(name));
       });
       this.emit('stream', stream);
       return { stream, answer };
@@ -127,8 +135,18 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     return run;
   }
 
-  /** Automatic HLS and the outputs the configuration declares for this name. */
-  private async startConfiguredOutputs(stream: Stream): Promise<void> {
+  /** Starts an output a REST client asked for, remembered for a returning publisher. */
+  async startOutput(stream: Stream, type: string, params: Record<string, unknown>): Promise<Output> {
+    const output = await this.outputs.start(stream, type, params);
+    stream.requested.set(output.id, { type, params });
+    return output;
+  }
+
+  /**
+   * Automatic HLS, the outputs the configuration declares for this name, and the outputs
+   * that waited for this publisher's return (under their old ids).
+   */
+  private async startConfiguredOutputs(stream: Stream, resumed = new Map<string, OutputRequest>()): Promise<void> {
     const wanted: { type: string; params: Record<string, unknown> }[] = [];
     if (this.config.hls.auto) {
       wanted.push({ type: 'hls', params: { segmentSeconds: this.config.hls.segmentSeconds, listSize: this.config.hls.listSize } });
@@ -141,9 +159,43 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
         stream.log.error({ event: 'output-config-error', type: o.type, error: (e as Error).message }, `configured ${o.type} output could not start`);
       }
     }
+    for (const [id, o] of resumed) {
+      if (stream.outputs.has(id)) continue; // e.g. an hls output the configuration started already
+      try {
+        await this.outputs.start(stream, o.type, o.params, { id });
+        stream.requested.set(id, o);
+        stream.log.info({ event: 'output-resumed', output: id, type: o.type }, `${o.type} output started again for the returning publisher`);
+      } catch (e) {
+        stream.log.error({ event: 'output-resume-error', output: id, type: o.type, error: (e as Error).message }, `${o.type} output could not start again`);
+      }
+    }
   }
 
-  /** Ends a publisher (DELETE on the WHIP resource or the API). */
+  /** A publisher left: its REST-started outputs wait for a publisher under the same name. */
+  private keepForReturn(stream: Stream): void {
+    const seconds = this.config.streams.resumeOutputsSeconds;
+    if (seconds <= 0 || this.shuttingDown || this.removed.has(stream) || stream.requested.size === 0) return;
+    this.takeWaiting(stream.name);
+    const timer = setTimeout(() => {
+      if (this.waiting.get(stream.name)?.timer !== timer) return;
+      this.waiting.delete(stream.name);
+      stream.log.info({ event: 'outputs-not-resumed', seconds }, `no publisher returned within ${seconds} s; its outputs end`);
+    }, seconds * 1000);
+    timer.unref();
+    this.waiting.set(stream.name, { outputs: new Map(stream.requested), timer });
+    stream.log.info({ event: 'outputs-waiting', outputs: [...stream.requested.keys()], seconds }, `outputs wait ${seconds} s for a publisher to return`);
+  }
+
+  /** The outputs waiting for `name` (removed from the waiting list), if any. */
+  private takeWaiting(name: string): Map<string, OutputRequest> | undefined {
+    const w = this.waiting.get(name);
+    if (!w) return undefined;
+    clearTimeout(w.timer);
+    this.waiting.delete(name);
+    return w.outputs;
+  }
+
+  /** Ends a publisher's session (DELETE on the WHIP resource). */
   async unpublish(name: string, sessionId?: string): Promise<boolean> {
     const stream = this.streams.get(name);
     if (!stream || (sessionId !== undefined && stream.sessionId !== sessionId)) return false;
@@ -151,9 +203,19 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     return true;
   }
 
+  /** An operator ends a stream (DELETE /api/streams/:name): its outputs do not wait for a return. */
+  async remove(name: string): Promise<boolean> {
+    const stream = this.streams.get(name);
+    if (!stream) return false;
+    this.removed.add(stream);
+    await stream.close('removed over the API');
+    return true;
+  }
+
   /** Stops every stream and output; ffmpeg processes finish their files. */
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
+    for (const name of [...this.waiting.keys()]) this.takeWaiting(name);
     await Promise.all([...this.streams.values()].map((s) => s.close('gateway shutting down')));
     this.outputs.close();
   }

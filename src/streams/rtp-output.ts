@@ -17,7 +17,7 @@ export interface RtpTarget {
 const KEYFRAME_INTERVAL_SECONDS = 2;
 
 export class RtpOutput extends EventEmitter<OutputEvents> implements Output {
-  readonly id = newOutputId();
+  readonly id: string;
   readonly type = 'rtp';
   state: OutputState = 'starting';
   error?: string;
@@ -31,8 +31,10 @@ export class RtpOutput extends EventEmitter<OutputEvents> implements Output {
     private readonly tracks: Track[],
     readonly target: RtpTarget,
     private readonly requestKeyframe: () => void,
+    id?: string,
   ) {
     super();
+    this.id = id ?? newOutputId();
   }
 
   /** Tracks that have a port in the target. */

@@ -27,6 +27,12 @@ export interface StreamEvents {
   output: [Output];
 }
 
+/** An output as a REST client asked for it (kept to start it again for a returning publisher). */
+export interface OutputRequest {
+  type: string;
+  params: Record<string, unknown>;
+}
+
 export interface StreamTimeouts {
   connectTimeoutMs: number;
   disconnectTimeoutMs: number;
@@ -48,6 +54,8 @@ export class Stream extends EventEmitter<StreamEvents> {
   readonly startedAt = new Date();
   readonly tracks: Track[];
   readonly outputs = new Map<string, Output>();
+  /** Outputs started over REST and not stopped since, by id. */
+  readonly requested = new Map<string, OutputRequest>();
   readonly log: Logger;
   private closing: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -145,6 +153,7 @@ export class Stream extends EventEmitter<StreamEvents> {
     if (!output) return false;
     await output.stop();
     this.outputs.delete(id);
+    this.requested.delete(id);
     return true;
   }
 

@@ -15,6 +15,14 @@ import { buildLab, netnsSupport, type Lab, type NatKind } from '../helpers/netns
 
 const unsupported = (await netnsSupport()) ?? (coturnAvailable ? undefined : 'coturn is not installed');
 
+async function stopProcess(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise((r) => p.once('exit', r));
+  p.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+  if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+}
+
 interface Pair {
   local: { address: string; type: string };
   remote: { address: string; type: string };
@@ -31,7 +39,9 @@ describe.skipIf(unsupported !== undefined)(`NAT traversal in network namespaces$
   }, 120_000);
 
   afterEach(async () => {
-    for (const p of procs.splice(0)) p.kill('SIGKILL');
+    // SIGTERM first: the gateway stops its ffmpeg outputs and the publisher its encoder,
+    // which a SIGKILL would leave running after the namespaces are gone.
+    await Promise.all(procs.splice(0).map((p) => stopProcess(p)));
     await turn?.stop();
     turn = undefined;
     await lab?.destroy();

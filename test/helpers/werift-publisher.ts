@@ -162,6 +162,7 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
     plis: () => plis,
     connected: () => connectedPromise,
     stop: async ({ delete: del = true } = {}) => {
+      if (stopped) return; // once: a second close of the sockets would throw
       stopped = true;
       publisher.ffmpeg?.kill('SIGKILL');
       if (del && publisher.location) await fetch(new URL(publisher.location, opts.whipUrl), { method: 'DELETE' }).catch(() => undefined);
