@@ -96,6 +96,7 @@ async function playlist(gw: GatewayProcess, name: string): Promise<Playlist | un
 
 interface StreamInfo {
   name: string;
+  session: string;
   state: string;
   tracks: { kind: string; packets: number; bytes: number; lost: number; keyframes: number; bitrateKbps: number }[];
   outputs: { id: string; type: string; state: string; restarts: number; error?: string }[];
@@ -265,6 +266,11 @@ async function snapshot(gw: GatewayProcess, replays: Replay[], names: string[]):
 }
 
 const sumTracks = (streams: StreamInfo[], k: 'packets' | 'bytes' | 'lost') => streams.reduce((s, x) => s + x.tracks.reduce((t, tr) => t + tr[k], 0), 0);
+/** Growth of a track counter over the window, for the sessions alive at both ends (a stream that ended has no end value). */
+const tracksDelta = (a: StreamInfo[], b: StreamInfo[], k: 'packets' | 'bytes' | 'lost') => {
+  const both = (x: StreamInfo[], y: StreamInfo[]) => x.filter((s) => y.some((o) => o.session === s.session));
+  return sumTracks(both(b, a), k) - sumTracks(both(a, b), k);
+};
 
 async function loadBench(n: number, clip: Clip, problems: { phase: string; lines: string[] }[]) {
   log(`load N=${n}: starting gateway`);
@@ -328,9 +334,9 @@ async function loadBench(n: number, clip: Clip, problems: { phase: string; lines
     const sysBusy = systemBusyPercent(a.sys, b.sys);
     const nominalPps = clip.packetRate * connected;
     const sentPps = (b.sent - a.sent) / secs;
-    const recvPps = (sumTracks(b.streams, 'packets') - sumTracks(a.streams, 'packets')) / secs;
-    const recvMbps = ((sumTracks(b.streams, 'bytes') - sumTracks(a.streams, 'bytes')) * 8) / secs / 1e6;
-    const lost = sumTracks(b.streams, 'lost') - sumTracks(a.streams, 'lost');
+    const recvPps = tracksDelta(a.streams, b.streams, 'packets') / secs;
+    const recvMbps = (tracksDelta(a.streams, b.streams, 'bytes') * 8) / secs / 1e6;
+    const lost = tracksDelta(a.streams, b.streams, 'lost');
     const maxLagMs = Math.max(0, ...replays.map((r) => r.maxLagMs));
     const hlsRunning = b.streams.filter((s) => s.outputs.some((o) => o.type === 'hls' && o.state === 'running')).length;
     const restarts = b.streams.reduce((s, x) => s + x.outputs.reduce((t, o) => t + o.restarts, 0), 0);
