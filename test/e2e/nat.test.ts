@@ -11,7 +11,8 @@ import { buildLab, netnsSupport, type Lab, type NatKind } from '../helpers/netns
 
 // Publishers and the gateway on their own hosts (network namespaces) behind real NATs
 // (iptables): a cone NAT connects directly, a symmetric NAT needs TURN (coturn on the
-// "public" network), and a gateway behind a 1:1 NAT is reached through its public address.
+// "public" network) on the publisher's side or, for a gateway behind one, its own, and a
+// gateway behind a 1:1 NAT is reached through its public address.
 
 const unsupported = (await netnsSupport()) ?? (coturnAvailable ? undefined : 'coturn is not installed');
 
@@ -49,7 +50,8 @@ describe.skipIf(unsupported !== undefined)(`NAT traversal in network namespaces$
     for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
   });
 
-  async function scenario(publisherNat: NatKind, gatewayNat: NatKind, gatewayIce: (l: Lab) => Record<string, string>, withTurn: boolean) {
+  /** withTurn: coturn runs on the "internet"; 'gateway-only': the publisher gets just its STUN. */
+  async function scenario(publisherNat: NatKind, gatewayNat: NatKind, gatewayIce: (l: Lab) => Record<string, string>, withTurn: boolean | 'gateway-only') {
     lab = await buildLab(publisherNat, gatewayNat);
     const secret = 'lab-secret';
     if (withTurn) turn = await startCoturn(3478, { listenIp: lab.addr.turn, netns: lab.ns.net, extra: ['--static-auth-secret=' + secret] });
@@ -74,7 +76,7 @@ describe.skipIf(unsupported !== undefined)(`NAT traversal in network namespaces$
       width: 320,
       height: 180,
       gop: 30,
-      iceServers: withTurn ? [{ urls: `stun:${lab.addr.turn}:3478` }, { urls: `turn:${lab.addr.turn}:3478`, ...creds }] : [],
+      iceServers: !withTurn ? [] : [{ urls: `stun:${lab.addr.turn}:3478` }, ...(withTurn === true ? [{ urls: `turn:${lab.addr.turn}:3478`, ...creds }] : [])],
     };
     const pub = lab.spawnIn(lab.ns.pub, process.execPath, ['--import', 'tsx', 'test/helpers/netns-publisher.ts'], { ...process.env, PUBLISHER_OPTIONS: JSON.stringify(publisherOptions) });
     procs.push(pub);
@@ -122,6 +124,12 @@ describe.skipIf(unsupported !== undefined)(`NAT traversal in network namespaces$
     const { pair, lab: l } = await scenario('symmetric', 'cone', (x) => ({ ICE_SERVERS: `stun:${x.addr.turn}:3478` }), true);
     expect(pair.remote.type).toBe('relay');
     expect(pair.remote.address).toBe(l.addr.turn);
+  }, 90_000);
+
+  it('a gateway behind a symmetric NAT gets through with its own TURN relay (TURN_URLS, TURN_SECRET)', async () => {
+    const { pair, lab: l } = await scenario('cone', 'symmetric', (x) => ({ ICE_SERVERS: `stun:${x.addr.turn}:3478`, TURN_URLS: `turn:${x.addr.turn}:3478`, TURN_SECRET: 'lab-secret' }), 'gateway-only');
+    expect(pair.local.type).toBe('relay');
+    expect(pair.local.address).toBe(l.addr.turn);
   }, 90_000);
 
   it('a gateway behind a 1:1 NAT is reached through its public address (publicAddresses)', async () => {
