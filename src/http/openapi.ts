@@ -111,7 +111,7 @@ export function openApiDocument(outputTypes: string[]): Json {
           properties: {
             id: { type: 'string' },
             type: { enum: outputTypes },
-            state: { enum: ['starting', 'running', 'restarting', 'stopped', 'failed'] },
+            state: { enum: ['starting', 'running', 'restarting', 'stopped', 'failed', 'waiting'] },
             startedAt: { type: 'string', format: 'date-time' },
             uptimeSeconds: { type: 'integer' },
             bytesOut: { type: 'integer' },

@@ -26,21 +26,25 @@ export function outputsRouter(registry: StreamRegistry, maxBodyBytes: number): R
     }
   });
 
+  // While a publisher is away, outputs waiting for its return (streams.resumeOutputsSeconds)
+  // are listed as 'waiting' and can be stopped; otherwise an unknown stream is a 404.
   router.get('/api/streams/:name/outputs', (req, res) => {
     const stream = registry.get(req.params.name);
-    if (!stream) return sendError(res, 404, `no stream named ${req.params.name}`);
-    res.json([...stream.outputs.values()].map((o) => o.info()));
+    const waiting = registry.waitingOutputs(req.params.name);
+    if (!stream && !waiting.length) return sendError(res, 404, `no stream named ${req.params.name}`);
+    res.json(stream ? [...stream.outputs.values()].map((o) => o.info()) : waiting);
   });
 
   router.get('/api/streams/:name/outputs/:id', (req, res) => {
-    const output = registry.get(req.params.name)?.outputs.get(req.params.id);
-    if (!output) return sendError(res, 404, `no output ${req.params.id} on stream ${req.params.name}`);
-    res.json(output.info());
+    const info = registry.get(req.params.name)?.outputs.get(req.params.id)?.info() ?? registry.waitingOutputs(req.params.name).find((o) => o.id === req.params.id);
+    if (!info) return sendError(res, 404, `no output ${req.params.id} on stream ${req.params.name}`);
+    res.json(info);
   });
 
   router.delete('/api/streams/:name/outputs/:id', async (req, res) => {
     const stream = registry.get(req.params.name);
-    if (!stream || !(await stream.removeOutput(req.params.id))) return sendError(res, 404, `no output ${req.params.id} on stream ${req.params.name}`);
+    const stopped = (stream && (await stream.removeOutput(req.params.id))) || registry.cancelWaiting(req.params.name, req.params.id);
+    if (!stopped) return sendError(res, 404, `no output ${req.params.id} on stream ${req.params.name}`);
     res.status(204).end();
   });
 

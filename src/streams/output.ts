@@ -16,7 +16,8 @@ import type { Track } from './track.js';
 // into the output folder, spawn ffmpeg, wait until it listens, then forward video from the
 // next keyframe (PLI until it comes) and audio from that moment on, so both start together.
 
-export type OutputState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
+/** 'waiting' is only shown by the API: the publisher left and the output waits for its return. */
+export type OutputState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed' | 'waiting';
 
 export interface OutputInfo {
   id: string;

@@ -130,7 +130,7 @@ export class OutputCatalog {
         return this.announce(stream, output);
       }
       case 'record':
-        return this.startRecording(stream, def, values, options.id);
+        return this.startRecording(stream, def, values, outputsDir, options.id);
       case 'rtp-mpegts': {
         if (Number(params.port) % 2 !== 0) throw new OutputRequestError(400, 'port: must be even (RTCP uses the port above)');
         const outputId = options.id ?? newOutputId();
@@ -149,7 +149,7 @@ export class OutputCatalog {
     }
   }
 
-  private async startRecording(stream: Stream, def: PipelineDefinition, values: Values, id?: string): Promise<Output> {
+  private async startRecording(stream: Stream, def: PipelineDefinition, values: Values, outputsDir: string, id = newOutputId()): Promise<Output> {
     const format = String(values.format);
     const dir = this.recordings.dir(stream.name);
     await mkdir(dir, { recursive: true });
@@ -160,7 +160,9 @@ export class OutputCatalog {
     const copy = (audio === 'opus' && (format === 'mp4' || format === 'mkv')) || ((audio === 'PCMU' || audio === 'PCMA') && format === 'mkv');
     const startedAt = new Date();
     await this.recordings.started(stream.name, file, startedAt);
-    const output = stream.addOutput(def, dir, { ...values, file: path.join(dir, file), recordAudioCodec: copy ? 'copy' : 'aac' }, { id, urls: { file: this.recordings.url(stream.name, file) } });
+    // The file goes to the recordings folder; the session SDP to the output's own folder,
+    // since two recordings of one stream may run at once.
+    const output = stream.addOutput(def, path.join(outputsDir, id), { ...values, file: path.join(dir, file), recordAudioCodec: copy ? 'copy' : 'aac' }, { id, urls: { file: this.recordings.url(stream.name, file) } });
     const max = Number(values.maxDurationSeconds);
     const timer = max > 0 ? setTimeout(() => void stream.removeOutput(output.id), max * 1000) : undefined;
     output.on('state', (s) => {

@@ -8,7 +8,7 @@ import { PortAllocator } from '../rtp/ports.js';
 import { parseOffer } from '../sdp/offer.js';
 import { PublisherPeer } from '../webrtc/publisher-peer.js';
 import { OutputCatalog } from './outputs.js';
-import type { Output } from './output.js';
+import type { Output, OutputInfo } from './output.js';
 import { Stream, type OutputRequest, type StreamInfo } from './stream.js';
 
 // The registry of live streams: one publisher per name, created from a WHIP offer and
@@ -184,6 +184,20 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     timer.unref();
     this.waiting.set(stream.name, { outputs: new Map(stream.requested), timer });
     stream.log.info({ event: 'outputs-waiting', outputs: [...stream.requested.keys()], seconds }, `outputs wait ${seconds} s for a publisher to return`);
+  }
+
+  /** Outputs waiting for a publisher to return under `name`, as the API shows them. */
+  waitingOutputs(name: string): OutputInfo[] {
+    const w = this.waiting.get(name);
+    return w ? [...w.outputs].map(([id, o]) => ({ id, type: o.type, state: 'waiting', bytesOut: 0, restarts: 0 })) : [];
+  }
+
+  /** Drops one waiting output (a REST client stops it while the publisher is away). */
+  cancelWaiting(name: string, id: string): boolean {
+    const w = this.waiting.get(name);
+    if (!w?.outputs.delete(id)) return false;
+    if (w.outputs.size === 0) this.takeWaiting(name);
+    return true;
   }
 
   /** The outputs waiting for `name` (removed from the waiting list), if any. */

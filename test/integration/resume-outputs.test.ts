@@ -7,8 +7,9 @@ import { startWeriftPublisher, type Publisher } from '../helpers/werift-publishe
 
 // streams.resumeOutputsSeconds: a back end starts outputs over REST; the publisher drops
 // and comes back under the same name; the outputs start again with their ids (a plain RTP
-// forward reaches its receiver again, a recording goes on in a new file), while an output
-// the back end stopped stays stopped and an operator's DELETE of the stream ends them all.
+// forward reaches its receiver again, a recording goes on in a new file). Meanwhile they
+// are listed as waiting; an output the back end stopped, before or while waiting, stays
+// stopped, and an operator's DELETE of the stream ends them all.
 
 /** A UDP receiver on an even port (RTP outputs want one). */
 async function evenPortSocket(onMessage: () => void): Promise<dgram.Socket> {
@@ -63,6 +64,7 @@ describe('outputs wait for a returning publisher', () => {
     const record = await post({ type: 'record', format: 'mkv' });
     const stopped = await post({ type: 'record' });
     expect((await fetch(`${t.url}/api/streams/back/outputs/${stopped.id}`, { method: 'DELETE' })).status).toBe(204);
+    const cancelled = await post({ type: 'record' });
     await waitFor('RTP at the receiver', () => packets > 30 || undefined);
     await waitFor('recording running', async () => (await outputs()).find((o) => o.id === record.id)?.state === 'running' || undefined);
     await new Promise((r) => setTimeout(r, 2000)); // a recording worth probing
@@ -70,6 +72,10 @@ describe('outputs wait for a returning publisher', () => {
     await first.stop(); // WHIP DELETE: the publisher leaves
     await waitFor('stream gone', async () => (await fetch(`${t.url}/api/streams/back`)).status === 404 || undefined);
     packets = 0;
+    // Meanwhile the back end sees them waiting, and can still stop one.
+    const waiting = await outputs();
+    expect(waiting.map((o) => [o.id, o.state]).sort()).toEqual([rtp.id, record.id, cancelled.id].map((id) => [id, 'waiting']).sort());
+    expect((await fetch(`${t.url}/api/streams/back/outputs/${cancelled.id}`, { method: 'DELETE' })).status).toBe(204);
 
     await publish();
     const resumed = await waitFor('outputs running again', async () => {
@@ -86,7 +92,7 @@ describe('outputs wait for a returning publisher', () => {
       return list.length === 2 ? list : undefined;
     });
     const done = mine.find((r) => r.endedAt);
-    expect(done?.durationSeconds).toBeGreaterThan(1.5); // ~2.9 s recorded, from the first keyframe on
+    expect(done?.durationSeconds, JSON.stringify(mine)).toBeGreaterThan(1.5); // ~2.9 s recorded, from the first keyframe on
     const probe = await ffprobe(`${t.dataDir}/recordings/back/${done!.file}`);
     expect(probe.streams.map((s) => s.codec_type).sort()).toEqual(['audio', 'video']);
   }, 60_000);
