@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI } from 'werift';
 import { onCleanup, track as trackProcess } from './cleanup.js';
 import { AUDIO_PT, encoderArgs, VIDEO_PT, type EncodeOptions } from './media.js';
+import { keepToConfiguredStun } from '../src/webrtc/ice-options.js';
 
 // A werift WHIP publisher for the bench, configured like test/helpers/werift-publisher.ts
 // (ICE on 127.0.0.1 only, H.264 42e01f packetization-mode=1 + Opus), whose media comes
@@ -105,6 +106,7 @@ export async function publish(baseUrl: string, name: string, connectTimeoutMs = 
   };
 
   try {
+    keepToConfiguredStun(pc, []); // no stun.l.google.com from the bench
     await pc.setLocalDescription(await pc.createOffer());
     await new Promise<void>((resolve) => {
       if (pc.iceGatheringState === 'complete') return resolve();

@@ -17,7 +17,7 @@ import type { RtpPacketLite } from '../rtp/packet.js';
 import { formatFmtp } from '../sdp/render.js';
 import { writeSdp, type ParsedOffer } from '../sdp/offer.js';
 import { chooseCodecs, restrictOffer, type ChosenCodec } from './codec-policy.js';
-import { iceOptions } from './ice-options.js';
+import { gatewayServers, iceOptions, keepToConfiguredStun } from './ice-options.js';
 
 // One publisher's werift peer connection: answers the offer with the codec policy, hands
 // decrypted RTP out as plain packets, and takes keyframe requests. The rest of the gateway
@@ -67,8 +67,9 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
    */
   static async answer(offer: ParsedOffer, ice: Config['ice'], { trickle = false } = {}): Promise<{ peer: PublisherPeer; answer: string }> {
     const tracks = chooseCodecs(offer);
+    const servers = gatewayServers(ice);
     const pc = new RTCPeerConnection({
-      ...iceOptions(ice),
+      ...iceOptions(ice, servers),
       codecs: {
         video: tracks.filter((t) => t.kind === 'video').flatMap(weriftCodecs),
         audio: tracks.filter((t) => t.kind === 'audio').flatMap(weriftCodecs),
@@ -99,6 +100,7 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
         if (!peer.receivers.has(indexOf(pc, t))) peer.watchTransceiver(t);
         t.setDirection('recvonly');
       }
+      keepToConfiguredStun(pc, servers);
       await pc.setLocalDescription(await pc.createAnswer());
       if (!trickle) await waitForGathering(pc);
       const answer = pc.localDescription?.sdp;

@@ -136,5 +136,8 @@ describe.skipIf(unsupported !== undefined)(`NAT traversal in network namespaces$
     const { pair, lab: l } = await scenario('cone', 'one-to-one', (x) => ({ PUBLIC_ADDRESSES: x.addr.ngPublic }), false);
     expect(pair.local.type).toBe('host');
     expect(pair.local.address).toBe(l.addr.ngPublic);
+    // With no STUN server configured, nothing went to a public one (werift's default is
+    // stun.l.google.com; not even its DNS lookup left the lab).
+    expect(await l.packetsToInternet('gateway')).toBe(0);
   }, 90_000);
 });

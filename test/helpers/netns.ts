@@ -26,6 +26,8 @@ export interface Lab {
   addr: { pub: string; npPublic: string; turn: string; turn2: string; ngPublic: string; gw: string; gwApi: string };
   /** Runs a command in a namespace. */
   spawnIn(ns: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess;
+  /** Packets that left the lab for the rest of the internet (DNS, public STUN...) from behind one NAT. */
+  packetsToInternet(from: 'gateway' | 'publisher'): Promise<number>;
   destroy(): Promise<void>;
 }
 
@@ -82,6 +84,12 @@ export async function buildLab(publisherNat: NatKind, gatewayNat: NatKind): Prom
     ns,
     addr,
     spawnIn: (space, cmd, args, env) => spawn('ip', ['netns', 'exec', space, cmd, ...args], { env: env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] }),
+    packetsToInternet: async (from) => {
+      const source = from === 'gateway' ? addr.ngPublic : addr.npPublic;
+      const { stdout } = await run('ip', ['netns', 'exec', ns.net, 'iptables', '-L', 'FORWARD', '-v', '-x', '-n']);
+      const row = stdout.split('\n').find((l) => l.includes(` ${source} `));
+      return Number(row?.trim().split(/\s+/)[0] ?? NaN);
+    },
     destroy: async () => {
       for (const space of Object.values(ns)) await ip('netns', 'del', space).catch(() => undefined);
       await ip('link', 'del', `${p}r`).catch(() => undefined);
@@ -111,6 +119,10 @@ export async function buildLab(publisherNat: NatKind, gatewayNat: NatKind): Prom
     for (const dev of [`${p}s`, `${p}t`]) await inNs(ns.net, 'ip', 'link', 'set', dev, 'up');
     await inNs(ns.net, 'ip', 'neigh', 'add', '192.0.2.2', 'lladdr', '02:00:00:00:00:01', 'dev', `${p}s`);
     await inNs(ns.net, 'ip', 'route', 'add', 'default', 'via', '192.0.2.2', 'dev', `${p}s`);
+    // Counted per NAT: what goes beyond the lab (packetsToInternet).
+    for (const source of [addr.ngPublic, addr.npPublic]) {
+      await inNs(ns.net, 'iptables', '-A', 'FORWARD', '-s', source, '!', '-d', `${n}.0.0/16`, '-o', `${p}s`, '-j', 'ACCEPT');
+    }
     for (const space of [ns.np, ns.net, ns.ng]) await inNs(space, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
     await nat(ns.np, `${p}c`, addr.npPublic, addr.pub, publisherNat);
     await nat(ns.ng, `${p}f`, addr.ngPublic, addr.gw, gatewayNat);

@@ -8,6 +8,7 @@ import {
   useNACK,
   usePLI,
 } from 'werift';
+import { keepToConfiguredStun } from '../../src/webrtc/ice-options.js';
 
 // A real WebRTC publisher for tests and benchmarks: ffmpeg encodes a test pattern (H.264
 // Constrained Baseline, SPS/PPS before every IDR as browsers do) and a tone (Opus) to RTP
@@ -132,6 +133,7 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
     }
     ffArgs.push('-f', 'rtp', `rtp://127.0.0.1:${audioRx.port}?pkt_size=1200`);
   }
+  keepToConfiguredStun(pc, opts.iceServers ?? []); // no stun.l.google.com from tests
   await pc.setLocalDescription(await pc.createOffer());
   await new Promise<void>((resolve) => {
     if (pc.iceGatheringState === 'complete') return resolve();
