@@ -1,10 +1,9 @@
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import http from 'node:http';
-import net from 'node:net';
 import { onCleanup, track } from './cleanup.js';
 import { r0, r1, mb, median, log, table } from './format.js';
-import { GatewayProcess, sleep } from './gateway-process.js';
+import { freePort, GatewayProcess, sleep } from './gateway-process.js';
 import { Replay, ReplayClock, type Clip } from './media.js';
 import { sampleTree, sumChildren, systemBusyPercent, systemCpu, treeCpuPercent, type TreeSample } from './proc.js';
 import { publish } from './publisher.js';
@@ -71,14 +70,6 @@ interface Receiver {
   close: () => void;
 }
 
-async function freeTcpPort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
 /** A UDP socket on an even port (RTP outputs insist on one), counting what arrives. */
 async function udpSink(): Promise<{ port: number; bytes: () => number; close: () => void }> {
   for (let attempt = 0; attempt < 50; attempt++) {
@@ -124,7 +115,7 @@ const RECEIVERS: Record<string, () => Promise<Receiver>> = {
     return { body: { url: `srt://127.0.0.1:${port}` }, bytes: () => NaN, close };
   },
   async rtmp() {
-    const port = await freeTcpPort();
+    const port = await freePort();
     const close = ffmpegListener(['-listen', '1', '-f', 'flv', '-i', `rtmp://127.0.0.1:${port}/live/bench`]);
     await sleep(500);
     return { body: { url: `rtmp://127.0.0.1:${port}/live/bench` }, bytes: () => NaN, close };

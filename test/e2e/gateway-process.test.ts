@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/build.js';
+import { freePort } from '../helpers/free-port.js';
 import { findProcesses, waitGone, waitLive, waitPlaylist } from '../helpers/e2e-api.js';
 import { waitFor } from '../helpers/gateway.js';
 import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
@@ -12,14 +12,6 @@ import { startWeriftPublisher, type Publisher } from '../helpers/werift-publishe
 // The built gateway as users run it (`node dist/cli.js`, configured by environment): a
 // publisher that vanishes without DELETE is cleaned up, and SIGTERM stops everything
 // cleanly: exit code 0, playlists finished with #EXT-X-ENDLIST, no ffmpeg left behind.
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 describe('gateway process (dist/cli.js)', () => {
   let dataDir: string;

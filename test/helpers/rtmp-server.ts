@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './free-port.js';
 
 // A real RTMP server for push tests: Debian's nginx with libnginx-mod-rtmp, listening on
 // 127.0.0.1 only, in a throw-away prefix. `available` says whether the packages are there.
@@ -14,16 +15,6 @@ export const rtmpServerAvailable = existsSync('/usr/sbin/nginx') && existsSync(M
 export interface RtmpServer {
   port: number;
   stop: () => Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startRtmpServer(): Promise<RtmpServer> {
