@@ -158,15 +158,19 @@ async function waitRunning(gw: GatewayProcess, name: string, id: string, ms = 15
   const deadline = performance.now() + ms;
   let info: OutputInfo | undefined;
   while (performance.now() < deadline) {
-    info = (await json<OutputInfo | undefined>(gw, 'GET', `/api/streams/${name}/outputs/${id}`)).body; // 404 until an on-demand output exists
+    info = await outputInfo(gw, name, id); // 404 until an on-demand output exists
     if (info?.state === 'running' || info?.state === 'failed') return info;
     await sleep(200);
   }
   return info ?? { id, type: '?', state: 'unknown', bytesOut: 0 };
 }
 
+async function outputInfo(gw: GatewayProcess, name: string, id: string): Promise<OutputInfo | undefined> {
+  return (await json<OutputInfo | undefined>(gw, 'GET', `/api/streams/${name}/outputs/${id}`)).body;
+}
+
 async function outputBytes(gw: GatewayProcess, name: string, id: string): Promise<number> {
-  return (await json<OutputInfo>(gw, 'GET', `/api/streams/${name}/outputs/${id}`)).body?.bytesOut ?? 0;
+  return (await outputInfo(gw, name, id))?.bytesOut ?? 0;
 }
 
 /** One window's CPU readings of the gateway and its children. */
@@ -194,9 +198,10 @@ async function costOf(gw: GatewayProcess, name: string, type: string, label: str
     const bytesA = await outputBytes(gw, name, id);
     const recvA = receiver?.bytes() ?? viewer?.bytes ?? NaN;
     const { b, cpu } = await measure(gw, WINDOW_SECONDS);
-    const bytesB = await outputBytes(gw, name, id);
+    const after = await outputInfo(gw, name, id);
+    const bytesB = after?.bytesOut ?? 0;
     const recvB = receiver?.bytes() ?? viewer?.bytes ?? NaN;
-    const state = (await json<OutputInfo | undefined>(gw, 'GET', `/api/streams/${name}/outputs/${id}`)).body?.state ?? 'gone';
+    const state = after?.state ?? 'gone';
     // NaN ("-") where nothing is counted: HLS writes files the gateway does not tally.
     const mbps = (bytes: number) => (bytes > 0 ? r1((bytes * 8) / WINDOW_SECONDS / 1e6) : NaN);
     return {

@@ -45,24 +45,24 @@ export function procStat(pid: number): ProcStat | undefined {
   return { pid, ppid: Number(f[1]), comm, cpuSeconds: (utime + stime) / clkTck() };
 }
 
-/** Resident set size in bytes (VmRSS), 0 when the process is gone. */
-export function rssBytes(pid: number): number {
+/** A "Name:   123 kB" line of a /proc file, in bytes; 0 when the process is gone. */
+function kbField(file: string, name: string): number {
   try {
-    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${name}:\\s+(\\d+)\\s+kB`, 'm').exec(readFileSync(file, 'utf8'));
     return m ? Number(m[1]) * 1024 : 0;
   } catch {
     return 0;
   }
 }
 
+/** Resident set size in bytes (VmRSS), 0 when the process is gone. */
+export function rssBytes(pid: number): number {
+  return kbField(`/proc/${pid}/status`, 'VmRSS');
+}
+
 /** Proportional set size in bytes (shared library pages divided among their users), 0 if unknown. */
 export function pssBytes(pid: number): number {
-  try {
-    const m = /^Pss:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
+  return kbField(`/proc/${pid}/smaps_rollup`, 'Pss');
 }
 
 /** Direct children of a process (e.g. the gateway's ffmpeg processes). */
