@@ -1,8 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../test/helpers/free-port.js';
 import { childrenOf } from './proc.js';
 import { track, untrack } from './cleanup.js';
 
@@ -18,18 +18,6 @@ export function buildGateway(): void {
   if (r.status !== 0) {
     throw new Error(`build failed (npx tsc -p tsconfig.json, exit ${r.status ?? r.signal}):\n${(r.stdout + r.stderr).trim().slice(0, 4000)}`);
   }
-}
-
-/** A TCP port free on 127.0.0.1 right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export interface GatewayLogLine {
