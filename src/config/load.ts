@@ -29,6 +29,8 @@ export const ENV_KEYS: Record<string, string> = {
   TURN_URLS: 'ice.turnUrls',
   TURN_SECRET: 'ice.turnSecret',
   TURN_FOR_GATEWAY: 'ice.turnForGateway',
+  VIDEO_MAX_BITRATE_KBPS: 'video.maxBitrateKbps',
+  VIDEO_START_BITRATE_KBPS: 'video.startBitrateKbps',
   HLS_AUTO: 'hls.auto',
   HLS_SEGMENT_SECONDS: 'hls.segmentSeconds',
   HLS_LIST_SIZE: 'hls.listSize',

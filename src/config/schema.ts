@@ -85,6 +85,36 @@ export const configSchema = z
       .strict()
       .prefault({})
       .refine((i) => i.turnUrls.length === 0 || i.turnSecret !== undefined, { message: 'ice.turnUrls needs ice.turnSecret' }),
+    video: z
+      .object({
+        /**
+         * Most a publisher may send, in kbit/s: b=AS/b=TIAS and x-google-max-bitrate in the
+         * answer. 4000 is room for 1080p30 or a detailed screen; a 720p camera settles
+         * around 2500.
+         */
+        maxBitrateKbps: z.number().int().min(100).max(50_000).default(4000),
+        /**
+         * Where a libwebrtc browser's bandwidth estimate starts (x-google-start-bitrate),
+         * in kbit/s, instead of its own 300; capped by maxBitrateKbps. Too high for the
+         * publisher's uplink only costs a short burst of loss at the start.
+         */
+        startBitrateKbps: z.number().int().min(100).max(50_000).default(2000),
+        /** Other values for matching stream names (first match wins), e.g. a low-bitrate "mobile-*". */
+        streams: z
+          .array(
+            z
+              .object({
+                /** Stream name or pattern with * wildcards. */
+                streams: z.string().min(1),
+                maxBitrateKbps: z.number().int().min(100).max(50_000).optional(),
+                startBitrateKbps: z.number().int().min(100).max(50_000).optional(),
+              })
+              .strict(),
+          )
+          .default([]),
+      })
+      .strict()
+      .prefault({}),
     hls: z
       .object({
         /** Start HLS when a stream goes live. */

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
+import { matchesPattern, videoBitrateFor } from '../config/patterns.js';
 import type { Config } from '../config/schema.js';
 import { EventBus } from '../events/bus.js';
 import type { Logger } from '../log.js';
@@ -39,12 +40,6 @@ export interface PublishResult {
 
 export interface RegistryEvents {
   stream: [Stream];
-}
-
-/** "studio-*" style patterns from the configuration. */
-export function matchesPattern(pattern: string, name: string): boolean {
-  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
-  return re.test(name);
 }
 
 export class StreamRegistry extends EventEmitter<RegistryEvents> {
@@ -96,7 +91,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     this.pending.add(name);
     try {
       if (existing) await existing.close('replaced by a new publisher');
-      const { peer, answer } = await this.answerSerially(() => PublisherPeer.answer(offer, this.config.ice, options));
+      const { peer, answer } = await this.answerSerially(() => PublisherPeer.answer(offer, { ice: this.config.ice, video: videoBitrateFor(this.config.video, name), ...options }));
       const sessionId = randomUUID();
       const stream = new Stream(name, sessionId, peer, {
         ports: this.ports,

@@ -7,7 +7,6 @@ import {
   usePLI,
   useSdesMid,
   useTransportWideCC,
-  useTWCC,
   type MediaStreamTrack,
   type RTCRtpTransceiver,
   type RtpPacket,
@@ -15,8 +14,10 @@ import {
 import type { Config } from '../config/schema.js';
 import type { RtpPacketLite } from '../rtp/packet.js';
 import { formatFmtp } from '../sdp/render.js';
+import { shapeAnswer, transportCcExtensionIds, type VideoBitrate } from '../sdp/answer.js';
 import { writeSdp, type ParsedOffer } from '../sdp/offer.js';
 import { chooseCodecs, restrictOffer, type ChosenCodec } from './codec-policy.js';
+import { CongestionFeedback } from './congestion-feedback.js';
 import { gatewayServers, iceOptions, keepToConfiguredStun } from './ice-options.js';
 
 // One publisher's werift peer connection: answers the offer with the codec policy, hands
@@ -44,7 +45,16 @@ export interface SelectedPair {
   remote: { address: string; port: number; type: string; protocol: string };
 }
 
+export interface AnswerOptions {
+  ice: Config['ice'];
+  /** The publisher's video bitrate range, written into the answer. */
+  video: VideoBitrate;
+  /** Answer at once and trickle candidates (WebSocket), instead of waiting for all (WHIP). */
+  trickle?: boolean;
+}
+
 export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
+  private feedback: CongestionFeedback | undefined;
   private readonly videoSsrc = new Map<number, number>(); // m-section index -> last SSRC seen
   private readonly receivers = new Map<number, RTCRtpTransceiver>();
   private closed = false;
@@ -65,7 +75,7 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
    * once and candidates follow as 'candidate' events (WebSocket signalling). Throws
    * SdpError (406) when no acceptable codec was offered.
    */
-  static async answer(offer: ParsedOffer, ice: Config['ice'], { trickle = false } = {}): Promise<{ peer: PublisherPeer; answer: string }> {
+  static async answer(offer: ParsedOffer, { ice, video, trickle = false }: AnswerOptions): Promise<{ peer: PublisherPeer; answer: string }> {
     const tracks = chooseCodecs(offer);
     const servers = gatewayServers(ice);
     const pc = new RTCPeerConnection({
@@ -103,9 +113,12 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
       keepToConfiguredStun(pc, servers);
       await pc.setLocalDescription(await pc.createAnswer());
       if (!trickle) await waitForGathering(pc);
-      const answer = pc.localDescription?.sdp;
-      if (!answer) throw new Error('werift produced no answer');
-      if (!trickle && !/^a=candidate:/m.test(answer)) throw new Error('the gateway could not gather any ICE candidate (check ice.addresses and ice.portRange)');
+      const local = pc.localDescription?.sdp;
+      if (!local) throw new Error('werift produced no answer');
+      if (!trickle && !/^a=candidate:/m.test(local)) throw new Error('the gateway could not gather any ICE candidate (check ice.addresses and ice.portRange)');
+      const twccIds = transportCcExtensionIds(local);
+      const answer = shapeAnswer(local, { video, transportCc: twccIds.length > 0 });
+      if (twccIds.length > 0) peer.feedback = new CongestionFeedback(pc, twccIds);
       return { peer, answer };
     } catch (e) {
       await pc.close().catch(() => undefined);
@@ -167,6 +180,7 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.feedback?.close();
     await this.pc.close().catch(() => undefined);
   }
 }
@@ -193,7 +207,8 @@ function weriftCodecs(c: ChosenCodec): RTCRtpCodecParameters[] {
         channels: c.name === 'opus' ? 2 : undefined,
         payloadType: c.payloadType,
         parameters: formatFmtp(c.fmtp) || undefined,
-        rtcpFeedback: [useTWCC()],
+        // transport-cc is added to the answer, not here: werift would send its own feedback.
+        rtcpFeedback: [],
       }),
     ];
   }
@@ -203,7 +218,7 @@ function weriftCodecs(c: ChosenCodec): RTCRtpCodecParameters[] {
       clockRate: c.clockRate,
       payloadType: c.payloadType,
       parameters: formatFmtp(c.fmtp),
-      rtcpFeedback: [useNACK(), usePLI(), useFIR(), useTWCC()],
+      rtcpFeedback: [useNACK(), usePLI(), useFIR()], // + transport-cc in the answer (see above)
     }),
   ];
   if (c.rtxPayloadType !== undefined) {

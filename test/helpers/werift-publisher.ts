@@ -5,8 +5,12 @@ import {
   MediaStreamTrack,
   RTCPeerConnection,
   RTCRtpCodecParameters,
+  RtcpTransportLayerFeedback,
+  TransportWideCC,
   useNACK,
   usePLI,
+  useTransportWideCC,
+  useTWCC,
 } from 'werift';
 import { keepToConfiguredStun } from '../../src/webrtc/ice-options.js';
 
@@ -33,6 +37,8 @@ export interface PublisherOptions {
   iceServers?: { urls: string; username?: string; credential?: string }[];
   /** Only relay candidates (TURN). */
   relayOnly?: boolean;
+  /** Number packets transport-wide and offer transport-cc, as browsers do (feedback is collected). */
+  transportCc?: boolean;
 }
 
 export interface Publisher {
@@ -44,6 +50,10 @@ export interface Publisher {
   ffmpeg?: ChildProcess;
   /** PLIs the gateway sent us. */
   plis: () => number;
+  /** Transport-wide CC feedback the gateway sent us (with transportCc), as werift parsed it. */
+  twcc: TransportWideCC[];
+  /** The last transport-wide sequence number we sent. */
+  lastTransportSequence: () => number;
   connected: () => Promise<void>;
   stop: (opts?: { delete?: boolean }) => Promise<void>;
 }
@@ -60,7 +70,9 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
   const { video = true, audio = true, width = 640, height = 360, fps = 30, videoKbps = 1000, stereo = true, audioCodec = 'opus' } = opts;
   const gop = opts.gop ?? fps * 2;
   const iceAddress = opts.iceAddress ?? '127.0.0.1';
+  const feedback = opts.transportCc ? [useTWCC()] : [];
   const pc = new RTCPeerConnection({
+    headerExtensions: opts.transportCc ? { video: [useTransportWideCC()], audio: [useTransportWideCC()] } : undefined,
     iceUseIpv4: false,
     iceUseIpv6: false,
     iceAdditionalHostAddresses: [iceAddress],
@@ -73,7 +85,7 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
           mimeType: 'video/H264',
           clockRate: 90000,
           payloadType: 102,
-          rtcpFeedback: [useNACK(), usePLI()],
+          rtcpFeedback: [useNACK(), usePLI(), ...feedback],
           parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
         }),
       ],
@@ -85,6 +97,7 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
                 clockRate: 48000,
                 channels: 2,
                 payloadType: 111,
+                rtcpFeedback: feedback,
                 parameters: stereo ? 'minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1' : 'minptime=10;useinbandfec=1',
               }),
             ]
@@ -92,6 +105,7 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
     },
   });
   let plis = 0;
+  const twcc: TransportWideCC[] = [];
   let stopped = false;
   const closers: (() => void)[] = [];
   // -t: an encoder orphaned by a killed test run stops by itself.
@@ -162,6 +176,8 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
     location: res.headers.get('location') ?? undefined,
     pc,
     plis: () => plis,
+    twcc,
+    lastTransportSequence: () => pc.dtlsTransports[0]?.transportSequenceNumber ?? 0,
     connected: () => connectedPromise,
     stop: async ({ delete: del = true } = {}) => {
       if (stopped) return; // once: a second close of the sockets would throw
@@ -178,6 +194,11 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
     return publisher;
   }
   await pc.setRemoteDescription({ type: 'answer', sdp: body });
+  for (const dtls of new Set(pc.dtlsTransports)) {
+    dtls.onRtcp.subscribe((rtcp) => {
+      if (rtcp instanceof RtcpTransportLayerFeedback && rtcp.feedback instanceof TransportWideCC) twcc.push(rtcp.feedback);
+    });
+  }
   // Encode from the moment media can flow, so the first packet is a keyframe, as with a browser.
   void connectedPromise.then(() => {
     if (stopped) return;
