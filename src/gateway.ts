@@ -7,6 +7,7 @@ import type { Config } from './config/schema.js';
 import { createApp } from './http/app.js';
 import type { Logger } from './log.js';
 import { loadDefinitions } from './pipelines/definition.js';
+import { warmUpFfmpeg } from './pipelines/ffmpeg-process.js';
 import { StreamRegistry } from './streams/registry.js';
 import { Webhooks } from './events/webhooks.js';
 import { attachSignalling } from './signalling/ws.js';
@@ -38,10 +39,13 @@ export class Gateway {
     const app = createApp(config, registry, log);
     const server = http.createServer(app);
     const wss = attachSignalling(server, registry, log);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.http.port, config.http.host, () => resolve());
-    });
+    await Promise.all([
+      new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.http.port, config.http.host, () => resolve());
+      }),
+      warmUpFfmpeg(config.ffmpeg.path),
+    ]);
     const gw = new Gateway(config, registry, server, log, webhooks, app, wss);
     log.info({ event: 'listening', url: gw.url, dataDir: path.resolve(config.dataDir) }, `gateway listening on ${gw.url}`);
     return gw;

@@ -8,6 +8,18 @@ import type { BuiltArgs } from './definition.js';
 // muxer writes #EXT-X-ENDLIST, MP4 gets its index), then SIGKILLs it if it has not exited
 // in time. The last stderr lines are kept for error reports.
 
+/**
+ * fluent-ffmpeg checks formats and encoders before its first run in a process, by running
+ * `ffmpeg -formats` and `ffmpeg -encoders` (then caches them): about 0.7 s on a busy
+ * 2-core machine, which made the first stream's HLS start that much later. Doing it once
+ * at start-up takes it off the publisher's path. Errors are left to the first real run.
+ */
+export function warmUpFfmpeg(ffmpegPath: string): Promise<void> {
+  ffmpeg.setFfmpegPath(ffmpegPath);
+  const step = (f: (cb: (err: Error | null) => void) => void) => new Promise<void>((resolve) => f(() => resolve()));
+  return step((cb) => ffmpeg.getAvailableFormats(cb)).then(() => step((cb) => ffmpeg.getAvailableEncoders(cb)));
+}
+
 export interface FfmpegExit {
   /** True when ffmpeg exited because stop() asked it to. */
   requested: boolean;

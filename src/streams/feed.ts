@@ -7,8 +7,14 @@ import type { Track } from './track.js';
 // The RTP an output receives: one forwarder per track, to ffmpeg on loopback or to a
 // remote player. open() starts video at a keyframe (replaying the cached one at once when
 // there is one, else asking the publisher with PLIs until it comes) and audio from the
-// same moment, so both start together; keyframes can also be asked for at a cadence
-// (HLS segments are cut at keyframes).
+// same moment, so both start together.
+//
+// Keyframes can also be asked for at a cadence (HLS segments are cut at keyframes), on a
+// grid that starts at the first keyframe that went out: at first + n * interval. That is
+// where ffmpeg's HLS muxer cuts (at the first keyframe at or after n * hls_time), so the
+// first segment closes one interval after the first keyframe, and every segment lasts
+// exactly one interval. Keyframes the publisher sends by itself (a resolution change)
+// do not move the grid: one that came early would not make ffmpeg cut.
 
 export interface FeedTarget {
   track: Track;
@@ -22,6 +28,8 @@ export interface FeedEvents {
 }
 
 const PLI_UNTIL_KEYFRAME_MS = 300;
+/** A requested keyframe that has not come after this long is asked for again (lost PLI). */
+const KEYFRAME_RETRY_MS = 500;
 /** H.264 NAL type 9 with primary_pic_type 7 (any): marks an access unit, carries no picture. */
 const ACCESS_UNIT_DELIMITER = Buffer.from([0x09, 0xf0]);
 
@@ -34,6 +42,10 @@ export class Feed extends EventEmitter<FeedEvents> {
   private readonly attached: Attached[];
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
+  private keyframeIntervalMs = 0;
+  private cadence: NodeJS.Timeout | undefined;
+  /** The keyframe grid: when the first keyframe went out, the next slot, and whether it was asked for. */
+  private grid: { start: number; next: number; asked: boolean } | undefined;
 
   constructor(
     targets: FeedTarget[],
@@ -51,11 +63,13 @@ export class Feed extends EventEmitter<FeedEvents> {
   open(keyframeIntervalSeconds?: number): void {
     const video = this.attached.find((a) => a.track.kind === 'video');
     if (!video) return this.startAudio(performance.now());
+    this.keyframeIntervalMs = (keyframeIntervalSeconds ?? 0) * 1000;
     const since = video.track.cachedKeyframeAt;
     video.forwarder.open();
     for (const p of video.track.cached()) video.forwarder.send(p);
     if (video.forwarder.started) {
       this.startAudio(since);
+      if (since !== undefined) this.keyframeSent(since);
     } else {
       this.requestKeyframe();
       // Keep asking until the first keyframe went out (a PLI can be lost or rate-limited).
@@ -65,7 +79,28 @@ export class Feed extends EventEmitter<FeedEvents> {
       }, PLI_UNTIL_KEYFRAME_MS);
       this.timers.push(pli);
     }
-    if (keyframeIntervalSeconds) this.timers.push(setInterval(() => this.requestKeyframe(), keyframeIntervalSeconds * 1000));
+  }
+
+  /** A keyframe went out at `at` (performance.now()). */
+  private keyframeSent(at = performance.now()): void {
+    const interval = this.keyframeIntervalMs;
+    if (!interval || this.closed) return;
+    if (!this.grid) this.grid = { start: at, next: 1, asked: false };
+    else if (this.grid.asked) {
+      // The answer to our request: on to the next slot (skipping any this one came too late for).
+      const g = this.grid;
+      g.next = Math.max(g.next + 1, Math.floor((at - g.start) / interval) + 1);
+      g.asked = false;
+    } else return; // not asked for: the grid stays
+    clearTimeout(this.cadence);
+    const grid = this.grid;
+    const ask = (): void => {
+      if (this.closed) return;
+      grid.asked = true;
+      this.requestKeyframe();
+      this.cadence = setTimeout(ask, KEYFRAME_RETRY_MS); // until it comes (a PLI can be lost)
+    };
+    this.cadence = setTimeout(ask, Math.max(0, grid.start + grid.next * interval - performance.now()));
   }
 
   private attach(target: FeedTarget): Attached {
@@ -80,7 +115,9 @@ export class Feed extends EventEmitter<FeedEvents> {
     const unsubscribe = track.subscribe((p) => {
       const wasStarted = forwarder.started;
       forwarder.send(p);
-      if (!wasStarted && forwarder.started && track.kind === 'video') this.startAudio(undefined);
+      if (track.kind !== 'video' || !forwarder.started) return;
+      if (!wasStarted) this.startAudio(undefined);
+      if (startsKeyframe(p.payload)) this.keyframeSent();
     });
     return { ...target, forwarder, unsubscribe };
   }
@@ -122,6 +159,7 @@ export class Feed extends EventEmitter<FeedEvents> {
 
   close(): void {
     this.closed = true;
+    clearTimeout(this.cadence);
     for (const t of this.timers) clearInterval(t);
     for (const a of this.attached) {
       a.unsubscribe();
@@ -135,6 +173,9 @@ export function sdpMedia(track: Track, port: number): SdpMedia {
   const c = track.codec;
   if (c.name === 'H264') {
     const ps = track.parameterSets;
+    // SPS/PPS seen in the stream; else those the publisher's offer declared (a sender that
+    // does not repeat them in-band); else none, and ffmpeg reads them in-band.
+    const sprop = ps.spropParameterSets ?? c.fmtp['sprop-parameter-sets'];
     return {
       codec: 'h264',
       port,
@@ -143,7 +184,7 @@ export function sdpMedia(track: Track, port: number): SdpMedia {
       fmtp: {
         'packetization-mode': 1,
         'profile-level-id': ps.profileLevelId ?? c.fmtp['profile-level-id'] ?? '42e01f',
-        ...(ps.spropParameterSets ? { 'sprop-parameter-sets': ps.spropParameterSets } : {}),
+        ...(sprop ? { 'sprop-parameter-sets': sprop } : {}),
       },
     };
   }

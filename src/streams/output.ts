@@ -64,6 +64,14 @@ export interface PipelineOutputOptions {
   stdout?: Writable;
   /** Links shown in info(). */
   urls?: Record<string, string>;
+  /**
+   * Wait (up to 5 s, asking for a keyframe) for SPS/PPS before starting ffmpeg, so the
+   * session SDP carries sprop-parameter-sets. Off for an output started while the
+   * publisher is still connecting: ffmpeg then starts at once and is listening when the
+   * first keyframe arrives, which brings its SPS/PPS in-band (browsers send them before
+   * every IDR, and the feed starts at one).
+   */
+  waitForParameterSets?: boolean;
 }
 
 const MAX_RESTARTS = 5;
@@ -149,7 +157,7 @@ export class PipelineOutput extends EventEmitter<OutputEvents> implements Output
   private async launch(): Promise<void> {
     const video = this.ctx.tracks.find((t) => t.kind === 'video');
     const audio = this.ctx.tracks.find((t) => t.kind === 'audio');
-    if (video) {
+    if (video && (this.options.waitForParameterSets ?? true)) {
       const pli = setInterval(() => this.ctx.requestKeyframe(), PLI_UNTIL_KEYFRAME_MS);
       const ready = await video.parameterSetsReady(PARAMETER_SET_WAIT_MS);
       clearInterval(pli);

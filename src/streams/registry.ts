@@ -111,6 +111,9 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
         this.events.publish({ type: 'stream.started', stream: name, session: sessionId });
         void this.startConfiguredOutputs(stream, this.takeWaiting(name));
       });
+      // HLS starts with the answer, not when ICE/DTLS has connected: ffmpeg takes 0.2-0.5 s
+      // to start, and is then already listening when the publisher's first keyframe comes.
+      if (this.config.hls.auto) void this.startAutoHls(stream);
       this.emit('stream', stream);
       return { stream, answer };
     } finally {
@@ -137,15 +140,20 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     return output;
   }
 
+  private async startAutoHls(stream: Stream): Promise<void> {
+    try {
+      await this.outputs.start(stream, 'hls', { segmentSeconds: this.config.hls.segmentSeconds, listSize: this.config.hls.listSize });
+    } catch (e) {
+      if (!stream.closed) stream.log.error({ event: 'output-config-error', type: 'hls', error: (e as Error).message }, 'automatic hls output could not start');
+    }
+  }
+
   /**
-   * Automatic HLS, the outputs the configuration declares for this name, and the outputs
-   * that waited for this publisher's return (under their old ids).
+   * The outputs the configuration declares for this name, and the outputs that waited for
+   * this publisher's return (under their old ids).
    */
   private async startConfiguredOutputs(stream: Stream, resumed = new Map<string, OutputRequest>()): Promise<void> {
     const wanted: { type: string; params: Record<string, unknown> }[] = [];
-    if (this.config.hls.auto) {
-      wanted.push({ type: 'hls', params: { segmentSeconds: this.config.hls.segmentSeconds, listSize: this.config.hls.listSize } });
-    }
     for (const o of this.config.outputs) if (matchesPattern(o.streams, stream.name)) wanted.push(o);
     for (const o of wanted) {
       try {

@@ -133,7 +133,7 @@ export class Stream extends EventEmitter<StreamEvents> {
         requestKeyframe: () => this.requestKeyframe(),
         log: this.log,
       },
-      options,
+      { waitForParameterSets: this.state === 'live', ...options },
     );
     return this.attachOutput(output);
   }

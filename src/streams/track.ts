@@ -29,6 +29,17 @@ export interface TrackInfo {
 export type PacketSink = (p: RtpPacketLite) => void;
 
 const BITRATE_WINDOW_MS = 2000;
+/**
+ * How long a gap in the sequence is waited for before it is given up as lost. Video gaps
+ * are asked for again (NACK) and the retransmission comes one round trip later, behind
+ * whatever fills the publisher's uplink queue: on a 1.5 Mbit/s uplink with 2 % loss, a
+ * 50 ms wait gave up on more packets than were lost (late retransmissions), each a broken
+ * picture until the next keyframe. 400 ms costs nothing while packets arrive in order,
+ * and delays the output by at most that when a packet is lost for good. Audio is not
+ * retransmitted: only reordering is waited for.
+ */
+const VIDEO_REORDER = { maxDelayMs: 400, maxPackets: 1024 };
+const AUDIO_REORDER = { maxDelayMs: 50, maxPackets: 64 };
 /** Upper bounds of the start-up cache; a longer GOP is simply not cached. */
 const GOP_MAX_PACKETS = 4000;
 const AUDIO_CACHE_MS = 5000;
@@ -54,7 +65,7 @@ export class Track {
   private cacheKeyframeTs: number | undefined;
 
   constructor(readonly codec: ChosenCodec) {
-    this.reorder = new ReorderBuffer((p) => this.deliver(p));
+    this.reorder = new ReorderBuffer((p) => this.deliver(p), codec.kind === 'video' ? VIDEO_REORDER : AUDIO_REORDER);
   }
 
   get kind(): 'audio' | 'video' {

@@ -9,6 +9,9 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 // another origin; the gateway makes HLS of it. Checked the way a user would: the API,
 // the playlist over HTTP and ffprobe on it.
 
+/** Plumbing tests check that the camera size reaches HLS untouched, so Chromium is told to keep it. */
+const KEEP_SIZE = { contentHint: 'detail', degradationPreference: 'maintain-resolution' } as const;
+
 describe('Chromium publishes over WHIP from another origin', () => {
   let t: TestGateway;
   let site: PageServer;
@@ -35,7 +38,8 @@ describe('Chromium publishes over WHIP from another origin', () => {
   it('camera + microphone: live on loopback, H.264 at the camera size and AAC in HLS, DELETE ends it', async () => {
     expect(new URL(site.origin).origin).not.toBe(new URL(t.url).origin);
     const pub = await openPublisher();
-    const res = await pub.publish(`${t.url}/whip/cam1`, { video: { width: 1280, height: 720 }, audio: true });
+    // (A default sender starts lower and climbs: see test/e2e/chromium-quality.test.ts.)
+    const res = await pub.publish(`${t.url}/whip/cam1`, { video: { width: 1280, height: 720 }, audio: true, ...KEEP_SIZE });
     expect(res.status, res.body).toBe(201);
     // The page could read Location only because the gateway exposes it to other origins.
     expect(res.location).toMatch(new RegExp(`^${t.url}/whip/cam1/[0-9a-f-]{36}$`));
@@ -68,7 +72,7 @@ describe('Chromium publishes over WHIP from another origin', () => {
 
   it('PCMU preferred by the page: the API shows PCMU, HLS still carries AAC', async () => {
     const pub = await openPublisher();
-    const res = await pub.publish(`${t.url}/whip/pcmu1`, { video: { width: 640, height: 480 }, audio: true, preferAudio: 'PCMU' });
+    const res = await pub.publish(`${t.url}/whip/pcmu1`, { video: { width: 640, height: 480 }, audio: true, preferAudio: 'PCMU', ...KEEP_SIZE });
     expect(res.status, res.body).toBe(201);
     expect(res.offer).toMatch(/m=audio \d+ UDP\/TLS\/RTP\/SAVPF 0 /); // PCMU really is first in the offer
     await pub.connected();
@@ -85,7 +89,7 @@ describe('Chromium publishes over WHIP from another origin', () => {
 
   it('camera only (no microphone): HLS has video and no audio', async () => {
     const pub = await openPublisher();
-    const res = await pub.publish(`${t.url}/whip/vonly1`, { video: { width: 640, height: 480 }, audio: false });
+    const res = await pub.publish(`${t.url}/whip/vonly1`, { video: { width: 640, height: 480 }, audio: false, ...KEEP_SIZE });
     expect(res.status, res.body).toBe(201);
     expect(res.offer).not.toContain('m=audio');
     await pub.connected();

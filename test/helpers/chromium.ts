@@ -28,11 +28,12 @@ export const CHROMIUM_ARGS = [
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
-  '--use-fake-device-for-media-stream',
+  // A fake camera at 30 fps, as a real one runs (Chromium's fake device defaults to 20).
+  '--use-fake-device-for-media-stream=fps=30',
   '--use-fake-ui-for-media-stream',
   '--autoplay-policy=no-user-gesture-required',
   // Raw IPs instead of mDNS .local names; one wildcard-bound UDP socket (see above).
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--disable-features=WebRtcHideLocalIpsWithMdns,LocalNetworkAccessChecks',
   '--webrtc-ip-handling-policy=default_public_and_private_interfaces',
   // Pages in the background (several per browser) must keep encoding and playing.
   '--disable-background-timer-throttling',
@@ -40,8 +41,22 @@ export const CHROMIUM_ARGS = [
   '--disable-backgrounding-occluded-windows',
 ];
 
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, timeout: 30_000 });
+export interface LaunchOptions {
+  /**
+   * A video file the fake camera plays instead of Chromium's own pattern (see
+   * fake-camera.ts): moving detail that needs megabits, as a real camera's picture does.
+   */
+  cameraFile?: string;
+  /** Another executable (a wrapper that enters a network namespace). */
+  executablePath?: string;
+}
+
+export function chromiumArgs(opts: LaunchOptions = {}): string[] {
+  return opts.cameraFile ? [...CHROMIUM_ARGS, `--use-file-for-fake-video-capture=${opts.cameraFile}`] : CHROMIUM_ARGS;
+}
+
+export function launchChromium(opts: LaunchOptions = {}): Promise<Browser> {
+  return chromium.launch({ executablePath: opts.executablePath ?? CHROMIUM_PATH, args: chromiumArgs(opts), timeout: 30_000 });
 }
 
 /** What the page's WHIP client is asked to publish. */
@@ -58,6 +73,16 @@ export interface PublishOptions {
   recvOnly?: boolean;
   /** A data channel and nothing else (no audio or video m-section). */
   dataChannelOnly?: boolean;
+  /**
+   * Sender settings users do not make (plumbing tests only, never for quality): with
+   * 'detail' and 'maintain-resolution' Chromium keeps the camera size however starved it is.
+   */
+  contentHint?: 'detail' | 'motion' | 'text';
+  degradationPreference?: 'maintain-resolution' | 'maintain-framerate' | 'balanced';
+  /** Host candidates to keep (IPv4 UDP), rewritten to this address; default 127.0.0.1 (see the top of this file). */
+  candidateAddress?: string;
+  /** Keep host candidates on their own address instead (Chromium in a network namespace). */
+  keepOwnCandidates?: boolean;
 }
 
 export interface PublishResult {
@@ -68,21 +93,25 @@ export interface PublishResult {
   body: string;
   /** The offer as POSTed (after the candidate filter). */
   offer: string;
+  /** Date.now() in the page when the answer's status line arrived. */
+  answeredAt: number;
 }
 
 // The WHIP client that runs in the page: plain browser APIs, as a user's page would have.
 // Kept as a string so it runs in the browser untouched by the TypeScript build.
 const PAGE_SCRIPT = String.raw`
-// Only the IPv4 UDP candidate, moved to 127.0.0.1 (see the comment at the top of chromium.ts).
-function keepLoopback(sdp) {
+// Only the IPv4 UDP host candidate, moved to 127.0.0.1 (see the comment at the top of
+// chromium.ts), or kept on its own address (opts.keepOwnCandidates).
+function keepCandidates(sdp, opts) {
+  const to = opts.candidateAddress || '127.0.0.1';
   return sdp
     .split('\r\n')
     .flatMap((l) => {
-      if (l.startsWith('c=IN IP')) return ['c=IN IP4 127.0.0.1'];
+      if (l.startsWith('c=IN IP') && !opts.keepOwnCandidates) return ['c=IN IP4 ' + to];
       if (!l.startsWith('a=candidate:')) return [l];
       const f = l.split(' ');
       if (f[2].toLowerCase() !== 'udp' || !/^\d+\.\d+\.\d+\.\d+$/.test(f[4]) || f[7] !== 'host') return [];
-      f[4] = '127.0.0.1';
+      if (!opts.keepOwnCandidates) f[4] = to;
       return [f.join(' ')];
     })
     .join('\r\n');
@@ -103,7 +132,7 @@ async function makeOffer(opts) {
     const video = opts.video === false ? false : { width: { exact: opts.video?.width ?? 640 }, height: { exact: opts.video?.height ?? 480 }, frameRate: 30 };
     stream = await navigator.mediaDevices.getUserMedia({ video, audio: opts.audio !== false });
     for (const track of stream.getTracks()) {
-      if (track.kind === 'video') track.contentHint = 'detail'; // keep the camera size, drop frames instead
+      if (track.kind === 'video' && opts.contentHint) track.contentHint = opts.contentHint;
       const t = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
       const caps = RTCRtpSender.getCapabilities(track.kind).codecs;
       if (track.kind === 'audio' && opts.preferAudio) {
@@ -114,9 +143,9 @@ async function makeOffer(opts) {
         const wanted = opts.onlyVideo.map((n) => 'video/' + n.toLowerCase());
         t.setCodecPreferences(caps.filter((c) => wanted.includes(c.mimeType.toLowerCase()) || c.mimeType === 'video/rtx'));
       }
-      if (track.kind === 'video') {
+      if (track.kind === 'video' && opts.degradationPreference) {
         const p = t.sender.getParameters();
-        p.degradationPreference = 'maintain-resolution';
+        p.degradationPreference = opts.degradationPreference;
         await t.sender.setParameters(p).catch(() => {});
       }
     }
@@ -127,7 +156,7 @@ async function makeOffer(opts) {
     pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
     setTimeout(resolve, 5000);
   });
-  return keepLoopback(pc.localDescription.sdp);
+  return keepCandidates(pc.localDescription.sdp, opts);
 }
 
 window.whip = {
@@ -135,11 +164,12 @@ window.whip = {
   async publish(endpoint, opts) {
     const offer = await makeOffer(opts);
     const res = await fetch(endpoint, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: offer });
+    const answeredAt = Date.now();
     const body = await res.text();
     const loc = res.headers.get('Location');
     resource = loc ? new URL(loc, endpoint).href : undefined;
     if (res.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: body });
-    return { status: res.status, location: resource, body, offer };
+    return { status: res.status, location: resource, body, offer, answeredAt };
   },
   connected(timeoutMs) {
     return new Promise((resolve, reject) => {
@@ -158,6 +188,32 @@ window.whip = {
     let frames = 0;
     (await pc.getStats()).forEach((r) => { if (r.type === 'outbound-rtp' && r.kind === 'video') frames += r.framesEncoded ?? 0; });
     return frames;
+  },
+  // What the browser itself says it sends (the same numbers chrome://webrtc-internals shows).
+  async senderStats() {
+    const report = await pc.getStats();
+    const out = { at: performance.now() };
+    let pairId;
+    report.forEach((r) => {
+      if (r.type === 'transport' && r.selectedCandidatePairId) pairId = r.selectedCandidatePairId;
+    });
+    report.forEach((r) => {
+      if (r.type === 'outbound-rtp' && r.kind === 'video') {
+        Object.assign(out, {
+          frameWidth: r.frameWidth, frameHeight: r.frameHeight, framesPerSecond: r.framesPerSecond,
+          targetBitrate: r.targetBitrate, bytesSent: r.bytesSent, headerBytesSent: r.headerBytesSent,
+          retransmittedBytesSent: r.retransmittedBytesSent, packetsSent: r.packetsSent, timestamp: r.timestamp,
+          qualityLimitationReason: r.qualityLimitationReason, pliCount: r.pliCount, firCount: r.firCount,
+          nackCount: r.nackCount, keyFramesEncoded: r.keyFramesEncoded, framesEncoded: r.framesEncoded,
+          qpSum: r.qpSum, encoderImplementation: r.encoderImplementation,
+        });
+      }
+      if (r.type === 'remote-inbound-rtp' && r.kind === 'video') Object.assign(out, { remotePacketsLost: r.packetsLost, remoteFractionLost: r.fractionLost, remoteRtt: r.roundTripTime });
+      if (r.type === 'candidate-pair' && (r.id === pairId || (!pairId && r.nominated))) {
+        Object.assign(out, { availableOutgoingBitrate: r.availableOutgoingBitrate, currentRoundTripTime: r.currentRoundTripTime });
+      }
+    });
+    return out;
   },
   async stop() {
     const status = resource ? (await fetch(resource, { method: 'DELETE' })).status : 0;
@@ -209,7 +265,39 @@ interface WhipGlobal {
   connected: (timeoutMs: number) => Promise<string>;
   state: () => string;
   framesSent: () => Promise<number>;
+  senderStats: () => Promise<SenderStats>;
   stop: () => Promise<number>;
+}
+
+/** Chromium's own view of what it sends (getStats(): outbound-rtp video and the selected candidate pair). */
+export interface SenderStats {
+  /** performance.now() in the page when read. */
+  at: number;
+  frameWidth?: number;
+  frameHeight?: number;
+  framesPerSecond?: number;
+  /** The encoder's target, bit/s. */
+  targetBitrate?: number;
+  bytesSent?: number;
+  headerBytesSent?: number;
+  retransmittedBytesSent?: number;
+  packetsSent?: number;
+  /** getStats timestamp (ms). */
+  timestamp?: number;
+  qualityLimitationReason?: 'none' | 'bandwidth' | 'cpu' | 'other';
+  pliCount?: number;
+  firCount?: number;
+  nackCount?: number;
+  keyFramesEncoded?: number;
+  framesEncoded?: number;
+  qpSum?: number;
+  encoderImplementation?: string;
+  remotePacketsLost?: number;
+  remoteFractionLost?: number;
+  remoteRtt?: number;
+  /** The sender's bandwidth estimate, bit/s. */
+  availableOutgoingBitrate?: number;
+  currentRoundTripTime?: number;
 }
 
 declare global {
@@ -225,8 +313,19 @@ export class PublisherPage {
   /** Console errors and page errors, for failure messages. */
   readonly errors: string[] = [];
 
-  static async open(browser: Browser, pageUrl: string): Promise<PublisherPage> {
+  /**
+   * The same page without a server: Playwright answers the request itself. For a browser
+   * in a network namespace, which cannot reach this process's loopback.
+   */
+  static async openServed(browser: Browser): Promise<PublisherPage> {
+    const url = 'http://localhost:9/publisher.html';
     const page = await browser.newPage();
+    await page.route(url, (route) => route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: PAGE_HTML }));
+    return PublisherPage.open(browser, url, page);
+  }
+
+  static async open(browser: Browser, pageUrl: string, existing?: Page): Promise<PublisherPage> {
+    const page = existing ?? (await browser.newPage());
     const p = new PublisherPage(page);
     page.on('pageerror', (e) => p.errors.push(`pageerror: ${e.message}`));
     page.on('console', (m) => {
@@ -256,6 +355,10 @@ export class PublisherPage {
 
   framesSent(): Promise<number> {
     return this.page.evaluate(() => window.whip.framesSent());
+  }
+
+  senderStats(): Promise<SenderStats> {
+    return this.page.evaluate(() => window.whip.senderStats());
   }
 
   /** DELETE the session resource from the page (CORS), close the peer; returns the DELETE status. */

@@ -57,10 +57,18 @@ describe('werift publisher -> HLS', () => {
     expect(a).toMatchObject({ codec_name: 'aac', channels: 2 });
   });
 
-  it('writes the session SDP with sprop-parameter-sets into the output folder', async () => {
-    const sdp = await readFile(path.join(t.dataDir, 'hls', 'int1', 'session.sdp'), 'utf8');
+  it('writes session SDPs: HLS, started with the answer, reads SPS/PPS in-band; a later output gets sprop-parameter-sets', async () => {
+    // HLS starts before the first keyframe (so it is listening when it comes): the SDP has
+    // the offer's profile, and ffmpeg takes SPS/PPS from the keyframe the feed starts at.
+    const hls = await readFile(path.join(t.dataDir, 'hls', 'int1', 'session.sdp'), 'utf8');
+    expect(hls).toMatch(/a=fmtp:102 packetization-mode=1;profile-level-id=42e01f\r\n/);
+    expect(hls).toMatch(/m=audio \d+ RTP\/AVP 111/);
+    const res = await fetch(`${t.url}/api/streams/int1/outputs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'record', format: 'mkv' }) });
+    expect(res.status).toBe(201);
+    const { id } = (await res.json()) as { id: string };
+    const sdp = await waitFor('the recording\'s session SDP', () => readFile(path.join(t.dataDir, 'outputs', 'int1', id, 'session.sdp'), 'utf8'));
     expect(sdp).toMatch(/a=fmtp:102 packetization-mode=1;profile-level-id=42\w{4};sprop-parameter-sets=Z\S+,aM\S+/);
-    expect(sdp).toMatch(/m=audio \d+ RTP\/AVP 111/);
+    expect((await fetch(`${t.url}/api/streams/int1/outputs/${id}`, { method: 'DELETE' })).status).toBe(204);
   });
 
   it('reports tracks and the running HLS output in the API', async () => {
