@@ -107,6 +107,11 @@ function opusChannels(c: OfferedCodec): number {
 /**
  * A copy of the offer that lists only the chosen payload types (and their RTX) in each
  * sending m-section, for werift to answer. Other sections are left as they are.
+ *
+ * transport-cc feedback is taken out: werift negotiates the offer's own codec entries, and
+ * starts its (wrong) transport-cc generator for any whose offer lists transport-cc. The
+ * gateway sends that feedback itself and writes transport-cc into the answer
+ * (sdp/answer.ts).
  */
 export function restrictOffer(sdp: SessionDescription, chosen: ChosenCodec[]): SessionDescription {
   const copy = structuredClone(sdp);
@@ -115,7 +120,7 @@ export function restrictOffer(sdp: SessionDescription, chosen: ChosenCodec[]): S
     const keep = new Set([c.payloadType, ...(c.rtxPayloadType !== undefined ? [c.rtxPayloadType] : [])]);
     m.rtp = m.rtp.filter((r) => keep.has(r.payload));
     m.fmtp = m.fmtp.filter((f) => keep.has(f.payload));
-    m.rtcpFb = m.rtcpFb?.filter((f) => f.payload === '*' || keep.has(Number(f.payload)));
+    m.rtcpFb = m.rtcpFb?.filter((f) => (f.payload === '*' || keep.has(Number(f.payload))) && f.type !== 'transport-cc');
     m.payloads = [...keep].join(' ');
   }
   return copy;

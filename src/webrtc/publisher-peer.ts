@@ -207,7 +207,7 @@ function weriftCodecs(c: ChosenCodec): RTCRtpCodecParameters[] {
         channels: c.name === 'opus' ? 2 : undefined,
         payloadType: c.payloadType,
         parameters: formatFmtp(c.fmtp) || undefined,
-        // transport-cc is added to the answer, not here: werift would send its own feedback.
+        // transport-cc is added to the answer, not here (see restrictOffer).
         rtcpFeedback: [],
       }),
     ];

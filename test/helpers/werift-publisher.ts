@@ -54,6 +54,12 @@ export interface Publisher {
   twcc: TransportWideCC[];
   /** The last transport-wide sequence number we sent. */
   lastTransportSequence: () => number;
+  /**
+   * Transport-wide CC packets as they arrived, before decryption, by sender SSRC (an SRTCP
+   * packet's first 8 bytes are in the clear): one SSRC per feedback generator, counting
+   * packets werift's own parser might drop.
+   */
+  twccSenders: Map<number, number>;
   connected: () => Promise<void>;
   stop: (opts?: { delete?: boolean }) => Promise<void>;
 }
@@ -106,6 +112,7 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
   });
   let plis = 0;
   const twcc: TransportWideCC[] = [];
+  const twccSenders = new Map<number, number>();
   let stopped = false;
   const closers: (() => void)[] = [];
   // -t: an encoder orphaned by a killed test run stops by itself.
@@ -177,6 +184,7 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
     pc,
     plis: () => plis,
     twcc,
+    twccSenders,
     lastTransportSequence: () => pc.dtlsTransports[0]?.transportSequenceNumber ?? 0,
     connected: () => connectedPromise,
     stop: async ({ delete: del = true } = {}) => {
@@ -195,6 +203,13 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
   }
   await pc.setRemoteDescription({ type: 'answer', sdp: body });
   for (const dtls of new Set(pc.dtlsTransports)) {
+    dtls.iceTransport.connection.onData.subscribe((data: Buffer) => {
+      // RTCP (not STUN or DTLS): version 2, PT 205 (transport feedback), FMT 15.
+      if (data.length >= 8 && data[0] >> 6 === 2 && data[1] === 205 && (data[0] & 0x1f) === 15) {
+        const ssrc = data.readUInt32BE(4);
+        twccSenders.set(ssrc, (twccSenders.get(ssrc) ?? 0) + 1);
+      }
+    });
     dtls.onRtcp.subscribe((rtcp) => {
       if (rtcp instanceof RtcpTransportLayerFeedback && rtcp.feedback instanceof TransportWideCC) twcc.push(rtcp.feedback);
     });

@@ -60,6 +60,11 @@ describe('congestion-control feedback to a werift publisher', () => {
     const seconds = (Date.now() - t0) / 1000;
     // The draft asks for feedback every 50-100 ms or so; anything under 5 a second is broken.
     expect(feedback.length / seconds).toBeGreaterThan(5);
+    // One generator: one sender SSRC, and werift parsed every packet of it. (werift's own
+    // generator, which it starts for any codec the offer gives transport-cc, would be a
+    // second SSRC.)
+    expect([...pub.twccSenders.keys()], JSON.stringify([...pub.twccSenders])).toHaveLength(1);
+    expect([...pub.twccSenders.values()][0]).toBe(pub.twcc.length);
     // One feedback counter, counting up: a second generator would interleave its own.
     const counts = feedback.map((f) => f.fbPktCount);
     expect(counts.every((c, i) => i === 0 || c === ((counts[i - 1] + 1) & 0xff)), counts.join(' ')).toBe(true);
