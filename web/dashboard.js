@@ -92,7 +92,7 @@ function streamCard(s) {
     el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Track'), el('th', { scope: 'col' }, 'Codec'), el('th', { scope: 'col' }, 'Bitrate'), el('th', { scope: 'col', class: 'hide-sm' }, 'Packets'), el('th', { scope: 'col', class: 'hide-sm' }, 'Lost'))),
     el('tbody', {}, ...s.tracks.map((t) => el('tr', {},
       el('td', {}, t.kind),
-      el('td', {}, `${t.codec}${t.width ? ` ${t.width}×${t.height}` : ''}${t.kind === 'audio' ? ` ${t.channels === 2 ? 'stereo' : 'mono'}` : ''}`),
+      el('td', {}, `${t.codec}${t.width ? ` ${t.width}×${t.height}` : ''}${t.fps !== undefined ? ` ${t.fps} fps` : ''}${t.kind === 'audio' ? ` ${t.channels === 2 ? 'stereo' : 'mono'}` : ''}`),
       el('td', {}, `${t.bitrateKbps} kbit/s`),
       el('td', { class: 'hide-sm' }, String(t.packets)),
       el('td', { class: 'hide-sm' }, String(t.lost))))));
@@ -117,8 +117,21 @@ function streamCard(s) {
   return el('article', { class: 'card', 'aria-label': `stream ${s.name}` },
     el('h3', {}, s.name, ' ', el('span', { class: `state-${s.state}` }, s.state), ' ', el('a', { href: `/watch/${s.name}` }, 'watch')),
     el('p', { class: 'muted' }, `since ${new Date(s.startedAt).toLocaleTimeString()}${s.ice ? ` · ICE ${s.ice.remote.type} ${s.ice.remote.protocol}` : ''}`),
+    senderLine(s.sender),
     graph(history.get(s.name) ?? []),
     tracks, outputs, actions);
+}
+
+const kbit = (v) => (v === undefined ? '–' : v >= 1000 ? `${(v / 1000).toFixed(1)} Mbit/s` : `${v} kbit/s`);
+const LIMITED = { bandwidth: 'limited by bandwidth: the network (as the browser estimates it) carries no more', cpu: 'limited by CPU: the publisher’s computer cannot encode more', other: 'limited by the browser' };
+
+/** What the publisher's browser says it sends (reported by the built-in publish page). */
+function senderLine(r) {
+  if (!r) return undefined;
+  const why = r.qualityLimitationReason;
+  return el('p', { class: 'sender', 'aria-label': 'what the publisher sends' },
+    `Browser sends ${r.frameWidth ? `${r.frameWidth}×${r.frameHeight}` : '–'} at ${r.framesPerSecond ?? '–'} fps, ${kbit(r.bitrateKbps)} (encoder target ${kbit(r.targetKbps)}, available ${kbit(r.availableKbps)})`,
+    why && why !== 'none' ? el('span', { class: 'state-failed' }, ` · ${LIMITED[why] ?? why}`) : undefined);
 }
 
 function connect() {

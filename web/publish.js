@@ -1,11 +1,14 @@
 // Publish page: camera, microphone or screen to the gateway over WebSocket signalling
-// (trickle ICE) or WHIP, with a preview and live outgoing stats.
+// (trickle ICE) or WHIP, with a preview and live outgoing stats: what the browser really
+// sends (it lowers size and frame rate when the network or the CPU cannot keep up), and
+// why. The same figures go to the gateway every 2 s, for the dashboard.
 const $ = (id) => document.getElementById(id);
 let pc;
 let media;
 let ws;
 let whipResource;
 let statsTimer;
+let reportWs; // WHIP mode: a WebSocket only for reporting stats to the gateway
 
 const fromPath = location.pathname.match(/^\/publish\/([A-Za-z0-9_-]{1,64})$/);
 if (fromPath) $('name').value = fromPath[1];
@@ -157,24 +160,63 @@ function showLinks(name) {
   $('links').hidden = false;
 }
 
+const LIMITS = {
+  bandwidth: 'The picture is smaller or sharper-edged than the camera’s because the network (as the browser estimates it) cannot carry more. It grows again as the estimate rises.',
+  cpu: 'This computer cannot encode the full picture in time: the browser lowers its size or frame rate. Close other programs or choose a smaller camera size.',
+  other: 'The browser limits the picture for another reason.',
+};
+
 let last;
+let tick = 0;
 async function updateStats() {
   if (!pc) return;
   const report = await pc.getStats();
   const byId = new Map([...report.values()].map((r) => [r.id, r]));
+  const sent = {};
   for (const r of report.values()) {
+    if (r.type === 'transport' && r.selectedCandidatePairId) {
+      const pair = byId.get(r.selectedCandidatePairId);
+      if (pair?.availableOutgoingBitrate) sent.availableKbps = Math.round(pair.availableOutgoingBitrate / 1000);
+    }
     if (r.type !== 'outbound-rtp') continue;
     const codec = byId.get(r.codecId);
     if (r.kind === 'video') {
       $('codec').textContent = codec ? codec.mimeType.replace('video/', '') : '–';
-      if (last) $('bitrate').textContent = `${Math.round(((r.bytesSent - last.bytes) * 8) / (r.timestamp - last.t))} kbit/s`;
+      if (last) sent.bitrateKbps = Math.round(((r.bytesSent - last.bytes) * 8) / (r.timestamp - last.t));
       last = { bytes: r.bytesSent, t: r.timestamp };
-      $('fps').textContent = r.framesPerSecond ?? '–';
-      $('resolution').textContent = r.frameWidth ? `${r.frameWidth}×${r.frameHeight}` : '–';
+      if (r.frameWidth) Object.assign(sent, { frameWidth: r.frameWidth, frameHeight: r.frameHeight });
+      if (r.framesPerSecond !== undefined) sent.framesPerSecond = r.framesPerSecond;
+      if (r.targetBitrate) sent.targetKbps = Math.round(r.targetBitrate / 1000);
+      if (r.qualityLimitationReason) sent.qualityLimitationReason = r.qualityLimitationReason;
     } else if (r.kind === 'audio') {
       $('audioCodec').textContent = codec ? codec.mimeType.replace('audio/', '') : '–';
     }
   }
+  const kbit = (v) => (v === undefined ? '–' : v >= 1000 ? `${(v / 1000).toFixed(1)} Mbit/s` : `${v} kbit/s`);
+  $('bitrate').textContent = kbit(sent.bitrateKbps);
+  $('fps').textContent = sent.framesPerSecond ?? '–';
+  $('resolution').textContent = sent.frameWidth ? `${sent.frameWidth}×${sent.frameHeight}` : '–';
+  $('target').textContent = kbit(sent.targetKbps);
+  $('available').textContent = kbit(sent.availableKbps);
+  const why = sent.qualityLimitationReason;
+  $('limited').textContent = !why ? '–' : why === 'none' ? 'nothing' : why;
+  $('limited').className = why && why !== 'none' ? 'state-failed' : '';
+  $('limit').hidden = !why || why === 'none';
+  $('limit').textContent = LIMITS[why] ?? '';
+  if (++tick % 2 === 0) reportToGateway(sent);
+}
+
+/** The gateway shows these figures on its dashboard (WebSocket; WHIP mode names its session). */
+function reportToGateway(stats) {
+  if (ws?.readyState === 1) return ws.send(JSON.stringify({ type: 'sender-stats', stats }));
+  if (!whipResource) return;
+  const [, stream, session] = new URL(whipResource).pathname.match(/^\/whip\/([^/]+)\/([^/]+)$/) ?? [];
+  if (!session) return;
+  if (!reportWs) {
+    reportWs = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
+    reportWs.onclose = () => { reportWs = undefined; };
+  }
+  if (reportWs.readyState === 1) reportWs.send(JSON.stringify({ type: 'sender-stats', stream, session, stats }));
 }
 
 async function stop(sendBye = true) {
@@ -187,7 +229,10 @@ async function stop(sendBye = true) {
   pc = undefined;
   ws?.close();
   ws = undefined;
+  reportWs?.close();
+  reportWs = undefined;
   whipResource = undefined;
+  $('limit').hidden = true;
   last = undefined;
   p?.close();
   media?.getTracks().forEach((t) => t.stop());

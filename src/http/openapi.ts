@@ -87,6 +87,20 @@ export function openApiDocument(outputTypes: string[]): Json {
             tracks: { type: 'array', items: ref('Track') },
             outputs: { type: 'array', items: ref('Output') },
             ice: { type: 'object', description: 'selected ICE candidate pair' },
+            sender: {
+              type: 'object',
+              description: "what the publisher's browser says it sends (its getStats(), reported by the built-in publish page within the last 10 s)",
+              properties: {
+                frameWidth: { type: 'integer' },
+                frameHeight: { type: 'integer' },
+                framesPerSecond: { type: 'number' },
+                bitrateKbps: { type: 'number' },
+                targetKbps: { type: 'number', description: "the encoder's target" },
+                availableKbps: { type: 'number', description: "the browser's bandwidth estimate" },
+                qualityLimitationReason: { enum: ['none', 'bandwidth', 'cpu', 'other'] },
+                ageSeconds: { type: 'integer' },
+              },
+            },
           },
         },
         Track: {
@@ -103,7 +117,8 @@ export function openApiDocument(outputTypes: string[]): Json {
             keyframes: { type: 'integer' },
             width: { type: 'integer' },
             height: { type: 'integer' },
-            lost: { type: 'integer' },
+            fps: { type: 'integer', description: 'video: frames per second arriving at the gateway' },
+            lost: { type: 'integer', description: 'packets given up on (lost and not repaired by retransmission)' },
           },
         },
         Output: {

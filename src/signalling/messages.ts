@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { SenderReport } from '../streams/stream.js';
 
 // The WebSocket signalling protocol at /ws: JSON messages, one per frame. Every message a
 // client sends is checked here; anything else gets an {type: "error"} reply.
@@ -12,6 +13,20 @@ const candidate = z
   })
   .nullable();
 
+/** What the publisher's browser says it sends (its getStats()); the type is the stream's. */
+const kbps = z.number().min(0).max(1_000_000);
+export const senderStats = z
+  .object({
+    frameWidth: z.number().int().min(0).max(16384).optional(),
+    frameHeight: z.number().int().min(0).max(16384).optional(),
+    framesPerSecond: z.number().min(0).max(1000).optional(),
+    bitrateKbps: kbps.optional(),
+    targetKbps: kbps.optional(),
+    availableKbps: kbps.optional(),
+    qualityLimitationReason: z.enum(['none', 'bandwidth', 'cpu', 'other']).optional(),
+  })
+  .strict() satisfies z.ZodType<SenderReport>;
+
 export const clientMessage = z.discriminatedUnion('type', [
   /** Publish an offer under a stream name; the answer comes back at once, candidates trickle. */
   z.object({ type: z.literal('publish'), stream: z.string(), sdp: z.string().max(128 * 1024) }).strict(),
@@ -22,6 +37,11 @@ export const clientMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('subscribe'), stats: z.boolean().default(true) }).strict(),
   z.object({ type: z.literal('unsubscribe') }).strict(),
   z.object({ type: z.literal('ping') }).strict(),
+  /**
+   * The publisher's own sending statistics. From the connection that published, or (a
+   * WHIP publisher) from any connection that names the stream and its session id.
+   */
+  z.object({ type: z.literal('sender-stats'), stream: z.string().max(64).optional(), session: z.string().max(64).optional(), stats: senderStats }).strict(),
 ]);
 
 export type ClientMessage = z.infer<typeof clientMessage>;

@@ -96,6 +96,13 @@ class Connection {
           return this.unsubscribe();
         case 'ping':
           return this.send({ type: 'pong' });
+        case 'sender-stats': {
+          const own = this.stream && !this.stream.closed ? this.stream : undefined;
+          const named = msg.stream !== undefined ? this.registry.get(msg.stream) : undefined;
+          const stream = own ?? (named && named.sessionId === msg.session ? named : undefined);
+          if (!stream) return this.error('not-publishing', 'sender-stats needs the stream this connection publishes, or a live stream and its session id');
+          return stream.reportSender(msg.stats);
+        }
       }
     } catch (e) {
       this.log.warn({ event: 'ws-error', error: (e as Error).message }, 'signalling message failed');

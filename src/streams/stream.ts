@@ -11,6 +11,18 @@ import { Track, type TrackInfo } from './track.js';
 
 export type StreamState = 'connecting' | 'live' | 'closed';
 
+/** What the publisher's browser reported it sends (built-in publish page), if it did. */
+export interface SenderReport {
+  frameWidth?: number;
+  frameHeight?: number;
+  framesPerSecond?: number;
+  bitrateKbps?: number;
+  targetKbps?: number;
+  availableKbps?: number;
+  /** Why the encoder sends less than the camera gives: bandwidth, cpu, other or none. */
+  qualityLimitationReason?: 'none' | 'bandwidth' | 'cpu' | 'other';
+}
+
 export interface StreamInfo {
   name: string;
   session: string;
@@ -19,6 +31,8 @@ export interface StreamInfo {
   tracks: TrackInfo[];
   outputs: OutputInfo[];
   ice?: SelectedPair;
+  /** The publisher's own view, reported within the last 10 s. */
+  sender?: SenderReport & { ageSeconds: number };
 }
 
 export interface StreamEvents {
@@ -48,6 +62,7 @@ export interface StreamDeps {
 }
 
 const KEYFRAME_REQUEST_MIN_GAP_MS = 150;
+const SENDER_REPORT_FRESH_MS = 10_000;
 
 export class Stream extends EventEmitter<StreamEvents> {
   state: StreamState = 'connecting';
@@ -62,6 +77,7 @@ export class Stream extends EventEmitter<StreamEvents> {
   private disconnectTimer: NodeJS.Timeout | undefined;
   private lastKeyframeRequest = 0;
   private liveSince = 0;
+  private sender: { report: SenderReport; at: number } | undefined;
 
   constructor(
     readonly name: string,
@@ -157,7 +173,13 @@ export class Stream extends EventEmitter<StreamEvents> {
     return true;
   }
 
+  /** The publisher's browser reports what it sends (getStats()). */
+  reportSender(report: SenderReport): void {
+    this.sender = { report, at: performance.now() };
+  }
+
   info(): StreamInfo {
+    const sender = this.sender && performance.now() - this.sender.at < SENDER_REPORT_FRESH_MS ? this.sender : undefined;
     return {
       name: this.name,
       session: this.sessionId,
@@ -166,6 +188,7 @@ export class Stream extends EventEmitter<StreamEvents> {
       tracks: this.tracks.map((t) => t.info()),
       outputs: [...this.outputs.values()].map((o) => o.info()),
       ...(this.state === 'live' ? { ice: this.peer.selectedPair() } : {}),
+      ...(sender ? { sender: { ...sender.report, ageSeconds: Math.round((performance.now() - sender.at) / 1000) } } : {}),
     };
   }
 

@@ -23,6 +23,8 @@ export interface TrackInfo {
   keyframes: number;
   width?: number;
   height?: number;
+  /** Video: frames per second arriving at the gateway (RTP marker bits, last 2 s). */
+  fps?: number;
   lost: number;
 }
 
@@ -57,7 +59,10 @@ export class Track {
   lastPacketAt = 0;
   private readonly sinks = new Set<PacketSink>();
   private readonly reorder: ReorderBuffer;
+  /** The last BITRATE_WINDOW_MS of packets as they arrived (retransmissions too): time and size. */
   private readonly window: { t: number; bytes: number }[] = [];
+  /** When each of the last BITRATE_WINDOW_MS of video frames was complete (in order, once each). */
+  private readonly frames: number[] = [];
   private lastKeyframeTs: number | undefined;
   private readonly keyframeWaiters = new Set<() => void>();
   /** Video: packets from the latest keyframe start on. Audio: the last AUDIO_CACHE_MS. */
@@ -85,6 +90,11 @@ export class Track {
 
   private deliver(p: RtpPacketLite): void {
     this.remember(p);
+    if (p.marker && this.kind === 'video') {
+      const now = performance.now();
+      this.frames.push(now);
+      while (this.frames[0] < now - BITRATE_WINDOW_MS) this.frames.shift();
+    }
     if (this.codec.name === 'H264') {
       this.parameterSets.update(p.payload);
       if (containsIdr(p.payload) && p.timestamp !== this.lastKeyframeTs) {
@@ -165,6 +175,7 @@ export class Track {
       bitrateKbps: Math.round((windowBytes * 8) / span),
       keyframes: this.keyframes,
       ...(dims ?? {}),
+      ...(this.kind === 'video' ? { fps: Math.round((this.frames.filter((t) => t >= performance.now() - BITRATE_WINDOW_MS).length * 1000) / BITRATE_WINDOW_MS) } : {}),
       lost: this.reorder.skipped,
     };
   }

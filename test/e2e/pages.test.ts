@@ -17,6 +17,14 @@ import { startWeriftPublisher } from '../helpers/werift-publisher.js';
 
 const SHOTS = path.resolve('test-artifacts', 'pages');
 
+/** One a=candidate line: the IPv4 UDP host candidate moved to 127.0.0.1, others dropped. */
+function loopbackCandidateLine(line: string): string | undefined {
+  const f = line.split(' ');
+  if (f[2]?.toLowerCase() !== 'udp' || !/^\d+\.\d+\.\d+\.\d+$/.test(f[4] ?? '') || f[7] !== 'host') return undefined;
+  f[4] = '127.0.0.1';
+  return f.join(' ');
+}
+
 function loopbackCandidate(message: string): string | undefined {
   let msg: { type?: string; candidate?: { candidate?: string } | null; sdp?: string };
   try {
@@ -25,10 +33,9 @@ function loopbackCandidate(message: string): string | undefined {
     return message;
   }
   if (msg.type === 'candidate' && msg.candidate?.candidate) {
-    const f = msg.candidate.candidate.split(' ');
-    if (f[2]?.toLowerCase() !== 'udp' || !/^\d+\.\d+\.\d+\.\d+$/.test(f[4] ?? '') || f[7] !== 'host') return undefined;
-    f[4] = '127.0.0.1';
-    msg.candidate.candidate = f.join(' ');
+    const line = loopbackCandidateLine(msg.candidate.candidate);
+    if (!line) return undefined;
+    msg.candidate.candidate = line;
     return JSON.stringify(msg);
   }
   if (msg.type === 'publish' && msg.sdp) {
@@ -86,13 +93,22 @@ describe('built-in pages', () => {
     expect(info.ice).toMatchObject({ local: { address: '127.0.0.1' }, remote: { address: '127.0.0.1' } });
     expect(info.tracks.map((x) => `${x.kind}:${x.codec}`).sort()).toEqual(['audio:opus', 'video:H264']);
     await expect.poll(() => publish.textContent('#audioCodec'), { timeout: 10_000 }).toBe('opus');
+    // What the browser really sends, and what limits it, from its own getStats().
+    await expect.poll(() => publish.textContent('#target'), { timeout: 10_000 }).toMatch(/bit\/s/);
+    await expect.poll(() => publish.textContent('#available')).toMatch(/bit\/s/);
+    await expect.poll(() => publish.textContent('#limited')).toMatch(/^(nothing|bandwidth|cpu|other)$/);
     await publish.screenshot({ path: path.join(SHOTS, 'publish.png') });
+    // The page reports the same figures to the gateway (API and dashboard).
+    const sender = await waitFor('the browser\'s report', async () => ((await (await fetch(`${t.url}/api/streams/page1`)).json()) as { sender?: { frameWidth?: number; targetKbps?: number } }).sender);
+    expect(sender.frameWidth).toBeGreaterThan(0);
+    expect(sender.targetKbps).toBeGreaterThan(0);
 
     const dashboard = await context.newPage();
     await dashboard.goto(`${base}/`);
     const card = dashboard.getByRole('article', { name: 'stream page1' });
     await card.waitFor({ timeout: 10_000 });
-    await expect.poll(() => card.textContent(), { timeout: 15_000 }).toMatch(/H264 \d+×\d+/);
+    await expect.poll(() => card.textContent(), { timeout: 15_000 }).toMatch(/H264 \d+×\d+ \d+ fps/);
+    await expect.poll(() => card.getByLabel('what the publisher sends').textContent(), { timeout: 15_000 }).toMatch(/Browser sends \d+×\d+ at \d+ fps/);
     await card.getByRole('button', { name: 'Start recording' }).click();
     await expect.poll(async () => (await card.locator('tr', { hasText: 'record' }).textContent()) ?? '', { timeout: 15_000 }).toContain('running');
 
@@ -144,6 +160,28 @@ describe('built-in pages', () => {
     await playingFrom();
     expect(await watch.textContent('#status')).toBe('playing');
     await pub.stop();
+  });
+
+  it('in WHIP mode the publish page reports what it sends too', async () => {
+    const publish = await context.newPage();
+    await loopbackOnly(publish);
+    // WHIP has no trickle: the page's offer goes out with its candidates, moved to loopback here.
+    await publish.route(/\/whip\/whip1$/, async (route) => {
+      const sdp = route.request().postData() ?? '';
+      const body = sdp.split('\r\n').flatMap((l) => (l.startsWith('a=candidate:') ? [loopbackCandidateLine(l)].filter((x): x is string => !!x) : [l])).join('\r\n');
+      await route.continue({ postData: body });
+    });
+    await publish.goto(`${base}/publish/whip1?signalling=whip`);
+    await publish.getByRole('button', { name: 'Start publishing' }).click();
+    await publish.waitForFunction(() => document.getElementById('state')?.textContent === 'connected', undefined, { timeout: 20_000 });
+    const info = await waitFor('the browser\'s report over WHIP', async () => {
+      const s = (await (await fetch(`${t.url}/api/streams/whip1`)).json()) as { sender?: { frameWidth?: number }; ice?: { local: { address: string }; remote: { address: string } } };
+      return s.sender ? s : undefined;
+    });
+    expect(info.sender?.frameWidth).toBeGreaterThan(0);
+    expect(info.ice).toMatchObject({ local: { address: '127.0.0.1' }, remote: { address: '127.0.0.1' } });
+    await publish.getByRole('button', { name: 'Stop' }).click();
+    await waitFor('stream gone', async () => ((await fetch(`${t.url}/api/streams/whip1`)).status === 404 ? true : undefined));
   });
 
   it('tells the user when the stream name is taken', async () => {

@@ -149,9 +149,25 @@ describe('WebSocket signalling', () => {
     await pc.setLocalDescription(await pc.createOffer());
     await waitFor('gathered', () => (pc.iceGatheringState === 'complete' ? true : undefined));
     c.send({ type: 'publish', stream: 'ws2', sdp: pc.localDescription!.sdp });
-    await pc.setRemoteDescription({ type: 'answer', sdp: (await c.next('answer')).sdp as string });
+    const answer = await c.next('answer');
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp as string });
     const started = await sub.next('event');
     expect(started.event).toMatchObject({ type: 'stream.started', stream: 'ws2' });
+    // What the publisher says it sends: from its own connection, or from another one that
+    // names the session (a WHIP publisher); a wrong session or a bad figure is refused.
+    const stats = { frameWidth: 1280, frameHeight: 720, framesPerSecond: 30, targetKbps: 2500, qualityLimitationReason: 'bandwidth' };
+    const other = await Client.open(ws);
+    other.send({ type: 'sender-stats', stream: 'ws2', session: 'not-the-session', stats });
+    expect(await other.next('error')).toMatchObject({ code: 'not-publishing' });
+    other.send({ type: 'sender-stats', stream: 'ws2', session: answer.session, stats: { ...stats, frameWidth: -1 } });
+    expect(await other.next('error')).toMatchObject({ code: 'bad-message' });
+    other.send({ type: 'sender-stats', stream: 'ws2', session: answer.session, stats });
+    const reported = (await waitFor('sender report', async () => {
+      const streams = (await sub.next('streams')).streams as { name: string; sender?: unknown }[];
+      return streams.find((s) => s.name === 'ws2' && s.sender);
+    })) as { sender: unknown };
+    expect(reported.sender).toMatchObject(stats);
+    other.close();
     c.send({ type: 'unpublish' });
     expect(await c.next('unpublished')).toMatchObject({ stream: 'ws2' });
     expect((await sub.next('event')).event).toMatchObject({ type: 'stream.stopped', stream: 'ws2' });
