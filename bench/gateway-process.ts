@@ -101,7 +101,7 @@ export class GatewayProcess {
     delete env.CONFIG_FILE;
     const proc = spawn(process.execPath, [...nodeArgs, 'dist/cli.js'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     track(proc, () => killTree(proc.pid));
-    const gw = new GatewayProcess(proc, `http://127.0.0.1:${port}`, dataDir);
+    const gw = new GatewayProcess(proc, `http://${env.HOST}:${port}`, dataDir);
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
       if (!gw.running) throw new Error(`gateway exited at start-up (${gw.exitDescription}): ${[...gw.otherOutput, ...gw.logs.map((l) => l.raw)].join('\n').slice(0, 2000)}`);

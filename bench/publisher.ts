@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
-import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI } from 'werift';
+import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useTransportWideCC, useTWCC } from 'werift';
 import { onCleanup, track as trackProcess } from './cleanup.js';
 import { AUDIO_PT, encoderArgs, VIDEO_PT, type EncodeOptions } from './media.js';
 import { keepToConfiguredStun } from '../src/webrtc/ice-options.js';
@@ -9,6 +9,9 @@ import { keepToConfiguredStun } from '../src/webrtc/ice-options.js';
 // A werift WHIP publisher for the bench, configured like test/helpers/werift-publisher.ts
 // (ICE on 127.0.0.1 only, H.264 42e01f packetization-mode=1 + Opus), whose media comes
 // from outside: a replayed clip (load test) or a live ffmpeg encoder (start-up test).
+// Like a browser, it numbers its packets transport-wide and asks for transport-cc
+// feedback, so the gateway's cost includes generating it (werift ignores the feedback:
+// the replayed bitrate does not change).
 
 export interface BenchPublisher {
   name: string;
@@ -37,13 +40,14 @@ export async function publish(baseUrl: string, name: string, connectTimeoutMs = 
     iceAdditionalHostAddresses: ['127.0.0.1'],
     iceInterfaceAddresses: { udp4: '127.0.0.1' },
     iceServers: [],
+    headerExtensions: { video: [useTransportWideCC()], audio: [useTransportWideCC()] },
     codecs: {
       video: [
         new RTCRtpCodecParameters({
           mimeType: 'video/H264',
           clockRate: 90000,
           payloadType: VIDEO_PT,
-          rtcpFeedback: [useNACK(), usePLI()],
+          rtcpFeedback: [useNACK(), usePLI(), useTWCC()],
           parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
         }),
       ],
@@ -53,6 +57,7 @@ export async function publish(baseUrl: string, name: string, connectTimeoutMs = 
           clockRate: 48000,
           channels: 2,
           payloadType: AUDIO_PT,
+          rtcpFeedback: [useTWCC()],
           parameters: 'minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1',
         }),
       ],

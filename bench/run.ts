@@ -10,6 +10,7 @@ import { allProcesses, procStat, sampleTree, sumChildren, topProcesses, type Pro
 import { liveEncoder, publish, type BenchPublisher } from './publisher.js';
 import { log, mb, median, r0, r1, table } from './format.js';
 import { outputsBench, printOutputs, type OutputsReport } from './outputs.js';
+import { chromiumBench, printChromium, type ChromiumReport } from './chromium.js';
 
 // npm run bench: start-up latency (WHIP 201 -> connected -> first HLS segment) and the cost
 // of N concurrent 720p30 publishers (CPU, memory, packets, HLS health) for the gateway run
@@ -512,6 +513,19 @@ async function main(): Promise<void> {
     }
   }
 
+  let chromium: ChromiumReport | undefined;
+  let chromiumError: string | undefined;
+  if (process.env.BENCH_CHROMIUM !== '0') {
+    log('Chromium publishing: start-up, ramp, shaped uplink, keyframe policy');
+    try {
+      chromium = await chromiumBench();
+    } catch (e) {
+      chromiumError = (e as Error).message;
+      log(`chromium failed: ${chromiumError}`);
+      await cleanupAll();
+    }
+  }
+
   const report = {
     ...env,
     clip: { description: clip.description, videoKbps: r0(clip.videoKbps), audioKbps: r0(clip.audioKbps), packetsPerSec: r0(clip.packetRate), loopSeconds: clip.seconds },
@@ -521,6 +535,8 @@ async function main(): Promise<void> {
     gatewayLog: problems.map((p) => ({ phase: p.phase, warnings: p.lines.length, samples: [...new Set(p.lines.map((l) => l.slice(0, 200)))].slice(0, 5) })),
     outputs,
     outputsError,
+    chromium,
+    chromiumError,
     benchSeconds: r0((performance.now() - started) / 1000),
   };
   print(report);
@@ -543,6 +559,8 @@ function print(report: {
   gatewayLog: { phase: string; warnings: number; samples: string[] }[];
   outputs?: OutputsReport;
   outputsError?: string;
+  chromium?: ChromiumReport;
+  chromiumError?: string;
   benchSeconds: number;
 }): void {
   const o: string[] = [];
@@ -552,93 +570,99 @@ function print(report: {
   if (report.gatewayNodeArgs) o.push(`gateway node options: ${report.gatewayNodeArgs}`);
   o.push(`publisher media: ${report.clip.description}, video ${report.clip.videoKbps} kbit/s, audio ${report.clip.audioKbps} kbit/s, ${report.clip.packetsPerSec} RTP pkt/s per publisher`);
   o.push('');
-  o.push(`-- 1. Start-up latency, from the WHIP 201 (HLS 1 s segments; goal first segment <= ${report.startup.goalMs} ms) --`);
-  const sRow = (label: string, s: ReturnType<typeof summarise>) => [
-    label,
-    `${s.runs - s.failures}/${s.runs}`,
-    s.whipMs.median,
-    s.connectedMs.median,
-    s.connectedMs.max,
-    s.firstMediaMs.median,
-    s.firstSegmentMs.median,
-    s.firstSegmentMs.max,
-    `${s.withinGoal}/${s.runs}`,
-  ];
-  o.push(
-    table(
-      ['publisher media', 'ok', 'POST->201 med', 'connected med', 'connected max', '1st RTP med', '1st segment med', '1st segment max', '<= goal'],
-      [sRow('live x264 encoder (starts at connect)', report.startup.encoder), sRow('replayed clip (keyframe at connect)', report.startup.replay)],
-    ),
-  );
-  o.push('(ms; "1st RTP" = first media packet the publisher sent. Per run, first segment ms: encoder ' +
-    report.startup.encoder.raw.map((r) => r.firstSegmentMs ?? 'x').join(', ') + '; replay ' + report.startup.replay.raw.map((r) => r.firstSegmentMs ?? 'x').join(', ') + ')');
-  o.push('');
-  o.push(`-- 2. Load: N publishers, 720p30 ~2.5 Mbit/s H.264 + Opus each, ${STEADY_SECONDS} s steady window (CPU % of one core; 2 cores = 200%) --`);
-  o.push(
-    table(
-      ['N', 'connected', 'HLS running/advancing', 'gw CPU%', 'gw RSS MB', 'ffmpeg CPU%', 'ffmpeg RSS/PSS MB', 'bench CPU%', 'other CPU%', 'machine busy%'],
-      report.load.map((l) => [
-        l.n,
-        `${l.connected}/${l.n}`,
-        `${l.hls.running}/${l.hls.advancing}`,
-        l.gateway.cpuPercent,
-        l.gateway.rssMB,
-        `${l.ffmpeg.cpuPercent} (${l.ffmpeg.processes} proc)`,
-        `${l.ffmpeg.rssMB}/${l.ffmpeg.pssMB}`,
-        l.bench.cpuPercent,
-        l.system.otherCpuPercent,
-        l.system.busyPercent,
-      ]),
-    ),
-  );
-  o.push('');
-  o.push('Packets (per second over the window, all streams):');
-  o.push(
-    table(
-      ['N', 'nominal', 'sent', 'gw received', 'gw Mbit/s', 'reorder lost', 'UDP drops gw/ffmpeg/bench', 'publisher lag ms', 'stream/output events'],
-      report.load.map((l) => [
-        l.n,
-        l.packets.nominalPerSec,
-        l.packets.sentPerSec,
-        l.packets.receivedPerSec,
-        l.packets.receivedMbps,
-        l.packets.lost,
-        `${l.udpDrops.gateway}/${l.udpDrops.ffmpeg}/${l.udpDrops.bench}`,
-        l.packets.publisherMaxLagMs,
-        Object.entries(l.events.inWindow).map(([k, v]) => `${k} ${v}`).join(', ') || 'none',
-      ]),
-    ),
-  );
-  o.push('(reorder lost and UDP drops are totals over the window; lag = worst lateness of a packet in the publishers\' pacing loop)');
-  o.push('');
-  o.push('Per stream:');
-  o.push(
-    table(
-      ['N', 'gw CPU%/stream', 'ffmpeg CPU%/stream', 'gw mem MB/stream', 'ffmpeg RSS MB/stream', 'ffmpeg PSS MB/stream', 'gw RSS idle->end MB', 'gw RSS growth in window MB', 'gw stop ms (live)'],
-      report.load.map((l) => [
-        l.n,
-        l.perStream.gatewayCpuPercent,
-        l.perStream.ffmpegCpuPercent,
-        l.perStream.gatewayMemMB,
-        l.perStream.ffmpegRssMB,
-        l.perStream.ffmpegPssMB,
-        `${l.gateway.baselineRssMB}->${l.gateway.rssMB}`,
-        l.gateway.rssGrowthInWindowMB,
-        `${l.gatewayStopMs ?? '-'}${l.gatewayStopClean === false ? ' unclean' : ''}${l.ffmpegLeftAfterStop ? ` ${l.ffmpegLeftAfterStop} orphans` : ''}`,
-      ]),
-    ),
-  );
-  o.push('');
-  for (const l of report.load) {
-    o.push(`N=${l.n}: ${l.saturated ? 'SATURATED — ' : ''}${l.notes.length ? l.notes.join('; ') : 'kept up (no loss, publishers on pace, HLS advancing for every stream)'}`);
-    if (l.system.otherCpuPercent > 10 && l.system.busiestOthers.length) o.push(`      other processes busy meanwhile: ${l.system.busiestOthers.join(', ')}`);
+  if (report.startup.encoder.runs + report.startup.replay.runs > 0) {
+    o.push(`-- 1. Start-up latency, from the WHIP 201 (HLS 1 s segments; goal first segment <= ${report.startup.goalMs} ms) --`);
+    const sRow = (label: string, s: ReturnType<typeof summarise>) => [
+      label,
+      `${s.runs - s.failures}/${s.runs}`,
+      s.whipMs.median,
+      s.connectedMs.median,
+      s.connectedMs.max,
+      s.firstMediaMs.median,
+      s.firstSegmentMs.median,
+      s.firstSegmentMs.max,
+      `${s.withinGoal}/${s.runs}`,
+    ];
+    o.push(
+      table(
+        ['publisher media', 'ok', 'POST->201 med', 'connected med', 'connected max', '1st RTP med', '1st segment med', '1st segment max', '<= goal'],
+        [sRow('live x264 encoder (starts at connect)', report.startup.encoder), sRow('replayed clip (keyframe at connect)', report.startup.replay)],
+      ),
+    );
+    o.push('(ms; "1st RTP" = first media packet the publisher sent. Per run, first segment ms: encoder ' +
+      report.startup.encoder.raw.map((r) => r.firstSegmentMs ?? 'x').join(', ') + '; replay ' + report.startup.replay.raw.map((r) => r.firstSegmentMs ?? 'x').join(', ') + ')');
+    o.push('');
   }
-  for (const f of report.loadFailures) o.push(`N=${f.n}: FAILED ${f.error.split('\n').join(' | ').slice(0, 600)}`);
-  o.push('(gw = gateway node process; ffmpeg = its ffmpeg children summed (RSS counts shared libraries once per process, PSS shares them out);');
-  o.push(' bench = this process, which runs every werift publisher on the same cores; machine busy% = all cores; mem/stream = (RSS - idle RSS) / N)');
-  o.push('');
+  if (report.load.length + report.loadFailures.length > 0) {
+    o.push(`-- 2. Load: N publishers, 720p30 ~2.5 Mbit/s H.264 + Opus each, ${STEADY_SECONDS} s steady window (CPU % of one core; 2 cores = 200%) --`);
+    o.push(
+      table(
+        ['N', 'connected', 'HLS running/advancing', 'gw CPU%', 'gw RSS MB', 'ffmpeg CPU%', 'ffmpeg RSS/PSS MB', 'bench CPU%', 'other CPU%', 'machine busy%'],
+        report.load.map((l) => [
+          l.n,
+          `${l.connected}/${l.n}`,
+          `${l.hls.running}/${l.hls.advancing}`,
+          l.gateway.cpuPercent,
+          l.gateway.rssMB,
+          `${l.ffmpeg.cpuPercent} (${l.ffmpeg.processes} proc)`,
+          `${l.ffmpeg.rssMB}/${l.ffmpeg.pssMB}`,
+          l.bench.cpuPercent,
+          l.system.otherCpuPercent,
+          l.system.busyPercent,
+        ]),
+      ),
+    );
+    o.push('');
+    o.push('Packets (per second over the window, all streams):');
+    o.push(
+      table(
+        ['N', 'nominal', 'sent', 'gw received', 'gw Mbit/s', 'reorder lost', 'UDP drops gw/ffmpeg/bench', 'publisher lag ms', 'stream/output events'],
+        report.load.map((l) => [
+          l.n,
+          l.packets.nominalPerSec,
+          l.packets.sentPerSec,
+          l.packets.receivedPerSec,
+          l.packets.receivedMbps,
+          l.packets.lost,
+          `${l.udpDrops.gateway}/${l.udpDrops.ffmpeg}/${l.udpDrops.bench}`,
+          l.packets.publisherMaxLagMs,
+          Object.entries(l.events.inWindow).map(([k, v]) => `${k} ${v}`).join(', ') || 'none',
+        ]),
+      ),
+    );
+    o.push('(reorder lost and UDP drops are totals over the window; lag = worst lateness of a packet in the publishers\' pacing loop)');
+    o.push('');
+    o.push('Per stream:');
+    o.push(
+      table(
+        ['N', 'gw CPU%/stream', 'ffmpeg CPU%/stream', 'gw mem MB/stream', 'ffmpeg RSS MB/stream', 'ffmpeg PSS MB/stream', 'gw RSS idle->end MB', 'gw RSS growth in window MB', 'gw stop ms (live)'],
+        report.load.map((l) => [
+          l.n,
+          l.perStream.gatewayCpuPercent,
+          l.perStream.ffmpegCpuPercent,
+          l.perStream.gatewayMemMB,
+          l.perStream.ffmpegRssMB,
+          l.perStream.ffmpegPssMB,
+          `${l.gateway.baselineRssMB}->${l.gateway.rssMB}`,
+          l.gateway.rssGrowthInWindowMB,
+          `${l.gatewayStopMs ?? '-'}${l.gatewayStopClean === false ? ' unclean' : ''}${l.ffmpegLeftAfterStop ? ` ${l.ffmpegLeftAfterStop} orphans` : ''}`,
+        ]),
+      ),
+    );
+    o.push('');
+    for (const l of report.load) {
+      o.push(`N=${l.n}: ${l.saturated ? 'SATURATED — ' : ''}${l.notes.length ? l.notes.join('; ') : 'kept up (no loss, publishers on pace, HLS advancing for every stream)'}`);
+      if (l.system.otherCpuPercent > 10 && l.system.busiestOthers.length) o.push(`      other processes busy meanwhile: ${l.system.busiestOthers.join(', ')}`);
+    }
+    for (const f of report.loadFailures) o.push(`N=${f.n}: FAILED ${f.error.split('\n').join(' | ').slice(0, 600)}`);
+    o.push('(gw = gateway node process; ffmpeg = its ffmpeg children summed (RSS counts shared libraries once per process, PSS shares them out);');
+    o.push(' bench = this process, which runs every werift publisher on the same cores; machine busy% = all cores; mem/stream = (RSS - idle RSS) / N)');
+    o.push('');
+  }
   if (report.outputs) o.push(...printOutputs(report.outputs), '');
   if (report.outputsError) o.push(`-- 3./4. Output types and viewers: FAILED ${report.outputsError}`, '');
+  if (report.chromium) o.push(...printChromium(report.chromium), '');
+  if (report.chromiumError) o.push(`-- 5. Chromium publishing: FAILED ${report.chromiumError}`, '');
   o.push('Gateway warnings/errors (LOG_LEVEL=warn):');
   for (const p of report.gatewayLog) {
     o.push(`  ${p.phase}: ${p.warnings}`);
