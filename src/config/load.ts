@@ -35,6 +35,7 @@ export const ENV_KEYS: Record<string, string> = {
   HLS_SEGMENT_SECONDS: 'hls.segmentSeconds',
   HLS_LIST_SIZE: 'hls.listSize',
   HLS_CLEANUP_SECONDS: 'hls.cleanupAfterSeconds',
+  RECORDINGS_MIN_FREE_MB: 'recordings.minFreeMB',
   REPLACE_EXISTING_PUBLISHER: 'streams.replaceExisting',
   RESUME_OUTPUTS_SECONDS: 'streams.resumeOutputsSeconds',
   LOG_LEVEL: 'log.level',

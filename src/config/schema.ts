@@ -75,8 +75,8 @@ export const configSchema = z
         tcp: z.boolean().default(false),
         /** UDP port range for ICE, e.g. [40000, 40999]; unset = any free port. */
         portRange: z.tuple([port, port]).optional(),
-        /** A publisher that has not connected after this many ms is dropped. */
-        connectTimeoutMs: z.number().int().min(1000).max(120_000).default(15_000),
+        /** A publisher that has not connected after this many ms is dropped (browsers take 0.2-3 s). */
+        connectTimeoutMs: z.number().int().min(1000).max(120_000).default(10_000),
         /** A publisher disconnected for this many ms is dropped (ICE 'disconnected' may recover). */
         disconnectTimeoutMs: z.number().int().min(500).max(60_000).default(5000),
         /** A connected publisher that sends no RTP for this many ms is dropped (browser gone without a word). */
@@ -128,6 +128,27 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    push: z
+      .object({
+        /**
+         * Let push URLs ask for listener mode (srt mode=listener/rendezvous, listen=): the
+         * gateway then opens a port on this machine for a receiver to pull from.
+         */
+        allowListeners: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    recordings: z
+      .object({
+        /**
+         * Free space (MB) a recording needs where it is written: below it, a new recording
+         * is refused (507) and running ones are finished and stopped (failed, "disk full"),
+         * before the disk fills up and takes HLS with it.
+         */
+        minFreeMB: z.number().min(0).max(10_000_000).default(500),
+      })
+      .strict()
+      .prefault({}),
     mpegtsHttp: z
       .object({
         /** The /live/<stream>.ts ffmpeg stops this many seconds after its last viewer left. */
@@ -171,6 +192,11 @@ export const configSchema = z
          * publisher to return under the same name and then start again (0: they end).
          */
         resumeOutputsSeconds: z.number().min(0).max(86_400).default(0),
+        /**
+         * Offers from one address that may be connecting at once; more get 429. Each holds
+         * a transport and an ffmpeg until it connects or ice.connectTimeoutMs passes.
+         */
+        maxConnectingPerAddress: z.number().int().min(1).max(1000).default(10),
       })
       .strict()
       .prefault({}),

@@ -26,7 +26,7 @@ export function createApp(config: Config, registry: StreamRegistry, log: Logger,
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(cors(config.http.corsOrigins));
-  app.use(whipRouter(registry, config));
+  app.use(whipRouter(registry, config, log));
   app.use(apiRouter(registry, startedAt, config.ice));
   app.use(outputsRouter(registry, config.http.maxBodyBytes));
   app.use(recordingsRouter(registry.outputs.recordings));

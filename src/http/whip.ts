@@ -1,9 +1,11 @@
 import express, { Router } from 'express';
 import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
 import { SdpError } from '../sdp/offer.js';
-import { GatewayStopping, STREAM_NAME, StreamBusy, type StreamRegistry } from '../streams/registry.js';
+import { GatewayStopping, STREAM_NAME, StreamBusy, TooManyConnecting, type StreamRegistry } from '../streams/registry.js';
 import { sendError } from './errors.js';
 import { iceServers, type IceServer } from '../webrtc/ice-servers.js';
+import { AnswerUnavailable, OfferNotAnswerable } from '../webrtc/publisher-peer.js';
 
 // WHIP (RFC 9725): POST an SDP offer to /whip/:stream, get 201 + answer + Location of the
 // session resource; DELETE that resource to stop. The answer already holds every gateway
@@ -20,7 +22,7 @@ export function linkHeaders(servers: IceServer[]): string[] {
   );
 }
 
-export function whipRouter(registry: StreamRegistry, config: Config): Router {
+export function whipRouter(registry: StreamRegistry, config: Config, log: Logger): Router {
   const router = Router();
   const sdpBody = express.text({ type: () => true, limit: config.http.maxBodyBytes });
 
@@ -37,7 +39,7 @@ export function whipRouter(registry: StreamRegistry, config: Config): Router {
     const offer = typeof req.body === 'string' ? req.body : '';
     if (!offer.trim()) return sendError(res, 400, 'empty body: POST an SDP offer');
     try {
-      const { stream, answer } = await registry.publish(name, offer);
+      const { stream, answer } = await registry.publish(name, offer, { from: req.socket.remoteAddress });
       const location = `/whip/${encodeURIComponent(name)}/${stream.sessionId}`;
       res.status(201);
       res.setHeader('Location', location);
@@ -48,10 +50,13 @@ export function whipRouter(registry: StreamRegistry, config: Config): Router {
     } catch (e) {
       if (e instanceof SdpError) return sendError(res, e.status, e.message);
       if (e instanceof StreamBusy) return sendError(res, 409, e.message);
-      if (e instanceof GatewayStopping) return sendError(res, 503, e.message);
-      // werift refusing the offer (e.g. a malformed candidate) is still the client's SDP.
-      const message = (e as Error).message ?? String(e);
-      return sendError(res, 400, `offer could not be answered: ${message.split('\n')[0]}`);
+      if (e instanceof TooManyConnecting) return sendError(res, 429, e.message);
+      if (e instanceof GatewayStopping || e instanceof AnswerUnavailable) return sendError(res, 503, e.message);
+      if (e instanceof OfferNotAnswerable) {
+        log.warn({ event: 'offer-refused', stream: name, detail: e.detail, from: req.socket.remoteAddress }, 'werift could not answer an offer');
+        return sendError(res, 400, e.message);
+      }
+      throw e;
     }
   });
 

@@ -61,12 +61,17 @@ export class H264ParameterSets {
   sps?: Buffer;
   pps?: Buffer;
 
-  /** Looks at one RTP payload; returns true when a parameter set changed. */
+  /**
+   * Looks at one RTP payload; returns true when a parameter set changed. Only parameter
+   * sets that can be real are kept: forbidden bit clear, nal_ref_idc set (the standard
+   * requires it for SPS and PPS), and for an SPS a readable, plausible picture size. A
+   * random payload was once cached as an SPS and the API showed 2066x-16.
+   */
   update(payload: Buffer): boolean {
     let changed = false;
     for (const nal of nalUnits(payload)) {
-      if (!nal.data) continue;
-      if (nal.type === NAL_SPS && !(this.sps && this.sps.equals(nal.data))) {
+      if (!nal.data || nal.data.length < 2 || (nal.data[0] & 0x80) !== 0 || (nal.data[0] & 0x60) === 0) continue;
+      if (nal.type === NAL_SPS && !(this.sps && this.sps.equals(nal.data)) && spsDimensions(nal.data)) {
         this.sps = Buffer.from(nal.data);
         changed = true;
       } else if (nal.type === NAL_PPS && !(this.pps && this.pps.equals(nal.data))) {
@@ -138,14 +143,26 @@ class BitReader {
   }
 }
 
+/** profile_idc values of H.264 (Annex A and the SVC/MVC profiles). */
+const PROFILES = new Set([66, 77, 88, 100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135]);
+const HIGH_PROFILES = new Set([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135]);
+/** The largest picture side accepted from an SPS (8K). */
+const MAX_SIDE = 8192;
+
+function check(ok: boolean, what: string): void {
+  if (!ok) throw new Error(`SPS: ${what}`);
+}
+
 function readSpsDimensions(rbsp: Buffer): { width: number; height: number } {
   const r = new BitReader(rbsp);
   const profileIdc = r.u(8);
+  check(PROFILES.has(profileIdc), 'unknown profile');
   r.u(16); // constraint flags + level_idc
-  r.ue(); // seq_parameter_set_id
+  check(r.ue() <= 31, 'seq_parameter_set_id');
   let chromaFormatIdc = 1;
-  if ([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135].includes(profileIdc)) {
+  if (HIGH_PROFILES.has(profileIdc)) {
     chromaFormatIdc = r.ue();
+    check(chromaFormatIdc <= 3, 'chroma_format_idc');
     if (chromaFormatIdc === 3) r.u(1);
     r.ue(); // bit_depth_luma
     r.ue(); // bit_depth_chroma
@@ -156,17 +173,19 @@ function readSpsDimensions(rbsp: Buffer): { width: number; height: number } {
       }
     }
   }
-  r.ue(); // log2_max_frame_num
+  check(r.ue() <= 12, 'log2_max_frame_num');
   const pocType = r.ue();
-  if (pocType === 0) r.ue();
+  check(pocType <= 2, 'pic_order_cnt_type');
+  if (pocType === 0) check(r.ue() <= 12, 'log2_max_pic_order_cnt_lsb');
   else if (pocType === 1) {
     r.u(1);
     r.se();
     r.se();
     const n = r.ue();
+    check(n <= 255, 'num_ref_frames_in_pic_order_cnt_cycle');
     for (let i = 0; i < n; i++) r.se();
   }
-  r.ue(); // max_num_ref_frames
+  check(r.ue() <= 16, 'max_num_ref_frames');
   r.u(1);
   const widthMbs = r.ue() + 1;
   const heightMapUnits = r.ue() + 1;
@@ -177,10 +196,10 @@ function readSpsDimensions(rbsp: Buffer): { width: number; height: number } {
   if (r.u(1)) crop = { l: r.ue(), r: r.ue(), t: r.ue(), b: r.ue() };
   const subW = chromaFormatIdc === 1 || chromaFormatIdc === 2 ? 2 : 1;
   const subH = (chromaFormatIdc === 1 ? 2 : 1) * (2 - frameMbsOnly);
-  return {
-    width: widthMbs * 16 - subW * (crop.l + crop.r),
-    height: (2 - frameMbsOnly) * heightMapUnits * 16 - subH * (crop.t + crop.b),
-  };
+  const width = widthMbs * 16 - subW * (crop.l + crop.r);
+  const height = (2 - frameMbsOnly) * heightMapUnits * 16 - subH * (crop.t + crop.b);
+  check(width >= 16 && width <= MAX_SIDE && height >= 16 && height <= MAX_SIDE, 'picture size');
+  return { width, height };
 }
 
 function skipScalingList(r: BitReader, size: number): void {

@@ -3,6 +3,17 @@ import * as sdpTransform from 'sdp-transform';
 // Reading a publisher's SDP offer: parse, check it can be answered, and list what each
 // m-section offers. Every problem becomes an SdpError with the HTTP status a WHIP
 // client should see and a one-line message naming the problem.
+//
+// Limits: answering costs the gateway per m-section and per candidate (werift binds a
+// socket for each unbundled section and checks every candidate), and one offer with 400
+// unbundled sections once blocked the event loop for 3 s and took 400 UDP ports. A
+// publisher needs one audio and one video section, bundled on one transport, as every
+// browser and WHIP client sends them.
+
+/** Most m-sections an offer may have (audio, video, a data channel, and room for a screen). */
+export const MAX_SECTIONS = 8;
+/** Most ICE candidates an offer may carry (a host with many interfaces gathers ~20). */
+export const MAX_CANDIDATES = 64;
 
 export class SdpError extends Error {
   constructor(
@@ -65,6 +76,11 @@ function mediaCodecs(m: sdpTransform.MediaDescription): OfferedCodec[] {
 /** Parses and checks an offer. Throws SdpError (400) naming the first problem found. */
 export function parseOffer(text: string): ParsedOffer {
   if (!/^v=0\r?\n/.test(text.trimStart())) throw new SdpError(400, 'body is not an SDP offer (must start with "v=0")');
+  // Counted before parsing: parsing 400 sections takes 15-25 ms of the event loop.
+  const sections = text.match(/^m=/gm)?.length ?? 0;
+  if (sections > MAX_SECTIONS) throw new SdpError(400, `SDP offer has ${sections} m= sections; at most ${MAX_SECTIONS} are accepted`);
+  const candidates = text.match(/^a=candidate:/gm)?.length ?? 0;
+  if (candidates > MAX_CANDIDATES) throw new SdpError(400, `SDP offer carries ${candidates} ICE candidates; at most ${MAX_CANDIDATES} are accepted`);
   let sdp: sdpTransform.SessionDescription;
   try {
     sdp = sdpTransform.parse(text);
@@ -90,7 +106,23 @@ export function parseOffer(text: string): ParsedOffer {
     sending.push({ index, kind: m.type as MediaKind, mid: m.mid === undefined ? undefined : String(m.mid), direction, codecs: mediaCodecs(m) });
   }
   if (sending.length === 0) throw new SdpError(400, 'SDP offer does not send any audio or video (all sections are recvonly, inactive or disabled)');
+  checkBundled(sdp);
   return { sdp, sending };
+}
+
+/**
+ * Every section that is not disabled must share one transport (BUNDLE, RFC 8843), so a
+ * publisher costs one ICE/DTLS transport and one UDP port however many sections it has.
+ */
+function checkBundled(sdp: sdpTransform.SessionDescription): void {
+  const active = sdp.media.filter((m) => m.port !== 0);
+  if (active.length <= 1) return;
+  const bundle = (sdp.groups ?? []).find((g) => g.type === 'BUNDLE');
+  const mids = new Set(String(bundle?.mids ?? '').split(/\s+/).filter(Boolean));
+  const outside = active.filter((m) => m.mid === undefined || !mids.has(String(m.mid)));
+  if (outside.length > 0) {
+    throw new SdpError(400, `SDP offer must bundle its sections on one transport (a=group:BUNDLE with every mid); ${outside.map((m) => `${m.type}${m.mid !== undefined ? ` (mid ${m.mid})` : ''}`).join(', ')} not bundled`);
+  }
 }
 
 export function describeCodec(c: OfferedCodec): string {

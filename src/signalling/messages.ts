@@ -46,7 +46,7 @@ export const clientMessage = z.discriminatedUnion('type', [
 
 export type ClientMessage = z.infer<typeof clientMessage>;
 
-export type ErrorCode = 'bad-message' | 'bad-stream-name' | 'bad-sdp' | 'no-codec' | 'stream-busy' | 'already-publishing' | 'not-publishing' | 'internal';
+export type ErrorCode = 'bad-message' | 'bad-stream-name' | 'bad-sdp' | 'no-codec' | 'stream-busy' | 'too-many-connecting' | 'already-publishing' | 'not-publishing' | 'internal';
 
 export type ServerMessage =
   | { type: 'answer'; stream: string; session: string; sdp: string }

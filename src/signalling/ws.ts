@@ -3,9 +3,9 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { GatewayEvent } from '../events/bus.js';
 import type { Logger } from '../log.js';
 import { SdpError } from '../sdp/offer.js';
-import { GatewayStopping, STREAM_NAME, StreamBusy, type StreamRegistry } from '../streams/registry.js';
+import { GatewayStopping, STREAM_NAME, StreamBusy, TooManyConnecting, type StreamRegistry } from '../streams/registry.js';
 import type { Stream } from '../streams/stream.js';
-import type { CandidateInit } from '../webrtc/publisher-peer.js';
+import { AnswerUnavailable, OfferNotAnswerable, type CandidateInit } from '../webrtc/publisher-peer.js';
 import { clientMessage, type ErrorCode, type ServerMessage } from './messages.js';
 
 // WebSocket signalling for the built-in pages: publish with trickle ICE both ways, and a
@@ -18,7 +18,7 @@ const MAX_MESSAGE_BYTES = 256 * 1024;
 
 export function attachSignalling(server: http.Server, registry: StreamRegistry, log: Logger): WebSocketServer {
   const wss = new WebSocketServer({ server, path: '/ws', maxPayload: MAX_MESSAGE_BYTES });
-  wss.on('connection', (ws) => new Connection(ws, registry, log));
+  wss.on('connection', (ws, req) => new Connection(ws, registry, log, req.socket.remoteAddress));
   const ping = setInterval(() => {
     for (const ws of wss.clients) {
       const alive = (ws as WebSocket & { alive?: boolean }).alive;
@@ -47,6 +47,8 @@ class Connection {
     private readonly ws: WebSocket,
     private readonly registry: StreamRegistry,
     private readonly log: Logger,
+    /** The client's address. */
+    private readonly from: string | undefined,
   ) {
     (ws as WebSocket & { alive?: boolean }).alive = true;
     ws.on('pong', () => ((ws as WebSocket & { alive?: boolean }).alive = true));
@@ -85,7 +87,9 @@ class Connection {
           // Candidates trickled while the offer is still being answered wait for the peer.
           if (this.publishing) return void this.early.push(c);
           if (!this.stream) return this.error('not-publishing', 'send "publish" before candidates');
-          return await this.stream.peer.addRemoteCandidate(c);
+          // A candidate werift cannot use is the client's mistake: an error reply, no log
+          // line (one per candidate would flood the log).
+          return await this.stream.peer.addRemoteCandidate(c).catch(() => this.error('bad-message', 'candidate: not an ICE candidate the gateway can use'));
         }
         case 'unpublish':
           if (!this.stream) return this.error('not-publishing', 'nothing is being published on this connection');
@@ -105,8 +109,8 @@ class Connection {
         }
       }
     } catch (e) {
-      this.log.warn({ event: 'ws-error', error: (e as Error).message }, 'signalling message failed');
-      this.error('internal', (e as Error).message);
+      this.log.warn({ event: 'ws-error', type: msg.type, error: (e as Error).message }, 'signalling message failed');
+      this.error('internal', `the gateway could not handle this ${msg.type} message`);
     }
   }
 
@@ -115,7 +119,7 @@ class Connection {
     if (!STREAM_NAME.test(name)) return this.error('bad-stream-name', 'stream name must be 1-64 characters of A-Z, a-z, 0-9, "_" or "-"');
     this.publishing = true;
     try {
-      const { stream, answer } = await this.registry.publish(name, sdp, { trickle: true });
+      const { stream, answer } = await this.registry.publish(name, sdp, { trickle: true, from: this.from });
       this.stream = stream;
       for (const c of this.early.splice(0)) await stream.peer.addRemoteCandidate(c);
       this.send({ type: 'answer', stream: name, session: stream.sessionId, sdp: answer });
@@ -127,8 +131,13 @@ class Connection {
     } catch (e) {
       if (e instanceof SdpError) return this.error(e.status === 406 ? 'no-codec' : 'bad-sdp', e.message);
       if (e instanceof StreamBusy) return this.error('stream-busy', e.message);
-      if (e instanceof GatewayStopping) return this.error('internal', e.message);
-      return this.error('bad-sdp', `offer could not be answered: ${(e as Error).message.split('\n')[0]}`);
+      if (e instanceof TooManyConnecting) return this.error('too-many-connecting', e.message);
+      if (e instanceof GatewayStopping || e instanceof AnswerUnavailable) return this.error('internal', e.message);
+      if (e instanceof OfferNotAnswerable) {
+        this.log.warn({ event: 'offer-refused', stream: name, detail: e.detail, from: this.from }, 'werift could not answer an offer');
+        return this.error('bad-sdp', e.message);
+      }
+      throw e;
     } finally {
       this.publishing = false;
       this.early.length = 0;

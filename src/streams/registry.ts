@@ -33,6 +33,20 @@ export class StreamBusy extends Error {
   }
 }
 
+/** Too many offers from one address are still connecting (429). */
+export class TooManyConnecting extends Error {
+  constructor(address: string, limit: number) {
+    super(`${limit} offers from ${address} are still connecting (streams.maxConnectingPerAddress); wait for them to connect or time out`);
+  }
+}
+
+export interface PublishOptions {
+  /** Answer at once and trickle candidates (WebSocket) instead of gathering first (WHIP). */
+  trickle?: boolean;
+  /** Where the offer came from (the HTTP or WebSocket client's address). */
+  from?: string;
+}
+
 export interface PublishResult {
   stream: Stream;
   answer: string;
@@ -44,8 +58,8 @@ export interface RegistryEvents {
 
 export class StreamRegistry extends EventEmitter<RegistryEvents> {
   private readonly streams = new Map<string, Stream>();
-  /** Names whose offer is being answered right now (closes the race between two POSTs). */
-  private readonly pending = new Set<string>();
+  /** Names whose offer is being answered right now (closes the race between two POSTs), and from where. */
+  private readonly pending = new Map<string, string | undefined>();
   readonly ports: PortAllocator;
   readonly events = new EventBus();
   readonly outputs: OutputCatalog;
@@ -82,16 +96,22 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     return this.outputs.hlsDir(name);
   }
 
-  /** Answers a WHIP offer. Throws SdpError (400/406) or StreamBusy (409). */
-  async publish(name: string, offerText: string, options: { trickle?: boolean } = {}): Promise<PublishResult> {
+  /**
+   * Answers a WHIP offer. Throws SdpError (400/406), StreamBusy (409) or TooManyConnecting
+   * (429). An offer that has not connected yet holds its name only until another offer for
+   * the name comes: a stray or abandoned offer cannot keep the real publisher out.
+   */
+  async publish(name: string, offerText: string, options: PublishOptions = {}): Promise<PublishResult> {
     if (this.shuttingDown) throw new GatewayStopping();
     const offer = parseOffer(offerText); // bad SDP is refused before anything is reserved
     const existing = this.streams.get(name);
-    if (this.pending.has(name) || (existing && !this.config.streams.replaceExisting)) throw new StreamBusy(name);
-    this.pending.add(name);
+    const replace = existing && (existing.state === 'connecting' || this.config.streams.replaceExisting);
+    if (this.pending.has(name) || (existing && !replace)) throw new StreamBusy(name);
+    this.checkConnectingFrom(options.from);
+    this.pending.set(name, options.from);
     try {
-      if (existing) await existing.close('replaced by a new publisher');
-      const { peer, answer } = await this.answerSerially(() => PublisherPeer.answer(offer, { ice: this.config.ice, video: videoBitrateFor(this.config.video, name), ...options }));
+      if (existing) await existing.close(existing.state === 'connecting' ? 'replaced by a new offer before it connected' : 'replaced by a new publisher');
+      const { peer, answer } = await this.answerSerially(() => PublisherPeer.answer(offer, { ice: this.config.ice, video: videoBitrateFor(this.config.video, name), trickle: options.trickle }));
       const sessionId = randomUUID();
       const stream = new Stream(name, sessionId, peer, {
         ports: this.ports,
@@ -99,7 +119,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
         stopTimeoutMs: this.config.ffmpeg.stopTimeoutMs,
         timeouts: this.config.ice,
         log: this.log,
-      });
+      }, options.from);
       this.streams.set(name, stream);
       stream.log.info({ event: 'session-created', tracks: peer.tracks.map((t) => `${t.kind}:${t.name}/${t.payloadType}`) }, 'publisher session created');
       stream.once('closed', (reason) => {
@@ -119,6 +139,15 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     } finally {
       this.pending.delete(name);
     }
+  }
+
+  /** Refuses an offer when its address already has the most offers connecting at once. */
+  private checkConnectingFrom(from: string | undefined): void {
+    if (from === undefined) return;
+    const limit = this.config.streams.maxConnectingPerAddress;
+    const connecting = [...this.streams.values()].filter((s) => s.state === 'connecting' && s.from === from).length;
+    const answering = [...this.pending.values()].filter((f) => f === from).length;
+    if (connecting + answering >= limit) throw new TooManyConnecting(from, limit);
   }
 
   /**

@@ -84,6 +84,8 @@ export class Stream extends EventEmitter<StreamEvents> {
     readonly sessionId: string,
     readonly peer: PublisherPeer,
     private readonly deps: StreamDeps,
+    /** The address the offer came from (HTTP or WebSocket client). */
+    readonly from?: string,
   ) {
     super();
     this.log = deps.log.child({ stream: name, session: sessionId });

@@ -64,6 +64,7 @@ export class Track {
   /** When each of the last BITRATE_WINDOW_MS of video frames was complete (in order, once each). */
   private readonly frames: number[] = [];
   private lastKeyframeTs: number | undefined;
+  private ssrc: number | undefined;
   private readonly keyframeWaiters = new Set<() => void>();
   /** Video: packets from the latest keyframe start on. Audio: the last AUDIO_CACHE_MS. */
   private cache: Cached[] = [];
@@ -80,6 +81,9 @@ export class Track {
   /** A packet from the peer, in arrival order. */
   receive(p: RtpPacketLite): void {
     const now = performance.now();
+    // Another source (the publisher changed SSRC): its sequence numbers start elsewhere.
+    if (this.ssrc !== undefined && p.ssrc !== this.ssrc) this.reorder.flush();
+    this.ssrc = p.ssrc;
     this.packets++;
     this.bytes += p.payload.length + 12;
     this.lastPacketAt = now;

@@ -18,6 +18,7 @@ import { shapeAnswer, transportCcExtensionIds, type VideoBitrate } from '../sdp/
 import { writeSdp, type ParsedOffer } from '../sdp/offer.js';
 import { chooseCodecs, restrictOffer, type ChosenCodec } from './codec-policy.js';
 import { CongestionFeedback } from './congestion-feedback.js';
+import { SsrcFollower } from './ssrc-follower.js';
 import { gatewayServers, iceOptions, keepToConfiguredStun } from './ice-options.js';
 
 // One publisher's werift peer connection: answers the offer with the codec policy, hands
@@ -45,6 +46,22 @@ export interface SelectedPair {
   remote: { address: string; port: number; type: string; protocol: string };
 }
 
+/**
+ * The gateway cannot answer for a reason of its own (no ICE candidate could be gathered:
+ * addresses misconfigured, port range exhausted): 503, not the client's fault.
+ */
+export class AnswerUnavailable extends Error {}
+
+/**
+ * werift refused the offer with an exception of its own (an SDP part it cannot read). The
+ * client gets our words (400); `detail` keeps werift's message for the log.
+ */
+export class OfferNotAnswerable extends Error {
+  constructor(readonly detail: string) {
+    super('the offer could not be answered: a part of it (a candidate, a media section, an attribute) is malformed or not supported');
+  }
+}
+
 export interface AnswerOptions {
   ice: Config['ice'];
   /** The publisher's video bitrate range, written into the answer. */
@@ -55,6 +72,7 @@ export interface AnswerOptions {
 
 export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
   private feedback: CongestionFeedback | undefined;
+  private readonly follower: SsrcFollower;
   private readonly videoSsrc = new Map<number, number>(); // m-section index -> last SSRC seen
   private readonly receivers = new Map<number, RTCRtpTransceiver>();
   private closed = false;
@@ -67,6 +85,16 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
     readonly tracks: ChosenCodec[],
   ) {
     super();
+    this.follower = new SsrcFollower(
+      tracks,
+      (codec, rtp) => this.deliver(codec, rtp),
+      (codec, ssrc) => {
+        // A new SSRC: PLIs go to it, and a keyframe is asked for at once.
+        if (codec.kind !== 'video') return;
+        this.videoSsrc.set(codec.index, ssrc);
+        this.requestKeyframe();
+      },
+    );
   }
 
   /**
@@ -105,20 +133,25 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
       }
     });
     try {
-      await pc.setRemoteDescription({ type: 'offer', sdp: writeSdp(restrictOffer(offer.sdp, tracks)) });
-      for (const t of pc.getTransceivers()) {
-        if (!peer.receivers.has(indexOf(pc, t))) peer.watchTransceiver(t);
-        t.setDirection('recvonly');
+      try {
+        await pc.setRemoteDescription({ type: 'offer', sdp: writeSdp(restrictOffer(offer.sdp, tracks)) });
+        for (const t of pc.getTransceivers()) {
+          if (!peer.receivers.has(indexOf(pc, t))) peer.watchTransceiver(t);
+          t.setDirection('recvonly');
+        }
+        keepToConfiguredStun(pc, servers);
+        await pc.setLocalDescription(await pc.createAnswer());
+      } catch (e) {
+        throw new OfferNotAnswerable((e as Error).message ?? String(e));
       }
-      keepToConfiguredStun(pc, servers);
-      await pc.setLocalDescription(await pc.createAnswer());
       if (!trickle) await waitForGathering(pc);
       const local = pc.localDescription?.sdp;
-      if (!local) throw new Error('werift produced no answer');
-      if (!trickle && !/^a=candidate:/m.test(local)) throw new Error('the gateway could not gather any ICE candidate (check ice.addresses and ice.portRange)');
+      if (!local) throw new OfferNotAnswerable('werift produced no answer');
+      if (!trickle && !/^a=candidate:/m.test(local)) throw new AnswerUnavailable('the gateway could not gather any ICE candidate (check ice.addresses, and whether ice.portRange has a free port)');
       const twccIds = transportCcExtensionIds(local);
       const answer = shapeAnswer(local, { video, transportCc: twccIds.length > 0 });
       if (twccIds.length > 0) peer.feedback = new CongestionFeedback(pc, twccIds);
+      for (const dtls of new Set(pc.dtlsTransports)) dtls.onRtp.subscribe((rtp) => !peer.closed && peer.follower.transportPacket(rtp));
       return { peer, answer };
     } catch (e) {
       await pc.close().catch(() => undefined);
@@ -136,16 +169,21 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
       track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
         // Only the primary payload goes on (werift already unwrapped RTX); RED/FEC are dropped.
         if (rtp.header.payloadType !== chosen.payloadType || this.closed) return;
+        this.follower.weriftDelivered(chosen, rtp);
         if (chosen.kind === 'video') this.videoSsrc.set(chosen.index, rtp.header.ssrc);
-        this.emit('rtp', chosen, {
-          payloadType: rtp.header.payloadType,
-          sequenceNumber: rtp.header.sequenceNumber,
-          timestamp: rtp.header.timestamp,
-          ssrc: rtp.header.ssrc,
-          marker: rtp.header.marker,
-          payload: rtp.payload,
-        });
+        this.deliver(chosen, rtp);
       });
+    });
+  }
+
+  private deliver(chosen: ChosenCodec, rtp: RtpPacket): void {
+    this.emit('rtp', chosen, {
+      payloadType: rtp.header.payloadType,
+      sequenceNumber: rtp.header.sequenceNumber,
+      timestamp: rtp.header.timestamp,
+      ssrc: rtp.header.ssrc,
+      marker: rtp.header.marker,
+      payload: rtp.payload,
     });
   }
 

@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, PublisherPage, startPageServer, type PageServer } from '../helpers/chromium.js';
@@ -30,7 +31,7 @@ describe('WHIP refuses bad requests with the right status and keeps serving', ()
   }
 
   beforeAll(async () => {
-    [t, site, browser] = await Promise.all([startTestGateway(), startPageServer(), launchChromium()]);
+    [t, site, browser] = await Promise.all([startTestGateway({ streams: { maxConnectingPerAddress: 4 } }), startPageServer(), launchChromium()]);
     page = await PublisherPage.open(browser, site.url);
     goodOffer = await page.makeOffer({ video: { width: 640, height: 480 }, audio: true });
   });
@@ -136,6 +137,73 @@ describe('WHIP refuses bad requests with the right status and keeps serving', ()
     expect(ok.status, await ok.text()).toBe(201);
     expect(ok.headers.get('location')).toMatch(new RegExp(`^/whip/${longest}/`));
     expect((await fetch(new URL(ok.headers.get('location')!, t.url), { method: 'DELETE' })).status).toBe(200);
+  });
+
+  /** The offer with `n` more (small, bundled) audio sections in front of its own. */
+  function withSections(offer: string, n: number): string {
+    const lines = offer.split('\r\n');
+    const start = lines.findIndex((l) => l.startsWith('m=audio'));
+    const audio = (mid: string) => ['m=audio 9 UDP/TLS/RTP/SAVPF 111', 'c=IN IP4 0.0.0.0', `a=mid:${mid}`, 'a=sendonly', 'a=rtcp-mux', 'a=rtpmap:111 opus/48000/2'];
+    const copies = Array.from({ length: n }, (_, i) => audio(`x${i}`)).flat();
+    const mids = Array.from({ length: n }, (_, i) => `x${i}`).join(' ');
+    return [...lines.slice(0, start).map((l) => (l.startsWith('a=group:BUNDLE') ? `${l} ${mids}` : l)), ...copies, ...lines.slice(start)].join('\r\n');
+  }
+
+  it('400 for more than 8 m-sections or 64 candidates, refused without holding up the event loop', async () => {
+    const huge = withSections(goodOffer, 398); // 400 sections
+    expect(huge.length).toBeLessThan(128 * 1024);
+    const delay = monitorEventLoopDelay({ resolution: 1 });
+    delay.enable();
+    for (let i = 0; i < 3; i++) await expectRefused(await post('many1', huge), 400, /400 m= sections; at most 8 are accepted/);
+    delay.disable();
+    // Before the limits, one such offer was answered after 3.2 s with the loop blocked meanwhile.
+    expect(delay.max / 1e6).toBeLessThan(50);
+    await expectRefused(await post('many1', withSections(goodOffer, 7)), 400, /9 m= sections/);
+    const candidates = goodOffer.replace(/(a=candidate:[^\r]*\r\n)/, (c) => c.repeat(70));
+    await expectRefused(await post('many1', candidates), 400, /ICE candidates; at most 64/);
+    expect((await getStream(t.url, 'many1')).status).toBe(404);
+  });
+
+  it('400 for an offer whose sections are not bundled on one transport, naming them', async () => {
+    const unbundled = goodOffer.split('\r\n').filter((l) => !l.startsWith('a=group:BUNDLE')).join('\r\n');
+    await expectRefused(await post('unbundled1', unbundled), 400, /must bundle its sections on one transport.*audio \(mid 0\), video \(mid 1\) not bundled/);
+  });
+
+  it('an offer that never connects does not hold its name: the next offer for the name replaces it', async () => {
+    const stray = await post('pend1', goodOffer); // Chromium never gets this answer: it never connects
+    expect(stray.status, await stray.text()).toBe(201);
+    expect((await getStream(t.url, 'pend1')).info?.state).toBe('connecting');
+    const real = await startWeriftPublisher({ whipUrl: `${t.url}/whip/pend1`, width: 320, height: 240 });
+    try {
+      expect(real.status, real.errorText).toBe(201);
+      await real.connected();
+      await waitLive(t.url, 'pend1');
+      // The stray session is gone; its resource says so.
+      expect((await fetch(new URL(stray.headers.get('location')!, t.url), { method: 'DELETE' })).status).toBe(404);
+    } finally {
+      await real.stop();
+    }
+  });
+
+  it('429 for more offers from one address than may be connecting at once (4)', async () => {
+    const locations: string[] = [];
+    for (let i = 1; i <= 4; i++) {
+      const res = await post(`pend-many${i}`, goodOffer);
+      expect(res.status, await res.text()).toBe(201);
+      locations.push(res.headers.get('location')!);
+    }
+    await expectRefused(await post('pend-many5', goodOffer), 429, /4 offers from .* are still connecting \(streams\.maxConnectingPerAddress\)/);
+    for (const l of locations) expect((await fetch(new URL(l, t.url), { method: 'DELETE' })).status).toBe(200);
+    const again = await post('pend-many5', goodOffer);
+    expect(again.status, await again.text()).toBe(201);
+    expect((await fetch(new URL(again.headers.get('location')!, t.url), { method: 'DELETE' })).status).toBe(200);
+  });
+
+  it('400 in our words when werift cannot read a part of the offer, never a JavaScript error', async () => {
+    const broken = goodOffer.replace(/a=candidate:[^\r]*/, 'a=candidate:garbage');
+    const text = await expectRefused(await post('broken1', broken), 400, /^the offer could not be answered: a part of it \(a candidate, a media section, an attribute\) is malformed or not supported\n$/);
+    expect(text).not.toMatch(/undefined|TypeError|properties/);
+    expect((await getStream(t.url, 'broken1')).status).toBe(404);
   });
 
   it('413 for a 1 MB body', async () => {

@@ -5,6 +5,7 @@ import {
   MediaStreamTrack,
   RTCPeerConnection,
   RTCRtpCodecParameters,
+  RtpPacket,
   RtcpTransportLayerFeedback,
   TransportWideCC,
   useNACK,
@@ -39,6 +40,11 @@ export interface PublisherOptions {
   relayOnly?: boolean;
   /** Number packets transport-wide and offer transport-cc, as browsers do (feedback is collected). */
   transportCc?: boolean;
+  /**
+   * This long after connecting, video goes out under another SSRC, without a new offer
+   * (as an encoder restart in some WHIP clients does).
+   */
+  switchVideoSsrcAfterMs?: number;
 }
 
 export interface Publisher {
@@ -63,6 +69,8 @@ export interface Publisher {
   connected: () => Promise<void>;
   stop: (opts?: { delete?: boolean }) => Promise<void>;
 }
+
+const SWITCHED_SSRC = 0x5eed5eed;
 
 async function udpReceiver(onPacket: (buf: Buffer) => void): Promise<{ port: number; close: () => void }> {
   const socket = dgram.createSocket('udp4');
@@ -111,6 +119,7 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
     },
   });
   let plis = 0;
+  let connectedAt: number | undefined;
   const twcc: TransportWideCC[] = [];
   const twccSenders = new Map<number, number>();
   let stopped = false;
@@ -125,7 +134,18 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
     t.sender.onRtcp.subscribe((rtcp) => {
       if (rtcp.type === 206) plis++;
     });
-    videoRx = await udpReceiver((buf) => track.writeRtp(buf));
+    videoRx = await udpReceiver((buf) => {
+      if (opts.switchVideoSsrcAfterMs !== undefined && connectedAt !== undefined && performance.now() - connectedAt > opts.switchVideoSsrcAfterMs) {
+        // Straight into the SRTP transport under a new SSRC: werift's sender would put its own.
+        const p = RtpPacket.deSerialize(buf);
+        p.header.ssrc = SWITCHED_SSRC;
+        p.header.extension = false;
+        p.header.extensions = [];
+        void pc.dtlsTransports[0]?.sendRtp(p.payload, p.header);
+        return;
+      }
+      track.writeRtp(buf);
+    });
     closers.push(videoRx.close);
     ffArgs.push('-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${fps}`);
   }
@@ -170,6 +190,7 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
     const timer = setTimeout(() => reject(new Error('publisher did not connect in 10 s')), 10_000);
     pc.connectionStateChange.subscribe((s) => {
       if (s === 'connected') {
+        connectedAt = performance.now();
         clearTimeout(timer);
         resolve();
       }

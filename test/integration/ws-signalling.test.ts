@@ -83,6 +83,10 @@ describe('WebSocket signalling', () => {
       return s.state === 'live' ? s : undefined;
     });
     expect(info.ice?.local.address).toBe('127.0.0.1');
+    // A candidate the gateway cannot use gets an error reply in our words; the session stays.
+    c.send({ type: 'candidate', candidate: { candidate: 'candidate:garbage', sdpMid: '0', sdpMLineIndex: 0 } });
+    expect(await c.next('error')).toEqual({ type: 'error', code: 'bad-message', message: 'candidate: not an ICE candidate the gateway can use' });
+    expect(pc.connectionState).toBe('connected');
     // A second publisher on the same name is refused, on its own connection only.
     const c2 = await Client.open(ws);
     const pc2 = peer();

@@ -99,6 +99,31 @@ describe('H.264 parameter sets', () => {
     expect(spsDimensions(sps)).toEqual({ width: 1280, height: 720 });
   });
 
+  it('does not cache a random payload as an SPS (it once showed as 2066x-16)', () => {
+    const ps = new H264ParameterSets();
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) & 0xff;
+    for (let i = 0; i < 2000; i++) {
+      // A payload that claims to be an SPS (type 7, nal_ref_idc 3) with random bytes after.
+      const payload = Buffer.from([0x67, ...Array.from({ length: 4 + (i % 40) }, random)]);
+      ps.update(payload);
+      const dims = ps.sps && spsDimensions(ps.sps);
+      if (ps.sps) expect(dims, payload.toString('hex')).toBeDefined();
+      if (dims) {
+        expect(dims.width).toBeGreaterThanOrEqual(16);
+        expect(dims.height).toBeGreaterThanOrEqual(16);
+      }
+    }
+    // A parameter set without nal_ref_idc (0x07) is not one the standard allows.
+    const zeroRef = Buffer.from(sps);
+    zeroRef[0] &= 0x9f;
+    const fresh = new H264ParameterSets();
+    fresh.update(zeroRef);
+    expect(fresh.sps).toBeUndefined();
+    fresh.update(sps);
+    expect(spsDimensions(fresh.sps!)).toEqual({ width: 1280, height: 720 });
+  });
+
   it('survives truncated and empty payloads', () => {
     expect(nalUnits(Buffer.alloc(0))).toEqual([]);
     expect(nalUnits(Buffer.from([24, 0, 50, 7]))).toEqual([]); // STAP-A claiming more than it has
