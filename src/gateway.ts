@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import type { Express } from 'express';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -30,11 +30,17 @@ export class Gateway {
 
   static async start(config: Config, log: Logger): Promise<Gateway> {
     await mkdir(path.resolve(config.dataDir), { recursive: true });
+    // What a previous run left: HLS folders of streams that ended long ago (served as if
+    // live otherwise) and outputs' session SDPs. Recordings stay, and the ones it left
+    // open are measured and marked interrupted.
+    for (const dir of ['hls', 'outputs']) await rm(path.resolve(config.dataDir, dir), { recursive: true, force: true });
     const definitions = loadDefinitions();
     for (const o of config.outputs) {
       if (o.type !== 'rtp' && !definitions.has(o.type)) throw new Error(`outputs: unknown output type "${o.type}" for streams "${o.streams}"`);
     }
     const registry = new StreamRegistry(config, definitions, log);
+    const recovered = await registry.outputs.recordings.recover();
+    if (recovered) log.warn({ event: 'recordings-recovered', count: recovered }, `${recovered} recording(s) left open by an earlier run were measured and marked interrupted`);
     const webhooks = new Webhooks(config.webhooks, registry.events, log);
     const app = createApp(config, registry, log);
     const server = http.createServer(app);

@@ -146,7 +146,15 @@ function connect() {
 }
 
 function fmtBytes(n) { return n > 1e9 ? `${(n / 1e9).toFixed(1)} GB` : n > 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.round(n / 1e3)} kB`; }
-function fmtDuration(s) { return s == null ? '(recording)' : `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, '0')}`; }
+function fmtDuration(s) { return s == null ? '–' : `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, '0')}`; }
+
+/** Duration, and what else a user should know: still recording, failed and why, parts. */
+function recordingStatus(r) {
+  const parts = r.parts?.length > 1 ? ` · ${r.parts.length} parts` : '';
+  if (r.state === 'recording') return el('span', { class: 'state-running' }, `recording…${parts}`);
+  const note = r.state === 'failed' || r.state === 'interrupted' ? el('span', { class: 'state-failed', title: r.error || '' }, ` ${r.state}${r.error ? `: ${r.error.split(':')[0]}` : ''}`) : undefined;
+  return el('span', {}, `${fmtDuration(r.durationSeconds)}${parts}`, note);
+}
 
 async function loadRecordings() {
   const recs = await fetch('/api/recordings').then((r) => r.json()).catch(() => []);
@@ -155,7 +163,7 @@ async function loadRecordings() {
   $('recordings').tBodies[0].replaceChildren(...recs.reverse().map((r) => el('tr', {},
     el('td', {}, r.stream),
     el('td', {}, new Date(r.startedAt).toLocaleString()),
-    el('td', {}, fmtDuration(r.durationSeconds)),
+    el('td', {}, recordingStatus(r)),
     el('td', { class: 'hide-sm' }, fmtBytes(r.bytes)),
     el('td', { class: 'actions' },
       el('button', { type: 'button', class: 'secondary', 'aria-label': `play ${r.file}`, onclick: () => { const p = $('player'); p.hidden = false; p.src = r.url; p.play().catch(() => {}); } }, 'Play'),

@@ -25,11 +25,13 @@ export function openApiDocument(outputTypes: string[]): Json {
           requestBody: { required: true, content: { 'application/sdp': { schema: { type: 'string' } } } },
           responses: {
             '201': { description: 'SDP answer; Location and ETag headers name the session', content: { 'application/sdp': { schema: { type: 'string' } } } },
-            '400': text('bad SDP or stream name'),
+            '400': text('bad SDP or stream name; more than 8 m-sections or 64 candidates; sections not bundled'),
             '406': text('no acceptable codec offered'),
-            '409': text('stream already being published'),
+            '409': text('stream already being published (an offer that has not connected yet is replaced instead)'),
             '413': text('body too large'),
             '415': text('Content-Type is not application/sdp'),
+            '429': text('too many offers from this address still connecting (streams.maxConnectingPerAddress)'),
+            '503': text('the gateway is stopping, or could not gather an ICE candidate (ports)'),
           },
         },
       },
@@ -49,7 +51,7 @@ export function openApiDocument(outputTypes: string[]): Json {
           summary: 'Start an output',
           parameters: [streamParam],
           requestBody: { required: true, content: { 'application/json': { schema: ref('OutputRequest') } } },
-          responses: { '201': json('the new output', ref('Output')), '400': text('unknown type or bad parameter (named)'), '404': text('unknown stream'), '409': text('the stream already has this output') },
+          responses: { '201': json('the new output', ref('Output')), '400': text('unknown type or bad parameter (named)'), '404': text('unknown stream'), '409': text('the stream already has this output'), '507': text('record: not enough free disk space (recordings.minFreeMB)') },
         },
       },
       '/api/streams/{name}/outputs/{id}': {
@@ -64,7 +66,7 @@ export function openApiDocument(outputTypes: string[]): Json {
       },
       '/api/recordings': { get: { summary: 'Recordings', responses: { '200': json('recordings', { type: 'array', items: ref('Recording') }) } } },
       '/api/recordings/{stream}/{file}': {
-        delete: { summary: 'Delete a recording', parameters: [param('stream', 'stream name'), param('file', 'file name')], responses: { '204': { description: 'deleted' }, '404': text('no such recording') } },
+        delete: { summary: 'Delete a recording and all its parts', parameters: [param('stream', 'stream name'), param('file', 'file name (the first part)')], responses: { '204': { description: 'deleted' }, '404': text('no such recording'), '409': text('still being written: stop its record output first') } },
       },
       '/recordings/{stream}/{file}': {
         get: { summary: 'Download a recording (Range supported)', parameters: [param('stream', 'stream name'), param('file', 'file name')], responses: { '200': { description: 'MP4 or MKV' }, '206': { description: 'partial content' }, '404': text('no such recording') } },
@@ -162,6 +164,13 @@ export function openApiDocument(outputTypes: string[]): Json {
             startedAt: { type: 'string', format: 'date-time' },
             endedAt: { type: ['string', 'null'], format: 'date-time' },
             durationSeconds: { type: ['number', 'null'] },
+            state: { enum: ['recording', 'finished', 'failed', 'interrupted'] },
+            error: { type: 'string', description: 'why it failed (e.g. disk full) or was interrupted' },
+            parts: {
+              type: 'array',
+              description: 'one file per run of the recording ffmpeg (more than one when it had to be started again)',
+              items: { type: 'object', properties: { file: { type: 'string' }, url: { type: 'string' }, bytes: { type: 'integer' }, durationSeconds: { type: ['number', 'null'] } } },
+            },
           },
         },
         Event: {

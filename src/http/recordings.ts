@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import type { Recordings } from '../streams/recordings.js';
+import { RecordingBusy, type Recordings } from '../streams/recordings.js';
 import { sendError } from './errors.js';
 
 // Recordings: list, download (with Range, so a browser can seek), delete. File names are
@@ -21,7 +21,12 @@ export function recordingsRouter(recordings: Recordings): Router {
   });
 
   router.delete('/api/recordings/:stream/:file', async (req, res) => {
-    if (!(await recordings.remove(req.params.stream, req.params.file))) return sendError(res, 404, 'no such recording');
+    try {
+      if (!(await recordings.remove(req.params.stream, req.params.file))) return sendError(res, 404, 'no such recording');
+    } catch (e) {
+      if (e instanceof RecordingBusy) return sendError(res, 409, e.message);
+      throw e;
+    }
     res.status(204).end();
   });
 

@@ -1,6 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { pushUrlProblem } from './push-url.js';
 
 // Pipeline definitions are data (pipelines/*.json at the package root): this file loads
 // and checks them, validates caller parameters against them, and fills their
@@ -29,10 +30,20 @@ const definitionSchema = z
     mode: z.enum(['continuous', 'oneshot']).default('continuous'),
     /** file: ffmpeg writes files; stdout: the gateway reads ffmpeg's output; push: ffmpeg sends to a URL. */
     delivery: z.enum(['file', 'stdout', 'push']).default('file'),
+    /**
+     * Whether ffmpeg may overwrite its target file: false means the gateway never starts it
+     * on a file that exists (a recording never overwrites what was written).
+     */
+    overwrite: z.boolean().default(true),
     /** Track kinds the pipeline cannot run without. */
     requires: z.array(z.enum(['video', 'audio'])).default([]),
     params: z.record(z.string().regex(/^[a-z][A-Za-z0-9]*$/), paramSchema).default({}),
     keyframeIntervalSeconds: z.string().optional(),
+    /**
+     * Values that differ when ffmpeg is started again after it died (empty on the first
+     * start): e.g. HLS flags that continue the playlist instead of starting it over.
+     */
+    restartValues: z.record(z.string().regex(/^[a-z][A-Za-z0-9]*$/), z.string()).default({}),
     input: z.array(z.string()),
     video: z.array(z.string()).default([]),
     audio: z.array(z.string()).default([]),
@@ -62,7 +73,7 @@ export function parseDefinition(json: unknown, source = 'definition'): PipelineD
     throw new Error(`${source}: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
   const def = result.data;
-  const known = new Set<string>([...Object.keys(def.params), ...BUILTIN_VALUES]);
+  const known = new Set<string>([...Object.keys(def.params), ...Object.keys(def.restartValues), ...BUILTIN_VALUES]);
   const enums = Object.entries(def.params).filter(([, p]) => p.type === 'enum');
   const all = [...def.input, ...def.video, ...def.audio, ...def.output, def.target, def.keyframeIntervalSeconds ?? ''];
   for (const [, p] of enums) if (p.type === 'enum') all.push(...Object.values(p.options).flat());
@@ -91,7 +102,15 @@ export function loadDefinitions(dir = PIPELINE_DIR): Map<string, PipelineDefinit
   return defs;
 }
 
-function paramValidator(p: ParamDefinition): z.ZodType<string | number> {
+/** What callers may ask for beyond the definition's own rules. */
+export interface ParamRules {
+  /** Push URLs may ask for listener mode (opening a port here). */
+  allowListeners: boolean;
+}
+
+const DEFAULT_RULES: ParamRules = { allowListeners: false };
+
+function paramValidator(p: ParamDefinition, rules: ParamRules): z.ZodType<string | number> {
   switch (p.type) {
     case 'number':
     case 'integer': {
@@ -109,28 +128,25 @@ function paramValidator(p: ParamDefinition): z.ZodType<string | number> {
       return z
         .string()
         .max(2048)
-        .refine((u) => {
-          try {
-            return p.protocols.includes(new URL(u).protocol.replace(/:$/, ''));
-          } catch {
-            return false;
-          }
-        }, `must be a ${p.protocols.map((x) => `${x}://`).join(' or ')} URL`);
+        .superRefine((u, ctx) => {
+          const problem = pushUrlProblem(u, { protocols: p.protocols, allowListeners: rules.allowListeners });
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        });
     case 'enum':
       return z.enum(Object.keys(p.options) as [string, ...string[]]).default(p.default);
   }
 }
 
 /** A zod schema for the caller-settable params of a definition (unknown fields refused). */
-export function paramsSchema(def: PipelineDefinition): z.ZodObject {
-  return z.object(Object.fromEntries(Object.entries(def.params).map(([name, p]) => [name, paramValidator(p)]))).strict();
+export function paramsSchema(def: PipelineDefinition, rules: ParamRules = DEFAULT_RULES): z.ZodObject {
+  return z.object(Object.fromEntries(Object.entries(def.params).map(([name, p]) => [name, paramValidator(p, rules)]))).strict();
 }
 
 export class ParamError extends Error {}
 
 /** Param values: defaults, overridden by the given ones. Throws ParamError naming the field. */
-export function resolveParams(def: PipelineDefinition, given: Record<string, unknown> = {}): Values {
-  const result = paramsSchema(def).safeParse(given);
+export function resolveParams(def: PipelineDefinition, given: Record<string, unknown> = {}, rules: ParamRules = DEFAULT_RULES): Values {
+  const result = paramsSchema(def, rules).safeParse(given);
   if (!result.success) {
     throw new ParamError(
       result.error.issues
@@ -145,11 +161,17 @@ export interface BuiltArgs {
   inputOptions: string[];
   outputOptions: string[];
   target: string;
+  overwrite: boolean;
   keyframeIntervalSeconds?: number;
 }
 
-/** ffmpeg options for a definition, given which kinds of track the stream has. */
-export function buildArgs(def: PipelineDefinition, values: Values, has: { video: boolean; audio: boolean }): BuiltArgs {
+/**
+ * ffmpeg options for a definition, given which kinds of track the stream has and whether
+ * ffmpeg is being started again after it died (`restartValues`).
+ */
+export function buildArgs(def: PipelineDefinition, given: Values, has: { video: boolean; audio: boolean; restart?: boolean }): BuiltArgs {
+  const values: Values = { ...given };
+  for (const [k, v] of Object.entries(def.restartValues)) values[k] = has.restart ? v : '';
   const f = (list: string[]): string[] =>
     list.flatMap((t) => {
       const splice = SPLICE.exec(t);
@@ -162,6 +184,7 @@ export function buildArgs(def: PipelineDefinition, values: Values, has: { video:
     inputOptions: f(def.input),
     outputOptions: [...(has.video ? f(def.video) : []), ...(has.audio ? f(def.audio) : []), ...f(def.output)],
     target: fill(def.target, values),
+    overwrite: def.overwrite,
     keyframeIntervalSeconds: kfi && kfi > 0 ? kfi : undefined,
   };
 }

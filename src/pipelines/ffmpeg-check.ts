@@ -22,7 +22,11 @@ export function checkFfmpeg(path: string): Promise<string> {
         return;
       }
       const m = /ffmpeg version (n?(\d+)\.[^\s]*|\S+)/.exec(stdout);
-      const version = m?.[1] ?? 'unknown';
+      if (!m) {
+        reject(new FfmpegMissing(`"${path}" is not ffmpeg (its -version printed no "ffmpeg version" line): ${ffmpegInstallHint()}`));
+        return;
+      }
+      const version = m[1];
       const major = m?.[2] ? Number(m[2]) : undefined;
       // Git builds print "N-12345-g..." with no number: accept them.
       if (major !== undefined && major < MIN_FFMPEG_MAJOR) {

@@ -51,6 +51,8 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
     this.command = ffmpeg({ stdoutLines: 50 }).setFfmpegPath(ffmpegPath).input(input).inputOptions(args.inputOptions);
     if (stdout) this.command.output(stdout, { end: false });
     else this.command.output(args.target);
+    // fluent-ffmpeg adds -y itself for file targets (and ffmpeg exits when given -y and -n),
+    // so a definition that must not overwrite is guarded before the start (PipelineOutput).
     this.command.outputOptions(['-nostats', '-loglevel', 'level+warning', '-progress', 'pipe:2', '-stats_period', '1', '-y', ...args.outputOptions]);
     this.exitPromise = new Promise((resolve) => {
       const done = (error?: string) => {

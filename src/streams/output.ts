@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log.js';
 import { udpPortsBound, type PortAllocator } from '../rtp/ports.js';
@@ -72,9 +74,29 @@ export interface PipelineOutputOptions {
    * every IDR, and the feed starts at one).
    */
   waitForParameterSets?: boolean;
+  /**
+   * Values for each start of ffmpeg (`restart` after it died), merged over the output's
+   * values: a recording writes each run into its own part file.
+   */
+  launchValues?: (restart: boolean) => Values | Promise<Values>;
+  /** The folder is the output's own (its session SDP): removed when the output ends. */
+  removeDirWhenDone?: boolean;
 }
 
+/** Where every ffmpeg input listens and every forwarder sends: nobody else can inject RTP. */
+const LOOPBACK = '127.0.0.1';
+/**
+ * ffmpeg's sdp demuxer binds its RTP/RTCP sockets to the wildcard address unless told
+ * otherwise, whatever the SDP's c= line says: anyone on the network could send into an
+ * output. Every pipeline's input gets these options, so no pipeline can forget them.
+ */
+const INPUT_ON_LOOPBACK = ['-localaddr', LOOPBACK];
 const MAX_RESTARTS = 5;
+/**
+ * ffmpeg errors that another try cannot fix: the output fails at once with this reason
+ * (restarting on a full disk only made a new part every 30 s and never said why).
+ */
+const FATAL: { pattern: RegExp; reason: string }[] = [{ pattern: /No space left on device/i, reason: 'disk full' }];
 const STABLE_RUN_MS = 30_000;
 const SILENT_STOP_TIMEOUT_MS = 1000;
 /** Input idle this long while ffmpeg is stopping: send it a packet (see stop()). */
@@ -106,6 +128,8 @@ export class PipelineOutput extends EventEmitter<OutputEvents> implements Output
   private failuresInARow = 0;
   private spawnedAt = 0;
   private bytesBefore = 0;
+  /** ffmpeg processes started so far (the next one is a restart when > 0). */
+  private launches = 0;
 
   constructor(
     readonly definition: PipelineDefinition,
@@ -167,7 +191,7 @@ export class PipelineOutput extends EventEmitter<OutputEvents> implements Output
     try {
       for (const track of [video, audio].filter((t): t is Track => t !== undefined)) {
         if (this.stopping) break;
-        targets.push({ track, host: '127.0.0.1', port: await this.ctx.ports.allocate() });
+        targets.push({ track, host: LOOPBACK, port: await this.ctx.ports.allocate() });
       }
     } catch (e) {
       for (const t of targets) this.ctx.ports.release(t.port);
@@ -181,15 +205,18 @@ export class PipelineOutput extends EventEmitter<OutputEvents> implements Output
     this.feed.on('flowing', () => this.onFlowing());
     const sdpPath = `${this.dir}/session.sdp`;
     await mkdir(this.dir, { recursive: true });
-    await writeFile(sdpPath, renderSessionSdp({ name: this.ctx.streamName, address: '127.0.0.1', media: targets.map((t) => sdpMedia(t.track, t.port)) }));
-    const args = buildArgs(this.definition, { ...this.values, dir: this.dir, stream: this.ctx.streamName }, { video: !!video, audio: !!audio });
+    await writeFile(sdpPath, renderSessionSdp({ name: this.ctx.streamName, address: LOOPBACK, media: targets.map((t) => sdpMedia(t.track, t.port)) }));
+    const restart = this.launches++ > 0;
+    const launch = (await this.options.launchValues?.(restart)) ?? {};
+    const args = buildArgs(this.definition, { ...this.values, ...launch, dir: this.dir, stream: this.ctx.streamName }, { video: !!video, audio: !!audio, restart });
+    if (!args.overwrite && existsSync(args.target)) throw new Error(`${args.target} exists and ${this.type} never overwrites`);
     this.spawn(sdpPath, args);
   }
 
   private spawn(sdpPath: string, args: BuiltArgs): void {
     if (this.stopping) return;
     if (this.process) this.bytesBefore += this.process.bytesOut;
-    const proc = new FfmpegProcess(this.ctx.ffmpegPath, sdpPath, args, this.options.stdout);
+    const proc = new FfmpegProcess(this.ctx.ffmpegPath, sdpPath, { ...args, inputOptions: [...INPUT_ON_LOOPBACK, ...args.inputOptions] }, this.options.stdout);
     this.spawnedAt = performance.now();
     this.process = proc;
     proc.on('start', (cmd) => this.ctx.log.debug({ output: this.id, cmd }, 'ffmpeg started'));
@@ -224,6 +251,11 @@ export class PipelineOutput extends EventEmitter<OutputEvents> implements Output
       this.releaseFeed();
       return exit.error ? this.fail(describeExit(exit)) : this.setState('stopped');
     }
+    const fatal = FATAL.find((f) => exit.lastLines.some((l) => f.pattern.test(l)));
+    if (fatal) {
+      this.releaseFeed();
+      return this.fail(`${fatal.reason}: ${describeExit(exit)}`);
+    }
     // A crash after a long healthy run starts the count again; a crash loop does not.
     if (performance.now() - this.spawnedAt > STABLE_RUN_MS) this.failuresInARow = 0;
     this.failuresInARow++;
@@ -245,12 +277,27 @@ export class PipelineOutput extends EventEmitter<OutputEvents> implements Output
     this.clearTimers();
     this.releaseFeed();
     this.setState('failed');
+    this.removeDir();
   }
 
-  /** Stops cleanly: forwarding ends, ffmpeg finishes its files ('q'), ports are released. */
-  async stop(): Promise<void> {
+  /** An output's own folder goes when it ends (and the stream's, once empty). */
+  private removeDir(): void {
+    if (!this.options.removeDirWhenDone) return;
+    void rm(this.dir, { recursive: true, force: true }).then(() => rmdir(path.dirname(this.dir)).catch(() => undefined));
+  }
+
+  /**
+   * Stops cleanly: forwarding ends, ffmpeg finishes its files ('q'), ports are released.
+   * With `failure`, the output ends as failed with that reason (stopped before the disk
+   * filled up: what was written is finished and kept, but it did not end as asked).
+   */
+  async stop(failure?: string): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    if (failure) {
+      this.error = failure;
+      this.ctx.log.error({ output: this.id, type: this.type, error: failure }, 'output stopped: failed');
+    }
     this.clearTimers();
     // Packets keep flowing until ffmpeg has exited, so it finishes the last segment. ffmpeg
     // acts on SIGINT only between two input packets: when the publisher has stopped
@@ -268,7 +315,9 @@ export class PipelineOutput extends EventEmitter<OutputEvents> implements Output
       clearInterval(nudger);
     }
     this.releaseFeed();
-    if (this.state !== 'failed') this.setState('stopped');
+    if (failure) this.setState('failed');
+    else if (this.state !== 'failed') this.setState('stopped');
+    this.removeDir();
   }
 
   private releaseFeed(): void {

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
@@ -7,6 +6,7 @@ import type { Config } from '../config/schema.js';
 import type { EventBus } from '../events/bus.js';
 import { renderSessionSdp } from '../sdp/render.js';
 import { ParamError, resolveParams, type PipelineDefinition, type Values } from '../pipelines/definition.js';
+import { PushTargetError, resolvePushHost } from '../pipelines/push-url.js';
 import { newOutputId, type Output } from './output.js';
 import { Recordings } from './recordings.js';
 import { RtpOutput } from './rtp-output.js';
@@ -30,7 +30,7 @@ export async function endPlaylist(file: string): Promise<void> {
 
 export class OutputRequestError extends Error {
   constructor(
-    readonly status: 400 | 404 | 409,
+    readonly status: 400 | 404 | 409 | 507,
     message: string,
   ) {
     super(message);
@@ -45,6 +45,14 @@ const rtpParams = z
   })
   .strict()
   .refine((p) => p.videoPort !== undefined || p.audioPort !== undefined, 'give videoPort, audioPort or both');
+
+/** The push URLs among an output's parameters (params of type url). */
+function pushUrls(def: PipelineDefinition, params: Values): string[] {
+  return Object.entries(def.params).filter(([name, p]) => p.type === 'url' && params[name] !== undefined).map(([name]) => String(params[name]));
+}
+
+/** How often a running recording checks the free disk space. */
+const DISK_CHECK_MS = 2000;
 
 /** Ids of outputs a stream has at most one of. */
 const SINGLETON: Record<string, string> = { hls: 'hls', 'mpegts-http': 'mpegts-http' };
@@ -85,9 +93,11 @@ export class OutputCatalog {
     if (!def) throw new OutputRequestError(400, `type: unknown output type "${type}" (one of ${this.types.join(', ')})`);
     let params: Values;
     try {
-      params = resolveParams(def, body);
+      params = resolveParams(def, body, { allowListeners: this.config.push.allowListeners });
+      for (const url of pushUrls(def, params)) await resolvePushHost(url);
     } catch (e) {
       if (e instanceof ParamError) throw new OutputRequestError(400, e.message);
+      if (e instanceof PushTargetError) throw new OutputRequestError(400, `url: ${e.message}`);
       throw e;
     }
     for (const kind of def.requires) {
@@ -121,7 +131,7 @@ export class OutputCatalog {
       case 'mpegts-http': {
         const fanout = new TsFanout({ maxBufferedBytes: this.config.mpegtsHttp.maxViewerBufferBytes });
         this.fanouts.set(stream, fanout);
-        const output = stream.addOutput(def, path.join(outputsDir, 'mpegts-http'), values, { id, stdout: fanout, urls: { stream: `/live/${stream.name}.ts` } });
+        const output = stream.addOutput(def, path.join(outputsDir, 'mpegts-http'), values, { id, stdout: fanout, urls: { stream: `/live/${stream.name}.ts` }, removeDirWhenDone: true });
         output.on('state', (s) => {
           if (s !== 'stopped' && s !== 'failed') return;
           fanout.closeViewers();
@@ -137,38 +147,70 @@ export class OutputCatalog {
         const output = stream.addOutput(def, path.join(outputsDir, outputId), values, {
           id: outputId,
           urls: { sdp: `/api/streams/${stream.name}/outputs/${outputId}/sdp`, vlc: `rtp://@${String(params.host)}:${Number(params.port)}` },
+          removeDirWhenDone: true,
         });
         this.sdps.set(output, renderSessionSdp({ name: stream.name, address: String(params.host), media: [{ codec: 'mp2t', port: Number(params.port), payloadType: 33, clockRate: 90000 }] }));
         return this.announce(stream, output);
       }
       default: {
-        // Each output keeps its session SDP in its own folder.
+        // Each output keeps its session SDP in its own folder. A push looks its host up
+        // again before every (re)connect.
         const outputId = options.id ?? newOutputId();
-        return this.announce(stream, stream.addOutput(def, path.join(outputsDir, outputId), values, { id: outputId }));
+        const urls = pushUrls(def, params);
+        const launchValues = urls.length === 0 ? undefined : async () => {
+          for (const url of urls) await resolvePushHost(url);
+          return {};
+        };
+        return this.announce(stream, stream.addOutput(def, path.join(outputsDir, outputId), values, { id: outputId, removeDirWhenDone: type !== 'snapshot', launchValues }));
       }
     }
   }
 
+  /**
+   * A recording: refused when the disk is nearly full, stopped (finished, kept, marked
+   * failed) when free space falls below recordings.minFreeMB while it runs, and each run
+   * of its ffmpeg writes its own part, so a restart never truncates what was written.
+   */
   private async startRecording(stream: Stream, def: PipelineDefinition, values: Values, outputsDir: string, id = newOutputId()): Promise<Output> {
+    const minFree = this.config.recordings.minFreeMB;
+    const tooFull = async () => {
+      const free = await this.recordings.freeMB();
+      return free !== undefined && free < minFree ? `disk full: ${Math.round(free)} MB free where recordings are written, below recordings.minFreeMB (${minFree})` : undefined;
+    };
+    const full = await tooFull();
+    if (full) throw new OutputRequestError(507, `no room for a recording (${full})`);
     const format = String(values.format);
     const dir = this.recordings.dir(stream.name);
     await mkdir(dir, { recursive: true });
-    let file = this.recordings.fileName(stream.name, format);
-    for (let n = 1; existsSync(path.join(dir, file)); n++) file = file.replace(/(-\d+)?\.(\w+)$/, `-${n}.$2`);
+    const file = this.recordings.reserve(stream.name, format);
     const audio = stream.tracks.find((t) => t.kind === 'audio')?.codec.name;
     // Keep the publisher's audio where the container takes it; AAC otherwise.
     const copy = (audio === 'opus' && (format === 'mp4' || format === 'mkv')) || ((audio === 'PCMU' || audio === 'PCMA') && format === 'mkv');
-    const startedAt = new Date();
-    await this.recordings.started(stream.name, file, startedAt);
+    await this.recordings.started(stream.name, file, new Date());
+    let part = 0;
     // The file goes to the recordings folder; the session SDP to the output's own folder,
     // since two recordings of one stream may run at once.
-    const output = stream.addOutput(def, path.join(outputsDir, id), { ...values, file: path.join(dir, file), recordAudioCodec: copy ? 'copy' : 'aac' }, { id, urls: { file: this.recordings.url(stream.name, file) } });
+    const output = stream.addOutput(def, path.join(outputsDir, id), { ...values, file: path.join(dir, file), recordAudioCodec: copy ? 'copy' : 'aac' }, {
+      id,
+      urls: { file: this.recordings.url(stream.name, file) },
+      removeDirWhenDone: true,
+      launchValues: async () => {
+        if (++part > 1) await this.recordings.partStarted(stream.name, file, part);
+        return { file: path.join(dir, this.recordings.partFile(file, part)) };
+      },
+    });
     const max = Number(values.maxDurationSeconds);
     const timer = max > 0 ? setTimeout(() => void stream.removeOutput(output.id), max * 1000) : undefined;
+    const watch = setInterval(() => {
+      void tooFull().then((reason) => {
+        if (reason) void output.stop(reason);
+      });
+    }, DISK_CHECK_MS);
     output.on('state', (s) => {
       if (s !== 'stopped' && s !== 'failed') return;
       if (timer) clearTimeout(timer);
-      void this.recordings.finished(stream.name, file, startedAt).then((recording) => {
+      clearInterval(watch);
+      void this.recordings.finished(stream.name, file, s === 'failed' ? output.error : undefined).then((recording) => {
         if (recording) this.events.publish({ type: 'recording.finished', stream: stream.name, session: stream.sessionId, output: { id: output.id, type: 'record' }, recording });
       });
     });

@@ -1,33 +1,67 @@
 import { execFile } from 'node:child_process';
-import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { STREAM_NAME } from './names.js';
 
 // Recordings live in data/recordings/<stream>/<stream>_<UTC time>.<mp4|mkv>, each with a
-// small .json beside it written when the recording finishes. Names are made by the
-// gateway, never by a caller, and every lookup is checked against these patterns, so a
-// request cannot reach outside the folder.
+// small .json beside it. Names are made by the gateway, never by a caller, and every
+// lookup is checked against these patterns, so a request cannot reach outside the folder.
+//
+// Nothing written is ever overwritten: when a recording's ffmpeg dies and is started
+// again, it writes the next *part* (<name>.part2.mp4, ...) and the recording lists its
+// parts; ffmpeg itself is told never to overwrite (-n). Names are reserved before ffmpeg
+// creates the file, so two recordings started in the same second get two names.
 
-export const RECORDING_FILE = /^[A-Za-z0-9_-]{1,64}_\d{8}-\d{6}(-\d+)?\.(mp4|mkv)$/;
+export const RECORDING_FILE = /^[A-Za-z0-9_-]{1,64}_\d{8}-\d{6}(-\d+)?(\.part\d+)?\.(mp4|mkv)$/;
+/** A recording's first part (the name the API lists it under). */
+const FIRST_PART = /^[A-Za-z0-9_-]{1,64}_\d{8}-\d{6}(-\d+)?\.(mp4|mkv)$/;
+
+export type RecordingState = 'recording' | 'finished' | 'failed' | 'interrupted';
+
+export interface RecordingPart {
+  file: string;
+  url: string;
+  bytes: number;
+  durationSeconds: number | null;
+}
 
 export interface RecordingInfo {
   stream: string;
+  /** The first part; the recording is listed, downloaded and deleted under this name. */
   file: string;
   url: string;
+  /** All parts together. */
   bytes: number;
   startedAt: string;
   endedAt: string | null;
   durationSeconds: number | null;
+  /** recording; finished; failed (see error; what was written is kept); interrupted (the gateway stopped without finishing it). */
+  state: RecordingState;
+  error?: string;
+  /** More than one when ffmpeg had to be started again: one file per run, in order. */
+  parts: RecordingPart[];
 }
 
 interface Sidecar {
   startedAt: string;
   endedAt: string | null;
   durationSeconds: number | null;
+  /** Absent in sidecars written before parts existed (then: finished, one part). */
+  state?: RecordingState;
+  error?: string;
+  /** Every part's file name, the first included. */
+  parts?: string[];
+  partDurations?: (number | null)[];
 }
+
+/** A recording that is still being written cannot be deleted (409). */
+export class RecordingBusy extends Error {}
 
 export class Recordings {
   readonly root: string;
+  /** First-part names in use or about to be created, by stream/file. */
+  private readonly active = new Set<string>();
 
   constructor(
     dataDir: string,
@@ -40,13 +74,24 @@ export class Recordings {
     return path.join(this.root, stream);
   }
 
-  /** A new file name for a recording starting now. */
-  fileName(stream: string, format: string, now = new Date()): string {
+  /** Reserves a new, unique first-part name for a recording starting now. */
+  reserve(stream: string, format: string, now = new Date()): string {
     const t = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-    return `${stream}_${t}.${format}`;
+    for (let n = 0; ; n++) {
+      const file = `${stream}_${t}${n ? `-${n}` : ''}.${format}`;
+      const key = `${stream}/${file}`;
+      if (this.active.has(key) || existsSync(path.join(this.dir(stream), file))) continue;
+      this.active.add(key);
+      return file;
+    }
   }
 
-  /** The absolute path of a recording, or undefined if the names are not ours. */
+  /** The file of part `n` (1 = the recording's own name). */
+  partFile(first: string, n: number): string {
+    return n <= 1 ? first : first.replace(/\.(mp4|mkv)$/, `.part${n}.$1`);
+  }
+
+  /** The absolute path of a recording or part, or undefined if the names are not ours. */
   resolve(stream: string, file: string): string | undefined {
     if (!STREAM_NAME.test(stream) || !RECORDING_FILE.test(file)) return undefined;
     return path.join(this.root, stream, file);
@@ -56,52 +101,134 @@ export class Recordings {
     return `/recordings/${stream}/${file}`;
   }
 
-  async started(stream: string, file: string, startedAt: Date): Promise<void> {
-    await this.writeSidecar(stream, file, { startedAt: startedAt.toISOString(), endedAt: null, durationSeconds: null });
+  isActive(stream: string, file: string): boolean {
+    return this.active.has(`${stream}/${file}`);
   }
 
-  /** Writes the end time and the measured duration; returns the finished recording. */
-  async finished(stream: string, file: string, startedAt: Date): Promise<RecordingInfo | undefined> {
-    const full = this.resolve(stream, file);
-    if (!full) return undefined;
-    const st = await stat(full).catch(() => undefined);
-    if (!st) return undefined;
-    const durationSeconds = await this.probeDuration(full);
-    const sidecar: Sidecar = { startedAt: startedAt.toISOString(), endedAt: new Date().toISOString(), durationSeconds };
-    await this.writeSidecar(stream, file, sidecar);
-    return { stream, file, url: this.url(stream, file), bytes: st.size, ...sidecar };
+  async started(stream: string, file: string, startedAt: Date): Promise<void> {
+    await this.writeSidecar(stream, file, { startedAt: startedAt.toISOString(), endedAt: null, durationSeconds: null, state: 'recording', parts: [file] });
+  }
+
+  /** ffmpeg was started again: it writes part `n`. */
+  async partStarted(stream: string, first: string, n: number): Promise<void> {
+    const side = await this.readSidecar(stream, first);
+    if (!side) return;
+    const part = this.partFile(first, n);
+    await this.writeSidecar(stream, first, { ...side, parts: [...new Set([...(side.parts ?? [first]), part])] });
+  }
+
+  /** Measures every part and writes the end; returns the recording (undefined if nothing was written). */
+  async finished(stream: string, file: string, error?: string): Promise<RecordingInfo | undefined> {
+    this.active.delete(`${stream}/${file}`);
+    const side = await this.readSidecar(stream, file);
+    if (!side) return undefined;
+    if ((await this.existingParts(stream, side.parts ?? [file])).length === 0) {
+      await rm(path.join(this.dir(stream), `${file}.json`), { force: true }); // stopped before ffmpeg wrote anything
+      return undefined;
+    }
+    return this.complete(stream, file, side, error ? 'failed' : 'finished', error, new Date());
+  }
+
+  /**
+   * At start-up: recordings a stopped or crashed gateway left open (state "recording")
+   * are measured and marked interrupted, so their duration and end are known.
+   */
+  async recover(): Promise<number> {
+    let n = 0;
+    for (const stream of await this.streams()) {
+      for (const file of await this.firstParts(stream)) {
+        const side = await this.readSidecar(stream, file);
+        if (!side || (side.state && side.state !== 'recording') || (!side.state && side.endedAt)) continue;
+        const parts = (side.parts ?? [file]).map((p) => path.join(this.dir(stream), p));
+        const mtimes = await Promise.all(parts.map((p) => stat(p).then((s) => s.mtimeMs, () => 0)));
+        await this.complete(stream, file, side, 'interrupted', 'the gateway stopped while recording', new Date(Math.max(...mtimes) || Date.now()));
+        n++;
+      }
+    }
+    return n;
   }
 
   async list(): Promise<RecordingInfo[]> {
     const out: RecordingInfo[] = [];
-    const streams = await readdir(this.root).catch(() => [] as string[]);
-    for (const stream of streams.filter((s) => STREAM_NAME.test(s))) {
-      const files = await readdir(this.dir(stream)).catch(() => [] as string[]);
-      for (const file of files.filter((f) => RECORDING_FILE.test(f))) {
-        const st = await stat(path.join(this.dir(stream), file)).catch(() => undefined);
-        if (!st) continue;
-        const side = await this.readSidecar(stream, file);
-        out.push({
-          stream,
-          file,
-          url: this.url(stream, file),
-          bytes: st.size,
-          startedAt: side?.startedAt ?? st.birthtime.toISOString(),
-          endedAt: side?.endedAt ?? null,
-          durationSeconds: side?.durationSeconds ?? null,
-        });
+    for (const stream of await this.streams()) {
+      for (const file of await this.firstParts(stream)) {
+        const info = await this.info(stream, file);
+        if (info) out.push(info);
       }
     }
     return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
   }
 
+  /** Deletes a recording and all its parts. Throws RecordingBusy while it is being written. */
   async remove(stream: string, file: string): Promise<boolean> {
     const full = this.resolve(stream, file);
-    if (!full) return false;
+    if (!full || !FIRST_PART.test(file)) return false;
+    if (this.isActive(stream, file)) throw new RecordingBusy(`recording ${file} is still being written: stop its record output first`);
+    const side = await this.readSidecar(stream, file);
     const existed = await stat(full).then(() => true, () => false);
-    await rm(full, { force: true });
+    for (const part of side?.parts ?? [file]) await rm(path.join(this.dir(stream), part), { force: true });
     await rm(`${full}.json`, { force: true });
     return existed;
+  }
+
+  /** Free space where recordings are written, in MB (undefined where the system cannot tell). */
+  async freeMB(): Promise<number | undefined> {
+    try {
+      const s = await statfs(existsSync(this.root) ? this.root : path.dirname(this.root));
+      return (s.bavail * s.bsize) / (1024 * 1024);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async complete(stream: string, file: string, side: Sidecar, state: RecordingState, error: string | undefined, endedAt: Date): Promise<RecordingInfo> {
+    const parts = await this.existingParts(stream, side.parts ?? [file]);
+    const partDurations = await Promise.all(parts.map((p) => this.probeDuration(path.join(this.dir(stream), p))));
+    const known = partDurations.filter((d): d is number => d !== null);
+    const durationSeconds = known.length ? Math.round(known.reduce((a, b) => a + b, 0) * 1000) / 1000 : null;
+    const done: Sidecar = { ...side, endedAt: endedAt.toISOString(), durationSeconds, state, ...(error ? { error } : {}), parts: side.parts ?? [file], partDurations };
+    // On a full disk even these few bytes may not fit: the recording is still reported.
+    await this.writeSidecar(stream, file, done).catch(() => undefined);
+    return (await this.info(stream, file, done)) ?? { stream, file, url: this.url(stream, file), bytes: 0, startedAt: side.startedAt, endedAt: done.endedAt, durationSeconds, state, error, parts: [] };
+  }
+
+  private async info(stream: string, file: string, known?: Sidecar): Promise<RecordingInfo | undefined> {
+    const first = await stat(path.join(this.dir(stream), file)).catch(() => undefined);
+    if (!first) return undefined;
+    const side = known ?? (await this.readSidecar(stream, file));
+    const names = await this.existingParts(stream, side?.parts ?? [file]);
+    const parts: RecordingPart[] = [];
+    for (const [i, p] of names.entries()) {
+      const st = await stat(path.join(this.dir(stream), p)).catch(() => undefined);
+      if (st) parts.push({ file: p, url: this.url(stream, p), bytes: st.size, durationSeconds: side?.partDurations?.[i] ?? null });
+    }
+    const state: RecordingState = side?.state ?? (side?.endedAt ? 'finished' : this.isActive(stream, file) ? 'recording' : 'interrupted');
+    return {
+      stream,
+      file,
+      url: this.url(stream, file),
+      bytes: parts.reduce((s, p) => s + p.bytes, 0),
+      startedAt: side?.startedAt ?? first.birthtime.toISOString(),
+      endedAt: side?.endedAt ?? null,
+      durationSeconds: side?.durationSeconds ?? null,
+      state,
+      ...(side?.error ? { error: side.error } : {}),
+      parts,
+    };
+  }
+
+  private async existingParts(stream: string, names: string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const n of names) if (RECORDING_FILE.test(n) && existsSync(path.join(this.dir(stream), n))) out.push(n);
+    return out;
+  }
+
+  private async streams(): Promise<string[]> {
+    return (await readdir(this.root).catch(() => [] as string[])).filter((s) => STREAM_NAME.test(s));
+  }
+
+  private async firstParts(stream: string): Promise<string[]> {
+    return (await readdir(this.dir(stream)).catch(() => [] as string[])).filter((f) => FIRST_PART.test(f));
   }
 
   private async writeSidecar(stream: string, file: string, data: Sidecar): Promise<void> {

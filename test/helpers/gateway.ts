@@ -18,8 +18,10 @@ export interface TestGateway {
 
 let nextPortBase = 30000 + (process.pid % 50) * 200;
 
+/** `overrides.dataDir`: use (and keep) that folder instead of a throw-away one. */
 export async function startTestGateway(overrides: ConfigInput = {}): Promise<TestGateway> {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gw-test-'));
+  const ownDir = overrides.dataDir === undefined;
+  const dataDir = overrides.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'gw-test-')));
   const base = nextPortBase;
   nextPortBase += 100;
   const config = parseConfig({
@@ -38,7 +40,7 @@ export async function startTestGateway(overrides: ConfigInput = {}): Promise<Tes
     dataDir,
     close: async () => {
       await gw.stop();
-      await rm(dataDir, { recursive: true, force: true });
+      if (ownDir) await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

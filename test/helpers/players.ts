@@ -59,3 +59,35 @@ export function ffmpegReceiver(input: string, out: string, seconds: number): { d
   const killer = setTimeout(() => p.kill('SIGKILL'), (seconds + 30) * 1000);
   return { done: new Promise((r) => p.on('exit', (code) => (clearTimeout(killer), r(code)))) };
 }
+
+export interface HlsPlayer {
+  /** Video frames the player has decoded so far. */
+  frames(): number;
+  /** What it complained about (warnings and errors). */
+  complaints(): string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * ffmpeg as an HLS client that keeps reading a live playlist and decoding its video, the
+ * way a player does: its frame count tells whether pictures keep coming.
+ */
+export function hlsPlayer(playlist: string): HlsPlayer {
+  const p = spawn('ffmpeg', ['-hide_banner', '-nostats', '-loglevel', 'warning', '-progress', 'pipe:1', '-i', playlist, '-map', '0:v:0', '-f', 'null', '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let frames = 0;
+  const complaints: string[] = [];
+  p.stdout.on('data', (d: Buffer) => {
+    for (const m of d.toString().matchAll(/^frame=(\d+)$/gm)) frames = Number(m[1]);
+  });
+  p.stderr.on('data', (d: Buffer) => complaints.push(...d.toString().split('\n').filter((l) => l.trim())));
+  const killer = setTimeout(() => p.kill('SIGKILL'), 120_000); // never outlive the test
+  const exited = new Promise<void>((r) => p.on('exit', () => (clearTimeout(killer), r())));
+  return {
+    frames: () => frames,
+    complaints: () => complaints,
+    stop: async () => {
+      p.kill('SIGKILL');
+      await exited;
+    },
+  };
+}

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { readdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApiDocument } from '../../src/http/openapi.js';
@@ -103,6 +104,15 @@ describe('output API, events and OpenAPI', () => {
     expect(await post('api1', '{"type":"rtp","host":"127.0.0.1"}')).toMatch(/^400 .*videoPort, audioPort or both/);
     expect(await post('api1', '{"type":"rtp-mpegts","host":"a b","port":5000}')).toMatch(/^400 host: must match/);
     expect(await post('api1', '{"type":"hls"}')).toBe('409 stream api1 already has a hls output');
+    // Push URLs: only real push targets reach ffmpeg (it once wrote "u\tdp:x" as a file
+    // into the gateway's working directory, and opened srt listeners on every interface).
+    const cwdBefore = await readdir(process.cwd());
+    expect(await post('api1', JSON.stringify({ type: 'udp', url: 'u\tdp:x' }))).toBe('400 url: must not contain spaces or control characters');
+    expect(await post('api1', JSON.stringify({ type: 'udp', url: 'udp://127.0.0.1:5000 -y out.ts' }))).toBe('400 url: must not contain spaces or control characters');
+    expect(await post('api1', JSON.stringify({ type: 'srt', url: 'srt://0.0.0.0:9000?mode=listener' }))).toMatch(/^400 url: must name the host to push to, not 0\.0\.0\.0/);
+    expect(await post('api1', JSON.stringify({ type: 'srt', url: 'srt://127.0.0.1:9000?mode=listener' }))).toMatch(/^400 url: must push to a listener, not listen itself/);
+    expect(await post('api1', JSON.stringify({ type: 'udp', url: 'udp://no-such-host.invalid:5000' }))).toBe('400 url: push target host no-such-host.invalid does not resolve');
+    expect(await readdir(process.cwd())).toEqual(cwdBefore);
     expect((await fetch(`${t.url}/api/streams/api1/outputs/nope`)).status).toBe(404);
     expect((await fetch(`${t.url}/api/streams/api1/outputs/nope`, { method: 'DELETE' })).status).toBe(404);
     expect((await fetch(`${t.url}/api/recordings/api1/..%2F..%2Fetc%2Fpasswd`, { method: 'DELETE' })).status).toBe(404);

@@ -21,6 +21,16 @@ describe('pipeline definitions', () => {
     expect(args.inputOptions).toContain('-protocol_whitelist');
   });
 
+  it('goes on with the playlist when HLS ffmpeg is started again after it died', () => {
+    const values = { ...resolveParams(hls), dir: '/d', stream: 's', audioChannels: 2, audioBitrate: '128k', file: '', recordAudioCodec: 'aac' };
+    const flags = (restart: boolean) => {
+      const out = buildArgs(hls, values, { video: true, audio: true, restart }).outputOptions;
+      return out[out.indexOf('-hls_flags') + 1];
+    };
+    expect(flags(false)).toBe('delete_segments+independent_segments+temp_file');
+    expect(flags(true)).toBe('delete_segments+independent_segments+temp_file+append_list+discont_start');
+  });
+
   it('leaves out the options of a missing track kind', () => {
     const args = buildArgs(hls, { ...resolveParams(hls), dir: '/d', stream: 's', audioChannels: 2, audioBitrate: '128k', file: '', recordAudioCodec: 'aac' }, { video: true, audio: false });
     expect(args.outputOptions.join(' ')).not.toContain('aac');
