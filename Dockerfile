@@ -1,7 +1,9 @@
 # webrtc-rtp-gateway: multi-stage build, Node 24 slim + Debian's ffmpeg, non-root.
 # Build: docker build -t webrtc-rtp-gateway .
 # Run:   docker run --rm -p 8080:8080 -p 40000-40099:40000-40099/udp \
-#          -e PUBLIC_ADDRESSES=<the host's public IP> -v gateway-data:/app/data webrtc-rtp-gateway
+#          -e PUBLIC_ADDRESSES=<the host's public IP> -e AUTH_TOKENS='[{"token":"...","permissions":[...]}]' \
+#          -v gateway-data:/app/data webrtc-rtp-gateway
+# It listens on 0.0.0.0 in the container, so it needs credentials (AUTH_TOKENS, AUTH_JWKS_URL...) or AUTH_MODE=none.
 
 FROM node:24-bookworm-slim AS build
 WORKDIR /app

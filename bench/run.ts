@@ -11,6 +11,7 @@ import { liveEncoder, publish, type BenchPublisher } from './publisher.js';
 import { log, mb, median, r0, r1, table } from './format.js';
 import { outputsBench, printOutputs, type OutputsReport } from './outputs.js';
 import { chromiumBench, printChromium, type ChromiumReport } from './chromium.js';
+import { authBench, printAuth, type AuthReport } from './auth.js';
 
 // npm run bench: start-up latency (WHIP 201 -> connected -> first HLS segment) and the cost
 // of N concurrent 720p30 publishers (CPU, memory, packets, HLS health) for the gateway run
@@ -21,7 +22,8 @@ import { chromiumBench, printChromium, type ChromiumReport } from './chromium.js
 // BENCH_STARTUP_RUNS=5  BENCH_SKIP_BUILD=1 (use the existing dist/)  BENCH_CPU_PROF=DIR (write
 // V8 CPU profiles of the load-test gateways into DIR, for chrome://inspect or speedscope)
 // BENCH_GATEWAY_NODE_ARGS="..." (extra node options for the gateway process)
-// BENCH_PLAIN_CRYPTO=1 (do not give the publishers' SRTP KeyObjects; see crypto-keyobjects.ts).
+// BENCH_PLAIN_CRYPTO=1 (do not give the publishers' SRTP KeyObjects; see crypto-keyobjects.ts)
+// BENCH_CHROMIUM=0 (skip scenario 5)  BENCH_AUTH=0 (skip scenario 6)  BENCH_AUTH_REQUESTS=2000.
 
 const LOADS = (process.env.BENCH_LOADS ?? '1,10,30').split(',').map(Number).filter((n) => n > 0);
 const STEADY_SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -526,6 +528,19 @@ async function main(): Promise<void> {
     }
   }
 
+  let auth: AuthReport | undefined;
+  let authError: string | undefined;
+  if (process.env.BENCH_AUTH !== '0') {
+    log('cost of checking credentials');
+    try {
+      auth = await authBench(GATEWAY_NODE_ARGS);
+    } catch (e) {
+      authError = (e as Error).message;
+      log(`auth failed: ${authError}`);
+      await cleanupAll();
+    }
+  }
+
   const report = {
     ...env,
     clip: { description: clip.description, videoKbps: r0(clip.videoKbps), audioKbps: r0(clip.audioKbps), packetsPerSec: r0(clip.packetRate), loopSeconds: clip.seconds },
@@ -537,6 +552,8 @@ async function main(): Promise<void> {
     outputsError,
     chromium,
     chromiumError,
+    auth,
+    authError,
     benchSeconds: r0((performance.now() - started) / 1000),
   };
   print(report);
@@ -561,6 +578,8 @@ function print(report: {
   outputsError?: string;
   chromium?: ChromiumReport;
   chromiumError?: string;
+  auth?: AuthReport;
+  authError?: string;
   benchSeconds: number;
 }): void {
   const o: string[] = [];
@@ -663,6 +682,8 @@ function print(report: {
   if (report.outputsError) o.push(`-- 3./4. Output types and viewers: FAILED ${report.outputsError}`, '');
   if (report.chromium) o.push(...printChromium(report.chromium), '');
   if (report.chromiumError) o.push(`-- 5. Chromium publishing: FAILED ${report.chromiumError}`, '');
+  if (report.auth) o.push(...printAuth(report.auth), '');
+  if (report.authError) o.push(`-- 6. Cost of checking credentials: FAILED ${report.authError}`, '');
   o.push('Gateway warnings/errors (LOG_LEVEL=warn):');
   for (const p of report.gatewayLog) {
     o.push(`  ${p.phase}: ${p.warnings}`);

@@ -41,6 +41,10 @@ async function main(): Promise<void> {
   try {
     gateway = await Gateway.start(config, log);
   } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`error: ${e.message}\n`);
+      process.exit(2);
+    }
     const err = e as NodeJS.ErrnoException;
     const why = err.code === 'EADDRINUSE' ? `port ${config.http.port} is already in use (set PORT or --port)` : err.message;
     process.stderr.write(`error: cannot start the HTTP server: ${why}\n`);

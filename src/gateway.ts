@@ -1,10 +1,19 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { unwatchFile, watchFile } from 'node:fs';
 import type { Express } from 'express';
 import http from 'node:http';
+import https from 'node:https';
+import { createSecureContext } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { Authorizer } from './auth/authorizer.js';
+import { authProblem } from './auth/policy.js';
+import { Tickets } from './auth/tickets.js';
+import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { Access } from './http/access.js';
 import { createApp } from './http/app.js';
+import { GatewayMetrics } from './metrics/metrics.js';
 import type { Logger } from './log.js';
 import { loadDefinitions } from './pipelines/definition.js';
 import { warmUpFfmpeg } from './pipelines/ffmpeg-process.js';
@@ -20,15 +29,21 @@ export class Gateway {
   private constructor(
     readonly config: Config,
     readonly registry: StreamRegistry,
-    private readonly server: http.Server,
+    private readonly server: http.Server | https.Server,
     readonly log: Logger,
     private readonly webhooks: Webhooks,
     /** The express app (tests read its routes). */
     readonly app: Express,
     private readonly wss: WebSocketServer,
+    /** Every route and the right it needs (tests walk it). */
+    readonly access: Access,
   ) {}
 
+  /** Throws ConfigError for a configuration that must not run (e.g. open on a public address). */
   static async start(config: Config, log: Logger): Promise<Gateway> {
+    const problem = authProblem(config);
+    if (problem) throw new ConfigError(problem);
+    const tls = config.http.tls ? await readTls(config.http.tls) : undefined;
     await mkdir(path.resolve(config.dataDir), { recursive: true });
     // What a previous run left: HLS folders of streams that ended long ago (served as if
     // live otherwise) and outputs' session SDPs. Recordings stay, and the ones it left
@@ -42,9 +57,13 @@ export class Gateway {
     const recovered = await registry.outputs.recordings.recover();
     if (recovered) log.warn({ event: 'recordings-recovered', count: recovered }, `${recovered} recording(s) left open by an earlier run were measured and marked interrupted`);
     const webhooks = new Webhooks(config.webhooks, registry.events, log);
-    const app = createApp(config, registry, log);
-    const server = http.createServer(app);
-    const wss = attachSignalling(server, registry, log);
+    const authorizer = new Authorizer(config, log);
+    const access = new Access(authorizer, new Tickets());
+    let wss: WebSocketServer | undefined;
+    const metrics = new GatewayMetrics(registry, () => wss?.clients.size ?? 0);
+    const app = createApp(config, registry, log, access, metrics);
+    const server = tls ? https.createServer(tls, app) : http.createServer(app);
+    wss = attachSignalling(server, registry, log, authorizer);
     await Promise.all([
       new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -52,8 +71,9 @@ export class Gateway {
       }),
       warmUpFfmpeg(config.ffmpeg.path),
     ]);
-    const gw = new Gateway(config, registry, server, log, webhooks, app, wss);
-    log.info({ event: 'listening', url: gw.url, dataDir: path.resolve(config.dataDir) }, `gateway listening on ${gw.url}`);
+    const gw = new Gateway(config, registry, server, log, webhooks, app, wss, access);
+    if (server instanceof https.Server) gw.reloadTlsOnChange(server);
+    log.info({ event: 'listening', url: gw.url, dataDir: path.resolve(config.dataDir), auth: access.enabled }, `gateway listening on ${gw.url}${access.enabled ? ' (credentials required)' : ''}`);
     return gw;
   }
 
@@ -64,11 +84,12 @@ export class Gateway {
   /** Base URL, with "localhost" for a wildcard bind so it can be opened as printed. */
   get url(): string {
     const host = ['0.0.0.0', '::'].includes(this.config.http.host) ? 'localhost' : this.config.http.host;
-    return `http://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
+    return `${this.config.http.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
   }
 
   /** Ends every stream (ffmpeg finalises playlists and files), then closes the HTTP server. */
   async stop(): Promise<void> {
+    if (this.config.http.tls) for (const f of [this.config.http.tls.cert, this.config.http.tls.key]) unwatchFile(f);
     await this.registry.shutdown();
     await this.webhooks.stop();
     for (const ws of this.wss.clients) ws.terminate();
@@ -76,4 +97,44 @@ export class Gateway {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+
+  /**
+   * Certificate renewals (certbot replaces the files) are picked up without a restart: new
+   * connections get the new certificate. A pair that does not load keeps the old one.
+   */
+  private reloadTlsOnChange(server: https.Server): void {
+    const tls = this.config.http.tls!;
+    const reload = () => {
+      readTls(tls).then(
+        (pair) => {
+          server.setSecureContext(pair);
+          this.log.info({ event: 'tls-reloaded', cert: tls.cert }, 'TLS certificate reloaded');
+        },
+        (e: unknown) => this.log.warn({ event: 'tls-reload-failed', error: (e as Error).message }, 'TLS certificate changed but could not be loaded: keeping the previous one'),
+      );
+    };
+    // Certificate and key are written one after the other: wait until both have settled.
+    let settle: NodeJS.Timeout | undefined;
+    const changed = () => {
+      clearTimeout(settle);
+      settle = setTimeout(reload, 1000).unref();
+    };
+    for (const f of [tls.cert, tls.key]) watchFile(f, { interval: 1000, persistent: false }, (cur, prev) => cur.mtimeMs !== prev.mtimeMs && changed());
+  }
+}
+
+/** Reads and checks a certificate and key (a mismatched pair fails here, not at the first client). */
+async function readTls(files: { cert: string; key: string }): Promise<{ cert: Buffer; key: Buffer }> {
+  let pair: { cert: Buffer; key: Buffer };
+  try {
+    pair = { cert: await readFile(files.cert), key: await readFile(files.key) };
+  } catch (e) {
+    throw new ConfigError(`http.tls: ${(e as Error).message}`);
+  }
+  try {
+    createSecureContext(pair);
+  } catch (e) {
+    throw new ConfigError(`http.tls: the certificate and key do not load: ${(e as Error).message}`);
+  }
+  return pair;
 }

@@ -1,6 +1,8 @@
 // Dashboard: live streams (tracks, bitrate and loss graphs over the last minutes, outputs
 // with start/stop buttons), recordings, and gateway health. Stream data arrives every
 // second over the WebSocket feed; recordings and health are polled.
+import { authFetch, openSocket, withToken } from './auth.js';
+
 const $ = (id) => document.getElementById(id);
 const HISTORY = 300; // seconds of graph
 const history = new Map(); // stream -> [{t, kbps, lost}]
@@ -22,7 +24,7 @@ function message(text) {
 }
 
 async function api(method, path, body) {
-  const res = await fetch(path, { method, headers: body ? { 'Content-Type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+  const res = await authFetch(path, { method, headers: body ? { 'Content-Type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
   if (!res.ok) {
     const text = (await res.text()).trim();
     message(`${method} ${path}: ${res.status} ${text}`);
@@ -101,7 +103,7 @@ function streamCard(s) {
     el('tbody', {}, ...s.outputs.map((o) => el('tr', {},
       el('td', {}, o.type),
       el('td', {}, el('span', { class: `state-${o.state}`, title: o.error || '' }, o.state), o.restarts ? ` (${o.restarts} restarts)` : ''),
-      el('td', { class: 'hide-sm' }, ...Object.entries(o.urls || {}).map(([k, u]) => el('div', {}, `${k}: `, u.startsWith('/') ? el('a', { href: u }, u) : el('span', { class: 'url' }, u)))),
+      el('td', { class: 'hide-sm' }, ...Object.entries(o.urls || {}).map(([k, u]) => el('div', {}, `${k}: `, u.startsWith('/') ? el('a', { href: withToken(u) }, u) : el('span', { class: 'url' }, u)))),
       el('td', {}, el('button', { type: 'button', class: 'danger', 'aria-label': `stop ${o.type} of ${s.name}`, onclick: () => api('DELETE', `/api/streams/${s.name}/outputs/${o.id}`) }, 'Stop'))))));
   const actions = el('div', { class: 'actions', role: 'group', 'aria-label': `start outputs for ${s.name}` },
     ...startButtons.map(([label, type, params]) => el('button', {
@@ -109,7 +111,7 @@ function streamCard(s) {
       onclick: async () => {
         const p = params();
         if (!p) return;
-        if (type === 'mpegts-http') { window.open(`/live/${s.name}.ts`, '_blank'); return; }
+        if (type === 'mpegts-http') { window.open(withToken(`/live/${s.name}.ts`), '_blank'); return; }
         await api('POST', `/api/streams/${s.name}/outputs`, { type, ...p }).catch(() => {});
       },
     }, label === 'Record' ? 'Start recording' : `Start ${label}`)),
@@ -135,7 +137,7 @@ function senderLine(r) {
 }
 
 function connect() {
-  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
+  const ws = openSocket();
   ws.onopen = () => { message(''); ws.send(JSON.stringify({ type: 'subscribe', stats: true })); };
   ws.onmessage = (ev) => {
     const msg = JSON.parse(ev.data);
@@ -157,7 +159,7 @@ function recordingStatus(r) {
 }
 
 async function loadRecordings() {
-  const recs = await fetch('/api/recordings').then((r) => r.json()).catch(() => []);
+  const recs = await authFetch('/api/recordings').then((r) => r.json()).catch(() => []);
   $('norecs').hidden = recs.length > 0;
   $('recordings').hidden = recs.length === 0;
   $('recordings').tBodies[0].replaceChildren(...recs.reverse().map((r) => el('tr', {},
@@ -166,8 +168,8 @@ async function loadRecordings() {
     el('td', {}, recordingStatus(r)),
     el('td', { class: 'hide-sm' }, fmtBytes(r.bytes)),
     el('td', { class: 'actions' },
-      el('button', { type: 'button', class: 'secondary', 'aria-label': `play ${r.file}`, onclick: () => { const p = $('player'); p.hidden = false; p.src = r.url; p.play().catch(() => {}); } }, 'Play'),
-      el('a', { href: r.url, download: r.file }, 'Download'), ' ',
+      el('button', { type: 'button', class: 'secondary', 'aria-label': `play ${r.file}`, onclick: () => { const p = $('player'); p.hidden = false; p.src = withToken(r.url); p.play().catch(() => {}); } }, 'Play'),
+      el('a', { href: withToken(r.url), download: r.file }, 'Download'), ' ',
       el('button', { type: 'button', class: 'danger', 'aria-label': `delete ${r.file}`, onclick: async () => { if (confirm(`Delete ${r.file}?`)) { await api('DELETE', `/api/recordings/${r.stream}/${r.file}`); loadRecordings(); } } }, 'Delete')))));
 }
 

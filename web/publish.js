@@ -2,6 +2,8 @@
 // (trickle ICE) or WHIP, with a preview and live outgoing stats: what the browser really
 // sends (it lowers size and frame rate when the network or the CPU cannot keep up), and
 // why. The same figures go to the gateway every 2 s, for the dashboard.
+import { authFetch, openSocket, withToken } from './auth.js';
+
 const $ = (id) => document.getElementById(id);
 let pc;
 let media;
@@ -65,7 +67,7 @@ function explainMediaError(e) {
 
 async function newPeer() {
   // The gateway's STUN/TURN servers (with fresh TURN credentials); ?relay forces TURN.
-  const iceServers = await fetch('/api/ice-servers').then((r) => r.json()).catch(() => []);
+  const iceServers = await authFetch('/api/ice-servers').then((r) => r.json()).catch(() => []);
   const p = new RTCPeerConnection({ iceServers, iceTransportPolicy: params.has('relay') ? 'relay' : 'all' });
   for (const track of media.getTracks()) {
     const t = p.addTransceiver(track, { direction: 'sendonly' });
@@ -84,8 +86,7 @@ async function newPeer() {
 }
 
 async function publishWs(name) {
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-  ws = new WebSocket(url);
+  ws = openSocket();
   await new Promise((resolve, reject) => {
     ws.onopen = resolve;
     ws.onerror = () => reject(new Error('unreachable'));
@@ -113,7 +114,7 @@ async function publishWhip(name) {
   });
   let res;
   try {
-    res = await fetch(`/whip/${encodeURIComponent(name)}`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
+    res = await authFetch(`/whip/${encodeURIComponent(name)}`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
   } catch {
     throw new Error('unreachable');
   }
@@ -155,8 +156,8 @@ function showLinks(name) {
   const base = location.origin;
   $('watch').href = `/watch/${name}`;
   $('watch').textContent = `${base}/watch/${name}`;
-  $('vlc').textContent = `${base}/live/${name}.ts`;
-  $('hls').textContent = `${base}/hls/${name}/index.m3u8`;
+  $('vlc').textContent = withToken(`${base}/live/${name}.ts`);
+  $('hls').textContent = withToken(`${base}/hls/${name}/index.m3u8`);
   $('links').hidden = false;
 }
 
@@ -213,7 +214,7 @@ function reportToGateway(stats) {
   const [, stream, session] = new URL(whipResource).pathname.match(/^\/whip\/([^/]+)\/([^/]+)$/) ?? [];
   if (!session) return;
   if (!reportWs) {
-    reportWs = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
+    reportWs = openSocket();
     reportWs.onclose = () => { reportWs = undefined; };
   }
   if (reportWs.readyState === 1) reportWs.send(JSON.stringify({ type: 'sender-stats', stream, session, stats }));
@@ -223,7 +224,7 @@ async function stop(sendBye = true) {
   clearInterval(statsTimer);
   if (sendBye) {
     if (ws && ws.readyState === 1) ws.send(JSON.stringify({ type: 'unpublish' }));
-    if (whipResource) await fetch(whipResource, { method: 'DELETE' }).catch(() => {});
+    if (whipResource) await authFetch(whipResource, { method: 'DELETE' }).catch(() => {});
   }
   const p = pc;
   pc = undefined;

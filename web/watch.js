@@ -1,19 +1,21 @@
 // Watch page: plays the stream's HLS with hls.js (or natively, as Safari does), waits while
 // the publisher is away and picks the stream up again when it returns.
+import { authFetch, token, withToken } from './auth.js';
+
 const $ = (id) => document.getElementById(id);
 const name = decodeURIComponent(location.pathname.split('/').pop());
-const src = `/hls/${encodeURIComponent(name)}/index.m3u8`;
+const src = withToken(`/hls/${encodeURIComponent(name)}/index.m3u8`);
 const video = $('video');
 $('title').textContent = name;
-$('vlc').textContent = `${location.origin}/live/${name}.ts`;
+$('vlc').textContent = withToken(`${location.origin}/live/${name}.ts`);
 $('hls').textContent = `${location.origin}${src}`;
-$('rtp').textContent = `curl -X POST ${location.origin}/api/streams/${name}/outputs -H 'Content-Type: application/json' -d '{"type":"rtp-mpegts","host":"YOUR_IP","port":5004}'`;
+$('rtp').textContent = `curl -X POST ${location.origin}/api/streams/${name}/outputs ${token() ? "-H 'Authorization: Bearer TOKEN' " : ''}-H 'Content-Type: application/json' -d '{"type":"rtp-mpegts","host":"YOUR_IP","port":5004}'`;
 const status = (s) => { $('status').textContent = s; };
 let hls;
 let session;
 
 async function live() {
-  const res = await fetch(`/api/streams/${encodeURIComponent(name)}`, { cache: 'no-store' }).catch(() => undefined);
+  const res = await authFetch(`/api/streams/${encodeURIComponent(name)}`, { cache: 'no-store' }).catch(() => undefined);
   if (!res || !res.ok) return undefined;
   const s = await res.json();
   return s.state === 'live' ? s : undefined;

@@ -39,6 +39,14 @@ export const ENV_KEYS: Record<string, string> = {
   REPLACE_EXISTING_PUBLISHER: 'streams.replaceExisting',
   RESUME_OUTPUTS_SECONDS: 'streams.resumeOutputsSeconds',
   LOG_LEVEL: 'log.level',
+  AUTH_MODE: 'auth.mode',
+  AUTH_TOKENS: 'auth.tokens',
+  AUTH_JWT_SECRET: 'auth.jwt.secret',
+  AUTH_JWKS_URL: 'auth.jwt.jwksUrl',
+  AUTH_HOOK_URL: 'auth.hook.url',
+  TLS_CERT: 'http.tls.cert',
+  TLS_KEY: 'http.tls.key',
+  PUSH_ALLOWED_TARGETS: 'push.allowedTargets',
 };
 
 /** CLI flags (without --) and the config key each sets. */
@@ -81,6 +89,14 @@ function deepMerge(base: Json, over: Json): Json {
  */
 export function coerce(key: string, raw: string): unknown {
   const text = raw.trim();
+  if (key === 'auth.tokens') {
+    // JSON: [{"token": "...", "permissions": [{"action": "publish", "streams": "studio-*"}]}]
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
   if (key === 'ice.servers') {
     if (text.startsWith('[')) {
       try {
@@ -91,12 +107,12 @@ export function coerce(key: string, raw: string): unknown {
     }
     return text ? text.split(',').map((u) => ({ urls: u.trim() })) : [];
   }
-  if (['ice.addresses', 'http.corsOrigins', 'ice.publicAddresses', 'ice.turnUrls'].includes(key)) return text ? text.split(',').map((s) => s.trim()).filter(Boolean) : [];
+  if (['ice.addresses', 'http.corsOrigins', 'ice.publicAddresses', 'ice.turnUrls', 'push.allowedTargets'].includes(key)) return text ? text.split(',').map((s) => s.trim()).filter(Boolean) : [];
   if (key === 'ice.portRange') return text.split(/[-,]/).map((s) => (/^\d+$/.test(s.trim()) ? Number(s) : s));
   if (/^(true|false|1|0|yes|no)$/i.test(text) && ['hls.auto', 'ice.ipv6', 'ice.tcp', 'ice.turnForGateway', 'streams.replaceExisting'].includes(key)) {
     return /^(true|1|yes)$/i.test(text);
   }
-  if (/^-?\d+(\.\d+)?$/.test(text) && !['http.host', 'dataDir', 'ffmpeg.path', 'ice.turnSecret'].includes(key)) return Number(text);
+  if (/^-?\d+(\.\d+)?$/.test(text) && !['http.host', 'dataDir', 'ffmpeg.path', 'ice.turnSecret', 'auth.jwt.secret', 'http.tls.cert', 'http.tls.key'].includes(key)) return Number(text);
   return text;
 }
 

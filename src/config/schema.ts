@@ -1,10 +1,20 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { ACTIONS } from '../auth/permissions.js';
 
 // The one place where every setting and its default lives. A config file, environment
 // variables and CLI flags override these (see load.ts); `config.example.yaml` at the
 // repository root documents every key and a unit test keeps it in step with this schema.
 
 const port = z.number().int().min(1).max(65535);
+
+const permission = z
+  .object({
+    action: z.enum(ACTIONS),
+    /** Stream name or pattern with * wildcards. */
+    streams: z.string().min(1).default('*'),
+  })
+  .strict();
 /** 0 = any free port (tests). */
 const listenPort = z.number().int().min(0).max(65535);
 
@@ -18,11 +28,19 @@ export const configSchema = z
   .object({
     http: z
       .object({
-        /** Address the HTTP server listens on. */
-        host: z.string().min(1).default('0.0.0.0'),
+        /**
+         * Address the HTTP server listens on. Loopback by default: on any other address
+         * the gateway needs credentials (auth) or auth.mode: none.
+         */
+        host: z.string().min(1).default('127.0.0.1'),
         port: listenPort.default(8080),
-        /** Allowed CORS origins for WHIP and API routes ('*' = any). */
-        corsOrigins: z.array(z.string()).default(['*']),
+        /**
+         * Origins whose pages may call WHIP, the API and HLS (CORS). Unset: any ('*')
+         * while auth is off, none but the gateway's own pages while it is on.
+         */
+        corsOrigins: z.array(z.string().min(1)).optional(),
+        /** Serve HTTPS and WSS with this certificate and key (PEM files, reloaded when they change). */
+        tls: z.object({ cert: z.string().min(1), key: z.string().min(1) }).strict().optional(),
         /** Largest accepted request body (SDP offers are a few KB). */
         maxBodyBytes: z.number().int().min(1024).max(10_000_000).default(128 * 1024),
       })
@@ -53,7 +71,7 @@ export const configSchema = z
     ice: z
       .object({
         /** Local IPs to gather host candidates on; empty = every interface (IPv4, and IPv6 when enabled). */
-        addresses: z.array(z.string().min(1)).default([]),
+        addresses: z.array(z.string().refine((a) => isIP(a) !== 0, 'must be an IP address')).default([]),
         /** Gather IPv6 host candidates when `addresses` is empty. */
         ipv6: z.boolean().default(false),
         /** STUN/TURN servers for the gateway's peers and its clients; none by default (the gateway never calls out unasked). */
@@ -70,7 +88,7 @@ export const configSchema = z
         /** How long generated TURN credentials stay valid. */
         turnCredentialTtlSeconds: z.number().int().min(60).max(7 * 86_400).default(86_400),
         /** Public address(es) to advertise as host candidates when the gateway is behind a 1:1 NAT (Janus nat_1_1_mapping). */
-        publicAddresses: z.array(z.string().min(1)).default([]),
+        publicAddresses: z.array(z.string().refine((a) => isIP(a) !== 0, 'must be an IP address')).default([]),
         /** Also offer passive ICE-TCP candidates, for networks that block UDP. */
         tcp: z.boolean().default(false),
         /** UDP port range for ICE, e.g. [40000, 40999]; unset = any free port. */
@@ -135,6 +153,13 @@ export const configSchema = z
          * gateway then opens a port on this machine for a receiver to pull from.
          */
         allowListeners: z.boolean().default(false),
+        /**
+         * Where outputs may send media while auth is on: hosts ("ingest.example.com",
+         * "*.example.com", "203.0.113.7", "10.0.0.0/8") and URL patterns
+         * ("rtmp://a.rtmp.youtube.com/live2/*"). Nothing else, and loopback, link-local
+         * and private addresses only when listed. (Auth off: any but the unspecified address.)
+         */
+        allowedTargets: z.array(z.string().min(1)).default([]),
       })
       .strict()
       .prefault({}),
@@ -197,6 +222,54 @@ export const configSchema = z
          * a transport and an ffmpeg until it connects or ice.connectTimeoutMs passes.
          */
         maxConnectingPerAddress: z.number().int().min(1).max(1000).default(10),
+      })
+      .strict()
+      .prefault({}),
+    auth: z
+      .object({
+        /**
+         * auto: credentials are needed when any are configured; without any, the gateway
+         * runs open on a loopback address and refuses to start on another. none: open
+         * whatever it listens on (say so knowingly).
+         */
+        mode: z.enum(['auto', 'none']).default('auto'),
+        /** Static tokens, each with its permissions. */
+        tokens: z
+          .array(
+            z
+              .object({
+                token: z.string().min(12, 'must be at least 12 characters'),
+                permissions: z.array(permission).min(1),
+              })
+              .strict(),
+          )
+          .default([]),
+        /** JWTs: HS256 with `secret`, or keys from `jwksUrl`; permissions in claim `claim`. */
+        jwt: z
+          .object({
+            secret: z.string().min(32, 'must be at least 32 characters').optional(),
+            jwksUrl: z.url().optional(),
+            issuer: z.string().optional(),
+            audience: z.string().optional(),
+            /** Claim with [{action, streams}] (or MediaMTX's [{action, path}]). */
+            claim: z.string().min(1).default('permissions'),
+          })
+          .strict()
+          .refine((j) => (j.secret === undefined) !== (j.jwksUrl === undefined), { message: 'give exactly one of secret and jwksUrl' })
+          .optional(),
+        /** An HTTP service that decides: POST {action, stream, ip, token}, 2xx allows. */
+        hook: z
+          .object({
+            url: z.url(),
+            timeoutMs: z.number().int().min(100).max(30_000).default(3000),
+            /** How long an answer is reused for the same token, action, stream and address. */
+            cacheSeconds: z.number().min(0).max(3600).default(10),
+          })
+          .strict()
+          .optional(),
+        /** Bad credentials from one address within failureWindowSeconds before it gets 429. */
+        maxFailures: z.number().int().min(1).max(10_000).default(10),
+        failureWindowSeconds: z.number().min(1).max(86_400).default(60),
       })
       .strict()
       .prefault({}),

@@ -1,13 +1,17 @@
 import { EventEmitter } from 'node:events';
 
-// Gateway events, for webhooks and the live feed (/api/events). One shape for all:
-// a type, a time, the stream, and what the event is about.
+// Gateway events, for webhooks and the live feeds (/api/events, WebSocket). One shape for
+// all: a type, a time, the stream, and what the event is about. Each event has a number
+// that only grows, and the last ones are kept, so an SSE client that reconnects with
+// Last-Event-ID gets what it missed.
 
 export type GatewayEventType = 'stream.started' | 'stream.stopped' | 'output.started' | 'output.stopped' | 'output.failed' | 'recording.finished';
 
 export const EVENT_TYPES: GatewayEventType[] = ['stream.started', 'stream.stopped', 'output.started', 'output.stopped', 'output.failed', 'recording.finished'];
 
 export interface GatewayEvent {
+  /** Increases by one per event within a gateway run. */
+  id: number;
   type: GatewayEventType;
   at: string;
   stream: string;
@@ -17,8 +21,22 @@ export interface GatewayEvent {
   reason?: string;
 }
 
+/** Events kept for clients that resume. */
+const KEPT = 1000;
+
 export class EventBus extends EventEmitter<{ event: [GatewayEvent] }> {
-  publish(e: Omit<GatewayEvent, 'at'>): void {
-    this.emit('event', { ...e, at: new Date().toISOString() } as GatewayEvent);
+  private lastId = 0;
+  private readonly kept: GatewayEvent[] = [];
+
+  publish(e: Omit<GatewayEvent, 'at' | 'id'>): void {
+    const event = { ...e, id: ++this.lastId, at: new Date().toISOString() } as GatewayEvent;
+    this.kept.push(event);
+    if (this.kept.length > KEPT) this.kept.splice(0, this.kept.length - KEPT);
+    this.emit('event', event);
+  }
+
+  /** Kept events after `id` (oldest first). */
+  since(id: number): GatewayEvent[] {
+    return this.kept.filter((e) => e.id > id);
   }
 }

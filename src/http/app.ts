@@ -4,7 +4,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { StreamRegistry } from '../streams/registry.js';
+import type { Access } from './access.js';
 import { apiRouter } from './api.js';
 import { cors } from './cors.js';
 import { errorHandler, sendError } from './errors.js';
@@ -17,29 +19,47 @@ import { liveRouter } from './live.js';
 import { openApiDocument } from './openapi.js';
 
 // The express app: WHIP, REST API (streams, outputs, recordings, events), HLS and MPEG-TS
-// for players, and the built-in pages (web/ at the package root).
+// for players, metrics, and the built-in pages (web/ at the package root). Every route
+// goes through `access`, which knows the right each one needs.
 
 export const WEB_DIR = fileURLToPath(new URL('../../web/', import.meta.url));
 
-export function createApp(config: Config, registry: StreamRegistry, log: Logger, startedAt = new Date()): Express {
+/** Origins allowed by CORS: as configured; unset = any while auth is off, none while it is on. */
+export function corsOrigins(config: Config, authOn: boolean): string[] {
+  return config.http.corsOrigins ?? (authOn ? [] : ['*']);
+}
+
+export function createApp(config: Config, registry: StreamRegistry, log: Logger, access: Access, metrics: GatewayMetrics, startedAt = new Date()): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.use(cors(config.http.corsOrigins));
-  app.use(whipRouter(registry, config, log));
-  app.use(apiRouter(registry, startedAt, config.ice));
-  app.use(outputsRouter(registry, config.http.maxBodyBytes));
-  app.use(recordingsRouter(registry.outputs.recordings));
-  app.use(eventsRouter(registry.events));
-  app.get('/api/openapi.json', (_req, res) => res.json(openApiDocument(registry.outputs.types)));
-  app.use(hlsRouter(registry));
-  app.use(liveRouter(registry));
+  app.use(cors(corsOrigins(config, access.enabled)));
+  app.use(whipRouter(registry, config, log, access));
+  app.use(apiRouter(registry, startedAt, config.ice, access));
+  app.use(outputsRouter(registry, config.http.maxBodyBytes, access));
+  app.use(recordingsRouter(registry.outputs.recordings, access));
+  app.use(eventsRouter(registry.events, access));
+  app.use(hlsRouter(registry, access));
+  app.use(liveRouter(registry, access));
+
+  const pages = express.Router();
+  access.route(pages, 'get', '/api/openapi.json', 'public', {}, (_req, res) => res.json(openApiDocument(registry.outputs.types, access.rules)));
+  access.route(pages, 'get', '/metrics', 'metrics', {}, (_req, res, next) => {
+    metrics.text().then((text) => res.type(metrics.contentType).send(text), next);
+  });
+  // The pages themselves are public: they hold no data, and ask for a token when the
+  // gateway needs one (every call they make is checked).
   const hlsJs = path.dirname(createRequire(import.meta.url).resolve('hls.js/dist/hls.min.js'));
-  app.get('/vendor/hls.min.js', (_req, res) => res.sendFile('hls.min.js', { root: hlsJs }));
-  app.use('/assets', express.static(WEB_DIR, { index: false, extensions: [], maxAge: '5m' }));
-  app.get('/', (_req, res) => res.sendFile('index.html', { root: WEB_DIR }));
-  app.get(['/publish', '/publish/:name'], (_req, res) => res.sendFile('publish.html', { root: WEB_DIR }));
-  app.get('/watch/:name', (_req, res) => res.sendFile('watch.html', { root: WEB_DIR }));
+  access.route(pages, 'get', '/vendor/hls.min.js', 'public', {}, (_req, res) => res.sendFile('hls.min.js', { root: hlsJs }));
+  access.route(pages, 'get', '/assets/:file', 'public', {}, (req, res) =>
+    res.sendFile(req.params.file as string, { root: WEB_DIR, maxAge: '5m', dotfiles: 'deny' }, (err) => {
+      if (err && !res.headersSent) sendError(res, 404, `no asset ${req.params.file}`);
+    }),
+  );
+  access.route(pages, 'get', '/', 'public', {}, (_req, res) => res.sendFile('index.html', { root: WEB_DIR }));
+  access.route(pages, 'get', ['/publish', '/publish/:name'], 'public', {}, (_req, res) => res.sendFile('publish.html', { root: WEB_DIR }));
+  access.route(pages, 'get', '/watch/:name', 'public', {}, (_req, res) => res.sendFile('watch.html', { root: WEB_DIR }));
+  app.use(pages);
   app.use((req, res) => sendError(res, 404, `no route for ${req.method} ${req.path}`));
   app.use(errorHandler(log));
   return app;

@@ -1,17 +1,28 @@
+import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler, Response } from 'express';
 import type { Logger } from '../log.js';
 
-// Every refusal is a status and a one-line plain-text message naming the problem, so a
-// WHIP client or curl user sees what to fix. Unexpected errors are logged, never crash.
+// Every refusal names the problem in one line. The REST API answers JSON
+// {"error": "<status in words>", "message": "<what to fix>"}; WHIP, HLS, /live and the
+// pages answer plain text (a WHIP client or curl user reads it as is). Unexpected errors
+// are logged, never crash.
+
+/** "Not Found" -> "not-found". */
+function code(status: number): string {
+  return (STATUS_CODES[status] ?? 'error').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+}
 
 export function sendError(res: Response, status: number, message: string): void {
-  res.status(status).type('text/plain').send(`${message}\n`);
+  res.status(status);
+  if (res.req?.path?.startsWith('/api/')) res.json({ error: code(status), message });
+  else res.type('text/plain').send(`${message}\n`);
 }
 
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     const e = err as { status?: number; type?: string; message?: string };
     if (e.type === 'entity.too.large') return sendError(res, 413, 'request body too large');
+    if (e.type === 'entity.parse.failed') return sendError(res, 400, `body is not valid JSON: ${e.message ?? ''}`.trim());
     if (e.status && e.status >= 400 && e.status < 500) return sendError(res, e.status, e.message ?? 'bad request');
     log.error({ err, method: req.method, path: req.path }, 'request failed');
     if (!res.headersSent) sendError(res, 500, 'internal error');

@@ -1,17 +1,25 @@
 import { Router } from 'express';
 import type { EventBus, GatewayEvent } from '../events/bus.js';
+import { grantOf, type Access } from './access.js';
 
-// GET /api/events: the gateway's events as server-sent events, for dashboards.
+// GET /api/events: the gateway's events as server-sent events, for dashboards. Each has an
+// `id:`, so a client that reconnects (EventSource does so by itself, with Last-Event-ID)
+// first gets the events it missed. A token limited to some streams sees only theirs.
 
-export function eventsRouter(bus: EventBus): Router {
+export function eventsRouter(bus: EventBus, access: Access): Router {
   const router = Router();
-  router.get('/api/events', (req, res) => {
+  access.route(router, 'get', '/api/events', 'read', {}, (req, res) => {
+    const grant = grantOf(res);
     res.status(200);
     res.setHeader('Content-Type', 'text/event-stream');
     res.setHeader('Cache-Control', 'no-cache, no-store');
     res.flushHeaders();
     res.write(': connected\n\n');
-    const send = (e: GatewayEvent) => res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+    const send = (e: GatewayEvent) => {
+      if (grant.allows('read', e.stream)) res.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+    };
+    const last = Number(req.headers['last-event-id'] ?? req.query.lastEventId);
+    if (Number.isInteger(last) && last >= 0) for (const e of bus.since(last)) send(e);
     const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
     bus.on('event', send);
     req.on('close', () => {

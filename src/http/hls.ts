@@ -1,10 +1,17 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { Router } from 'express';
 import type { StreamRegistry } from '../streams/registry.js';
 import { STREAM_NAME } from '../streams/registry.js';
+import { param, type Access } from './access.js';
 import { sendError } from './errors.js';
 
 // HLS files written by ffmpeg into data/hls/<stream>/. Only playlist and segment names
 // are served (never the session SDP beside them); playlists must not be cached.
+//
+// With auth on, a player opens index.m3u8?token=...; the playlist it gets names every
+// segment (and the fMP4 init section) with a short-lived ticket for the stream instead,
+// since players cannot add headers and should not carry the token in every URL.
 
 const FILE = /^[A-Za-z0-9_-]{1,64}\.(m3u8|ts|m4s|mp4)$/;
 const TYPES: Record<string, string> = {
@@ -14,21 +21,42 @@ const TYPES: Record<string, string> = {
   mp4: 'video/mp4',
 };
 
-export function hlsRouter(registry: StreamRegistry): Router {
+/** The playlist with `?ticket=` added to every URI it names (segments, EXT-X-MAP). */
+export function withTicket(playlist: string, ticket: string): string {
+  const q = `ticket=${encodeURIComponent(ticket)}`;
+  const add = (uri: string) => `${uri}${uri.includes('?') ? '&' : '?'}${q}`;
+  return playlist
+    .split('\n')
+    .map((line) => {
+      if (line.startsWith('#')) return line.replace(/URI="([^"]+)"/g, (_m, uri: string) => `URI="${add(uri)}"`);
+      return line.trim() ? add(line.trim()) : line;
+    })
+    .join('\n');
+}
+
+export function hlsRouter(registry: StreamRegistry, access: Access): Router {
   const router = Router();
-  router.get('/hls/:stream/:file', (req, res) => {
-    const { stream, file } = req.params;
-    if (!STREAM_NAME.test(stream) || !FILE.test(file)) return sendError(res, 404, 'not found');
+  const stream = { stream: param('stream'), ticket: true };
+  access.route(router, 'get', '/hls/:stream/:file', 'read', stream, (req, res) => {
+    const { stream: name, file } = req.params as { stream: string; file: string };
+    if (!STREAM_NAME.test(name) || !FILE.test(file)) return sendError(res, 404, 'not found');
     const ext = file.split('.').pop() as string;
+    if (ext === 'm3u8' && access.enabled) {
+      void readFile(path.join(registry.hlsDir(name), file), 'utf8').then(
+        (text) => res.type(TYPES.m3u8).setHeader('Cache-Control', 'no-cache, no-store').send(withTicket(text, access.tickets.issue(name))),
+        () => sendError(res, 404, `${file} not found for stream ${name}`),
+      );
+      return;
+    }
     res.sendFile(file, {
-      root: registry.hlsDir(stream),
+      root: registry.hlsDir(name),
       headers: {
         'Content-Type': TYPES[ext],
         'Cache-Control': ext === 'm3u8' ? 'no-cache, no-store' : 'public, max-age=60',
       },
       dotfiles: 'deny',
     }, (err) => {
-      if (err && !res.headersSent) sendError(res, 404, `${file} not found for stream ${stream}`);
+      if (err && !res.headersSent) sendError(res, 404, `${file} not found for stream ${name}`);
     });
   });
   return router;

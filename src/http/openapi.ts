@@ -1,5 +1,8 @@
+import type { RouteRule } from './access.js';
+
 // The OpenAPI 3.1 description of the gateway's HTTP API, served at /api/openapi.json.
-// test/integration/openapi.test.ts checks it against the routes the app really has.
+// test/integration/outputs-api.test.ts checks it against the routes the app really has.
+// The right each operation needs, and its security, come from the app's route rules.
 
 type Json = Record<string, unknown>;
 
@@ -9,13 +12,15 @@ const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
 const param = (name: string, description: string): Json => ({ name, in: 'path', required: true, description, schema: { type: 'string' } });
 const streamParam = param('name', 'stream name, [A-Za-z0-9_-]{1,64}');
 
-export function openApiDocument(outputTypes: string[]): Json {
-  return {
+export function openApiDocument(outputTypes: string[], rules: RouteRule[] = []): Json {
+  const doc = {
     openapi: '3.1.0',
     info: {
       title: 'webrtc-rtp-gateway',
       version: '0.1.0',
-      description: 'WHIP ingest from browsers; HLS, MPEG-TS, RTP, pushes, recordings and snapshots out. Errors are plain text, one line.',
+      description:
+        'WHIP ingest from browsers; HLS, MPEG-TS, RTP, pushes, recordings and snapshots out. Errors under /api/ are JSON {error, message}; elsewhere plain text, one line. ' +
+        'When the gateway has credentials configured, each operation needs the right named in x-right (publish, read, control; metrics for /metrics), as a Bearer token, or as ?token= where players cannot send headers.',
     },
     paths: {
       '/whip/{stream}': {
@@ -75,10 +80,16 @@ export function openApiDocument(outputTypes: string[]): Json {
       '/api/openapi.json': { get: { summary: 'This document', responses: { '200': json('OpenAPI document', { type: 'object' }) } } },
       '/healthz': { get: { summary: 'Health', responses: { '200': json('health', { type: 'object', properties: { status: { const: 'ok' }, streams: { type: 'integer' }, ffmpegProcesses: { type: 'integer' } } }) } } },
       '/hls/{stream}/{file}': { get: { summary: 'HLS playlist (index.m3u8) and segments', parameters: [param('stream', 'stream name'), param('file', 'index.m3u8 or a segment')], responses: { '200': { description: 'playlist or segment' }, '404': text('not found') } } },
+      '/metrics': { get: { summary: 'Prometheus metrics (streams, outputs, packets, loss, NACKs, keyframe requests, ffmpeg restarts, ICE connect time, event-loop lag)', responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': {} } } } } },
       '/live/{file}': { get: { summary: 'MPEG-TS over HTTP: /live/<stream>.ts (starts on demand)', parameters: [param('file', '<stream>.ts')], responses: { '200': { description: 'endless MPEG-TS', content: { 'video/mp2t': {} } }, '404': text('no live stream') } } },
     },
     components: {
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'a static token, a JWT, or a token the auth hook accepts' },
+        queryToken: { type: 'apiKey', in: 'query', name: 'token', description: 'for players, which cannot send headers (HLS, /live)' },
+      },
       schemas: {
+        Error: { type: 'object', required: ['error', 'message'], properties: { error: { type: 'string', examples: ['not-found'] }, message: { type: 'string' } } },
         Stream: {
           type: 'object',
           properties: {
@@ -188,4 +199,32 @@ export function openApiDocument(outputTypes: string[]): Json {
       },
     },
   };
+  annotate(doc.paths as Record<string, Record<string, Json>>, rules);
+  return doc;
+}
+
+const PLAYER_ROUTES = ['/hls/', '/live/'];
+
+/** API errors are JSON; each operation gets the right it needs and the refusals that come with it. */
+function annotate(paths: Record<string, Record<string, Json>>, rules: RouteRule[]): void {
+  const error = (description: string) => json(description, ref('Error'));
+  for (const [p, ops] of Object.entries(paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      const responses = op.responses as Record<string, Json>;
+      if (p.startsWith('/api/')) {
+        for (const [code, r] of Object.entries(responses)) if ((r.content as Json | undefined)?.['text/plain']) responses[code] = error(r.description as string);
+      }
+      const rule = rules.find((r) => r.method === method.toUpperCase() && r.path === p.replace(/\{(\w+)\}/g, ':$1'));
+      if (!rule || rule.action === 'public') {
+        op.security = [];
+        continue;
+      }
+      op['x-right'] = rule.action;
+      op.security = [{ bearer: [] }, ...(PLAYER_ROUTES.some((r) => p.startsWith(r)) ? [{ queryToken: [] }] : [])];
+      const refusal = p.startsWith('/api/') ? error : text;
+      responses['401'] ??= refusal('no credentials, or ones the gateway does not know (credentials configured)');
+      responses['403'] ??= refusal(`the credentials do not carry the ${rule.action} right${p.includes('{') ? ' for this stream' : ''}`);
+      responses['429'] ??= refusal('too many failed attempts from this address: wait Retry-After seconds');
+    }
+  }
 }

@@ -1,16 +1,19 @@
 import express, { Router } from 'express';
 import { OutputRequestError } from '../streams/outputs.js';
 import type { StreamRegistry } from '../streams/registry.js';
+import { param, type Access } from './access.js';
 import { sendError } from './errors.js';
 
 // REST control of a stream's outputs: start one with {type, ...params}, list them, look at
 // one, stop one; the SDP of an "rtp" output; a snapshot of the current picture.
 
-export function outputsRouter(registry: StreamRegistry, maxBodyBytes: number): Router {
+export function outputsRouter(registry: StreamRegistry, maxBodyBytes: number, access: Access): Router {
   const router = Router();
   const json = express.json({ limit: maxBodyBytes, type: () => true });
+  const isJson: express.RequestHandler = (req, res, next) => (req.is('application/json') ? next() : sendError(res, 415, `Content-Type must be application/json (got ${req.headers['content-type'] ?? 'none'})`));
+  const stream = { stream: param('name') };
 
-  router.post('/api/streams/:name/outputs', json, async (req, res) => {
+  access.route(router, 'post', '/api/streams/:name/outputs', 'control', stream, isJson, json, async (req, res) => {
     const stream = registry.get(req.params.name);
     if (!stream) return sendError(res, 404, `no stream named ${req.params.name}`);
     const body: unknown = req.body;
@@ -28,27 +31,27 @@ export function outputsRouter(registry: StreamRegistry, maxBodyBytes: number): R
 
   // While a publisher is away, outputs waiting for its return (streams.resumeOutputsSeconds)
   // are listed as 'waiting' and can be stopped; otherwise an unknown stream is a 404.
-  router.get('/api/streams/:name/outputs', (req, res) => {
+  access.route(router, 'get', '/api/streams/:name/outputs', 'read', stream, (req, res) => {
     const stream = registry.get(req.params.name);
     const waiting = registry.waitingOutputs(req.params.name);
     if (!stream && !waiting.length) return sendError(res, 404, `no stream named ${req.params.name}`);
     res.json(stream ? [...stream.outputs.values()].map((o) => o.info()) : waiting);
   });
 
-  router.get('/api/streams/:name/outputs/:id', (req, res) => {
+  access.route(router, 'get', '/api/streams/:name/outputs/:id', 'read', stream, (req, res) => {
     const info = registry.get(req.params.name)?.outputs.get(req.params.id)?.info() ?? registry.waitingOutputs(req.params.name).find((o) => o.id === req.params.id);
     if (!info) return sendError(res, 404, `no output ${req.params.id} on stream ${req.params.name}`);
     res.json(info);
   });
 
-  router.delete('/api/streams/:name/outputs/:id', async (req, res) => {
+  access.route(router, 'delete', '/api/streams/:name/outputs/:id', 'control', stream, async (req, res) => {
     const stream = registry.get(req.params.name);
     const stopped = (stream && (await stream.removeOutput(req.params.id))) || registry.cancelWaiting(req.params.name, req.params.id);
     if (!stopped) return sendError(res, 404, `no output ${req.params.id} on stream ${req.params.name}`);
     res.status(204).end();
   });
 
-  router.get('/api/streams/:name/outputs/:id/sdp', (req, res) => {
+  access.route(router, 'get', '/api/streams/:name/outputs/:id/sdp', 'read', stream, (req, res) => {
     const output = registry.get(req.params.name)?.outputs.get(req.params.id);
     const sdp = output && registry.outputs.sdp(output);
     if (!sdp) return sendError(res, 404, `no rtp or rtp-mpegts output ${req.params.id} on stream ${req.params.name}`);
@@ -56,7 +59,7 @@ export function outputsRouter(registry: StreamRegistry, maxBodyBytes: number): R
     res.send(sdp);
   });
 
-  router.get('/api/streams/:name/snapshot.jpg', async (req, res) => {
+  access.route(router, 'get', '/api/streams/:name/snapshot.jpg', 'read', stream, async (req, res) => {
     const stream = registry.get(req.params.name);
     if (!stream) return sendError(res, 404, `no stream named ${req.params.name}`);
     try {

@@ -1,28 +1,31 @@
 import { Router } from 'express';
 import { RecordingBusy, type Recordings } from '../streams/recordings.js';
+import { grantOf, param, type Access } from './access.js';
 import { sendError } from './errors.js';
 
 // Recordings: list, download (with Range, so a browser can seek), delete. File names are
 // checked against the gateway's own naming pattern, so no path can leave the folder.
 
-export function recordingsRouter(recordings: Recordings): Router {
+export function recordingsRouter(recordings: Recordings, access: Access): Router {
   const router = Router();
+  const stream = { stream: param('stream') };
 
-  router.get('/api/recordings', async (_req, res) => {
-    res.json(await recordings.list());
+  access.route(router, 'get', '/api/recordings', 'read', {}, async (_req, res) => {
+    const grant = grantOf(res);
+    res.json((await recordings.list()).filter((r) => grant.allows('read', r.stream)));
   });
 
-  router.get('/recordings/:stream/:file', (req, res) => {
-    const full = recordings.resolve(req.params.stream, req.params.file);
+  access.route(router, 'get', '/recordings/:stream/:file', 'read', stream, (req, res) => {
+    const full = recordings.resolve(req.params.stream as string, req.params.file as string);
     if (!full) return sendError(res, 404, 'no such recording');
     res.sendFile(full, { acceptRanges: true, dotfiles: 'deny', headers: { 'Content-Type': req.params.file.endsWith('.mkv') ? 'video/x-matroska' : 'video/mp4' } }, (err) => {
       if (err && !res.headersSent) sendError(res, 404, 'no such recording');
     });
   });
 
-  router.delete('/api/recordings/:stream/:file', async (req, res) => {
+  access.route(router, 'delete', '/api/recordings/:stream/:file', 'control', stream, async (req, res) => {
     try {
-      if (!(await recordings.remove(req.params.stream, req.params.file))) return sendError(res, 404, 'no such recording');
+      if (!(await recordings.remove(req.params.stream as string, req.params.file as string))) return sendError(res, 404, 'no such recording');
     } catch (e) {
       if (e instanceof RecordingBusy) return sendError(res, 409, e.message);
       throw e;

@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { SdpError } from '../sdp/offer.js';
 import { GatewayStopping, STREAM_NAME, StreamBusy, TooManyConnecting, type StreamRegistry } from '../streams/registry.js';
 import { sendError } from './errors.js';
+import { param, type Access } from './access.js';
 import { iceServers, type IceServer } from '../webrtc/ice-servers.js';
 import { AnswerUnavailable, OfferNotAnswerable } from '../webrtc/publisher-peer.js';
 
@@ -22,11 +23,11 @@ export function linkHeaders(servers: IceServer[]): string[] {
   );
 }
 
-export function whipRouter(registry: StreamRegistry, config: Config, log: Logger): Router {
+export function whipRouter(registry: StreamRegistry, config: Config, log: Logger, access: Access): Router {
   const router = Router();
   const sdpBody = express.text({ type: () => true, limit: config.http.maxBodyBytes });
 
-  router.post('/whip/:stream', (req, res, next) => {
+  access.route(router, 'post', '/whip/:stream', 'publish', { stream: param('stream') }, (req, res, next) => {
     if (!STREAM_NAME.test(req.params.stream)) {
       return sendError(res, 400, 'stream name must be 1-64 characters of A-Z, a-z, 0-9, "_" or "-"');
     }
@@ -60,18 +61,18 @@ export function whipRouter(registry: StreamRegistry, config: Config, log: Logger
     }
   });
 
-  router.delete('/whip/:stream/:session', async (req, res) => {
+  access.route(router, 'delete', '/whip/:stream/:session', 'publish', { stream: param('stream') }, async (req, res) => {
     const ok = await registry.unpublish(req.params.stream, req.params.session);
     if (!ok) return sendError(res, 404, `no WHIP session ${req.params.session} on stream ${req.params.stream}`);
     res.status(200).end();
   });
 
-  router.patch('/whip/:stream/:session', (req, res) => {
+  access.route(router, 'patch', '/whip/:stream/:session', 'publish', { stream: param('stream') }, (_req, res) => {
     res.setHeader('Allow', 'DELETE, OPTIONS');
     sendError(res, 405, 'trickle ICE is not supported: send the offer with all candidates (wait for ICE gathering to complete)');
   });
 
-  router.all('/whip/:stream', (req, res) => {
+  access.route(router, 'all', '/whip/:stream', 'public', {}, (_req, res) => {
     res.setHeader('Allow', 'POST, OPTIONS');
     sendError(res, 405, 'use POST with an SDP offer');
   });

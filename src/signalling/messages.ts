@@ -28,6 +28,8 @@ export const senderStats = z
   .strict() satisfies z.ZodType<SenderReport>;
 
 export const clientMessage = z.discriminatedUnion('type', [
+  /** The token for the messages that follow (when the subprotocol did not carry one). */
+  z.object({ type: z.literal('auth'), token: z.string().min(1).max(8192) }).strict(),
   /** Publish an offer under a stream name; the answer comes back at once, candidates trickle. */
   z.object({ type: z.literal('publish'), stream: z.string(), sdp: z.string().max(128 * 1024) }).strict(),
   /** A publisher ICE candidate; null = end of candidates. */
@@ -46,7 +48,7 @@ export const clientMessage = z.discriminatedUnion('type', [
 
 export type ClientMessage = z.infer<typeof clientMessage>;
 
-export type ErrorCode = 'bad-message' | 'bad-stream-name' | 'bad-sdp' | 'no-codec' | 'stream-busy' | 'too-many-connecting' | 'already-publishing' | 'not-publishing' | 'internal';
+export type ErrorCode = 'bad-message' | 'bad-stream-name' | 'bad-sdp' | 'no-codec' | 'stream-busy' | 'too-many-connecting' | 'already-publishing' | 'not-publishing' | 'unauthorized' | 'forbidden' | 'rate-limited' | 'internal';
 
 export type ServerMessage =
   | { type: 'answer'; stream: string; session: string; sdp: string }

@@ -1,5 +1,8 @@
 import type http from 'node:http';
+import type https from 'node:https';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { Authorizer } from '../auth/authorizer.js';
+import { OPEN, type Action, type Grant } from '../auth/permissions.js';
 import type { GatewayEvent } from '../events/bus.js';
 import type { Logger } from '../log.js';
 import { SdpError } from '../sdp/offer.js';
@@ -11,14 +14,40 @@ import { clientMessage, type ErrorCode, type ServerMessage } from './messages.js
 // WebSocket signalling for the built-in pages: publish with trickle ICE both ways, and a
 // live feed of events and stream stats for the dashboard. A malformed message gets an
 // error reply and nothing else; a closed socket ends the session it published.
+//
+// Credentials (when auth is on): browsers cannot set headers on a WebSocket, so the token
+// comes as a subprotocol, `new WebSocket(url, ['webrtc-rtp-gateway', 'token.' +
+// base64url(token)])` (the gateway answers with the first), or as the first message,
+// {type: "auth", token}. publish needs the publish right for the stream; subscribe needs
+// read, and then sees only the streams the token may read.
 
 const PING_INTERVAL_MS = 15_000;
 const STATS_INTERVAL_MS = 1000;
 const MAX_MESSAGE_BYTES = 256 * 1024;
+export const WS_PROTOCOL = 'webrtc-rtp-gateway';
+const TOKEN_PROTOCOL = 'token.';
 
-export function attachSignalling(server: http.Server, registry: StreamRegistry, log: Logger): WebSocketServer {
-  const wss = new WebSocketServer({ server, path: '/ws', maxPayload: MAX_MESSAGE_BYTES });
-  wss.on('connection', (ws, req) => new Connection(ws, registry, log, req.socket.remoteAddress));
+/** The token a client put in its Sec-WebSocket-Protocol list, if any. */
+export function tokenFromProtocols(protocols: Iterable<string>): string | undefined {
+  for (const p of protocols) if (p.startsWith(TOKEN_PROTOCOL)) return Buffer.from(p.slice(TOKEN_PROTOCOL.length), 'base64url').toString('utf8') || undefined;
+  return undefined;
+}
+
+export function attachSignalling(server: http.Server | https.Server, registry: StreamRegistry, log: Logger, authorizer: Authorizer): WebSocketServer {
+  const wss = new WebSocketServer({
+    server,
+    path: '/ws',
+    maxPayload: MAX_MESSAGE_BYTES,
+    // Answer with a protocol that is not the token, so the token is not echoed back.
+    handleProtocols: (protocols) => (protocols.has(WS_PROTOCOL) ? WS_PROTOCOL : [...protocols].find((p) => !p.startsWith(TOKEN_PROTOCOL)) ?? false),
+  });
+  // The HTTP server reports listen errors (EADDRINUSE) itself; without a listener here the
+  // same error re-emitted by the WebSocketServer would crash the process.
+  wss.on('error', () => undefined);
+  wss.on('connection', (ws, req) => {
+    const protocols = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+    new Connection(ws, registry, log, authorizer, req.socket.remoteAddress, tokenFromProtocols(protocols));
+  });
   const ping = setInterval(() => {
     for (const ws of wss.clients) {
       const alive = (ws as WebSocket & { alive?: boolean }).alive;
@@ -41,14 +70,20 @@ class Connection {
   /** True while a publish offer is being answered; candidates meanwhile wait in `early`. */
   private publishing = false;
   private readonly early: (CandidateInit | null)[] = [];
-  private readonly onEvent = (event: GatewayEvent) => this.send({ type: 'event', event });
+  /** What a subscriber may see (set by subscribe). */
+  private readGrant: Grant = OPEN;
+  private readonly onEvent = (event: GatewayEvent) => {
+    if (this.readGrant.allows('read', event.stream)) this.send({ type: 'event', event });
+  };
 
   constructor(
     private readonly ws: WebSocket,
     private readonly registry: StreamRegistry,
     private readonly log: Logger,
+    private readonly authorizer: Authorizer,
     /** The client's address. */
     private readonly from: string | undefined,
+    private token: string | undefined,
   ) {
     (ws as WebSocket & { alive?: boolean }).alive = true;
     ws.on('pong', () => ((ws as WebSocket & { alive?: boolean }).alive = true));
@@ -80,7 +115,11 @@ class Connection {
     const msg = parsed.data;
     try {
       switch (msg.type) {
+        case 'auth':
+          this.token = msg.token;
+          return;
         case 'publish':
+          if (!STREAM_NAME.test(msg.stream)) return this.error('bad-stream-name', 'stream name must be 1-64 characters of A-Z, a-z, 0-9, "_" or "-"');
           return await this.publish(msg.stream, msg.sdp);
         case 'candidate': {
           const c = msg.candidate ? { candidate: msg.candidate.candidate, sdpMid: msg.candidate.sdpMid ?? undefined, sdpMLineIndex: msg.candidate.sdpMLineIndex ?? undefined } : null;
@@ -94,8 +133,10 @@ class Connection {
         case 'unpublish':
           if (!this.stream) return this.error('not-publishing', 'nothing is being published on this connection');
           return void (await this.stream.close('publisher ended the session'));
-        case 'subscribe':
-          return this.subscribe(msg.stats);
+        case 'subscribe': {
+          const grant = await this.allowed('read');
+          return grant ? this.subscribe(msg.stats, grant) : undefined;
+        }
         case 'unsubscribe':
           return this.unsubscribe();
         case 'ping':
@@ -104,6 +145,7 @@ class Connection {
           const own = this.stream && !this.stream.closed ? this.stream : undefined;
           const named = msg.stream !== undefined ? this.registry.get(msg.stream) : undefined;
           const stream = own ?? (named && named.sessionId === msg.session ? named : undefined);
+          if (stream && stream !== own && !(await this.allowed('publish', stream.name))) return;
           if (!stream) return this.error('not-publishing', 'sender-stats needs the stream this connection publishes, or a live stream and its session id');
           return stream.reportSender(msg.stats);
         }
@@ -114,11 +156,19 @@ class Connection {
     }
   }
 
+  /** The grant when this connection's token allows the action; otherwise replies with the reason. */
+  private async allowed(action: Action, stream?: string): Promise<Grant | undefined> {
+    const d = await this.authorizer.check({ action, stream, token: this.token, ip: this.from ?? '' });
+    if (d.ok) return d.grant;
+    this.error(d.status === 401 ? 'unauthorized' : d.status === 403 ? 'forbidden' : 'rate-limited', d.reason);
+    return undefined;
+  }
+
   private async publish(name: string, sdp: string): Promise<void> {
     if (this.stream && !this.stream.closed) return this.error('already-publishing', `this connection already publishes ${this.stream.name}`);
-    if (!STREAM_NAME.test(name)) return this.error('bad-stream-name', 'stream name must be 1-64 characters of A-Z, a-z, 0-9, "_" or "-"');
-    this.publishing = true;
+    this.publishing = true; // before the credential check: candidates may follow the offer at once
     try {
+      if (!(await this.allowed('publish', name))) return;
       const { stream, answer } = await this.registry.publish(name, sdp, { trickle: true, from: this.from });
       this.stream = stream;
       for (const c of this.early.splice(0)) await stream.peer.addRemoteCandidate(c);
@@ -144,11 +194,12 @@ class Connection {
     }
   }
 
-  private subscribe(stats: boolean): void {
+  private subscribe(stats: boolean, grant: Grant): void {
     this.unsubscribe();
+    this.readGrant = grant;
     this.registry.events.on('event', this.onEvent);
     if (stats) {
-      const tick = () => this.send({ type: 'streams', streams: this.registry.list() });
+      const tick = () => this.send({ type: 'streams', streams: this.registry.list().filter((s) => grant.allows('read', s.name)) });
       tick();
       this.statsTimer = setInterval(tick, STATS_INTERVAL_MS);
     }

@@ -6,7 +6,9 @@ import type { Config } from '../config/schema.js';
 import type { EventBus } from '../events/bus.js';
 import { renderSessionSdp } from '../sdp/render.js';
 import { ParamError, resolveParams, type PipelineDefinition, type Values } from '../pipelines/definition.js';
-import { PushTargetError, resolvePushHost } from '../pipelines/push-url.js';
+import { PushTargetError } from '../pipelines/push-url.js';
+import { PushTargetRefused, PushTargets } from '../pipelines/push-targets.js';
+import { authEnabled } from '../auth/policy.js';
 import { newOutputId, type Output } from './output.js';
 import { Recordings } from './recordings.js';
 import { RtpOutput } from './rtp-output.js';
@@ -30,7 +32,7 @@ export async function endPlaylist(file: string): Promise<void> {
 
 export class OutputRequestError extends Error {
   constructor(
-    readonly status: 400 | 404 | 409 | 507,
+    readonly status: 400 | 403 | 404 | 409 | 507,
     message: string,
   ) {
     super(message);
@@ -46,9 +48,18 @@ const rtpParams = z
   .strict()
   .refine((p) => p.videoPort !== undefined || p.audioPort !== undefined, 'give videoPort, audioPort or both');
 
-/** The push URLs among an output's parameters (params of type url). */
-function pushUrls(def: PipelineDefinition, params: Values): string[] {
-  return Object.entries(def.params).filter(([name, p]) => p.type === 'url' && params[name] !== undefined).map(([name]) => String(params[name]));
+/**
+ * Where an output sends media away from this machine: its URL parameters (pushes), or
+ * rtp://host:port for an output with host and port parameters (rtp-mpegts).
+ */
+function targetUrls(def: PipelineDefinition, params: Values): string[] {
+  const urls = Object.entries(def.params).filter(([name, p]) => p.type === 'url' && params[name] !== undefined).map(([name]) => String(params[name]));
+  if (def.params.host && params.host !== undefined && params.port !== undefined) urls.push(rtpUrl(String(params.host), Number(params.port)));
+  return urls;
+}
+
+function rtpUrl(host: string, port: number): string {
+  return `rtp://${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
 }
 
 /** How often a running recording checks the free disk space. */
@@ -65,6 +76,7 @@ export class OutputCatalog {
   private readonly snapshots = new Map<Stream, Promise<Buffer>>();
   /** Session SDPs of rtp-mpegts outputs (plain rtp outputs render their own). */
   private readonly sdps = new WeakMap<Output, string>();
+  readonly targets: PushTargets;
 
   constructor(
     private readonly config: Config,
@@ -72,6 +84,7 @@ export class OutputCatalog {
     private readonly events: EventBus,
   ) {
     this.recordings = new Recordings(config.dataDir, config.ffmpeg.ffprobePath);
+    this.targets = new PushTargets(config.push.allowedTargets, authEnabled(config) || config.push.allowedTargets.length > 0);
   }
 
   get types(): string[] {
@@ -94,10 +107,10 @@ export class OutputCatalog {
     let params: Values;
     try {
       params = resolveParams(def, body, { allowListeners: this.config.push.allowListeners });
-      for (const url of pushUrls(def, params)) await resolvePushHost(url);
+      for (const url of targetUrls(def, params)) await this.targets.check(url);
     } catch (e) {
       if (e instanceof ParamError) throw new OutputRequestError(400, e.message);
-      if (e instanceof PushTargetError) throw new OutputRequestError(400, `url: ${e.message}`);
+      if (e instanceof PushTargetError) throw new OutputRequestError(e instanceof PushTargetRefused ? 403 : 400, `${def.params.host ? 'host' : 'url'}: ${e.message}`);
       throw e;
     }
     for (const kind of def.requires) {
@@ -144,8 +157,16 @@ export class OutputCatalog {
       case 'rtp-mpegts': {
         if (Number(params.port) % 2 !== 0) throw new OutputRequestError(400, 'port: must be even (RTCP uses the port above)');
         const outputId = options.id ?? newOutputId();
+        // Checked again before every (re)start, and ffmpeg is given the address that was
+        // checked, so a name cannot be re-pointed between the check and the send.
+        const target = rtpUrl(String(params.host), Number(params.port));
+        const launchValues = async () => {
+          const [address] = await this.targets.check(target);
+          return { host: isIP(address) === 6 ? `[${address}]` : address };
+        };
         const output = stream.addOutput(def, path.join(outputsDir, outputId), values, {
           id: outputId,
+          launchValues,
           urls: { sdp: `/api/streams/${stream.name}/outputs/${outputId}/sdp`, vlc: `rtp://@${String(params.host)}:${Number(params.port)}` },
           removeDirWhenDone: true,
         });
@@ -156,9 +177,9 @@ export class OutputCatalog {
         // Each output keeps its session SDP in its own folder. A push looks its host up
         // again before every (re)connect.
         const outputId = options.id ?? newOutputId();
-        const urls = pushUrls(def, params);
+        const urls = targetUrls(def, params);
         const launchValues = urls.length === 0 ? undefined : async () => {
-          for (const url of urls) await resolvePushHost(url);
+          for (const url of urls) await this.targets.check(url);
           return {};
         };
         return this.announce(stream, stream.addOutput(def, path.join(outputsDir, outputId), values, { id: outputId, removeDirWhenDone: type !== 'snapshot', launchValues }));
@@ -217,10 +238,19 @@ export class OutputCatalog {
     return this.announce(stream, output);
   }
 
-  private startRtp(stream: Stream, body: Record<string, unknown>, id?: string): Output {
+  private async startRtp(stream: Stream, body: Record<string, unknown>, id?: string): Promise<Output> {
     const parsed = rtpParams.safeParse(body);
     if (!parsed.success) throw new OutputRequestError(400, parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
-    const output = new RtpOutput(stream.name, stream.tracks, parsed.data, () => stream.requestKeyframe(), id);
+    const p = parsed.data;
+    let address: string;
+    try {
+      [address] = await this.targets.check(rtpUrl(p.host, p.videoPort ?? p.audioPort ?? 0));
+    } catch (e) {
+      if (e instanceof PushTargetError) throw new OutputRequestError(e instanceof PushTargetRefused ? 403 : 400, `host: ${e.message}`);
+      throw e;
+    }
+    // Sent to the address that was checked (a host name is not looked up again per packet).
+    const output = new RtpOutput(stream.name, stream.tracks, { ...p, host: address }, () => stream.requestKeyframe(), id);
     output.urls = { sdp: `/api/streams/${stream.name}/outputs/${output.id}/sdp` };
     return this.announce(stream, stream.attachOutput(output));
   }

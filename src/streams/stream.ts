@@ -30,6 +30,8 @@ export interface StreamInfo {
   startedAt: string;
   tracks: TrackInfo[];
   outputs: OutputInfo[];
+  /** Keyframe requests (PLI) sent to the publisher. */
+  keyframeRequests: number;
   ice?: SelectedPair;
   /** The publisher's own view, reported within the last 10 s. */
   sender?: SenderReport & { ageSeconds: number };
@@ -76,6 +78,7 @@ export class Stream extends EventEmitter<StreamEvents> {
   private timers: NodeJS.Timeout[] = [];
   private disconnectTimer: NodeJS.Timeout | undefined;
   private lastKeyframeRequest = 0;
+  keyframeRequests = 0;
   private liveSince = 0;
   private sender: { report: SenderReport; at: number } | undefined;
 
@@ -92,6 +95,10 @@ export class Stream extends EventEmitter<StreamEvents> {
     this.tracks = peer.tracks.map((c) => new Track(c));
     peer.on('rtp', (codec, packet) => this.tracks.find((t) => t.codec === codec)?.receive(packet));
     peer.on('state', (s) => this.onPeerState(s));
+    peer.on('nack', (codec, packets) => {
+      const track = this.tracks.find((t) => t.codec === codec);
+      if (track) track.nacked += packets;
+    });
     const { connectTimeoutMs, mediaTimeoutMs } = deps.timeouts;
     this.timers.push(
       setTimeout(() => {
@@ -131,6 +138,7 @@ export class Stream extends EventEmitter<StreamEvents> {
     const now = performance.now();
     if (now - this.lastKeyframeRequest < KEYFRAME_REQUEST_MIN_GAP_MS) return;
     this.lastKeyframeRequest = now;
+    this.keyframeRequests++;
     this.peer.requestKeyframe();
   }
 
@@ -189,6 +197,7 @@ export class Stream extends EventEmitter<StreamEvents> {
       startedAt: this.startedAt.toISOString(),
       tracks: this.tracks.map((t) => t.info()),
       outputs: [...this.outputs.values()].map((o) => o.info()),
+      keyframeRequests: this.keyframeRequests,
       ...(this.state === 'live' ? { ice: this.peer.selectedPair() } : {}),
       ...(sender ? { sender: { ...sender.report, ageSeconds: Math.round((performance.now() - sender.at) / 1000) } } : {}),
     };

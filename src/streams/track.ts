@@ -26,6 +26,8 @@ export interface TrackInfo {
   /** Video: frames per second arriving at the gateway (RTP marker bits, last 2 s). */
   fps?: number;
   lost: number;
+  /** Packets the gateway asked the publisher to send again (NACK entries; one packet may be asked for more than once). */
+  nacked: number;
 }
 
 export type PacketSink = (p: RtpPacketLite) => void;
@@ -56,6 +58,7 @@ export class Track {
   packets = 0;
   bytes = 0;
   keyframes = 0;
+  nacked = 0;
   lastPacketAt = 0;
   private readonly sinks = new Set<PacketSink>();
   private readonly reorder: ReorderBuffer;
@@ -181,6 +184,7 @@ export class Track {
       ...(dims ?? {}),
       ...(this.kind === 'video' ? { fps: Math.round((this.frames.filter((t) => t >= performance.now() - BITRATE_WINDOW_MS).length * 1000) / BITRATE_WINDOW_MS) } : {}),
       lost: this.reorder.skipped,
+      nacked: this.nacked,
     };
   }
 

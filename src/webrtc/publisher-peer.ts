@@ -33,6 +33,8 @@ export interface PublisherPeerEvents {
   state: [state: string];
   /** A local ICE candidate (trickle), or null when gathering is complete. */
   candidate: [candidate: CandidateInit | null];
+  /** werift sent a NACK for `packets` packets of this track (a packet may be asked for again). */
+  nack: [track: ChosenCodec, packets: number];
 }
 
 export interface CandidateInit {
@@ -163,8 +165,13 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
     const index = indexOf(this.pc, t);
     if (this.receivers.has(index)) return;
     this.receivers.set(index, t);
+    const chosenFor = () => this.tracks.find((c) => (c.mid !== undefined ? c.mid === t.mid : c.index === index));
+    t.receiver.onPacketLost.subscribe((nack) => {
+      const chosen = chosenFor();
+      if (chosen && !this.closed) this.emit('nack', chosen, nack.lost.length);
+    });
     t.onTrack.subscribe((track: MediaStreamTrack) => {
-      const chosen = this.tracks.find((c) => (c.mid !== undefined ? c.mid === t.mid : c.index === index));
+      const chosen = chosenFor();
       if (!chosen) return;
       track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
         // Only the primary payload goes on (werift already unwrapped RTX); RED/FEC are dropped.

@@ -78,6 +78,34 @@ describe('gateway process (dist/cli.js)', () => {
     expect(output).toMatch(/"stream":"vanish1".*"event":"closed"/);
   });
 
+  /** A second gateway process with these settings: its exit code and what it printed. */
+  async function runOnce(env: Record<string, string>): Promise<{ code: number | null; text: string }> {
+    const p = spawn(process.execPath, ['dist/cli.js'], { env: { ...process.env, ICE_ADDRESSES: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    p.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+    p.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+    const timer = setTimeout(() => p.kill('SIGKILL'), 15_000); // a gateway that did start is a failure: stop it
+    const code = await new Promise<number | null>((resolve) => p.once('exit', (c) => resolve(c)));
+    clearTimeout(timer);
+    return { code, text };
+  }
+
+  it('a second instance on a used port says so in one line and exits 1 (no stack trace)', async () => {
+    const { code, text } = await runOnce({ PORT: new URL(url).port, HOST: '127.0.0.1' });
+    expect(code).toBe(1);
+    expect(text).toMatch(new RegExp(`error: cannot start the HTTP server: port ${new URL(url).port} is already in use`));
+    expect(text).not.toMatch(/^\s+at /m);
+    expect((await fetch(`${url}/healthz`)).ok).toBe(true); // the first one is unharmed
+  });
+
+  it('refuses to listen beyond loopback without credentials, naming both ways out', async () => {
+    const { code, text } = await runOnce({ PORT: String(await freePort()), HOST: '0.0.0.0' });
+    expect(code).toBe(2);
+    expect(text).toMatch(/no credentials/);
+    expect(text).toMatch(/AUTH_TOKENS/);
+    expect(text).toMatch(/AUTH_MODE=none/);
+  });
+
   it('stops on SIGTERM within 10 s: exit code 0, playlists ended, no ffmpeg left', async () => {
     await Promise.all([publish('term1'), publish('term2')]);
     await Promise.all([waitPlaylist(url, 'term1', 2), waitPlaylist(url, 'term2', 2)]);

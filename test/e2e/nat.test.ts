@@ -15,6 +15,7 @@ import { buildLab, netnsSupport, type Lab, type NatKind } from '../helpers/netns
 // gateway behind a 1:1 NAT is reached through its public address.
 
 const unsupported = (await netnsSupport()) ?? (coturnAvailable ? undefined : 'coturn is not installed');
+const LAB_TOKEN = 'nat-lab-token-01';
 
 async function stopProcess(p: ChildProcess): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return;
@@ -61,6 +62,8 @@ describe.skipIf(unsupported !== undefined)(`NAT traversal in network namespaces$
       ...process.env,
       HOST: '0.0.0.0',
       PORT: '8080',
+      // Not on loopback, so the gateway needs credentials: the publisher gets a token.
+      AUTH_TOKENS: JSON.stringify([{ token: LAB_TOKEN, permissions: [{ action: 'publish' }, { action: 'read' }] }]),
       DATA_DIR: dataDir,
       LOG_LEVEL: 'warn',
       ICE_ADDRESSES: lab.addr.gw,
@@ -72,6 +75,7 @@ describe.skipIf(unsupported !== undefined)(`NAT traversal in network namespaces$
     const creds = turnRestCredentials(turn?.secret ?? secret, 'publisher', 3600);
     const publisherOptions = {
       whipUrl: `http://${lab.addr.ngPublic}:8080/whip/natcam`,
+      token: LAB_TOKEN,
       iceAddress: lab.addr.pub,
       width: 320,
       height: 180,
@@ -85,7 +89,7 @@ describe.skipIf(unsupported !== undefined)(`NAT traversal in network namespaces$
     pub.stderr?.on('data', (d: Buffer) => (out += d.toString()));
     await waitFor('publisher connected', () => (/"type":"connected"/.test(out) ? true : /"type":"(failed|posted","status":[^2])/.test(out) ? Promise.reject(new Error(out)) : undefined), 30_000, 100);
     const stream = await waitFor('media through the NAT', async () => {
-      const s = (await (await fetch(`${api}/api/streams/natcam`)).json()) as { state: string; ice?: Pair; tracks: { kind: string; packets: number }[] };
+      const s = (await (await fetch(`${api}/api/streams/natcam`, { headers: { Authorization: `Bearer ${LAB_TOKEN}` } })).json()) as { state: string; ice?: Pair; tracks: { kind: string; packets: number }[] };
       return s.ice && s.tracks.some((t) => t.kind === 'video' && t.packets > 50) ? s : undefined;
     }, 20_000);
     return { pair: stream.ice!, lab };

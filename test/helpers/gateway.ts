@@ -30,7 +30,7 @@ export async function startTestGateway(overrides: ConfigInput = {}): Promise<Tes
     dataDir,
     ice: { addresses: ['127.0.0.1'], ...overrides.ice },
     rtp: { portMin: base, portMax: base + 99, ...overrides.rtp },
-    log: { level: (process.env.TEST_LOG_LEVEL as 'warn') ?? 'warn' },
+    log: { level: (process.env.TEST_LOG_LEVEL as 'warn') ?? overrides.log?.level ?? 'warn' },
     hls: { cleanupAfterSeconds: 600, ...overrides.hls },
   });
   const gw = await Gateway.start(config, createLogger(config.log.level));

@@ -45,6 +45,8 @@ export interface PublisherOptions {
    * (as an encoder restart in some WHIP clients does).
    */
   switchVideoSsrcAfterMs?: number;
+  /** Sent as `Authorization: Bearer` with the WHIP POST and DELETE. */
+  token?: string;
 }
 
 export interface Publisher {
@@ -79,6 +81,8 @@ async function udpReceiver(onPacket: (buf: Buffer) => void): Promise<{ port: num
   socket.setRecvBufferSize?.(4 * 1024 * 1024);
   return { port: (socket.address() as AddressInfo).port, close: () => socket.close() };
 }
+
+const bearer = (token: string | undefined): Record<string, string> => (token ? { Authorization: `Bearer ${token}` } : {});
 
 export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publisher> {
   const { video = true, audio = true, width = 640, height = 360, fps = 30, videoKbps = 1000, stereo = true, audioCodec = 'opus' } = opts;
@@ -182,7 +186,7 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
   });
   const res = await fetch(opts.whipUrl, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/sdp' },
+    headers: { 'Content-Type': 'application/sdp', ...bearer(opts.token) },
     body: pc.localDescription!.sdp,
   });
   const body = await res.text();
@@ -212,7 +216,7 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
       if (stopped) return; // once: a second close of the sockets would throw
       stopped = true;
       publisher.ffmpeg?.kill('SIGKILL');
-      if (del && publisher.location) await fetch(new URL(publisher.location, opts.whipUrl), { method: 'DELETE' }).catch(() => undefined);
+      if (del && publisher.location) await fetch(new URL(publisher.location, opts.whipUrl), { method: 'DELETE', headers: bearer(opts.token) }).catch(() => undefined);
       closers.forEach((c) => c());
       await pc.close();
     },

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApiDocument } from '../../src/http/openapi.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
+import { appRoutes } from '../helpers/routes.js';
 import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
 
 // The output REST API end to end: validation, outputs declared in the configuration,
@@ -91,7 +92,9 @@ describe('output API, events and OpenAPI', () => {
     await waitFor('live', async () => ((await (await fetch(`${t.url}/api/streams/api1`)).json()) as { state: string }).state === 'live' || undefined);
     const post = async (name: string, body: string) => {
       const res = await fetch(`${t.url}/api/streams/${name}/outputs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
-      return `${res.status} ${(await res.text()).trim()}`;
+      const text = await res.text();
+      expect(JSON.parse(text), 'API errors are JSON {error, message}').toMatchObject({ error: expect.any(String), message: expect.any(String) });
+      return `${res.status} ${(JSON.parse(text) as { message: string }).message}`;
     };
     expect(await post('nobody', '{"type":"record"}')).toBe('404 no stream named nobody');
     expect(await post('api1', '{"type":"mp3"}')).toMatch(/^400 type: unknown output type "mp3" \(one of .*record.*\)/);
@@ -124,8 +127,8 @@ describe('output API, events and OpenAPI', () => {
     const doc = (await (await fetch(`${t.url}/api/openapi.json`)).json()) as ReturnType<typeof openApiDocument> & { paths: Record<string, Record<string, unknown>> };
     expect(doc.openapi).toBe('3.1.0');
     const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p.replace(/\{(\w+)\}/g, ':$1')}`));
-    const routes = appRoutes(t);
-    const pages = ['GET /', 'GET /publish', 'GET /publish/:name', 'GET /watch/:name', 'GET /vendor/hls.min.js'];
+    const routes = appRoutes(t.gw.app);
+    const pages = ['GET /', 'GET /publish', 'GET /publish/:name', 'GET /watch/:name', 'GET /vendor/hls.min.js', 'GET /assets/:file'];
     const normalise = (r: string) => r.replace(/:\w+/g, ':p');
     expect(routes.filter((r) => !pages.includes(r)).map(normalise).sort()).toEqual([...new Set(documented.map(normalise))].sort());
     // every documented route answers with something other than "no route"
@@ -137,25 +140,3 @@ describe('output API, events and OpenAPI', () => {
     }
   });
 });
-
-/** "METHOD /path" for every route of the express app. */
-function appRoutes(t: TestGateway): string[] {
-  const app = (t.gw as unknown as { app: { router: { stack: Layer[] } } }).app;
-  const out: string[] = [];
-  const walk = (stack: Layer[]) => {
-    for (const layer of stack) {
-      if (layer.route) {
-        const methods = Object.keys(layer.route.methods).filter((m) => m !== '_all');
-        const paths = Array.isArray(layer.route.path) ? layer.route.path : [layer.route.path];
-        for (const p of paths) for (const m of methods) out.push(`${m.toUpperCase()} ${p}`);
-      } else if (layer.handle?.stack) walk(layer.handle.stack);
-    }
-  };
-  walk(app.router.stack);
-  return [...new Set(out)].filter((r) => !r.startsWith('_ALL') && !r.startsWith('ALL'));
-}
-
-interface Layer {
-  route?: { path: string | string[]; methods: Record<string, boolean> };
-  handle?: { stack?: Layer[] };
-}

@@ -15,7 +15,7 @@ describe('push outputs', () => {
   let dir: string;
   const post = async (body: object) => {
     const res = await fetch(`${t.url}/api/streams/push/outputs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-    return { status: res.status, body: (res.status === 201 ? await res.json() : await res.text()) as { id: string; state: string } & string };
+    return { status: res.status, body: (res.status === 201 ? await res.json() : ((await res.json()) as { message: string }).message) as { id: string; state: string } & string };
   };
   const state = async (id: string) => ((await (await fetch(`${t.url}/api/streams/push/outputs/${id}`)).json()) as { state: string; restarts: number; error?: string; bytesOut: number });
 

@@ -14,7 +14,7 @@ function file(name: string, text: string): string {
 describe('configuration', () => {
   it('has working defaults with nothing given', () => {
     const c = loadConfig({ argv: [], env: {} });
-    expect(c.http).toMatchObject({ host: '0.0.0.0', port: 8080 });
+    expect(c.http).toMatchObject({ host: '127.0.0.1', port: 8080 });
     expect(c.dataDir).toBe('./data');
     expect(c.hls).toMatchObject({ auto: true, segmentSeconds: 1 });
     expect(c.ice.servers).toEqual([]); // never a public STUN server unasked

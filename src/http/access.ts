@@ -1,0 +1,85 @@
+import type { Request, RequestHandler, Response, Router } from 'express';
+import type { RouteParameters } from 'express-serve-static-core';
+import type { Authorizer } from '../auth/authorizer.js';
+import { OPEN, type Action, type Grant } from '../auth/permissions.js';
+import type { Tickets } from '../auth/tickets.js';
+import { sendError } from './errors.js';
+
+// Every route is registered here with the right it needs, so none can be added without
+// one (the access test walks `rules` and tries each route anonymously and with every
+// right). Credentials come as `Authorization: Bearer <token>`, or, for players that
+// cannot send headers, as `?token=`; an HLS segment also takes the short-lived `?ticket=`
+// its playlist named it with.
+
+export type RouteAction = Action | 'public';
+
+export interface RouteRule {
+  method: string;
+  path: string;
+  action: RouteAction;
+}
+
+type Method = 'get' | 'post' | 'delete' | 'patch' | 'all';
+
+export interface RouteOptions {
+  /** The stream a request is about (its rights are checked against the stream's name). */
+  stream?: (req: Request) => string | undefined;
+  /** A valid `?ticket=` for the stream stands for the token (HLS segments). */
+  ticket?: boolean;
+}
+
+export class Access {
+  readonly rules: RouteRule[] = [];
+
+  constructor(
+    readonly authorizer: Authorizer,
+    readonly tickets: Tickets,
+  ) {}
+
+  get enabled(): boolean {
+    return this.authorizer.enabled;
+  }
+
+  route<P extends string>(router: Router, method: Method, path: P | P[], action: RouteAction, options: RouteOptions, ...handlers: RequestHandler<RouteParameters<P>>[]): void {
+    for (const p of [path].flat()) this.rules.push({ method: method.toUpperCase(), path: p, action });
+    const chain = (action === 'public' ? handlers : [this.guard(action, options), ...handlers]) as RequestHandler[];
+    router[method](path, ...chain);
+  }
+
+  guard(action: Action, options: RouteOptions = {}): RequestHandler {
+    return (req, res, next) => {
+      const stream = options.stream?.(req);
+      const ticket = typeof req.query.ticket === 'string' ? req.query.ticket : undefined;
+      if (options.ticket && stream && ticket && this.tickets.valid(stream, ticket)) return next();
+      void this.authorizer.check({ action, stream, token: tokenOf(req), ip: req.socket.remoteAddress ?? '' }).then((d) => {
+        if (d.ok) {
+          res.locals.grant = d.grant;
+          return next();
+        }
+        if (d.status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
+        if (d.retryAfterSeconds) res.setHeader('Retry-After', String(d.retryAfterSeconds));
+        sendError(res, d.status, d.reason);
+      }, next);
+    };
+  }
+}
+
+/** The stream a route is about, from one of its path parameters. */
+export function param(name: string): (req: Request) => string | undefined {
+  return (req) => {
+    const v = req.params[name];
+    return typeof v === 'string' ? v : undefined;
+  };
+}
+
+/** The bearer token of a request (header, or ?token= for players). */
+export function tokenOf(req: Request): string | undefined {
+  const header = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  if (header) return header[1];
+  return typeof req.query.token === 'string' && req.query.token ? req.query.token : undefined;
+}
+
+/** What the request's credential allows (everything while auth is off). */
+export function grantOf(res: Response): Grant {
+  return (res.locals.grant as Grant | undefined) ?? OPEN;
+}

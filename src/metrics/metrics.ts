@@ -1,0 +1,101 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { StreamRegistry } from '../streams/registry.js';
+import type { Output } from '../streams/output.js';
+import type { Stream } from '../streams/stream.js';
+
+// GET /metrics for Prometheus (prom-client). Counts that live in the streams (packets,
+// bytes, loss, NACKs, keyframe requests) are read from them when scraped, so the media
+// path does no extra work per packet; they are per publisher session and start again
+// at 0 when a publisher reconnects (Prometheus' rate() handles such resets). Events that
+// outlive a stream (ffmpeg restarts and failures, ICE connect times) are counted as
+// they happen. Each gateway has its own registry, so tests can run several.
+
+const STREAM_STATES = ['connecting', 'live'] as const;
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly restarts: Counter<'type'>;
+  private readonly failures: Counter<'type'>;
+  private readonly connectSeconds: Histogram;
+
+  constructor(streams: StreamRegistry, websocketClients: () => number = () => 0) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry }); // process CPU and memory, event-loop lag, GC
+
+    new Gauge({
+      name: 'gateway_streams',
+      help: 'Publisher sessions (one per stream name) by state',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        for (const state of STREAM_STATES) this.set({ state }, streams.all().filter((s) => s.state === state).length);
+      },
+    });
+    new Gauge({
+      name: 'gateway_outputs',
+      help: 'Outputs by type and state',
+      labelNames: ['type', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of streams.all()) for (const o of s.outputs.values()) this.inc({ type: o.type, state: o.state });
+      },
+    });
+    new Gauge({ name: 'gateway_websocket_connections', help: 'Open WebSocket signalling connections', registers, collect() { this.set(websocketClients()); } });
+    new Gauge({ name: 'gateway_ffmpeg_processes', help: 'Running ffmpeg processes', registers, collect() { this.set(streams.ffmpegPids().length); } });
+
+    const perTrack = (name: string, help: string, value: (t: Stream['tracks'][number]) => number) =>
+      new Counter({
+        name,
+        help: `${help} (this publisher session)`,
+        labelNames: ['stream', 'kind'],
+        registers,
+        collect() {
+          this.reset();
+          for (const s of streams.all()) for (const t of s.tracks) this.inc({ stream: s.name, kind: t.kind }, value(t));
+        },
+      });
+    perTrack('gateway_rtp_packets_total', 'RTP packets received from the publisher', (t) => t.packets);
+    perTrack('gateway_rtp_bytes_total', 'RTP payload bytes received from the publisher', (t) => t.bytes);
+    perTrack('gateway_rtp_lost_total', 'Packets given up as lost (never arrived, even after NACKs)', (t) => t.info().lost);
+    perTrack('gateway_rtp_nacked_total', 'Packets asked for again with NACK (one packet may be asked more than once)', (t) => t.nacked);
+    new Counter({
+      name: 'gateway_keyframe_requests_total',
+      help: 'Keyframe requests (PLI) sent to the publisher (this publisher session)',
+      labelNames: ['stream'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of streams.all()) this.inc({ stream: s.name }, s.keyframeRequests);
+      },
+    });
+
+    this.restarts = new Counter({ name: 'gateway_ffmpeg_restarts_total', help: 'ffmpeg processes restarted after they exited unasked', labelNames: ['type'], registers });
+    this.failures = new Counter({ name: 'gateway_ffmpeg_failures_total', help: 'Outputs that ended as failed', labelNames: ['type'], registers });
+    this.connectSeconds = new Histogram({
+      name: 'gateway_ice_connect_seconds',
+      help: 'Seconds from the SDP answer to ICE and DTLS connected',
+      buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+      registers,
+    });
+    streams.on('stream', (s) => this.watch(s));
+  }
+
+  private watch(stream: Stream): void {
+    stream.once('live', () => this.connectSeconds.observe((Date.now() - stream.startedAt.getTime()) / 1000));
+    stream.on('output', (o: Output) =>
+      o.on('state', (state) => {
+        if (state === 'restarting') this.restarts.inc({ type: o.type });
+        if (state === 'failed') this.failures.inc({ type: o.type });
+      }),
+    );
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
