@@ -18,12 +18,22 @@ import type { Logger } from './log.js';
 import { loadDefinitions } from './pipelines/definition.js';
 import { warmUpFfmpeg } from './pipelines/ffmpeg-process.js';
 import { StreamRegistry } from './streams/registry.js';
+import { EventBus } from './events/bus.js';
+import { authEnabled } from './auth/policy.js';
+import { autostartOutputs } from './outputs/autostart.js';
+import { OutputCatalog } from './outputs/catalog.js';
+import { ResumeOutputs } from './outputs/resume.js';
+import { PushTargets } from './pipelines/push-targets.js';
+import { Recordings } from './recordings/recordings.js';
+import { PortAllocator } from './rtp/ports.js';
 import { Webhooks } from './events/webhooks.js';
 import { attachSignalling } from './signalling/ws.js';
 import type { WebSocketServer } from 'ws';
 
-// Wires configuration, the stream registry, the HTTP server and WebSocket signalling together. Tests start a
-// Gateway in-process; the CLI wraps it with signal handling.
+// Builds every service once and hands each part only what it uses: the stream registry,
+// the outputs (catalog, autostart, resume), recordings, access control, metrics, the HTTP
+// server and WebSocket signalling. Tests start a Gateway in-process; the CLI wraps it with
+// signal handling.
 
 export class Gateway {
   private constructor(
@@ -37,6 +47,9 @@ export class Gateway {
     private readonly wss: WebSocketServer,
     /** Every route and the right it needs (tests walk it). */
     readonly access: Access,
+    private readonly outputs: { catalog: OutputCatalog; resume: ResumeOutputs },
+    /** The gateway's events (tests read the kept ones). */
+    readonly events: EventBus,
   ) {}
 
   /** Throws ConfigError for a configuration that must not run (e.g. open on a public address). */
@@ -49,21 +62,28 @@ export class Gateway {
     // live otherwise) and outputs' session SDPs. Recordings stay, and the ones it left
     // open are measured and marked interrupted.
     for (const dir of ['hls', 'outputs']) await rm(path.resolve(config.dataDir, dir), { recursive: true, force: true });
-    const definitions = loadDefinitions();
+    const definitions = loadDefinitions(config.pipelines.extraDir);
     for (const o of config.outputs) {
       if (o.type !== 'rtp' && !definitions.has(o.type)) throw new Error(`outputs: unknown output type "${o.type}" for streams "${o.streams}"`);
     }
-    const registry = new StreamRegistry(config, definitions, log);
-    const recovered = await registry.outputs.recordings.recover();
+    const events = new EventBus();
+    const registry = new StreamRegistry(config, log, events);
+    const ports = new PortAllocator(config.rtp.portMin, config.rtp.portMax);
+    const recordings = new Recordings(config.dataDir, config.ffmpeg.ffprobePath);
+    const targets = new PushTargets(config.push.allowedTargets, authEnabled(config) || config.push.allowedTargets.length > 0);
+    const catalog = new OutputCatalog(config, definitions, { ports, events, recordings, targets });
+    const resume = new ResumeOutputs(registry, catalog, config.streams.resumeOutputsSeconds);
+    autostartOutputs(registry, catalog, resume, config);
+    const recovered = await recordings.recover();
     if (recovered) log.warn({ event: 'recordings-recovered', count: recovered }, `${recovered} recording(s) left open by an earlier run were measured and marked interrupted`);
-    const webhooks = new Webhooks(config.webhooks, registry.events, log);
+    const webhooks = new Webhooks(config.webhooks, events, log);
     const authorizer = new Authorizer(config, log);
     const access = new Access(authorizer, new Tickets());
     let wss: WebSocketServer | undefined;
     const metrics = new GatewayMetrics(registry, () => wss?.clients.size ?? 0);
-    const app = createApp(config, registry, log, access, metrics);
+    const app = createApp(config, { registry, events, catalog, resume, recordings, ports, access, metrics }, log);
     const server = tls ? https.createServer(tls, app) : http.createServer(app);
-    wss = attachSignalling(server, registry, log, authorizer);
+    wss = attachSignalling(server, { registry, events, authorizer }, log);
     await Promise.all([
       new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -71,7 +91,7 @@ export class Gateway {
       }),
       warmUpFfmpeg(config.ffmpeg.path),
     ]);
-    const gw = new Gateway(config, registry, server, log, webhooks, app, wss, access);
+    const gw = new Gateway(config, registry, server, log, webhooks, app, wss, access, { catalog, resume }, events);
     if (server instanceof https.Server) gw.reloadTlsOnChange(server);
     log.info({ event: 'listening', url: gw.url, dataDir: path.resolve(config.dataDir), auth: access.enabled }, `gateway listening on ${gw.url}${access.enabled ? ' (credentials required)' : ''}`);
     return gw;
@@ -90,7 +110,9 @@ export class Gateway {
   /** Ends every stream (ffmpeg finalises playlists and files), then closes the HTTP server. */
   async stop(): Promise<void> {
     if (this.config.http.tls) for (const f of [this.config.http.tls.cert, this.config.http.tls.key]) unwatchFile(f);
+    this.outputs.resume.close();
     await this.registry.shutdown();
+    this.outputs.catalog.close();
     await this.webhooks.stop();
     for (const ws of this.wss.clients) ws.terminate();
     this.wss.close();

@@ -12,8 +12,10 @@ let whipResource;
 let statsTimer;
 let reportWs; // WHIP mode: a WebSocket only for reporting stats to the gateway
 
-const fromPath = location.pathname.match(/^\/publish\/([A-Za-z0-9_-]{1,64})$/);
-if (fromPath) $('name').value = fromPath[1];
+// The name rule is the input's pattern attribute (publish.html), written once for the page.
+const NAME = new RegExp(`^(?:${$('name').pattern})$`);
+const fromPath = location.pathname.match(/^\/publish\/([^/]+)$/);
+if (fromPath && NAME.test(fromPath[1])) $('name').value = fromPath[1];
 const params = new URLSearchParams(location.search);
 if (params.get('signalling') === 'whip') $('signalling').value = 'whip';
 
@@ -127,7 +129,7 @@ async function publishWhip(name) {
 
 async function start() {
   const name = $('name').value.trim();
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) return message('The stream name may use letters, digits, "_" and "-" (up to 64).');
+  if (!NAME.test(name)) return message('The stream name may use letters, digits, "_" and "-" (up to 64).');
   message('');
   $('start').disabled = true;
   try {

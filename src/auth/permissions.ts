@@ -1,4 +1,4 @@
-import { matchesPattern } from '../config/patterns.js';
+import { matchesPattern } from '../config/wildcard.js';
 
 // What a credential may do: actions on streams whose names match a pattern, as
 // MediaMTX's permissions ({action, path}) are.

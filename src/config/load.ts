@@ -39,6 +39,7 @@ export const ENV_KEYS: Record<string, string> = {
   REPLACE_EXISTING_PUBLISHER: 'streams.replaceExisting',
   RESUME_OUTPUTS_SECONDS: 'streams.resumeOutputsSeconds',
   LOG_LEVEL: 'log.level',
+  PIPELINES_DIR: 'pipelines.extraDir',
   AUTH_MODE: 'auth.mode',
   AUTH_TOKENS: 'auth.tokens',
   AUTH_JWT_SECRET: 'auth.jwt.secret',
@@ -112,7 +113,7 @@ export function coerce(key: string, raw: string): unknown {
   if (/^(true|false|1|0|yes|no)$/i.test(text) && ['hls.auto', 'ice.ipv6', 'ice.tcp', 'ice.turnForGateway', 'streams.replaceExisting'].includes(key)) {
     return /^(true|1|yes)$/i.test(text);
   }
-  if (/^-?\d+(\.\d+)?$/.test(text) && !['http.host', 'dataDir', 'ffmpeg.path', 'ice.turnSecret', 'auth.jwt.secret', 'http.tls.cert', 'http.tls.key'].includes(key)) return Number(text);
+  if (/^-?\d+(\.\d+)?$/.test(text) && !['http.host', 'dataDir', 'ffmpeg.path', 'ice.turnSecret', 'auth.jwt.secret', 'http.tls.cert', 'http.tls.key', 'pipelines.extraDir'].includes(key)) return Number(text);
   return text;
 }
 

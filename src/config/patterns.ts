@@ -1,12 +1,7 @@
 import type { Config } from './schema.js';
+import { matchesPattern } from './wildcard.js';
 
-// Stream-name patterns in the configuration ("studio-*") and the settings they select.
-
-/** "studio-*" style patterns: `*` matches any run of characters, everything else itself. */
-export function matchesPattern(pattern: string, name: string): boolean {
-  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
-  return re.test(name);
-}
+// The settings a stream-name pattern in the configuration ("studio-*") selects.
 
 /** The video bitrate range for a stream: the first matching `video.streams` entry over the defaults. */
 export function videoBitrateFor(video: Config['video'], name: string): { maxKbps: number; startKbps: number } {

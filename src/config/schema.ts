@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ACTIONS } from '../auth/permissions.js';
+import { EVENT_TYPES } from '../events/bus.js';
 
 // The one place where every setting and its default lives. A config file, environment
 // variables and CLI flags override these (see load.ts); `config.example.yaml` at the
@@ -46,13 +47,13 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    /** Folder for HLS output, session SDP files and (later) recordings. */
+    /** Folder for HLS output, recordings and outputs' session SDP files. */
     dataDir: z.string().min(1).default('./data'),
     ffmpeg: z
       .object({
         /** ffmpeg binary (on PATH or absolute). */
         path: z.string().min(1).default('ffmpeg'),
-        /** Stop a pipeline with 'q', then SIGKILL after this many ms. */
+        /** A stopping ffmpeg gets SIGINT (it finishes its files), then SIGKILL after this many ms. */
         stopTimeoutMs: z.number().int().min(100).max(60_000).default(5000),
         /** ffprobe binary (recording durations). */
         ffprobePath: z.string().min(1).default('ffprobe'),
@@ -201,7 +202,7 @@ export const configSchema = z
         /** URLs that receive every gateway event as a JSON POST. */
         urls: z.array(z.url()).default([]),
         /** Only these event types (empty = all). */
-        events: z.array(z.enum(['stream.started', 'stream.stopped', 'output.started', 'output.stopped', 'output.failed', 'recording.finished'])).default([]),
+        events: z.array(z.enum(EVENT_TYPES)).default([]),
         timeoutMs: z.number().int().min(100).max(60_000).default(5000),
         /** Further tries after a failed delivery (1 s, 2 s, 4 s... apart). */
         retries: z.number().int().min(0).max(10).default(3),
@@ -270,6 +271,16 @@ export const configSchema = z
         /** Bad credentials from one address within failureWindowSeconds before it gets 429. */
         maxFailures: z.number().int().min(1).max(10_000).default(10),
         failureWindowSeconds: z.number().min(1).max(86_400).default(60),
+      })
+      .strict()
+      .prefault({}),
+    pipelines: z
+      .object({
+        /**
+         * A folder of your own pipeline JSON files, loaded after the built-in ones (a file
+         * with a built-in type replaces it). See pipelines/README.md.
+         */
+        extraDir: z.string().min(1).optional(),
       })
       .strict()
       .prefault({}),

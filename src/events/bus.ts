@@ -5,9 +5,8 @@ import { EventEmitter } from 'node:events';
 // that only grows, and the last ones are kept, so an SSE client that reconnects with
 // Last-Event-ID gets what it missed.
 
-export type GatewayEventType = 'stream.started' | 'stream.stopped' | 'output.started' | 'output.stopped' | 'output.failed' | 'recording.finished';
-
-export const EVENT_TYPES: GatewayEventType[] = ['stream.started', 'stream.stopped', 'output.started', 'output.stopped', 'output.failed', 'recording.finished'];
+export const EVENT_TYPES = ['stream.started', 'stream.stopped', 'output.started', 'output.stopped', 'output.failed', 'recording.finished'] as const;
+export type GatewayEventType = (typeof EVENT_TYPES)[number];
 
 export interface GatewayEvent {
   /** Increases by one per event within a gateway run. */

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { Router } from 'express';
 import type { Config } from '../config/schema.js';
+import type { PortAllocator } from '../rtp/ports.js';
 import type { StreamRegistry } from '../streams/registry.js';
 import { iceServers } from '../webrtc/ice-servers.js';
 import { grantOf, param, type Access } from './access.js';
@@ -8,7 +9,7 @@ import { sendError } from './errors.js';
 
 // REST API: what is live, with per-track counters and outputs; and a health check.
 
-export function apiRouter(registry: StreamRegistry, startedAt: Date, ice: Config['ice'], access: Access): Router {
+export function apiRouter(registry: StreamRegistry, ports: PortAllocator, startedAt: Date, ice: Config['ice'], access: Access): Router {
   const router = Router();
 
   // ICE servers for browser clients (the built-in pages), with fresh TURN credentials.
@@ -49,7 +50,7 @@ export function apiRouter(registry: StreamRegistry, startedAt: Date, ice: Config
       uptimeSeconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
       streams: registry.all().length,
       ffmpegProcesses: registry.ffmpegPids().length,
-      rtpPortsInUse: registry.ports.used,
+      rtpPortsInUse: ports.used,
       memoryMB: Math.round(mem.rss / 1e6),
       cpuPercent,
       load: os.loadavg()[0],

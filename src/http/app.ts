@@ -4,7 +4,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import type { EventBus } from '../events/bus.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
+import type { OutputCatalog } from '../outputs/catalog.js';
+import type { ResumeOutputs } from '../outputs/resume.js';
+import type { Recordings } from '../recordings/recordings.js';
+import type { PortAllocator } from '../rtp/ports.js';
 import type { StreamRegistry } from '../streams/registry.js';
 import type { Access } from './access.js';
 import { apiRouter } from './api.js';
@@ -29,21 +34,33 @@ export function corsOrigins(config: Config, authOn: boolean): string[] {
   return config.http.corsOrigins ?? (authOn ? [] : ['*']);
 }
 
-export function createApp(config: Config, registry: StreamRegistry, log: Logger, access: Access, metrics: GatewayMetrics, startedAt = new Date()): Express {
+/** The services the routes use (each router gets only its own). */
+export interface AppServices {
+  registry: StreamRegistry;
+  events: EventBus;
+  catalog: OutputCatalog;
+  resume: ResumeOutputs;
+  recordings: Recordings;
+  ports: PortAllocator;
+  access: Access;
+  metrics: GatewayMetrics;
+}
+
+export function createApp(config: Config, { registry, events, catalog, resume, recordings, ports, access, metrics }: AppServices, log: Logger, startedAt = new Date()): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(cors(corsOrigins(config, access.enabled)));
   app.use(whipRouter(registry, config, log, access));
-  app.use(apiRouter(registry, startedAt, config.ice, access));
-  app.use(outputsRouter(registry, config.http.maxBodyBytes, access));
-  app.use(recordingsRouter(registry.outputs.recordings, access));
-  app.use(eventsRouter(registry.events, access));
-  app.use(hlsRouter(registry, access));
-  app.use(liveRouter(registry, access));
+  app.use(apiRouter(registry, ports, startedAt, config.ice, access));
+  app.use(outputsRouter({ registry, catalog, resume }, config.http.maxBodyBytes, access));
+  app.use(recordingsRouter(recordings, access));
+  app.use(eventsRouter(events, access));
+  app.use(hlsRouter((name) => catalog.hls.dir(name), access));
+  app.use(liveRouter(registry, catalog.mpegtsHttp, access));
 
   const pages = express.Router();
-  access.route(pages, 'get', '/api/openapi.json', 'public', {}, (_req, res) => res.json(openApiDocument(registry.outputs.types, access.rules)));
+  access.route(pages, 'get', '/api/openapi.json', 'public', {}, (_req, res) => res.json(openApiDocument(catalog.definitions, access.rules)));
   access.route(pages, 'get', '/metrics', 'metrics', {}, (_req, res, next) => {
     metrics.text().then((text) => res.type(metrics.contentType).send(text), next);
   });

@@ -1,8 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Router } from 'express';
-import type { StreamRegistry } from '../streams/registry.js';
-import { STREAM_NAME } from '../streams/registry.js';
+import { STREAM_NAME } from '../streams/names.js';
 import { param, type Access } from './access.js';
 import { sendError } from './errors.js';
 
@@ -13,7 +12,7 @@ import { sendError } from './errors.js';
 // segment (and the fMP4 init section) with a short-lived ticket for the stream instead,
 // since players cannot add headers and should not carry the token in every URL.
 
-const FILE = /^[A-Za-z0-9_-]{1,64}\.(m3u8|ts|m4s|mp4)$/;
+const FILE = /^[A-Za-z0-9_-]{1,64}\.(m3u8|ts|m4s|mp4)$/; // ffmpeg's file names (index, segment_N, init), not stream names
 const TYPES: Record<string, string> = {
   m3u8: 'application/vnd.apple.mpegurl',
   ts: 'video/mp2t',
@@ -34,7 +33,8 @@ export function withTicket(playlist: string, ticket: string): string {
     .join('\n');
 }
 
-export function hlsRouter(registry: StreamRegistry, access: Access): Router {
+/** `dirOf(stream)`: the folder HLS writes a stream's files into. */
+export function hlsRouter(dirOf: (stream: string) => string, access: Access): Router {
   const router = Router();
   const stream = { stream: param('stream'), ticket: true };
   access.route(router, 'get', '/hls/:stream/:file', 'read', stream, (req, res) => {
@@ -42,14 +42,14 @@ export function hlsRouter(registry: StreamRegistry, access: Access): Router {
     if (!STREAM_NAME.test(name) || !FILE.test(file)) return sendError(res, 404, 'not found');
     const ext = file.split('.').pop() as string;
     if (ext === 'm3u8' && access.enabled) {
-      void readFile(path.join(registry.hlsDir(name), file), 'utf8').then(
+      void readFile(path.join(dirOf(name), file), 'utf8').then(
         (text) => res.type(TYPES.m3u8).setHeader('Cache-Control', 'no-cache, no-store').send(withTicket(text, access.tickets.issue(name))),
         () => sendError(res, 404, `${file} not found for stream ${name}`),
       );
       return;
     }
     res.sendFile(file, {
-      root: registry.hlsDir(name),
+      root: dirOf(name),
       headers: {
         'Content-Type': TYPES[ext],
         'Cache-Control': ext === 'm3u8' ? 'no-cache, no-store' : 'public, max-age=60',

@@ -1,14 +1,16 @@
 import { Router, type Request } from 'express';
+import type { MpegtsHttpKind } from '../outputs/kinds/mpegts-http.js';
 import type { StreamRegistry } from '../streams/registry.js';
 import type { Access } from './access.js';
+import { NAME_PATTERN } from '../streams/names.js';
 import { sendError } from './errors.js';
 
 // GET /live/<stream>.ts: MPEG-TS over plain HTTP for VLC and TV players. The first viewer
 // starts the stream's mpegts-http output; it stops some seconds after the last one leaves.
 
-const FILE = /^([A-Za-z0-9_-]{1,64})\.ts$/;
+const FILE = new RegExp(`^(${NAME_PATTERN})\\.ts$`);
 
-export function liveRouter(registry: StreamRegistry, access: Access): Router {
+export function liveRouter(registry: StreamRegistry, viewers: MpegtsHttpKind, access: Access): Router {
   const router = Router();
   const stream = { stream: (req: Request) => FILE.exec(String(req.params.file))?.[1] };
   access.route(router, 'get', '/live/:file', 'read', stream, async (req, res) => {
@@ -21,9 +23,9 @@ export function liveRouter(registry: StreamRegistry, access: Access): Router {
     res.flushHeaders();
     req.socket.setNoDelay(true);
     const viewer = res;
-    res.on('close', () => registry.outputs.removeViewer(stream, viewer));
+    res.on('close', () => viewers.removeViewer(stream, viewer));
     try {
-      await registry.outputs.addViewer(stream, viewer);
+      await viewers.addViewer(stream, viewer);
     } catch (e) {
       res.destroy(e as Error);
     }

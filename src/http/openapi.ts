@@ -1,3 +1,9 @@
+import { EVENT_TYPES } from '../events/bus.js';
+import { NAME_PATTERN } from '../streams/names.js';
+import { OUTPUT_STATES } from '../streams/output.js';
+import { z } from 'zod';
+import { rtpParams } from '../outputs/kinds/rtp.js';
+import { paramsSchema, type PipelineDefinition } from '../pipelines/definition.js';
 import type { RouteRule } from './access.js';
 
 // The OpenAPI 3.1 description of the gateway's HTTP API, served at /api/openapi.json.
@@ -10,9 +16,9 @@ const text = (description: string): Json => ({ description, content: { 'text/pla
 const json = (description: string, schema: Json): Json => ({ description, content: { 'application/json': { schema } } });
 const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
 const param = (name: string, description: string): Json => ({ name, in: 'path', required: true, description, schema: { type: 'string' } });
-const streamParam = param('name', 'stream name, [A-Za-z0-9_-]{1,64}');
+const streamParam = param('name', `stream name, ${NAME_PATTERN}`);
 
-export function openApiDocument(outputTypes: string[], rules: RouteRule[] = []): Json {
+export function openApiDocument(definitions: Map<string, PipelineDefinition>, rules: RouteRule[] = []): Json {
   const doc = {
     openapi: '3.1.0',
     info: {
@@ -138,8 +144,8 @@ export function openApiDocument(outputTypes: string[], rules: RouteRule[] = []):
           type: 'object',
           properties: {
             id: { type: 'string' },
-            type: { enum: outputTypes },
-            state: { enum: ['starting', 'running', 'restarting', 'stopped', 'failed', 'waiting'] },
+            type: { enum: [...definitions.keys(), 'rtp'].sort() },
+            state: { enum: [...OUTPUT_STATES] },
             startedAt: { type: 'string', format: 'date-time' },
             uptimeSeconds: { type: 'integer' },
             bytesOut: { type: 'integer' },
@@ -148,23 +154,7 @@ export function openApiDocument(outputTypes: string[], rules: RouteRule[] = []):
             urls: { type: 'object', additionalProperties: { type: 'string' } },
           },
         },
-        OutputRequest: {
-          type: 'object',
-          required: ['type'],
-          properties: {
-            type: { enum: outputTypes },
-            segmentSeconds: { type: 'number', description: 'hls' },
-            listSize: { type: 'integer', description: 'hls' },
-            segmentFormat: { enum: ['mpegts', 'fmp4'], description: 'hls' },
-            format: { enum: ['mp4', 'mkv'], description: 'record' },
-            maxDurationSeconds: { type: 'number', description: 'record' },
-            url: { type: 'string', description: 'srt://, udp://, rtmp:// or rtmps:// target (srt, udp, rtmp)' },
-            host: { type: 'string', description: 'rtp, rtp-mpegts: where to send' },
-            videoPort: { type: 'integer', description: 'rtp: even port for video' },
-            audioPort: { type: 'integer', description: 'rtp: even port for audio' },
-            port: { type: 'integer', description: 'rtp-mpegts: even port' },
-          },
-        },
+        OutputRequest: outputRequest(definitions),
         Recording: {
           type: 'object',
           properties: {
@@ -187,7 +177,7 @@ export function openApiDocument(outputTypes: string[], rules: RouteRule[] = []):
         Event: {
           type: 'object',
           properties: {
-            type: { enum: ['stream.started', 'stream.stopped', 'output.started', 'output.stopped', 'output.failed', 'recording.finished'] },
+            type: { enum: [...EVENT_TYPES] },
             at: { type: 'string', format: 'date-time' },
             stream: { type: 'string' },
             session: { type: 'string' },
@@ -201,6 +191,17 @@ export function openApiDocument(outputTypes: string[], rules: RouteRule[] = []):
   };
   annotate(doc.paths as Record<string, Record<string, Json>>, rules);
   return doc;
+}
+
+/** One schema per output type, from the same zod schemas that check requests: the pipeline JSONs' params, and rtp's. */
+function outputRequest(definitions: Map<string, PipelineDefinition>): Json {
+  const schema = (type: string, description: string, params: z.ZodObject): Json => {
+    const { $schema: _, ...json } = z.toJSONSchema(params.extend({ type: z.literal(type) }), { io: 'input', unrepresentable: 'any' });
+    return { title: type, description, ...json };
+  };
+  const types = [...definitions.values()].map((d) => schema(d.type, d.description, paramsSchema(d)));
+  types.push(schema('rtp', 'The publisher\'s RTP forwarded as it is (no ffmpeg), with an SDP for the player; give videoPort, audioPort or both.', rtpParams));
+  return { oneOf: types.sort((a, b) => String(a.title).localeCompare(String(b.title))), discriminator: { propertyName: 'type' } };
 }
 
 const PLAYER_ROUTES = ['/hls/', '/live/'];

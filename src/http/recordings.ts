@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { RecordingBusy, type Recordings } from '../streams/recordings.js';
+import { RecordingBusy, type Recordings } from '../recordings/recordings.js';
 import { grantOf, param, type Access } from './access.js';
 import { sendError } from './errors.js';
 

@@ -2,7 +2,8 @@ import express, { Router } from 'express';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { SdpError } from '../sdp/offer.js';
-import { GatewayStopping, STREAM_NAME, StreamBusy, TooManyConnecting, type StreamRegistry } from '../streams/registry.js';
+import { STREAM_NAME, STREAM_NAME_RULE } from '../streams/names.js';
+import { GatewayStopping, StreamBusy, TooManyConnecting, type StreamRegistry } from '../streams/registry.js';
 import { sendError } from './errors.js';
 import { param, type Access } from './access.js';
 import { iceServers, type IceServer } from '../webrtc/ice-servers.js';
@@ -29,7 +30,7 @@ export function whipRouter(registry: StreamRegistry, config: Config, log: Logger
 
   access.route(router, 'post', '/whip/:stream', 'publish', { stream: param('stream') }, (req, res, next) => {
     if (!STREAM_NAME.test(req.params.stream)) {
-      return sendError(res, 400, 'stream name must be 1-64 characters of A-Z, a-z, 0-9, "_" or "-"');
+      return sendError(res, 400, STREAM_NAME_RULE);
     }
     if (!req.is('application/sdp')) {
       return sendError(res, 415, `Content-Type must be application/sdp (got ${req.headers['content-type'] ?? 'none'})`);

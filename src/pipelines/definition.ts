@@ -1,4 +1,5 @@
 import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { pushUrlProblem } from './push-url.js';
@@ -14,7 +15,8 @@ export const BUILTIN_VALUES = ['dir', 'file', 'stream', 'audioChannels', 'audioB
 
 const paramSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('number'), default: z.number().optional(), min: z.number().optional(), max: z.number().optional(), description: z.string() }).strict(),
-  z.object({ type: z.literal('integer'), default: z.number().int().optional(), min: z.number().optional(), max: z.number().optional(), description: z.string() }).strict(),
+  /** `even`: RTP ports (RTCP takes the one above). */
+  z.object({ type: z.literal('integer'), default: z.number().int().optional(), min: z.number().optional(), max: z.number().optional(), even: z.boolean().optional(), description: z.string() }).strict(),
   z.object({ type: z.literal('string'), default: z.string().optional(), pattern: z.string().optional(), description: z.string() }).strict(),
   /** A push target: only the listed URL schemes are accepted. */
   z.object({ type: z.literal('url'), protocols: z.array(z.string()).min(1), description: z.string() }).strict(),
@@ -26,6 +28,8 @@ const definitionSchema = z
   .object({
     type: z.string().regex(/^[a-z][a-z0-9-]*$/),
     description: z.string(),
+    /** A stream has at most one output of this type; its id is the type (hls, mpegts-http). */
+    singleton: z.boolean().default(false),
     /** continuous: restarted when ffmpeg exits; oneshot: done when ffmpeg exits 0 (snapshot). */
     mode: z.enum(['continuous', 'oneshot']).default('continuous'),
     /** file: ffmpeg writes files; stdout: the gateway reads ffmpeg's output; push: ffmpeg sends to a URL. */
@@ -44,6 +48,7 @@ const definitionSchema = z
      * start): e.g. HLS flags that continue the playlist instead of starting it over.
      */
     restartValues: z.record(z.string().regex(/^[a-z][A-Za-z0-9]*$/), z.string()).default({}),
+    /** Options for ffmpeg's input; pipelines/defaults.json gives them to pipelines that name none. */
     input: z.array(z.string()),
     video: z.array(z.string()).default([]),
     audio: z.array(z.string()).default([]),
@@ -93,11 +98,19 @@ export function parseDefinition(json: unknown, source = 'definition'): PipelineD
   return def;
 }
 
-export function loadDefinitions(dir = PIPELINE_DIR): Map<string, PipelineDefinition> {
+/** Shared values (defaults.json) that a pipeline file may leave out. */
+const DEFAULTS_FILE = 'defaults.json';
+
+/** The built-in pipelines, then those in `extraDir` (which replace built-ins of the same type). */
+export function loadDefinitions(extraDir?: string): Map<string, PipelineDefinition> {
   const defs = new Map<string, PipelineDefinition>();
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
-    const def = parseDefinition(JSON.parse(readFileSync(`${dir}/${file}`, 'utf8')), `pipelines/${file}`);
-    defs.set(def.type, def);
+  const read = (dir: string, file: string) => JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Record<string, unknown>;
+  const { $comment: _comment, ...defaults } = read(PIPELINE_DIR, DEFAULTS_FILE);
+  for (const dir of [PIPELINE_DIR, ...(extraDir ? [extraDir] : [])]) {
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.json') && f !== DEFAULTS_FILE).sort()) {
+      const def = parseDefinition({ ...defaults, ...read(dir, file) }, path.join(dir === PIPELINE_DIR ? 'pipelines' : dir, file));
+      defs.set(def.type, def);
+    }
   }
   return defs;
 }
@@ -111,13 +124,18 @@ export interface ParamRules {
 const DEFAULT_RULES: ParamRules = { allowListeners: false };
 
 function paramValidator(p: ParamDefinition, rules: ParamRules): z.ZodType<string | number> {
+  return validatorOf(p, rules).describe(p.description);
+}
+
+function validatorOf(p: ParamDefinition, rules: ParamRules): z.ZodType<string | number> {
   switch (p.type) {
     case 'number':
     case 'integer': {
       let n = p.type === 'integer' ? z.number().int() : z.number();
       if (p.min !== undefined) n = n.min(p.min);
       if (p.max !== undefined) n = n.max(p.max);
-      return p.default !== undefined ? n.default(p.default) : n;
+      const checked = p.type === 'integer' && p.even ? n.refine((v) => v % 2 === 0, 'must be even (RTCP uses the port above)') : n;
+      return p.default !== undefined ? checked.default(p.default) : checked;
     }
     case 'string': {
       let s = z.string();

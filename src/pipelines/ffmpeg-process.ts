@@ -87,7 +87,11 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
     this.command.run();
   }
 
-  /** fluent-ffmpeg keeps the child process on the command while it runs. */
+  /**
+   * The child's pid (health, metrics, the CLI's last-resort kill). fluent-ffmpeg's public
+   * API gives the command line on 'start' but not the process: this is the one place that
+   * reads its `ffmpegProc` field. Signals go through its public kill().
+   */
   private proc(): ChildProcess | undefined {
     return (this.command as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc;
   }
@@ -100,18 +104,13 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
    * a silent output finishes its files itself (see PipelineOutput).
    */
   private sendQuit(): void {
-    const proc = this.proc();
-    if (!proc) return;
-    proc.kill('SIGINT');
-    this.killTimer ??= setTimeout(() => this.proc()?.kill('SIGKILL'), this.stopTimeoutMs);
+    if (this.pid === undefined) return; // not spawned yet: 'start' sends it
+    this.command.kill('SIGINT');
+    this.killTimer ??= setTimeout(() => this.command.kill('SIGKILL'), this.stopTimeoutMs);
   }
 
   get running(): boolean {
     return !this.exited;
-  }
-
-  lastLines(): string[] {
-    return this.lines.slice(-20);
   }
 
   /** Asks ffmpeg to finish (SIGINT), kills it after `timeoutMs`. Resolves when it has exited. */
@@ -123,10 +122,5 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
     const exit = await this.exitPromise;
     if (this.killTimer) clearTimeout(this.killTimer);
     return exit;
-  }
-
-  /** Hard kill (used by tests and on a second shutdown signal). */
-  kill(): void {
-    this.proc()?.kill('SIGKILL');
   }
 }

@@ -1,5 +1,5 @@
 import { BlockList, isIP } from 'node:net';
-import { matchesPattern } from '../config/patterns.js';
+import { matchesPattern } from '../config/wildcard.js';
 import { PushTargetError, resolvePushHost } from './push-url.js';
 
 // Where outputs may send media. An output that pushes (rtmp, srt, udp) or forwards (rtp,

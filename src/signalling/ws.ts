@@ -3,10 +3,11 @@ import type https from 'node:https';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Authorizer } from '../auth/authorizer.js';
 import { OPEN, type Action, type Grant } from '../auth/permissions.js';
-import type { GatewayEvent } from '../events/bus.js';
+import type { EventBus, GatewayEvent } from '../events/bus.js';
 import type { Logger } from '../log.js';
 import { SdpError } from '../sdp/offer.js';
-import { GatewayStopping, STREAM_NAME, StreamBusy, TooManyConnecting, type StreamRegistry } from '../streams/registry.js';
+import { STREAM_NAME, STREAM_NAME_RULE } from '../streams/names.js';
+import { GatewayStopping, StreamBusy, TooManyConnecting, type StreamRegistry } from '../streams/registry.js';
 import type { Stream } from '../streams/stream.js';
 import { AnswerUnavailable, OfferNotAnswerable, type CandidateInit } from '../webrtc/publisher-peer.js';
 import { clientMessage, type ErrorCode, type ServerMessage } from './messages.js';
@@ -33,7 +34,14 @@ export function tokenFromProtocols(protocols: Iterable<string>): string | undefi
   return undefined;
 }
 
-export function attachSignalling(server: http.Server | https.Server, registry: StreamRegistry, log: Logger, authorizer: Authorizer): WebSocketServer {
+/** What signalling uses: the streams, the event feed, and who may do what. */
+export interface SignallingServices {
+  registry: StreamRegistry;
+  events: EventBus;
+  authorizer: Authorizer;
+}
+
+export function attachSignalling(server: http.Server | https.Server, services: SignallingServices, log: Logger): WebSocketServer {
   const wss = new WebSocketServer({
     server,
     path: '/ws',
@@ -46,7 +54,7 @@ export function attachSignalling(server: http.Server | https.Server, registry: S
   wss.on('error', () => undefined);
   wss.on('connection', (ws, req) => {
     const protocols = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
-    new Connection(ws, registry, log, authorizer, req.socket.remoteAddress, tokenFromProtocols(protocols));
+    new Connection(ws, services, log, req.socket.remoteAddress, tokenFromProtocols(protocols));
   });
   const ping = setInterval(() => {
     for (const ws of wss.clients) {
@@ -78,9 +86,8 @@ class Connection {
 
   constructor(
     private readonly ws: WebSocket,
-    private readonly registry: StreamRegistry,
+    private readonly services: SignallingServices,
     private readonly log: Logger,
-    private readonly authorizer: Authorizer,
     /** The client's address. */
     private readonly from: string | undefined,
     private token: string | undefined,
@@ -119,7 +126,7 @@ class Connection {
           this.token = msg.token;
           return;
         case 'publish':
-          if (!STREAM_NAME.test(msg.stream)) return this.error('bad-stream-name', 'stream name must be 1-64 characters of A-Z, a-z, 0-9, "_" or "-"');
+          if (!STREAM_NAME.test(msg.stream)) return this.error('bad-stream-name', STREAM_NAME_RULE);
           return await this.publish(msg.stream, msg.sdp);
         case 'candidate': {
           const c = msg.candidate ? { candidate: msg.candidate.candidate, sdpMid: msg.candidate.sdpMid ?? undefined, sdpMLineIndex: msg.candidate.sdpMLineIndex ?? undefined } : null;
@@ -128,7 +135,7 @@ class Connection {
           if (!this.stream) return this.error('not-publishing', 'send "publish" before candidates');
           // A candidate werift cannot use is the client's mistake: an error reply, no log
           // line (one per candidate would flood the log).
-          return await this.stream.peer.addRemoteCandidate(c).catch(() => this.error('bad-message', 'candidate: not an ICE candidate the gateway can use'));
+          return await this.stream.addRemoteCandidate(c).catch(() => this.error('bad-message', 'candidate: not an ICE candidate the gateway can use'));
         }
         case 'unpublish':
           if (!this.stream) return this.error('not-publishing', 'nothing is being published on this connection');
@@ -143,7 +150,7 @@ class Connection {
           return this.send({ type: 'pong' });
         case 'sender-stats': {
           const own = this.stream && !this.stream.closed ? this.stream : undefined;
-          const named = msg.stream !== undefined ? this.registry.get(msg.stream) : undefined;
+          const named = msg.stream !== undefined ? this.services.registry.get(msg.stream) : undefined;
           const stream = own ?? (named && named.sessionId === msg.session ? named : undefined);
           if (stream && stream !== own && !(await this.allowed('publish', stream.name))) return;
           if (!stream) return this.error('not-publishing', 'sender-stats needs the stream this connection publishes, or a live stream and its session id');
@@ -158,7 +165,7 @@ class Connection {
 
   /** The grant when this connection's token allows the action; otherwise replies with the reason. */
   private async allowed(action: Action, stream?: string): Promise<Grant | undefined> {
-    const d = await this.authorizer.check({ action, stream, token: this.token, ip: this.from ?? '' });
+    const d = await this.services.authorizer.check({ action, stream, token: this.token, ip: this.from ?? '' });
     if (d.ok) return d.grant;
     this.error(d.status === 401 ? 'unauthorized' : d.status === 403 ? 'forbidden' : 'rate-limited', d.reason);
     return undefined;
@@ -169,9 +176,9 @@ class Connection {
     this.publishing = true; // before the credential check: candidates may follow the offer at once
     try {
       if (!(await this.allowed('publish', name))) return;
-      const { stream, answer } = await this.registry.publish(name, sdp, { trickle: true, from: this.from });
+      const { stream, answer } = await this.services.registry.publish(name, sdp, { trickle: true, from: this.from });
       this.stream = stream;
-      for (const c of this.early.splice(0)) await stream.peer.addRemoteCandidate(c);
+      for (const c of this.early.splice(0)) await stream.addRemoteCandidate(c);
       this.send({ type: 'answer', stream: name, session: stream.sessionId, sdp: answer });
       for (const c of stream.peer.localCandidates) this.send({ type: 'candidate', candidate: c });
       if (stream.peer.gatheringComplete) this.send({ type: 'candidate', candidate: null });
@@ -197,16 +204,16 @@ class Connection {
   private subscribe(stats: boolean, grant: Grant): void {
     this.unsubscribe();
     this.readGrant = grant;
-    this.registry.events.on('event', this.onEvent);
+    this.services.events.on('event', this.onEvent);
     if (stats) {
-      const tick = () => this.send({ type: 'streams', streams: this.registry.list().filter((s) => grant.allows('read', s.name)) });
+      const tick = () => this.send({ type: 'streams', streams: this.services.registry.list().filter((s) => grant.allows('read', s.name)) });
       tick();
       this.statsTimer = setInterval(tick, STATS_INTERVAL_MS);
     }
   }
 
   private unsubscribe(): void {
-    this.registry.events.off('event', this.onEvent);
+    this.services.events.off('event', this.onEvent);
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.statsTimer = undefined;
   }

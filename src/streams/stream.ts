@@ -1,9 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
-import type { PublisherPeer, SelectedPair } from '../webrtc/publisher-peer.js';
-import type { Values, PipelineDefinition } from '../pipelines/definition.js';
-import type { PortAllocator } from '../rtp/ports.js';
-import { PipelineOutput, type Output, type OutputInfo, type PipelineOutputOptions } from './output.js';
+import type { CandidateInit, PublisherPeer, SelectedPair } from '../webrtc/publisher-peer.js';
+import type { Output, OutputInfo } from './output.js';
 import { Track, type TrackInfo } from './track.js';
 
 // A stream is a name with one publisher session and the outputs fed from it. close()
@@ -56,9 +54,6 @@ export interface StreamTimeouts {
 }
 
 export interface StreamDeps {
-  ports: PortAllocator;
-  ffmpegPath: string;
-  stopTimeoutMs: number;
   timeouts: StreamTimeouts;
   log: Logger;
 }
@@ -133,6 +128,11 @@ export class Stream extends EventEmitter<StreamEvents> {
     }
   }
 
+  /** A candidate the publisher trickled (WebSocket signalling); null = end of candidates. */
+  addRemoteCandidate(c: CandidateInit | null): Promise<void> {
+    return this.peer.addRemoteCandidate(c);
+  }
+
   /** Asks the publisher for a keyframe; requests from several outputs are merged. */
   requestKeyframe(): void {
     const now = performance.now();
@@ -142,31 +142,10 @@ export class Stream extends EventEmitter<StreamEvents> {
     this.peer.requestKeyframe();
   }
 
-  /** Starts an output from a pipeline definition; it runs until stopped or the stream closes. */
-  addOutput(definition: PipelineDefinition, dir: string, values: Values, options: PipelineOutputOptions = {}): PipelineOutput {
-    if (this.closing) throw new Error(`stream ${this.name} is closing`);
-    if (options.id && this.outputs.has(options.id)) throw new Error(`output ${options.id} already exists`);
-    const output = new PipelineOutput(
-      definition,
-      dir,
-      values,
-      {
-        streamName: this.name,
-        tracks: this.tracks,
-        ports: this.deps.ports,
-        ffmpegPath: this.deps.ffmpegPath,
-        stopTimeoutMs: this.deps.stopTimeoutMs,
-        requestKeyframe: () => this.requestKeyframe(),
-        log: this.log,
-      },
-      { waitForParameterSets: this.state === 'live', ...options },
-    );
-    return this.attachOutput(output);
-  }
-
-  /** Registers any kind of output (pipeline or plain RTP forward) and starts it. */
+  /** Registers an output (src/outputs/ makes them) and starts it; it runs until stopped or the stream closes. */
   attachOutput<T extends Output>(output: T): T {
     if (this.closing) throw new Error(`stream ${this.name} is closing`);
+    if (this.outputs.has(output.id)) throw new Error(`output ${output.id} already exists`);
     this.outputs.set(output.id, output);
     output.on('state', (state) => this.log.info({ event: 'output-state', output: output.id, type: output.type, state, error: output.error }, `output ${output.type} ${state}`));
     this.emit('output', output);

@@ -1,3 +1,4 @@
+import { parseProfileLevelId, Profile } from 'h264-profile-level-id';
 import type { SessionDescription } from 'sdp-transform';
 import { describeCodec, SdpError, type MediaKind, type OfferedCodec, type ParsedOffer } from '../sdp/offer.js';
 
@@ -31,19 +32,28 @@ export interface ChosenCodec {
   rtxPayloadType?: number;
 }
 
-/** Lower is better; undefined = not acceptable. */
+/** Profiles in the order the gateway prefers them: what every decoder and HLS player takes first. */
+const PROFILE_RANK: Partial<Record<Profile, number>> = {
+  [Profile.ConstrainedBaseline]: 1,
+  [Profile.Baseline]: 2,
+  [Profile.Main]: 3,
+  [Profile.ConstrainedHigh]: 4,
+  [Profile.High]: 4,
+};
+
+/**
+ * Lower is better; undefined = not acceptable. 42e01f (Constrained Baseline 3.1, what
+ * every browser offers) first; then by profile as RFC 6184 defines it from profile_idc and
+ * the constraint flags (h264-profile-level-id, as mediasoup uses): a Baseline or Main
+ * profile_idc with the flags that make it Constrained Baseline counts as that.
+ */
 export function h264Rank(c: OfferedCodec): number | undefined {
   if (c.name.toUpperCase() !== 'H264' || c.clockRate !== 90000) return undefined;
   if (c.fmtp['packetization-mode'] !== '1') return undefined;
   const pli = (c.fmtp['profile-level-id'] ?? '42e01f').toLowerCase();
   if (pli === '42e01f') return 0;
-  const profile = pli.slice(0, 2);
-  const constraints = parseInt(pli.slice(2, 4), 16) || 0;
-  if ((profile === '42' || profile === '4d') && constraints & 0x40) return 1; // constrained baseline
-  if (profile === '42') return 2;
-  if (profile === '4d') return 3;
-  if (profile === '64') return 4;
-  return 5;
+  const parsed = parseProfileLevelId(pli);
+  return parsed ? (PROFILE_RANK[parsed.profile] ?? 5) : 5;
 }
 
 function audioName(c: OfferedCodec): ChosenCodec['name'] | undefined {

@@ -230,12 +230,12 @@ describe('access control', () => {
   it('SSE: events carry ids, a client resuming with Last-Event-ID gets what it missed, filtered by its rights', async () => {
     const studioReader = await new SignJWT({ permissions: [{ action: 'read', path: 'studio-3' }] })
       .setProtectedHeader({ alg: 'ES256', kid: 'test' }).setIssuer('test-issuer').setExpirationTime('5m').sign(keys.privateKey);
-    const first = t.gw.registry.events.since(0).at(-1)?.id ?? 0;
+    const first = t.gw.events.since(0).at(-1)?.id ?? 0;
     const pub = await startWeriftPublisher({ whipUrl: `${t.url}/whip/studio-3`, token: TOKENS.studio, video: true, audio: false });
     await pub.connected();
-    await waitFor('stream.started', () => t.gw.registry.events.since(first).some((e) => e.stream === 'studio-3' && e.type === 'stream.started'));
+    await waitFor('stream.started', () => t.gw.events.since(first).some((e) => e.stream === 'studio-3' && e.type === 'stream.started'));
     await pub.stop();
-    await waitFor('stream.stopped', () => t.gw.registry.events.since(first).some((e) => e.stream === 'studio-3' && e.type === 'stream.stopped'));
+    await waitFor('stream.stopped', () => t.gw.events.since(first).some((e) => e.stream === 'studio-3' && e.type === 'stream.stopped'));
 
     const read = async (token: string) => {
       const abort = new AbortController();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as sdpTransform from 'sdp-transform';
 import { parseOffer, SdpError } from '../../src/sdp/offer.js';
-import { chooseCodecs, restrictOffer } from '../../src/webrtc/codec-policy.js';
+import { chooseCodecs, h264Rank, restrictOffer } from '../../src/webrtc/codec-policy.js';
 
 // Offers shaped like Chromium's: several H.264 variants (packetization-mode 0 and 1,
 // baseline and high), VP8/VP9, RTX for each, Opus/PCMU/PCMA.
@@ -35,6 +35,17 @@ describe('codec policy', () => {
     const v = chosen.find((c) => c.kind === 'video')!;
     expect(v).toMatchObject({ name: 'H264', payloadType: 109, rtxPayloadType: 114 });
     expect(chosen.find((c) => c.kind === 'audio')).toMatchObject({ name: 'opus', payloadType: 111, channels: 1 });
+  });
+
+  it('ranks H.264 profiles as RFC 6184 defines them: Constrained Baseline (also as flagged Main) before Baseline, Main, High', () => {
+    const rank = (pli: string) => h264Rank({ name: 'H264', clockRate: 90000, payloadType: 96, fmtp: { 'packetization-mode': '1', 'profile-level-id': pli }, rtcpFeedback: [] });
+    expect(rank('42e01f')).toBe(0);
+    expect(rank('42e034')).toBe(1); // Constrained Baseline 5.2
+    expect(rank('4d801f')).toBe(1); // Main profile_idc with constraint_set0: Constrained Baseline
+    expect(rank('42001f')).toBe(2); // Baseline
+    expect(rank('4d001f')).toBe(3); // Main
+    expect(rank('640c1f')).toBe(4); // Constrained High
+    expect(rank('64001f')).toBe(4); // High
   });
 
   it('falls back to another packetization-mode=1 profile, never mode 0', () => {

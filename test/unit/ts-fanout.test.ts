@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { packetInfo, TS_PACKET } from '../../src/streams/mpegts.js';
-import { TsFanout, type Viewer } from '../../src/streams/ts-fanout.js';
+import { packetInfo, TS_PACKET } from '../../src/outputs/kinds/ts-packets.js';
+import { TsFanout, type Viewer } from '../../src/outputs/kinds/ts-fanout.js';
 
 // A real MPEG-TS made by ffmpeg at test time, fed in odd-sized chunks to the fan-out that
 // serves /live/<stream>.ts, with viewers that read fast, join late, or never read.

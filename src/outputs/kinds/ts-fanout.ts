@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { TS_PACKET, isH264, packetInfo, patPmtPids, pmtStreams } from './mpegts.js';
+import { TS_PACKET, isH264, packetInfo, patPmtPids, pmtStreams } from './ts-packets.js';
 
 // One ffmpeg's MPEG-TS output shared by every HTTP viewer of /live/<stream>.ts. A new
 // viewer gets the latest PAT and PMT, then the packets since the last video keyframe, so

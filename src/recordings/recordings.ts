@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { STREAM_NAME } from './names.js';
+import { NAME_PATTERN, STREAM_NAME } from '../streams/names.js';
 
 // Recordings live in data/recordings/<stream>/<stream>_<UTC time>.<mp4|mkv>, each with a
 // small .json beside it. Names are made by the gateway, never by a caller, and every
@@ -13,9 +13,9 @@ import { STREAM_NAME } from './names.js';
 // parts; ffmpeg itself is told never to overwrite (-n). Names are reserved before ffmpeg
 // creates the file, so two recordings started in the same second get two names.
 
-export const RECORDING_FILE = /^[A-Za-z0-9_-]{1,64}_\d{8}-\d{6}(-\d+)?(\.part\d+)?\.(mp4|mkv)$/;
+export const RECORDING_FILE = new RegExp(`^${NAME_PATTERN}_\\d{8}-\\d{6}(-\\d+)?(\\.part\\d+)?\\.(mp4|mkv)$`);
 /** A recording's first part (the name the API lists it under). */
-const FIRST_PART = /^[A-Za-z0-9_-]{1,64}_\d{8}-\d{6}(-\d+)?\.(mp4|mkv)$/;
+const FIRST_PART = new RegExp(`^${NAME_PATTERN}_\\d{8}-\\d{6}(-\\d+)?\\.(mp4|mkv)$`);
 
 export type RecordingState = 'recording' | 'finished' | 'failed' | 'interrupted';
 

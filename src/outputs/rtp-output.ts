@@ -1,8 +1,7 @@
-import { EventEmitter } from 'node:events';
 import { renderSessionSdp } from '../sdp/render.js';
+import type { Track } from '../streams/track.js';
+import { OutputBase } from './base.js';
 import { Feed, sdpMedia } from './feed.js';
-import { newOutputId, uptime, type Output, type OutputEvents, type OutputInfo, type OutputState } from './output.js';
-import type { Track } from './track.js';
 
 // Plain RTP to a remote player: no ffmpeg, the gateway's forwarders send straight to
 // {host, videoPort, audioPort}, and sdp() describes it for `vlc file.sdp` or ffplay.
@@ -16,25 +15,27 @@ export interface RtpTarget {
 
 const KEYFRAME_INTERVAL_SECONDS = 2;
 
-export class RtpOutput extends EventEmitter<OutputEvents> implements Output {
-  readonly id: string;
-  readonly type = 'rtp';
-  state: OutputState = 'starting';
-  error?: string;
+export class RtpOutput extends OutputBase {
   private feed: Feed | undefined;
-  private startedAt?: Date;
-  /** Links shown in info(), set by whoever creates the output. */
-  urls: Record<string, string> = {};
 
   constructor(
     private readonly streamName: string,
     private readonly tracks: Track[],
     readonly target: RtpTarget,
     private readonly requestKeyframe: () => void,
-    id?: string,
+    id: string | undefined,
+    urls: (id: string) => Record<string, string>,
   ) {
-    super();
-    this.id = id ?? newOutputId();
+    super('rtp', id);
+    Object.assign(this.urls, urls(this.id));
+  }
+
+  get pid(): undefined {
+    return undefined;
+  }
+
+  protected bytesOut(): number {
+    return this.feed?.bytes ?? 0;
   }
 
   /** Tracks that have a port in the target. */
@@ -57,24 +58,6 @@ export class RtpOutput extends EventEmitter<OutputEvents> implements Output {
   /** The session SDP a player opens to receive this output. */
   sdp(): string {
     return renderSessionSdp({ name: this.streamName, address: this.target.host, media: this.sent().map((s) => sdpMedia(s.track, s.port)) });
-  }
-
-  private setState(state: OutputState): void {
-    if (this.state === state) return;
-    this.state = state;
-    this.emit('state', state);
-  }
-
-  info(): OutputInfo {
-    return {
-      id: this.id,
-      type: this.type,
-      state: this.state,
-      ...uptime(this.startedAt),
-      bytesOut: this.feed?.bytes ?? 0,
-      restarts: 0,
-      urls: this.urls,
-    };
   }
 
   async stop(): Promise<void> {

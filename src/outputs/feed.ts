@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { startsKeyframe } from '../rtp/h264.js';
 import { RtpForwarder } from '../rtp/forwarder.js';
 import type { SdpMedia } from '../sdp/render.js';
-import type { Track } from './track.js';
+import type { Track } from '../streams/track.js';
 
 // The RTP an output receives: one forwarder per track, to ffmpeg on loopback or to a
 // remote player. open() starts video at a keyframe (replaying the cached one at once when
@@ -28,6 +28,17 @@ export interface FeedEvents {
 }
 
 const PLI_UNTIL_KEYFRAME_MS = 300;
+
+/**
+ * Asks for a keyframe (now, unless `now` is false) and again every PLI_UNTIL_KEYFRAME_MS,
+ * since a PLI can be lost or rate-limited, until `done()`: the one loop every output uses
+ * while it waits for a keyframe. Clear the timer to stop it early.
+ */
+export function askForKeyframe(request: () => void, done: () => boolean, now = true): NodeJS.Timeout {
+  if (now) request();
+  const timer = setInterval(() => (done() ? clearInterval(timer) : request()), PLI_UNTIL_KEYFRAME_MS);
+  return timer;
+}
 /** A requested keyframe that has not come after this long is asked for again (lost PLI). */
 const KEYFRAME_RETRY_MS = 500;
 /** H.264 NAL type 9 with primary_pic_type 7 (any): marks an access unit, carries no picture. */
@@ -71,13 +82,7 @@ export class Feed extends EventEmitter<FeedEvents> {
       this.startAudio(since);
       if (since !== undefined) this.keyframeSent(since);
     } else {
-      this.requestKeyframe();
-      // Keep asking until the first keyframe went out (a PLI can be lost or rate-limited).
-      const pli = setInterval(() => {
-        if (video.forwarder.started || this.closed) return clearInterval(pli);
-        this.requestKeyframe();
-      }, PLI_UNTIL_KEYFRAME_MS);
-      this.timers.push(pli);
+      this.timers.push(askForKeyframe(this.requestKeyframe, () => video.forwarder.started || this.closed));
     }
   }
 
@@ -130,11 +135,6 @@ export class Feed extends EventEmitter<FeedEvents> {
       if (since !== undefined) for (const p of a.track.cached(since)) a.forwarder.send(p);
     }
     this.emit('flowing');
-  }
-
-  /** Packets and bytes sent, per track kind. */
-  stats(): { kind: string; packets: number; bytes: number }[] {
-    return this.attached.map((a) => ({ kind: a.track.kind, packets: a.forwarder.packets, bytes: a.forwarder.bytes }));
   }
 
   /**

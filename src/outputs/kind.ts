@@ -1,0 +1,54 @@
+import type { EventBus } from '../events/bus.js';
+import type { PipelineDefinition, Values } from '../pipelines/definition.js';
+import type { PushTargets } from '../pipelines/push-targets.js';
+import type { Output } from '../streams/output.js';
+import type { Stream } from '../streams/stream.js';
+import type { PipelineServices } from './pipeline-output.js';
+
+// An output kind sets up what one type of output needs around its pipeline: its folder,
+// where ffmpeg's output goes, the links players use, and what happens when it ends. The
+// catalog has already checked the request (params, targets, tracks, singleton); a kind
+// starts the output on the stream and returns it. Types with nothing special (pushes and
+// any new pipeline JSON) share the generic kind (kinds/push.ts).
+
+export class OutputRequestError extends Error {
+  constructor(
+    readonly status: 400 | 403 | 404 | 409 | 507,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface KindRequest {
+  stream: Stream;
+  definition: PipelineDefinition;
+  /** The caller's params, checked against the definition, with defaults. */
+  params: Values;
+  /** params plus the values the gateway supplies (audio channels and bitrate...). */
+  values: Values;
+  /** The output's id: given for one started again for a returning publisher. */
+  id: string;
+  /** data/outputs/<stream>/<id>: the output's own folder (its session SDP). */
+  dir: string;
+  /** The push URLs and rtp:// targets the output sends to (checked again before each start). */
+  targets: string[];
+}
+
+export interface OutputKind {
+  start(req: KindRequest): Promise<Output> | Output;
+  /** Timers and state to drop when the gateway stops. */
+  close?(): void;
+}
+
+/** What kinds are built with. */
+export interface KindServices extends PipelineServices {
+  dataDir: string;
+  events: EventBus;
+  targets: PushTargets;
+}
+
+/** The API link of an output's session SDP. */
+export function sdpUrl(stream: Stream, id: string): string {
+  return `/api/streams/${stream.name}/outputs/${id}/sdp`;
+}

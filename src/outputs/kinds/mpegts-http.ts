@@ -1,0 +1,62 @@
+import type { Output } from '../../streams/output.js';
+import type { Stream } from '../../streams/stream.js';
+import { startPipeline } from '../pipeline-output.js';
+import type { KindRequest, KindServices, OutputKind } from '../kind.js';
+import { TsFanout, type Viewer } from './ts-fanout.js';
+
+// MPEG-TS over HTTP (/live/<stream>.ts): one ffmpeg per stream writes MPEG-TS to its
+// stdout, and the fan-out hands it to every viewer. The first viewer starts the output;
+// it stops mpegtsHttp.idleStopSeconds after the last one leaves.
+
+export interface MpegtsHttpOptions {
+  maxViewerBufferBytes: number;
+  idleStopSeconds: number;
+}
+
+export class MpegtsHttpKind implements OutputKind {
+  private readonly fanouts = new Map<Stream, TsFanout>();
+  private readonly idleTimers = new Map<Stream, NodeJS.Timeout>();
+
+  constructor(
+    private readonly services: KindServices,
+    private readonly options: MpegtsHttpOptions,
+    /** Starts this type of output through the catalog (checks, events). */
+    private readonly startOutput: (stream: Stream) => Promise<Output>,
+  ) {}
+
+  start({ stream, definition, values, id, dir }: KindRequest): Output {
+    const fanout = new TsFanout({ maxBufferedBytes: this.options.maxViewerBufferBytes });
+    this.fanouts.set(stream, fanout);
+    const output = startPipeline(stream, this.services, definition, dir, values, { id, stdout: fanout, urls: { stream: `/live/${stream.name}.ts` }, removeDirWhenDone: true });
+    output.on('state', (s) => {
+      if (s !== 'stopped' && s !== 'failed') return;
+      fanout.closeViewers();
+      if (this.fanouts.get(stream) === fanout) this.fanouts.delete(stream);
+    });
+    return output;
+  }
+
+  async addViewer(stream: Stream, viewer: Viewer): Promise<void> {
+    clearTimeout(this.idleTimers.get(stream));
+    this.idleTimers.delete(stream);
+    if (!stream.outputs.has('mpegts-http')) await this.startOutput(stream);
+    this.fanouts.get(stream)?.add(viewer);
+  }
+
+  removeViewer(stream: Stream, viewer: Viewer): void {
+    const fanout = this.fanouts.get(stream);
+    if (!fanout) return;
+    fanout.remove(viewer);
+    if (fanout.viewerCount > 0 || this.idleTimers.has(stream)) return;
+    const timer = setTimeout(() => {
+      this.idleTimers.delete(stream);
+      if (this.fanouts.get(stream)?.viewerCount === 0) void stream.removeOutput('mpegts-http');
+    }, this.options.idleStopSeconds * 1000);
+    timer.unref();
+    this.idleTimers.set(stream, timer);
+  }
+
+  close(): void {
+    for (const t of this.idleTimers.values()) clearTimeout(t);
+  }
+}

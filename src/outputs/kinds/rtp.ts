@@ -1,0 +1,47 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import type { Output } from '../../streams/output.js';
+import type { Stream } from '../../streams/stream.js';
+import { PushTargetError } from '../../pipelines/push-url.js';
+import { PushTargetRefused, type PushTargets } from '../../pipelines/push-targets.js';
+import { OutputRequestError, sdpUrl } from '../kind.js';
+import { RtpOutput } from '../rtp-output.js';
+
+// "rtp": the publisher's RTP forwarded as it is to a remote player, no ffmpeg (so no
+// pipeline JSON). Its params are checked here; the target like any other.
+
+const evenPort = z.number().int().min(1024).max(65534).refine((p) => p % 2 === 0, 'must be even (RTCP uses the port above)');
+
+/** What an "rtp" output takes (also the source of its OpenAPI schema). */
+export const rtpParams = z
+  .object({
+    host: z.string().min(1).max(253).refine((h) => isIP(h) !== 0 || /^[A-Za-z0-9.-]+$/.test(h), 'must be an IP address or host name').describe('where to send (IP address or host name)'),
+    videoPort: evenPort.optional().describe('even UDP port for video (RTCP uses the one above)'),
+    audioPort: evenPort.optional().describe('even UDP port for audio (RTCP uses the one above)'),
+  })
+  .strict()
+  .refine((p) => p.videoPort !== undefined || p.audioPort !== undefined, 'give videoPort, audioPort or both');
+
+/** rtp://host:port, with brackets for IPv6. */
+export function rtpUrl(host: string, port: number): string {
+  return `rtp://${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
+}
+
+export class RtpKind {
+  constructor(private readonly targets: PushTargets) {}
+
+  async start(stream: Stream, body: Record<string, unknown>, id?: string): Promise<Output> {
+    const parsed = rtpParams.safeParse(body);
+    if (!parsed.success) throw new OutputRequestError(400, parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+    const p = parsed.data;
+    let address: string;
+    try {
+      [address] = await this.targets.check(rtpUrl(p.host, p.videoPort ?? p.audioPort ?? 0));
+    } catch (e) {
+      if (e instanceof PushTargetError) throw new OutputRequestError(e instanceof PushTargetRefused ? 403 : 400, `host: ${e.message}`);
+      throw e;
+    }
+    // Sent to the address that was checked (a host name is not looked up again per packet).
+    return stream.attachOutput(new RtpOutput(stream.name, stream.tracks, { ...p, host: address }, () => stream.requestKeyframe(), id, (outputId) => ({ sdp: sdpUrl(stream, outputId) })));
+  }
+}

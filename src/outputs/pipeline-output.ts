@@ -1,0 +1,302 @@
+import type { Writable } from 'node:stream';
+import { existsSync } from 'node:fs';
+import { mkdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from '../log.js';
+import { udpPortsBound, type PortAllocator } from '../rtp/ports.js';
+import { renderSessionSdp } from '../sdp/render.js';
+import { buildArgs, type BuiltArgs, type PipelineDefinition, type Values } from '../pipelines/definition.js';
+import { FfmpegProcess, type FfmpegExit } from '../pipelines/ffmpeg-process.js';
+import { askForKeyframe, Feed, sdpMedia, type FeedTarget } from './feed.js';
+import type { Stream } from '../streams/stream.js';
+import type { Track } from '../streams/track.js';
+import { OutputBase } from './base.js';
+
+// One output = one pipeline definition + one ffmpeg process, fed by its own RTP forwarders
+// on its own loopback ports. Starting, stopping or crashing one output touches nothing
+// else. Start sequence: wait for SPS/PPS (asking for a keyframe), render the session SDP
+// into the output folder, spawn ffmpeg, wait until it listens, then forward video from the
+// next keyframe (PLI until it comes) and audio from that moment on, so both start together.
+
+export interface OutputContext {
+  streamName: string;
+  tracks: Track[];
+  ports: PortAllocator;
+  ffmpegPath: string;
+  stopTimeoutMs: number;
+  requestKeyframe: () => void;
+  log: Logger;
+}
+
+export interface PipelineOutputOptions {
+  id?: string;
+  /** For stdout pipelines: where ffmpeg's output goes (kept open across restarts). */
+  stdout?: Writable;
+  /** Links shown in info(). */
+  urls?: Record<string, string>;
+  /**
+   * Wait (up to 5 s, asking for a keyframe) for SPS/PPS before starting ffmpeg, so the
+   * session SDP carries sprop-parameter-sets. Off for an output started while the
+   * publisher is still connecting: ffmpeg then starts at once and is listening when the
+   * first keyframe arrives, which brings its SPS/PPS in-band (browsers send them before
+   * every IDR, and the feed starts at one).
+   */
+  waitForParameterSets?: boolean;
+  /**
+   * Values for each start of ffmpeg (`restart` after it died), merged over the output's
+   * values: a recording writes each run into its own part file.
+   */
+  launchValues?: (restart: boolean) => Values | Promise<Values>;
+  /** The folder is the output's own (its session SDP): removed when the output ends. */
+  removeDirWhenDone?: boolean;
+  /** The session SDP a remote player opens (an output that sends RTP away). */
+  sdp?: string;
+}
+
+/** Where every ffmpeg input listens and every forwarder sends: nobody else can inject RTP. */
+const LOOPBACK = '127.0.0.1';
+/**
+ * ffmpeg's sdp demuxer binds its RTP/RTCP sockets to the wildcard address unless told
+ * otherwise, whatever the SDP's c= line says: anyone on the network could send into an
+ * output. Every pipeline's input gets these options, so no pipeline can forget them.
+ */
+const INPUT_ON_LOOPBACK = ['-localaddr', LOOPBACK];
+const MAX_RESTARTS = 5;
+/**
+ * ffmpeg errors that another try cannot fix: the output fails at once with this reason
+ * (restarting on a full disk only made a new part every 30 s and never said why).
+ */
+const FATAL: { pattern: RegExp; reason: string }[] = [{ pattern: /No space left on device/i, reason: 'disk full' }];
+const STABLE_RUN_MS = 30_000;
+const SILENT_STOP_TIMEOUT_MS = 1000;
+/** Input idle this long while ffmpeg is stopping: send it a packet (see stop()). */
+const NUDGE_AFTER_IDLE_MS = 200;
+const PARAMETER_SET_WAIT_MS = 5000;
+const LISTEN_WAIT_MS = 5000;
+
+export class PipelineOutput extends OutputBase {
+  /** The session SDP of an output that sends to a remote player (rtp-mpegts). */
+  readonly sdp?: () => string;
+  private process: FfmpegProcess | undefined;
+  private feed: Feed | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private stopping = false;
+  private failuresInARow = 0;
+  private spawnedAt = 0;
+  private bytesBefore = 0;
+  /** ffmpeg processes started so far (the next one is a restart when > 0). */
+  private launches = 0;
+
+  constructor(
+    readonly definition: PipelineDefinition,
+    /** Folder for the session SDP and (for file outputs) the media. */
+    readonly dir: string,
+    private readonly values: Values,
+    private readonly ctx: OutputContext,
+    private readonly options: PipelineOutputOptions = {},
+  ) {
+    super(definition.type, options.id, options.urls);
+    const sdp = options.sdp;
+    if (sdp !== undefined) this.sdp = () => sdp;
+  }
+
+  protected bytesOut(): number {
+    return this.bytesBefore + (this.process?.bytesOut ?? 0);
+  }
+
+  get pid(): number | undefined {
+    return this.process?.running ? this.process.pid : undefined;
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.launch();
+    } catch (e) {
+      this.fail((e as Error).message);
+    }
+  }
+
+  private async launch(): Promise<void> {
+    const video = this.ctx.tracks.find((t) => t.kind === 'video');
+    const audio = this.ctx.tracks.find((t) => t.kind === 'audio');
+    if (video && (this.options.waitForParameterSets ?? true)) {
+      // SPS/PPS come with a keyframe: asked for only if they are not cached already.
+      const pli = askForKeyframe(this.ctx.requestKeyframe, () => this.stopping, false);
+      const ready = await video.parameterSetsReady(PARAMETER_SET_WAIT_MS);
+      clearInterval(pli);
+      if (!ready && !this.stopping) this.ctx.log.warn({ output: this.id }, 'no SPS/PPS from the publisher yet; starting without sprop-parameter-sets');
+    }
+    const targets: FeedTarget[] = [];
+    try {
+      for (const track of [video, audio].filter((t): t is Track => t !== undefined)) {
+        if (this.stopping) break;
+        targets.push({ track, host: LOOPBACK, port: await this.ctx.ports.allocate() });
+      }
+    } catch (e) {
+      for (const t of targets) this.ctx.ports.release(t.port);
+      throw e;
+    }
+    if (this.stopping) {
+      for (const t of targets) this.ctx.ports.release(t.port);
+      return;
+    }
+    this.feed = new Feed(targets, this.ctx.requestKeyframe);
+    this.feed.on('flowing', () => this.onFlowing());
+    const sdpPath = `${this.dir}/session.sdp`;
+    await mkdir(this.dir, { recursive: true });
+    await writeFile(sdpPath, renderSessionSdp({ name: this.ctx.streamName, address: LOOPBACK, media: targets.map((t) => sdpMedia(t.track, t.port)) }));
+    const restart = this.launches++ > 0;
+    const launch = (await this.options.launchValues?.(restart)) ?? {};
+    const args = buildArgs(this.definition, { ...this.values, ...launch, dir: this.dir, stream: this.ctx.streamName }, { video: !!video, audio: !!audio, restart });
+    if (!args.overwrite && existsSync(args.target)) throw new Error(`${args.target} exists and ${this.type} never overwrites`);
+    this.spawn(sdpPath, args);
+  }
+
+  private spawn(sdpPath: string, args: BuiltArgs): void {
+    if (this.stopping) return;
+    if (this.process) this.bytesBefore += this.process.bytesOut;
+    const proc = new FfmpegProcess(this.ctx.ffmpegPath, sdpPath, { ...args, inputOptions: [...INPUT_ON_LOOPBACK, ...args.inputOptions] }, this.options.stdout);
+    this.spawnedAt = performance.now();
+    this.process = proc;
+    proc.on('start', (cmd) => this.ctx.log.debug({ output: this.id, cmd }, 'ffmpeg started'));
+    proc.on('exit', (exit) => this.onExit(exit));
+    proc.start();
+    void this.openWhenListening(proc, args.keyframeIntervalSeconds);
+  }
+
+  /** Forwarding starts once ffmpeg has bound its input ports, so no keyframe is sent into a closed port. */
+  private async openWhenListening(proc: FfmpegProcess, keyframeIntervalSeconds: number | undefined): Promise<void> {
+    const feed = this.feed;
+    if (!feed) return;
+    const deadline = Date.now() + LISTEN_WAIT_MS;
+    while (proc.running && !this.stopping && Date.now() < deadline && !(await udpPortsBound(feed.ports))) {
+      await delay(20);
+    }
+    if (!proc.running || this.stopping || this.feed !== feed) return;
+    feed.open(keyframeIntervalSeconds);
+  }
+
+  /** Media reaches ffmpeg: the output runs. */
+  private onFlowing(): void {
+    this.startedAt ??= new Date();
+    this.setState('running');
+  }
+
+  private onExit(exit: FfmpegExit): void {
+    this.clearTimers();
+    if (this.stopping || exit.requested) return;
+    if (this.definition.mode === 'oneshot') {
+      // A one-shot pipeline (snapshot) is done when ffmpeg exits by itself.
+      this.releaseFeed();
+      return exit.error ? this.fail(describeExit(exit)) : this.setState('stopped');
+    }
+    const fatal = FATAL.find((f) => exit.lastLines.some((l) => f.pattern.test(l)));
+    if (fatal) {
+      this.releaseFeed();
+      return this.fail(`${fatal.reason}: ${describeExit(exit)}`);
+    }
+    // A crash after a long healthy run starts the count again; a crash loop does not.
+    if (performance.now() - this.spawnedAt > STABLE_RUN_MS) this.failuresInARow = 0;
+    this.failuresInARow++;
+    this.error = describeExit(exit);
+    this.ctx.log.warn({ output: this.id, type: this.type, error: this.error, lastLines: exit.lastLines.slice(-5) }, 'ffmpeg exited');
+    if (this.failuresInARow > MAX_RESTARTS) return this.fail(this.error);
+    this.restarts++;
+    this.setState('restarting');
+    // Restart with back-off, on fresh ports (the old ones may be what failed: a port
+    // taken by another program between our check and ffmpeg's bind), from a keyframe.
+    this.releaseFeed();
+    const backoff = Math.min(500 * 2 ** (this.failuresInARow - 1), 10_000);
+    this.timers.push(setTimeout(() => void this.start(), backoff));
+  }
+
+  private fail(message: string): void {
+    this.error = message;
+    this.ctx.log.error({ output: this.id, type: this.type, error: message }, 'output failed');
+    this.clearTimers();
+    this.releaseFeed();
+    this.setState('failed');
+    this.removeDir();
+  }
+
+  /** An output's own folder goes when it ends (and the stream's, once empty). */
+  private removeDir(): void {
+    if (!this.options.removeDirWhenDone) return;
+    void rm(this.dir, { recursive: true, force: true }).then(() => rmdir(path.dirname(this.dir)).catch(() => undefined));
+  }
+
+  /**
+   * Stops cleanly: forwarding ends, ffmpeg finishes its files (SIGINT), ports are released.
+   * With `failure`, the output ends as failed with that reason (stopped before the disk
+   * filled up: what was written is finished and kept, but it did not end as asked).
+   */
+  async stop(failure?: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (failure) {
+      this.error = failure;
+      this.ctx.log.error({ output: this.id, type: this.type, error: failure }, 'output stopped: failed');
+    }
+    this.clearTimers();
+    // Packets keep flowing until ffmpeg has exited, so it finishes the last segment. ffmpeg
+    // acts on SIGINT only between two input packets: when the publisher has stopped
+    // sending, the feed nudges it with one harmless packet at a time, and it finishes its
+    // files (MP4 index, MKV duration, #EXT-X-ENDLIST). Without any packet (no feed yet)
+    // it gets a short grace instead of the full timeout.
+    const proc = this.process;
+    const silent = !this.feed || this.feed.idleMs() === Infinity;
+    const nudger = setInterval(() => {
+      if (this.feed && this.feed.idleMs() > NUDGE_AFTER_IDLE_MS) this.feed.nudge();
+    }, NUDGE_AFTER_IDLE_MS / 2);
+    try {
+      if (proc?.running) await proc.stop(silent ? SILENT_STOP_TIMEOUT_MS : this.ctx.stopTimeoutMs);
+    } finally {
+      clearInterval(nudger);
+    }
+    this.releaseFeed();
+    if (failure) this.setState('failed');
+    else if (this.state !== 'failed') this.setState('stopped');
+    this.removeDir();
+  }
+
+  private releaseFeed(): void {
+    if (!this.feed) return;
+    this.feed.close();
+    for (const port of this.feed.ports) this.ctx.ports.release(port);
+    this.feed = undefined;
+  }
+
+  private clearTimers(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers = [];
+  }
+}
+
+/** What a pipeline output needs besides its definition: where ffmpeg is and how long it may take to stop. */
+export interface PipelineServices {
+  ports: PortAllocator;
+  ffmpegPath: string;
+  stopTimeoutMs: number;
+}
+
+/**
+ * Starts a pipeline output on a stream. An output started while the publisher is still
+ * connecting does not wait for SPS/PPS (see waitForParameterSets).
+ */
+export function startPipeline(stream: Stream, services: PipelineServices, definition: PipelineDefinition, dir: string, values: Values, options: PipelineOutputOptions = {}): PipelineOutput {
+  if (stream.closed) throw new Error(`stream ${stream.name} is closing`);
+  if (options.id && stream.outputs.has(options.id)) throw new Error(`output ${options.id} already exists`);
+  const ctx: OutputContext = { ...services, streamName: stream.name, tracks: stream.tracks, requestKeyframe: () => stream.requestKeyframe(), log: stream.log };
+  return stream.attachOutput(new PipelineOutput(definition, dir, values, ctx, { waitForParameterSets: stream.state === 'live', ...options }));
+}
+
+/** ffmpeg's exit status with its last error lines, for the API and the logs. */
+function describeExit(exit: FfmpegExit): string {
+  const lines = exit.lastLines.map((l) => l.replace(/^\[(error|warning|fatal)\]\s*/, '').trim()).filter(Boolean);
+  const status = (exit.error ?? 'ffmpeg exited unexpectedly').replace(/:\s*$/, '');
+  return [status, ...lines.slice(-3)].join(' | ');
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,86 @@
+import type { OutputInfo } from '../streams/output.js';
+import type { StreamRegistry } from '../streams/registry.js';
+import type { OutputRequest, Stream } from '../streams/stream.js';
+import type { OutputCatalog } from './catalog.js';
+import type { Output } from '../streams/output.js';
+
+// Outputs a REST client started are remembered on their stream. With
+// streams.resumeOutputsSeconds, when the publisher leaves they wait that long (listed as
+// "waiting", and can be cancelled), and start again under their old ids when a publisher
+// returns under the same name. Not after DELETE /api/streams/:name, nor when the gateway
+// stops. Everything about it is here.
+
+export class ResumeOutputs {
+  private readonly waiting = new Map<string, { outputs: Map<string, OutputRequest>; timer: NodeJS.Timeout }>();
+
+  constructor(
+    private readonly registry: StreamRegistry,
+    private readonly catalog: OutputCatalog,
+    private readonly seconds: number,
+  ) {
+    registry.on('stream', (stream) => stream.once('closed', () => this.keepForReturn(stream)));
+  }
+
+  /** Starts an output a REST client asked for, remembered for a returning publisher. */
+  async start(stream: Stream, type: string, params: Record<string, unknown>): Promise<Output> {
+    const output = await this.catalog.start(stream, type, params);
+    stream.requested.set(output.id, { type, params });
+    return output;
+  }
+
+  /** The outputs that waited for this publisher, started again under their ids. */
+  async resume(stream: Stream): Promise<void> {
+    for (const [id, o] of this.take(stream.name) ?? []) {
+      if (stream.outputs.has(id)) continue; // e.g. an hls output the configuration started already
+      try {
+        await this.catalog.start(stream, o.type, o.params, { id });
+        stream.requested.set(id, o);
+        stream.log.info({ event: 'output-resumed', output: id, type: o.type }, `${o.type} output started again for the returning publisher`);
+      } catch (e) {
+        stream.log.error({ event: 'output-resume-error', output: id, type: o.type, error: (e as Error).message }, `${o.type} output could not start again`);
+      }
+    }
+  }
+
+  /** Outputs waiting for a publisher to return under `name`, as the API shows them. */
+  list(name: string): OutputInfo[] {
+    const w = this.waiting.get(name);
+    return w ? [...w.outputs].map(([id, o]) => ({ id, type: o.type, state: 'waiting', bytesOut: 0, restarts: 0 })) : [];
+  }
+
+  /** Drops one waiting output (a REST client stops it while the publisher is away). */
+  cancel(name: string, id: string): boolean {
+    const w = this.waiting.get(name);
+    if (!w?.outputs.delete(id)) return false;
+    if (w.outputs.size === 0) this.take(name);
+    return true;
+  }
+
+  close(): void {
+    for (const name of [...this.waiting.keys()]) this.take(name);
+  }
+
+  /** A publisher left: its REST-started outputs wait for a publisher under the same name. */
+  private keepForReturn(stream: Stream): void {
+    const seconds = this.seconds;
+    if (seconds <= 0 || this.registry.stopping || this.registry.wasRemoved(stream) || stream.requested.size === 0) return;
+    this.take(stream.name);
+    const timer = setTimeout(() => {
+      if (this.waiting.get(stream.name)?.timer !== timer) return;
+      this.waiting.delete(stream.name);
+      stream.log.info({ event: 'outputs-not-resumed', seconds }, `no publisher returned within ${seconds} s; its outputs end`);
+    }, seconds * 1000);
+    timer.unref();
+    this.waiting.set(stream.name, { outputs: new Map(stream.requested), timer });
+    stream.log.info({ event: 'outputs-waiting', outputs: [...stream.requested.keys()], seconds }, `outputs wait ${seconds} s for a publisher to return`);
+  }
+
+  /** The outputs waiting for `name` (removed from the waiting list), if any. */
+  private take(name: string): Map<string, OutputRequest> | undefined {
+    const w = this.waiting.get(name);
+    if (!w) return undefined;
+    clearTimeout(w.timer);
+    this.waiting.delete(name);
+    return w.outputs;
+  }
+}
