@@ -452,6 +452,20 @@ const stopTimes = new Map<number, { ms: number; clean: boolean; orphans: number 
 
 // ---------------------------------------------------------------------------- main
 
+/** A scenario that `<flag>=0` skips; a failure is reported, not fatal, and cleaned up after. */
+async function optional<T>(name: string, flag: string, what: string, run: () => Promise<T>): Promise<{ report?: T; error?: string }> {
+  if (process.env[flag] === '0') return {};
+  log(what);
+  try {
+    return { report: await run() };
+  } catch (e) {
+    const error = (e as Error).message;
+    log(`${name} failed: ${error}`);
+    await cleanupAll();
+    return { error };
+  }
+}
+
 async function main(): Promise<void> {
   installExitHandlers();
   if (!process.env.BENCH_PLAIN_CRYPTO) installKeyObjectCache();
@@ -502,44 +516,9 @@ async function main(): Promise<void> {
     }
   }
 
-  let outputs: OutputsReport | undefined;
-  let outputsError: string | undefined;
-  if (process.env.BENCH_OUTPUTS !== '0') {
-    log('output types and mpegts-http viewers');
-    try {
-      outputs = await outputsBench(clip, GATEWAY_NODE_ARGS);
-    } catch (e) {
-      outputsError = (e as Error).message;
-      log(`outputs failed: ${outputsError}`);
-      await cleanupAll();
-    }
-  }
-
-  let chromium: ChromiumReport | undefined;
-  let chromiumError: string | undefined;
-  if (process.env.BENCH_CHROMIUM !== '0') {
-    log('Chromium publishing: start-up, ramp, shaped uplink, keyframe policy');
-    try {
-      chromium = await chromiumBench();
-    } catch (e) {
-      chromiumError = (e as Error).message;
-      log(`chromium failed: ${chromiumError}`);
-      await cleanupAll();
-    }
-  }
-
-  let auth: AuthReport | undefined;
-  let authError: string | undefined;
-  if (process.env.BENCH_AUTH !== '0') {
-    log('cost of checking credentials');
-    try {
-      auth = await authBench(GATEWAY_NODE_ARGS);
-    } catch (e) {
-      authError = (e as Error).message;
-      log(`auth failed: ${authError}`);
-      await cleanupAll();
-    }
-  }
+  const { report: outputs, error: outputsError } = await optional('outputs', 'BENCH_OUTPUTS', 'output types and mpegts-http viewers', () => outputsBench(clip, GATEWAY_NODE_ARGS));
+  const { report: chromium, error: chromiumError } = await optional('chromium', 'BENCH_CHROMIUM', 'Chromium publishing: start-up, ramp, shaped uplink, keyframe policy', () => chromiumBench());
+  const { report: auth, error: authError } = await optional('auth', 'BENCH_AUTH', 'cost of checking credentials', () => authBench(GATEWAY_NODE_ARGS));
 
   const report = {
     ...env,
