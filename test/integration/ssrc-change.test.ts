@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getStream, waitLive } from '../helpers/e2e-api.js';
-import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
 
 // A publisher whose video changes SSRC without a new offer (as an encoder restart in some
