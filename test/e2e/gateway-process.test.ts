@@ -130,3 +130,35 @@ describe('gateway process (dist/cli.js)', () => {
     await expect(fetch(`${url}/healthz`)).rejects.toThrow(); // the HTTP server is closed too
   });
 });
+
+describe('gateway process killed with SIGKILL', () => {
+  it('leaves no ffmpeg behind for long: an orphaned ffmpeg exits by itself within 30 s', async () => {
+    await ensureBuilt();
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gw-kill-'));
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const gw = spawn(process.execPath, ['dist/cli.js'], {
+      env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', ICE_ADDRESSES: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn', RTP_PORT_MIN: '46200', RTP_PORT_MAX: '46299' },
+      stdio: 'ignore',
+    });
+    let pub: Publisher | undefined;
+    try {
+      await waitFor('gateway up', async () => ((await fetch(`${url}/healthz`).catch(() => undefined))?.ok ? true : undefined), 20_000);
+      pub = await startWeriftPublisher({ whipUrl: `${url}/whip/kill1`, width: 320, height: 180, gop: 30 });
+      await pub.connected();
+      await waitPlaylist(url, 'kill1', 2);
+      const running = await findProcesses('ffmpeg', dataDir);
+      expect(running.length).toBe(1);
+      gw.kill('SIGKILL');
+      await pub.stop({ delete: false });
+      // Nothing tells ffmpeg its parent is gone; its RTP input going silent ends it
+      // (measured: 15-20 s after the kill).
+      await waitFor('the orphaned ffmpeg to exit', async () => ((await findProcesses('ffmpeg', dataDir)).length === 0 ? true : undefined), 30_000, 500);
+    } finally {
+      gw.kill('SIGKILL');
+      await pub?.stop({ delete: false }).catch(() => undefined);
+      for (const p of await findProcesses('ffmpeg', dataDir)) process.kill(p.pid, 'SIGKILL');
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
+});
