@@ -62,9 +62,14 @@ export class Gateway {
     // live otherwise) and outputs' session SDPs. Recordings stay, and the ones it left
     // open are measured and marked interrupted.
     for (const dir of ['hls', 'outputs']) await rm(path.resolve(config.dataDir, dir), { recursive: true, force: true });
-    const definitions = loadDefinitions(config.pipelines.extraDir);
+    let definitions;
+    try {
+      definitions = loadDefinitions(config.pipelines.extraDir);
+    } catch (e) {
+      throw new ConfigError((e as Error).message); // a pipeline file of the user's own that does not load
+    }
     for (const o of config.outputs) {
-      if (o.type !== 'rtp' && !definitions.has(o.type)) throw new Error(`outputs: unknown output type "${o.type}" for streams "${o.streams}"`);
+      if (o.type !== 'rtp' && !definitions.has(o.type)) throw new ConfigError(`outputs: unknown output type "${o.type}" for streams "${o.streams}"`);
     }
     const events = new EventBus();
     const registry = new StreamRegistry(config, log, events);

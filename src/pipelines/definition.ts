@@ -104,10 +104,22 @@ const DEFAULTS_FILE = 'defaults.json';
 /** The built-in pipelines, then those in `extraDir` (which replace built-ins of the same type). */
 export function loadDefinitions(extraDir?: string): Map<string, PipelineDefinition> {
   const defs = new Map<string, PipelineDefinition>();
-  const read = (dir: string, file: string) => JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Record<string, unknown>;
+  const read = (dir: string, file: string): Record<string, unknown> => {
+    try {
+      return JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new Error(`${path.join(dir, file)}: not a JSON pipeline definition (${(e as Error).message})`);
+    }
+  };
   const { $comment: _comment, ...defaults } = read(PIPELINE_DIR, DEFAULTS_FILE);
   for (const dir of [PIPELINE_DIR, ...(extraDir ? [extraDir] : [])]) {
-    for (const file of readdirSync(dir).filter((f) => f.endsWith('.json') && f !== DEFAULTS_FILE).sort()) {
+    let files: string[];
+    try {
+      files = readdirSync(dir);
+    } catch (e) {
+      throw new Error(`pipelines.extraDir: cannot read ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    for (const file of files.filter((f) => f.endsWith('.json') && f !== DEFAULTS_FILE).sort()) {
       const def = parseDefinition({ ...defaults, ...read(dir, file) }, path.join(dir === PIPELINE_DIR ? 'pipelines' : dir, file));
       defs.set(def.type, def);
     }

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildArgs, loadDefinitions, parseDefinition, resolveParams } from '../../src/pipelines/definition.js';
 
@@ -66,5 +69,27 @@ describe('pipeline definitions', () => {
 
   it('refuses a definition with an unknown placeholder', () => {
     expect(() => parseDefinition({ type: 'x', description: '', input: [], output: ['{{nope}}'], target: 'a' })).toThrow(/unknown placeholder \{\{nope\}\}/);
+  });
+
+  it("gives every pipeline the shared input options unless it names its own, and reads the user's folder", () => {
+    expect(hls.input).toEqual(['-protocol_whitelist', 'file,udp,rtp', '-analyzeduration', '400000', '-probesize', '65536', '-fflags', '+genpts']);
+    expect(defs.get('snapshot')!.input).not.toContain('+genpts'); // its own
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pipelines-'));
+    try {
+      writeFileSync(path.join(dir, 'x.json'), JSON.stringify({ type: 'tcp-x', description: 'x', delivery: 'push', params: { url: { type: 'url', protocols: ['tcp'], description: 'u' } }, output: ['-f', 'mpegts'], target: '{{url}}' }));
+      const mine = loadDefinitions(dir);
+      expect(mine.get('tcp-x')?.input).toEqual(hls.input);
+      expect(mine.has('hls')).toBe(true);
+      writeFileSync(path.join(dir, 'broken.json'), '{ "type": ');
+      expect(() => loadDefinitions(dir)).toThrow(/broken\.json: not a JSON pipeline definition/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(() => loadDefinitions('/nonexistent-folder')).toThrow(/pipelines.extraDir: cannot read \/nonexistent-folder \(ENOENT\)/);
+  });
+
+  it('refuses an odd port where the definition says even', () => {
+    expect(() => resolveParams(defs.get('rtp-mpegts')!, { host: '127.0.0.1', port: 5001 })).toThrow(/port: must be even/);
+    expect(resolveParams(defs.get('rtp-mpegts')!, { host: '127.0.0.1', port: 5000 })).toMatchObject({ port: 5000 });
   });
 });
