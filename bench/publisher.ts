@@ -33,12 +33,44 @@ export interface BenchPublisher {
   close: () => Promise<void>;
 }
 
-export async function publish(baseUrl: string, name: string, connectTimeoutMs = 15_000): Promise<BenchPublisher> {
+/** How an offer is answered: WHIP by default; the Janus anchor (janus.ts) brings its own. */
+export type Signaller = (offer: string, name: string) => Promise<{ status: number; body: string; location?: string; close?: () => Promise<void> }>;
+
+/** POST the offer to the gateway's WHIP endpoint; DELETE the session at the end. */
+export function whipSignaller(baseUrl: string): Signaller {
+  return async (offer, name) => {
+    const res = await fetch(`${baseUrl}/whip/${encodeURIComponent(name)}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/sdp' },
+      body: offer,
+      signal: AbortSignal.timeout(20_000),
+    });
+    const location = res.headers.get('location') ?? undefined;
+    return {
+      status: res.status,
+      body: await res.text(),
+      location,
+      close: async () => {
+        if (location) await fetch(new URL(location, baseUrl), { method: 'DELETE', signal: AbortSignal.timeout(10_000) }).catch(() => undefined);
+      },
+    };
+  };
+}
+
+export interface PublishOptions {
+  connectTimeoutMs?: number;
+  signal?: Signaller;
+  /** The one local address ICE uses (default 127.0.0.1). */
+  iceAddress?: string;
+}
+
+export async function publish(baseUrl: string, name: string, { connectTimeoutMs = 15_000, signal = whipSignaller(baseUrl), iceAddress = '127.0.0.1' }: PublishOptions = {}): Promise<BenchPublisher> {
+  let endSession: (() => Promise<void>) | undefined;
   const pc = new RTCPeerConnection({
     iceUseIpv4: false,
     iceUseIpv6: false,
-    iceAdditionalHostAddresses: ['127.0.0.1'],
-    iceInterfaceAddresses: { udp4: '127.0.0.1' },
+    iceAdditionalHostAddresses: [iceAddress],
+    iceInterfaceAddresses: { udp4: iceAddress },
     iceServers: [],
     headerExtensions: { video: [useTransportWideCC()], audio: [useTransportWideCC()] },
     codecs: {
@@ -104,9 +136,7 @@ export async function publish(baseUrl: string, name: string, connectTimeoutMs = 
     if (closed) return;
     closed = true;
     removeCleanup();
-    if (pub.location) {
-      await fetch(new URL(pub.location, baseUrl), { method: 'DELETE', signal: AbortSignal.timeout(10_000) }).catch(() => undefined);
-    }
+    await endSession?.();
     await Promise.race([pc.close().catch(() => undefined), new Promise((r) => setTimeout(r, 2000))]);
   };
 
@@ -124,22 +154,17 @@ export async function publish(baseUrl: string, name: string, connectTimeoutMs = 
       });
     });
     pub.postedAt = performance.now();
-    const res = await fetch(`${baseUrl}/whip/${encodeURIComponent(name)}`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/sdp' },
-      body: pc.localDescription!.sdp,
-      signal: AbortSignal.timeout(20_000),
-    });
+    const res = await signal(pc.localDescription!.sdp, name);
     pub.answeredAt = performance.now();
     pub.status = res.status;
-    const body = await res.text();
+    endSession = res.close;
     if (res.status !== 201) {
-      pub.errorText = body;
+      pub.errorText = res.body;
       await pub.close();
       return pub;
     }
-    pub.location = res.headers.get('location') ?? undefined;
-    await pc.setRemoteDescription({ type: 'answer', sdp: body });
+    pub.location = res.location;
+    await pc.setRemoteDescription({ type: 'answer', sdp: res.body });
     return pub;
   } catch (e) {
     await pub.close();

@@ -12,6 +12,7 @@ import { log, mb, median, r0, r1, table } from './format.js';
 import { outputsBench, printOutputs, type OutputsReport } from './outputs.js';
 import { chromiumBench, printChromium, type ChromiumReport } from './chromium.js';
 import { authBench, printAuth, type AuthReport } from './auth.js';
+import { janusAvailable, janusBench, printJanus, type JanusRow } from './janus.js';
 
 // npm run bench: start-up latency (WHIP 201 -> connected -> first HLS segment) and the cost
 // of N concurrent 720p30 publishers (CPU, memory, packets, HLS health) for the gateway run
@@ -23,7 +24,8 @@ import { authBench, printAuth, type AuthReport } from './auth.js';
 // V8 CPU profiles of the load-test gateways into DIR, for chrome://inspect or speedscope)
 // BENCH_GATEWAY_NODE_ARGS="..." (extra node options for the gateway process)
 // BENCH_PLAIN_CRYPTO=1 (do not give the publishers' SRTP KeyObjects; see crypto-keyobjects.ts)
-// BENCH_CHROMIUM=0 (skip scenario 5)  BENCH_AUTH=0 (skip scenario 6)  BENCH_AUTH_REQUESTS=2000.
+// BENCH_CHROMIUM=0 (skip scenario 5)  BENCH_AUTH=0 (skip scenario 6)  BENCH_AUTH_REQUESTS=2000
+// BENCH_JANUS=0 (skip scenario 7, the Janus anchor at the loads of scenario 2; needs janus and root).
 
 const LOADS = (process.env.BENCH_LOADS ?? '1,10,30').split(',').map(Number).filter((n) => n > 0);
 const STEADY_SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -519,6 +521,11 @@ async function main(): Promise<void> {
   const { report: outputs, error: outputsError } = await optional('outputs', 'BENCH_OUTPUTS', 'output types and mpegts-http viewers', () => outputsBench(clip, GATEWAY_NODE_ARGS));
   const { report: chromium, error: chromiumError } = await optional('chromium', 'BENCH_CHROMIUM', 'Chromium publishing: start-up, ramp, shaped uplink, keyframe policy', () => chromiumBench());
   const { report: auth, error: authError } = await optional('auth', 'BENCH_AUTH', 'cost of checking credentials', () => authBench(GATEWAY_NODE_ARGS));
+  const janusLoads = loads.map((l) => l.n);
+  const janusMissing = janusAvailable();
+  const { report: janus, error: janusError } = janusMissing
+    ? { report: undefined, error: janusMissing }
+    : await optional('janus', 'BENCH_JANUS', `anchor: the same load into Janus (N=${janusLoads.join(',')})`, () => janusBench(janusLoads, clip, WARMUP_SECONDS, STEADY_SECONDS));
 
   const report = {
     ...env,
@@ -533,6 +540,8 @@ async function main(): Promise<void> {
     chromiumError,
     auth,
     authError,
+    janus,
+    janusError,
     benchSeconds: r0((performance.now() - started) / 1000),
   };
   print(report);
@@ -559,6 +568,8 @@ function print(report: {
   chromiumError?: string;
   auth?: AuthReport;
   authError?: string;
+  janus?: JanusRow[];
+  janusError?: string;
   benchSeconds: number;
 }): void {
   const o: string[] = [];
@@ -663,6 +674,11 @@ function print(report: {
   if (report.chromiumError) o.push(`-- 5. Chromium publishing: FAILED ${report.chromiumError}`, '');
   if (report.auth) o.push(...printAuth(report.auth), '');
   if (report.authError) o.push(`-- 6. Cost of checking credentials: FAILED ${report.authError}`, '');
+  if (report.janus) {
+    const gateway = report.load.map((l) => ({ n: l.n, selfPerStream: l.perStream.gatewayCpuPercent, treePerStream: r1(l.perStream.gatewayCpuPercent + l.perStream.ffmpegCpuPercent) }));
+    o.push(...printJanus(report.janus, gateway), '');
+  }
+  if (report.janusError) o.push(`-- 7. Anchor (Janus): not run: ${report.janusError}`, '');
   o.push('Gateway warnings/errors (LOG_LEVEL=warn):');
   for (const p of report.gatewayLog) {
     o.push(`  ${p.phase}: ${p.warnings}`);
