@@ -11,9 +11,7 @@ export function isLoopbackHost(host: string): boolean {
 
 /** Why the gateway must not start with this configuration, if it must not. */
 export function authProblem(config: Config): string | undefined {
-  const auth = config.auth;
-  const credentials = auth.tokens.length > 0 || auth.jwt !== undefined || auth.hook !== undefined;
-  if (auth.mode === 'auto' && !credentials && !isLoopbackHost(config.http.host)) {
+  if (config.auth.mode === 'auto' && !hasCredentials(config) && !isLoopbackHost(config.http.host)) {
     return `the gateway would listen on ${config.http.host} with no credentials: anyone who reaches it could publish, watch and control it. Either configure credentials (auth.tokens, auth.jwt or auth.hook; AUTH_TOKENS=...), or set auth.mode: none (AUTH_MODE=none) to run it open knowingly`;
   }
   if (authEnabled(config) && config.http.corsOrigins?.includes('*')) {
@@ -22,7 +20,12 @@ export function authProblem(config: Config): string | undefined {
   return undefined;
 }
 
-export function authEnabled(config: Config): boolean {
+/** Whether any form of credential is configured (tokens, JWT or the hook). */
+function hasCredentials(config: Config): boolean {
   const auth = config.auth;
-  return auth.mode !== 'none' && (auth.tokens.length > 0 || auth.jwt !== undefined || auth.hook !== undefined);
+  return auth.tokens.length > 0 || auth.jwt !== undefined || auth.hook !== undefined;
+}
+
+export function authEnabled(config: Config): boolean {
+  return config.auth.mode !== 'none' && hasCredentials(config);
 }

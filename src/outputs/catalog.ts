@@ -1,15 +1,13 @@
-import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { EventBus } from '../events/bus.js';
 import { ParamError, resolveParams, type PipelineDefinition, type Values } from '../pipelines/definition.js';
-import { PushTargetError } from '../pipelines/push-url.js';
-import { PushTargetRefused, type PushTargets } from '../pipelines/push-targets.js';
+import type { PushTargets } from '../pipelines/push-targets.js';
 import type { Recordings } from '../recordings/recordings.js';
 import type { PortAllocator } from '../rtp/ports.js';
 import type { Output } from '../streams/output.js';
 import type { Stream } from '../streams/stream.js';
 import { newOutputId } from './base.js';
-import { OutputRequestError, type KindServices, type OutputKind } from './kind.js';
+import { checkTarget, OutputRequestError, outputDir, type KindServices, type OutputKind } from './kind.js';
 import { HlsKind } from './kinds/hls.js';
 import { MpegtsHttpKind } from './kinds/mpegts-http.js';
 import { PushKind } from './kinds/push.js';
@@ -74,13 +72,12 @@ export class OutputCatalog {
     const targets: string[] = [];
     try {
       params = resolveParams(definition, body, { allowListeners: this.config.push.allowListeners });
-      targets.push(...targetUrls(definition, params));
-      for (const url of targets) await this.services.targets.check(url);
     } catch (e) {
       if (e instanceof ParamError) throw new OutputRequestError(400, e.message);
-      if (e instanceof PushTargetError) throw new OutputRequestError(e instanceof PushTargetRefused ? 403 : 400, `${definition.params.host ? 'host' : 'url'}: ${e.message}`);
       throw e;
     }
+    targets.push(...targetUrls(definition, params));
+    for (const url of targets) await checkTarget(this.services.targets, url, definition.params.host ? 'host' : 'url');
     for (const kind of definition.requires) {
       if (!stream.tracks.some((t) => t.kind === kind)) throw new OutputRequestError(400, `type: ${type} needs a ${kind} track and stream ${stream.name} has none`);
     }
@@ -94,7 +91,7 @@ export class OutputCatalog {
       recordAudioCodec: 'aac',
     };
     const id = definition.singleton ? type : (options.id ?? newOutputId());
-    const dir = path.resolve(this.config.dataDir, 'outputs', stream.name, id);
+    const dir = outputDir(this.config.dataDir, stream.name, id);
     const kind = this.kinds.get(type) ?? this.push;
     return this.announce(stream, await kind.start({ stream, definition, params, values, id, dir, targets }));
   }

@@ -1,6 +1,8 @@
+import path from 'node:path';
 import type { EventBus } from '../events/bus.js';
 import type { PipelineDefinition, Values } from '../pipelines/definition.js';
-import type { PushTargets } from '../pipelines/push-targets.js';
+import { PushTargetError } from '../pipelines/push-url.js';
+import { PushTargetRefused, type PushTargets } from '../pipelines/push-targets.js';
 import type { Output } from '../streams/output.js';
 import type { Stream } from '../streams/stream.js';
 import type { PipelineServices } from './pipeline-output.js';
@@ -46,6 +48,24 @@ export interface KindServices extends PipelineServices {
   dataDir: string;
   events: EventBus;
   targets: PushTargets;
+}
+
+/**
+ * The addresses `url` may be sent to now; otherwise an OutputRequestError naming `field`:
+ * 403 for a target that is not allowed, 400 for one that cannot be used at all.
+ */
+export async function checkTarget(targets: PushTargets, url: string, field: string): Promise<string[]> {
+  try {
+    return await targets.check(url);
+  } catch (e) {
+    if (e instanceof PushTargetError) throw new OutputRequestError(e instanceof PushTargetRefused ? 403 : 400, `${field}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** data/outputs/<stream>/<id>: an output's own folder (its session SDP). */
+export function outputDir(dataDir: string, stream: string, id: string): string {
+  return path.resolve(dataDir, 'outputs', stream, id);
 }
 
 /** The API link of an output's session SDP. */

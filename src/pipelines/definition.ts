@@ -127,6 +127,9 @@ export function loadDefinitions(extraDir?: string): Map<string, PipelineDefiniti
   return defs;
 }
 
+/** What an odd RTP port is told (pipelines' `even` params and rtp outputs). */
+export const EVEN_PORT_RULE = 'must be even (RTCP uses the port above)';
+
 /** What callers may ask for beyond the definition's own rules. */
 export interface ParamRules {
   /** Push URLs may ask for listener mode (opening a port here). */
@@ -146,7 +149,7 @@ function validatorOf(p: ParamDefinition, rules: ParamRules): z.ZodType<string | 
       let n = p.type === 'integer' ? z.number().int() : z.number();
       if (p.min !== undefined) n = n.min(p.min);
       if (p.max !== undefined) n = n.max(p.max);
-      const checked = p.type === 'integer' && p.even ? n.refine((v) => v % 2 === 0, 'must be even (RTCP uses the port above)') : n;
+      const checked = p.type === 'integer' && p.even ? n.refine((v) => v % 2 === 0, EVEN_PORT_RULE) : n;
       return p.default !== undefined ? checked.default(p.default) : checked;
     }
     case 'string': {

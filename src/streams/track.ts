@@ -167,6 +167,11 @@ export class Track {
     return () => this.sinks.delete(sink);
   }
 
+  /** Packets given up as lost (never arrived, even after NACKs). */
+  get lost(): number {
+    return this.reorder.skipped;
+  }
+
   info(): TrackInfo {
     const windowBytes = this.window.reduce((s, w) => s + w.bytes, 0);
     const span = this.window.length > 1 ? Math.max(this.window[this.window.length - 1].t - this.window[0].t, 1) : BITRATE_WINDOW_MS;
@@ -183,7 +188,7 @@ export class Track {
       keyframes: this.keyframes,
       ...(dims ?? {}),
       ...(this.kind === 'video' ? { fps: Math.round((this.frames.filter((t) => t >= performance.now() - BITRATE_WINDOW_MS).length * 1000) / BITRATE_WINDOW_MS) } : {}),
-      lost: this.reorder.skipped,
+      lost: this.lost,
       nacked: this.nacked,
     };
   }

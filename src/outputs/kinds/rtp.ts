@@ -2,15 +2,15 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { Output } from '../../streams/output.js';
 import type { Stream } from '../../streams/stream.js';
-import { PushTargetError } from '../../pipelines/push-url.js';
-import { PushTargetRefused, type PushTargets } from '../../pipelines/push-targets.js';
-import { OutputRequestError, sdpUrl } from '../kind.js';
+import type { PushTargets } from '../../pipelines/push-targets.js';
+import { EVEN_PORT_RULE } from '../../pipelines/definition.js';
+import { checkTarget, OutputRequestError, sdpUrl } from '../kind.js';
 import { RtpOutput } from '../rtp-output.js';
 
 // "rtp": the publisher's RTP forwarded as it is to a remote player, no ffmpeg (so no
 // pipeline JSON). Its params are checked here; the target like any other.
 
-const evenPort = z.number().int().min(1024).max(65534).refine((p) => p % 2 === 0, 'must be even (RTCP uses the port above)');
+const evenPort = z.number().int().min(1024).max(65534).refine((p) => p % 2 === 0, EVEN_PORT_RULE);
 
 /** What an "rtp" output takes (also the source of its OpenAPI schema). */
 export const rtpParams = z
@@ -34,13 +34,7 @@ export class RtpKind {
     const parsed = rtpParams.safeParse(body);
     if (!parsed.success) throw new OutputRequestError(400, parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
     const p = parsed.data;
-    let address: string;
-    try {
-      [address] = await this.targets.check(rtpUrl(p.host, p.videoPort ?? p.audioPort ?? 0));
-    } catch (e) {
-      if (e instanceof PushTargetError) throw new OutputRequestError(e instanceof PushTargetRefused ? 403 : 400, `host: ${e.message}`);
-      throw e;
-    }
+    const [address] = await checkTarget(this.targets, rtpUrl(p.host, p.videoPort ?? p.audioPort ?? 0), 'host');
     // Sent to the address that was checked (a host name is not looked up again per packet).
     return stream.attachOutput(new RtpOutput(stream.name, stream.tracks, { ...p, host: address }, () => stream.requestKeyframe(), id, (outputId) => ({ sdp: sdpUrl(stream, outputId) })));
   }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Output } from '../../streams/output.js';
 import type { Stream } from '../../streams/stream.js';
 import { startPipeline } from '../pipeline-output.js';
-import type { KindRequest, KindServices, OutputKind } from '../kind.js';
+import { outputDir, type KindRequest, type KindServices, type OutputKind } from '../kind.js';
 
 // Snapshots (GET /api/streams/:name/snapshot.jpg): one short ffmpeg per request, shared by
 // requests that come while it runs. It writes snapshot.jpg into its folder and exits.
@@ -33,7 +33,7 @@ export class SnapshotKind implements OutputKind {
 
   private async run(stream: Stream, timeoutMs: number): Promise<Buffer> {
     const output = await this.startOutput(stream);
-    const dir = path.resolve(this.services.dataDir, 'outputs', stream.name, output.id);
+    const dir = outputDir(this.services.dataDir, stream.name, output.id);
     try {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('no picture from the publisher in time')), timeoutMs);
