@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { cleanupAll, installExitHandlers } from './cleanup.js';
-import { installKeyObjectCache } from './crypto-keyobjects.js';
+import { installKeyObjectCache } from '../src/webrtc/srtp-keys.js';
 import { buildGateway, GatewayProcess, killTree, sleep } from './gateway-process.js';
 import { encodeClip, Replay, ReplayClock, type Clip, type EncodeOptions } from './media.js';
 import { watchEvents, type SeenEvent } from './events.js';
@@ -21,9 +21,9 @@ import { janusAvailable, janusBench, printJanus, type JanusRow } from './janus.j
 // viewers one stream serves. Settings (environment): BENCH_LOADS=1,10,30  BENCH_SECONDS=20
 // BENCH_OUTPUTS=0 (skip the output scenario) BENCH_OUTPUT_SECONDS=8 BENCH_VIEWERS=1,10,50,100,200,400,800
 // BENCH_STARTUP_RUNS=5  BENCH_SKIP_BUILD=1 (use the existing dist/)  BENCH_CPU_PROF=DIR (write
-// V8 CPU profiles of the load-test gateways into DIR, for chrome://inspect or speedscope)
+// V8 CPU profiles of the load-test gateways into DIR/N<load>/, one per thread, for chrome://inspect or speedscope)
 // BENCH_GATEWAY_NODE_ARGS="..." (extra node options for the gateway process)
-// BENCH_PLAIN_CRYPTO=1 (do not give the publishers' SRTP KeyObjects; see crypto-keyobjects.ts)
+// BENCH_PLAIN_CRYPTO=1 (do not give the publishers' SRTP KeyObjects; see src/webrtc/srtp-keys.ts)
 // BENCH_CHROMIUM=0 (skip scenario 5)  BENCH_AUTH=0 (skip scenario 6)  BENCH_AUTH_REQUESTS=2000
 // BENCH_JANUS=0 (skip scenario 7, the Janus anchor at the loads of scenario 2; needs janus and root).
 
@@ -280,7 +280,7 @@ const tracksDelta = (a: StreamInfo[], b: StreamInfo[], k: 'packets' | 'bytes' | 
 async function loadBench(n: number, clip: Clip, problems: { phase: string; lines: string[] }[]) {
   log(`load N=${n}: starting gateway`);
   const prof = process.env.BENCH_CPU_PROF;
-  const gw = await GatewayProcess.start({}, [...GATEWAY_NODE_ARGS, ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof, '--cpu-prof-name', `gateway-N${n}.cpuprofile`] : [])]);
+  const gw = await GatewayProcess.start({}, [...GATEWAY_NODE_ARGS, ...(prof ? ['--cpu-prof', '--cpu-prof-dir', `${prof}/N${n}`] : [])]);
   const feed = await watchEvents(gw.url);
   const clock = new ReplayClock();
   const pubs: BenchPublisher[] = [];

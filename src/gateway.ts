@@ -13,9 +13,10 @@ import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { Access } from './http/access.js';
 import { createApp } from './http/app.js';
+import { MediaWorkers } from './media/workers.js';
 import { GatewayMetrics } from './metrics/metrics.js';
 import type { Logger } from './log.js';
-import { loadDefinitions } from './pipelines/definition.js';
+import { loadDefinitions, type PipelineDefinition } from './pipelines/definition.js';
 import { warmUpFfmpeg } from './pipelines/ffmpeg-process.js';
 import { StreamRegistry } from './streams/registry.js';
 import { EventBus } from './events/bus.js';
@@ -50,6 +51,8 @@ export class Gateway {
     private readonly outputs: { catalog: OutputCatalog; resume: ResumeOutputs },
     /** The gateway's events (tests read the kept ones). */
     readonly events: EventBus,
+    /** The media worker threads. */
+    readonly media: MediaWorkers,
   ) {}
 
   /** Throws ConfigError for a configuration that must not run (e.g. open on a public address). */
@@ -71,8 +74,20 @@ export class Gateway {
     for (const o of config.outputs) {
       if (o.type !== 'rtp' && !definitions.has(o.type)) throw new ConfigError(`outputs: unknown output type "${o.type}" for streams "${o.streams}"`);
     }
+    const media = await MediaWorkers.start({ count: config.media.workers, logLevel: config.log.level, log });
+    media.on('crashed', (index, sessions, reason) => log.error({ event: 'media-worker-crashed', worker: index, sessions }, `${reason}: its ${sessions} session(s) ended; starting it again`));
+    try {
+      return await Gateway.build(config, log, definitions, tls, media);
+    } catch (e) {
+      await media.stop(); // running workers would keep the process alive
+      throw e;
+    }
+  }
+
+  /** Every service around the running media workers, then the HTTP server. */
+  private static async build(config: Config, log: Logger, definitions: Map<string, PipelineDefinition>, tls: { cert: Buffer; key: Buffer } | undefined, media: MediaWorkers): Promise<Gateway> {
     const events = new EventBus();
-    const registry = new StreamRegistry(config, log, events);
+    const registry = new StreamRegistry(config, log, events, media);
     const ports = new PortAllocator(config.rtp.portMin, config.rtp.portMax);
     const recordings = new Recordings(config.dataDir, config.ffmpeg.ffprobePath);
     const targets = new PushTargets(config.push.allowedTargets, authEnabled(config) || config.push.allowedTargets.length > 0);
@@ -85,7 +100,7 @@ export class Gateway {
     const authorizer = new Authorizer(config, log);
     const access = new Access(authorizer, new Tickets());
     let wss: WebSocketServer | undefined;
-    const metrics = new GatewayMetrics(registry, () => wss?.clients.size ?? 0);
+    const metrics = new GatewayMetrics(registry, () => wss?.clients.size ?? 0, () => media.info());
     const app = createApp(config, { registry, events, catalog, resume, recordings, ports, access, metrics }, log);
     const server = tls ? https.createServer(tls, app) : http.createServer(app);
     wss = attachSignalling(server, { registry, events, authorizer }, log);
@@ -96,7 +111,7 @@ export class Gateway {
       }),
       warmUpFfmpeg(config.ffmpeg.path),
     ]);
-    const gw = new Gateway(config, registry, server, log, webhooks, app, wss, access, { catalog, resume }, events);
+    const gw = new Gateway(config, registry, server, log, webhooks, app, wss, access, { catalog, resume }, events, media);
     if (server instanceof https.Server) gw.reloadTlsOnChange(server);
     log.info({ event: 'listening', url: gw.url, dataDir: path.resolve(config.dataDir), auth: access.enabled }, `gateway listening on ${gw.url}${access.enabled ? ' (credentials required)' : ''}`);
     return gw;
@@ -117,6 +132,7 @@ export class Gateway {
     if (this.config.http.tls) for (const f of [this.config.http.tls.cert, this.config.http.tls.key]) unwatchFile(f);
     this.outputs.resume.close();
     await this.registry.shutdown();
+    await this.media.stop();
     this.outputs.catalog.close();
     await this.webhooks.stop();
     for (const ws of this.wss.clients) ws.terminate();

@@ -48,6 +48,7 @@ export const ENV_KEYS: Record<string, string> = {
   TLS_CERT: 'http.tls.cert',
   TLS_KEY: 'http.tls.key',
   PUSH_ALLOWED_TARGETS: 'push.allowedTargets',
+  MEDIA_WORKERS: 'media.workers',
 };
 
 /** CLI flags (without --) and the config key each sets. */

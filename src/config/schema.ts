@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ACTIONS } from '../auth/permissions.js';
 import { EVENT_TYPES } from '../events/bus.js';
@@ -206,6 +207,16 @@ export const configSchema = z
         timeoutMs: z.number().int().min(100).max(60_000).default(5000),
         /** Further tries after a failed delivery (1 s, 2 s, 4 s... apart). */
         retries: z.number().int().min(0).max(10).default(3),
+      })
+      .strict()
+      .prefault({}),
+    media: z
+      .object({
+        /**
+         * Worker threads that run the publishers' peers and forward their RTP (one per core
+         * by default): each session runs on the least-loaded one.
+         */
+        workers: z.number().int().min(1).max(64).default(() => availableParallelism()),
       })
       .strict()
       .prefault({}),

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { WorkerInfo } from '../media/workers.js';
 import type { StreamRegistry } from '../streams/registry.js';
 import type { Output } from '../streams/output.js';
 import type { Stream } from '../streams/stream.js';
@@ -18,7 +19,7 @@ export class GatewayMetrics {
   private readonly failures: Counter<'type'>;
   private readonly connectSeconds: Histogram;
 
-  constructor(streams: StreamRegistry, websocketClients: () => number = () => 0) {
+  constructor(streams: StreamRegistry, websocketClients: () => number = () => 0, workers: () => WorkerInfo[] = () => []) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry }); // process CPU and memory, event-loop lag, GC
 
@@ -42,6 +43,20 @@ export class GatewayMetrics {
       },
     });
     new Gauge({ name: 'gateway_websocket_connections', help: 'Open WebSocket signalling connections', registers, collect() { this.set(websocketClients()); } });
+    const perWorker = (name: string, help: string, value: (w: WorkerInfo) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['worker'],
+        registers,
+        collect() {
+          this.reset();
+          for (const w of workers()) this.set({ worker: String(w.index) }, value(w));
+        },
+      });
+    perWorker('gateway_media_worker_sessions', 'Publisher sessions on each media worker thread', (w) => w.sessions);
+    perWorker('gateway_media_worker_load', 'Event-loop utilisation of each media worker thread over its last second (0-1; 1 = a busy core)', (w) => w.load);
+    perWorker('gateway_media_worker_restarts', 'Times each media worker was started again after it stopped unexpectedly', (w) => w.restarts);
     new Gauge({ name: 'gateway_ffmpeg_processes', help: 'Running ffmpeg processes', registers, collect() { this.set(streams.ffmpegPids().length); } });
 
     const perTrack = (name: string, help: string, value: (t: Stream['tracks'][number]) => number) =>

@@ -7,13 +7,15 @@ import { udpPortsBound, type PortAllocator } from '../rtp/ports.js';
 import { renderSessionSdp } from '../sdp/render.js';
 import { buildArgs, type BuiltArgs, type PipelineDefinition, type Values } from '../pipelines/definition.js';
 import { FfmpegProcess, type FfmpegExit } from '../pipelines/ffmpeg-process.js';
-import { askForKeyframe, Feed, sdpMedia, type FeedTarget } from './feed.js';
+import { askForKeyframe } from '../media/ask-for-keyframe.js';
+import type { FeedHandle } from '../media/feed-handle.js';
 import type { Stream } from '../streams/stream.js';
 import type { Track } from '../streams/track.js';
 import { OutputBase } from './base.js';
+import { sdpMedia } from './sdp-media.js';
 
 // One output = one pipeline definition + one ffmpeg process, fed by its own RTP forwarders
-// on its own loopback ports. Starting, stopping or crashing one output touches nothing
+// (in the publisher's media worker) on its own loopback ports. Starting, stopping or crashing one output touches nothing
 // else. Start sequence: wait for SPS/PPS (asking for a keyframe), render the session SDP
 // into the output folder, spawn ffmpeg, wait until it listens, then forward video from the
 // next keyframe (PLI until it comes) and audio from that moment on, so both start together.
@@ -25,7 +27,14 @@ export interface OutputContext {
   ffmpegPath: string;
   stopTimeoutMs: number;
   requestKeyframe: () => void;
+  openFeed: Stream['openFeed'];
   log: Logger;
+}
+
+interface FeedTarget {
+  track: Track;
+  host: string;
+  port: number;
 }
 
 export interface PipelineOutputOptions {
@@ -69,8 +78,6 @@ const MAX_RESTARTS = 5;
 const FATAL: { pattern: RegExp; reason: string }[] = [{ pattern: /No space left on device/i, reason: 'disk full' }];
 const STABLE_RUN_MS = 30_000;
 const SILENT_STOP_TIMEOUT_MS = 1000;
-/** Input idle this long while ffmpeg is stopping: send it a packet (see stop()). */
-const NUDGE_AFTER_IDLE_MS = 200;
 const PARAMETER_SET_WAIT_MS = 5000;
 const LISTEN_WAIT_MS = 5000;
 
@@ -78,7 +85,7 @@ export class PipelineOutput extends OutputBase {
   /** The session SDP of an output that sends to a remote player (rtp-mpegts). */
   readonly sdp?: () => string;
   private process: FfmpegProcess | undefined;
-  private feed: Feed | undefined;
+  private feed: FeedHandle | undefined;
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
   private failuresInARow = 0;
@@ -140,7 +147,7 @@ export class PipelineOutput extends OutputBase {
       for (const t of targets) this.ctx.ports.release(t.port);
       return;
     }
-    this.feed = new Feed(targets, this.ctx.requestKeyframe);
+    this.feed = this.ctx.openFeed(targets);
     this.feed.on('flowing', () => this.onFlowing());
     const sdpPath = `${this.dir}/session.sdp`;
     await mkdir(this.dir, { recursive: true });
@@ -240,19 +247,13 @@ export class PipelineOutput extends OutputBase {
     this.clearTimers();
     // Packets keep flowing until ffmpeg has exited, so it finishes the last segment. ffmpeg
     // acts on SIGINT only between two input packets: when the publisher has stopped
-    // sending, the feed nudges it with one harmless packet at a time, and it finishes its
-    // files (MP4 index, MKV duration, #EXT-X-ENDLIST). Without any packet (no feed yet)
-    // it gets a short grace instead of the full timeout.
+    // sending, the feed nudges it with one harmless packet at a time (Feed.drain), and it
+    // finishes its files (MP4 index, MKV duration, #EXT-X-ENDLIST). Without any packet
+    // (no feed yet, or its worker is gone) it gets a short grace instead of the full timeout.
     const proc = this.process;
-    const silent = !this.feed || this.feed.idleMs() === Infinity;
-    const nudger = setInterval(() => {
-      if (this.feed && this.feed.idleMs() > NUDGE_AFTER_IDLE_MS) this.feed.nudge();
-    }, NUDGE_AFTER_IDLE_MS / 2);
-    try {
-      if (proc?.running) await proc.stop(silent ? SILENT_STOP_TIMEOUT_MS : this.ctx.stopTimeoutMs);
-    } finally {
-      clearInterval(nudger);
-    }
+    const silent = !this.feed || this.feed.silent;
+    this.feed?.drain();
+    if (proc?.running) await proc.stop(silent ? SILENT_STOP_TIMEOUT_MS : this.ctx.stopTimeoutMs);
     this.releaseFeed();
     if (failure) this.setState('failed');
     else if (this.state !== 'failed') this.setState('stopped');
@@ -286,7 +287,14 @@ export interface PipelineServices {
 export function startPipeline(stream: Stream, services: PipelineServices, definition: PipelineDefinition, dir: string, values: Values, options: PipelineOutputOptions = {}): PipelineOutput {
   if (stream.closed) throw new Error(`stream ${stream.name} is closing`);
   if (options.id && stream.outputs.has(options.id)) throw new Error(`output ${options.id} already exists`);
-  const ctx: OutputContext = { ...services, streamName: stream.name, tracks: stream.tracks, requestKeyframe: () => stream.requestKeyframe(), log: stream.log };
+  const ctx: OutputContext = {
+    ...services,
+    streamName: stream.name,
+    tracks: stream.tracks,
+    requestKeyframe: () => stream.requestKeyframe(),
+    openFeed: (targets) => stream.openFeed(targets),
+    log: stream.log,
+  };
   return stream.attachOutput(new PipelineOutput(definition, dir, values, ctx, { waitForParameterSets: stream.state === 'live', ...options }));
 }
 

@@ -1,7 +1,9 @@
+import type { FeedHandle } from '../media/feed-handle.js';
 import { renderSessionSdp } from '../sdp/render.js';
+import type { Stream } from '../streams/stream.js';
 import type { Track } from '../streams/track.js';
 import { OutputBase } from './base.js';
-import { Feed, sdpMedia } from './feed.js';
+import { sdpMedia } from './sdp-media.js';
 
 // Plain RTP to a remote player: no ffmpeg, the gateway's forwarders send straight to
 // {host, videoPort, audioPort}, and sdp() describes it for `vlc file.sdp` or ffplay.
@@ -16,13 +18,11 @@ export interface RtpTarget {
 const KEYFRAME_INTERVAL_SECONDS = 2;
 
 export class RtpOutput extends OutputBase {
-  private feed: Feed | undefined;
+  private feed: FeedHandle | undefined;
 
   constructor(
-    private readonly streamName: string,
-    private readonly tracks: Track[],
+    private readonly stream: Pick<Stream, 'name' | 'tracks' | 'openFeed'>,
     readonly target: RtpTarget,
-    private readonly requestKeyframe: () => void,
     id: string | undefined,
     urls: (id: string) => Record<string, string>,
   ) {
@@ -40,14 +40,14 @@ export class RtpOutput extends OutputBase {
 
   /** Tracks that have a port in the target. */
   private sent(): { track: Track; port: number }[] {
-    return this.tracks.flatMap((track) => {
+    return this.stream.tracks.flatMap((track) => {
       const port = track.kind === 'video' ? this.target.videoPort : this.target.audioPort;
       return port ? [{ track, port }] : [];
     });
   }
 
   async start(): Promise<void> {
-    this.feed = new Feed(this.sent().map((s) => ({ ...s, host: this.target.host })), this.requestKeyframe);
+    this.feed = this.stream.openFeed(this.sent().map((s) => ({ ...s, host: this.target.host })));
     this.feed.once('flowing', () => {
       this.startedAt = new Date();
       this.setState('running');
@@ -57,7 +57,7 @@ export class RtpOutput extends OutputBase {
 
   /** The session SDP a player opens to receive this output. */
   sdp(): string {
-    return renderSessionSdp({ name: this.streamName, address: this.target.host, media: this.sent().map((s) => sdpMedia(s.track, s.port)) });
+    return renderSessionSdp({ name: this.stream.name, address: this.target.host, media: this.sent().map((s) => sdpMedia(s.track, s.port)) });
   }
 
   async stop(): Promise<void> {

@@ -180,10 +180,10 @@ class Connection {
       this.stream = stream;
       for (const c of this.early.splice(0)) await stream.addRemoteCandidate(c);
       this.send({ type: 'answer', stream: name, session: stream.sessionId, sdp: answer });
-      for (const c of stream.peer.localCandidates) this.send({ type: 'candidate', candidate: c });
-      if (stream.peer.gatheringComplete) this.send({ type: 'candidate', candidate: null });
-      stream.peer.on('candidate', (c) => this.send({ type: 'candidate', candidate: c }));
-      stream.peer.on('state', (state) => this.send({ type: 'state', state }));
+      for (const c of stream.media.localCandidates) this.send({ type: 'candidate', candidate: c });
+      if (stream.media.gatheringComplete) this.send({ type: 'candidate', candidate: null });
+      stream.media.on('candidate', (c) => this.send({ type: 'candidate', candidate: c }));
+      stream.media.on('state', (state) => this.send({ type: 'state', state }));
       stream.once('closed', (reason) => this.send({ type: 'unpublished', stream: name, reason }));
     } catch (e) {
       if (e instanceof SdpError) return this.error(e.status === 406 ? 'no-codec' : 'bad-sdp', e.message);

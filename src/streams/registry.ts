@@ -4,8 +4,9 @@ import { videoBitrateFor } from '../config/patterns.js';
 import type { Config } from '../config/schema.js';
 import type { EventBus } from '../events/bus.js';
 import type { Logger } from '../log.js';
+import type { MediaWorkers } from '../media/workers.js';
 import { parseOffer } from '../sdp/offer.js';
-import { PublisherPeer } from '../webrtc/publisher-peer.js';
+import { chooseCodecs } from '../webrtc/codec-policy.js';
 import { Stream, type StreamInfo } from './stream.js';
 
 // The registry of live streams: one publisher per name, created from a WHIP offer and
@@ -63,6 +64,8 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     private readonly log: Logger,
     /** Where stream.started and stream.stopped go. */
     private readonly events: EventBus,
+    /** The worker threads that run the publishers' peers. */
+    private readonly media: MediaWorkers,
   ) {
     super();
   }
@@ -86,7 +89,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
    */
   async publish(name: string, offerText: string, options: PublishOptions = {}): Promise<PublishResult> {
     if (this.shuttingDown) throw new GatewayStopping();
-    const offer = parseOffer(offerText); // bad SDP is refused before anything is reserved
+    chooseCodecs(parseOffer(offerText)); // bad SDP (400) or no usable codec (406) is refused before anything is reserved
     const existing = this.streams.get(name);
     const replace = existing && (existing.state === 'connecting' || this.config.streams.replaceExisting);
     if (this.pending.has(name) || (existing && !replace)) throw new StreamBusy(name);
@@ -94,14 +97,20 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     this.pending.set(name, options.from);
     try {
       if (existing) await existing.close(existing.state === 'connecting' ? 'replaced by a new offer before it connected' : 'replaced by a new publisher');
-      const { peer, answer } = await this.answerSerially(() => PublisherPeer.answer(offer, { ice: this.config.ice, video: videoBitrateFor(this.config.video, name), trickle: options.trickle }));
       const sessionId = randomUUID();
-      const stream = new Stream(name, sessionId, peer, {
+      const { handle, answer } = await this.answerSerially(() =>
+        this.media.answer({ session: sessionId, stream: name, offer: offerText, ice: this.config.ice, video: videoBitrateFor(this.config.video, name), trickle: options.trickle ?? false }),
+      );
+      if (this.shuttingDown) {
+        await handle.close();
+        throw new GatewayStopping();
+      }
+      const stream = new Stream(name, sessionId, handle, {
         timeouts: this.config.ice,
         log: this.log,
       }, options.from);
       this.streams.set(name, stream);
-      stream.log.info({ event: 'session-created', tracks: peer.tracks.map((t) => `${t.kind}:${t.name}/${t.payloadType}`) }, 'publisher session created');
+      stream.log.info({ event: 'session-created', tracks: handle.codecs.map((t) => `${t.kind}:${t.name}/${t.payloadType}`) }, 'publisher session created');
       stream.once('closed', (reason) => {
         if (this.streams.get(name) === stream) this.streams.delete(name);
         this.events.publish({ type: 'stream.stopped', stream: name, session: sessionId, reason });

@@ -1,11 +1,16 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
-import type { CandidateInit, PublisherPeer, SelectedPair } from '../webrtc/publisher-peer.js';
+import type { FeedHandle } from '../media/feed-handle.js';
+import type { FeedTargetSpec } from '../media/messages.js';
+import type { SessionHandle } from '../media/session-handle.js';
+import type { CandidateInit, SelectedPair } from '../webrtc/publisher-peer.js';
 import type { Output, OutputInfo } from './output.js';
 import { Track, type TrackInfo } from './track.js';
 
-// A stream is a name with one publisher session and the outputs fed from it. close()
-// cascades exactly once: outputs stop (ffmpeg finalises its files), then the peer closes.
+// A stream is a name with one publisher session and the outputs fed from it. The session's
+// media runs in a media worker (`media`); the stream keeps its story: state, time-outs,
+// outputs. close() cascades exactly once: outputs stop (ffmpeg finalises its files), then
+// the session closes.
 
 export type StreamState = 'connecting' | 'live' | 'closed';
 
@@ -30,6 +35,8 @@ export interface StreamInfo {
   outputs: OutputInfo[];
   /** Keyframe requests (PLI) sent to the publisher. */
   keyframeRequests: number;
+  /** The media worker the session runs on. */
+  worker: number;
   ice?: SelectedPair;
   /** The publisher's own view, reported within the last 10 s. */
   sender?: SenderReport & { ageSeconds: number };
@@ -58,7 +65,6 @@ export interface StreamDeps {
   log: Logger;
 }
 
-const KEYFRAME_REQUEST_MIN_GAP_MS = 150;
 const SENDER_REPORT_FRESH_MS = 10_000;
 
 export class Stream extends EventEmitter<StreamEvents> {
@@ -72,28 +78,25 @@ export class Stream extends EventEmitter<StreamEvents> {
   private closing: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
   private disconnectTimer: NodeJS.Timeout | undefined;
-  private lastKeyframeRequest = 0;
-  keyframeRequests = 0;
   private liveSince = 0;
   private sender: { report: SenderReport; at: number } | undefined;
 
   constructor(
     readonly name: string,
     readonly sessionId: string,
-    readonly peer: PublisherPeer,
+    readonly media: SessionHandle,
     private readonly deps: StreamDeps,
     /** The address the offer came from (HTTP or WebSocket client). */
     readonly from?: string,
   ) {
     super();
-    this.log = deps.log.child({ stream: name, session: sessionId });
-    this.tracks = peer.tracks.map((c) => new Track(c));
-    peer.on('rtp', (codec, packet) => this.tracks.find((t) => t.codec === codec)?.receive(packet));
-    peer.on('state', (s) => this.onPeerState(s));
-    peer.on('nack', (codec, packets) => {
-      const track = this.tracks.find((t) => t.codec === codec);
-      if (track) track.nacked += packets;
-    });
+    this.log = deps.log.child({ stream: name, session: sessionId, worker: media.worker });
+    this.tracks = media.codecs.map((c, i) => new Track(c, i));
+    media.on('state', (s) => this.onPeerState(s));
+    media.on('stats', (stats) => stats.tracks.forEach((t, i) => this.tracks[i]?.updateStats(t)));
+    media.on('parameter-sets', (i, sets) => this.tracks[i]?.updateParameterSets(sets));
+    media.on('lost', (reason) => void this.close(reason));
+    if (media.connectionState !== 'new') this.onPeerState(media.connectionState); // connected while the answer was on its way
     const { connectTimeoutMs, mediaTimeoutMs } = deps.timeouts;
     this.timers.push(
       setTimeout(() => {
@@ -117,7 +120,7 @@ export class Stream extends EventEmitter<StreamEvents> {
       if (this.state === 'connecting') {
         this.state = 'live';
         this.liveSince = performance.now();
-        const pair = this.peer.selectedPair();
+        const pair = this.media.selectedPair();
         this.log.info({ event: 'live', ice: pair }, 'stream live');
         this.emit('live');
       }
@@ -130,16 +133,23 @@ export class Stream extends EventEmitter<StreamEvents> {
 
   /** A candidate the publisher trickled (WebSocket signalling); null = end of candidates. */
   addRemoteCandidate(c: CandidateInit | null): Promise<void> {
-    return this.peer.addRemoteCandidate(c);
+    return this.media.addRemoteCandidate(c);
   }
 
   /** Asks the publisher for a keyframe; requests from several outputs are merged. */
   requestKeyframe(): void {
-    const now = performance.now();
-    if (now - this.lastKeyframeRequest < KEYFRAME_REQUEST_MIN_GAP_MS) return;
-    this.lastKeyframeRequest = now;
-    this.keyframeRequests++;
-    this.peer.requestKeyframe();
+    this.media.requestKeyframe();
+  }
+
+  /** Keyframe requests (PLI) sent to the publisher so far (as of the worker's last report). */
+  get keyframeRequests(): number {
+    return this.media.keyframeRequests;
+  }
+
+  /** Starts forwarding tracks to an output's ports (it sends once opened). */
+  openFeed(targets: { track: Track; host: string; port: number }[]): FeedHandle {
+    const specs: FeedTargetSpec[] = targets.map((t) => ({ track: t.track.index, host: t.host, port: t.port }));
+    return this.media.openFeed(specs);
   }
 
   /** Registers an output (src/outputs/ makes them) and starts it; it runs until stopped or the stream closes. */
@@ -177,7 +187,8 @@ export class Stream extends EventEmitter<StreamEvents> {
       tracks: this.tracks.map((t) => t.info()),
       outputs: [...this.outputs.values()].map((o) => o.info()),
       keyframeRequests: this.keyframeRequests,
-      ...(this.state === 'live' ? { ice: this.peer.selectedPair() } : {}),
+      worker: this.media.worker,
+      ...(this.state === 'live' ? { ice: this.media.selectedPair() } : {}),
       ...(sender ? { sender: { ...sender.report, ageSeconds: Math.round((performance.now() - sender.at) / 1000) } } : {}),
     };
   }
@@ -193,7 +204,7 @@ export class Stream extends EventEmitter<StreamEvents> {
       for (const t of this.timers) clearTimeout(t);
       if (this.disconnectTimer) clearTimeout(this.disconnectTimer);
       await Promise.all([...this.outputs.values()].map((o) => o.stop()));
-      await this.peer.close();
+      await this.media.close();
       for (const t of this.tracks) t.close();
       this.state = 'closed';
       this.log.info({ event: 'closed', reason }, 'stream closed');

@@ -37,6 +37,7 @@ describe('gateway process (dist/cli.js)', () => {
         LOG_LEVEL: 'info',
         RTP_PORT_MIN: '46000',
         RTP_PORT_MAX: '46199',
+        MEDIA_WORKERS: '2',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -106,9 +107,11 @@ describe('gateway process (dist/cli.js)', () => {
     expect(text).toMatch(/AUTH_MODE=none/);
   });
 
-  it('stops on SIGTERM within 10 s: exit code 0, playlists ended, no ffmpeg left', async () => {
+  it('stops on SIGTERM within 10 s with a stream on each media worker: exit code 0, playlists ended, no ffmpeg left', async () => {
     await Promise.all([publish('term1'), publish('term2')]);
     await Promise.all([waitPlaylist(url, 'term1', 2), waitPlaylist(url, 'term2', 2)]);
+    const streams = (await (await fetch(`${url}/api/streams`)).json()) as { name: string; worker: number }[];
+    expect(streams.map((s) => s.worker).sort()).toEqual([0, 1]);
     const running = await ffmpegsOf();
     expect(running.map((p) => p.ppid)).toEqual([gw.pid, gw.pid]);
 

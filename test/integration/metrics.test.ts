@@ -54,6 +54,12 @@ describe('/metrics', () => {
     expect(value(m, 'gateway_streams', { state: 'connecting' })).toBe(0);
     expect(value(m, 'gateway_outputs', { type: 'hls', state: 'running' })).toBe(1);
     expect(value(m, 'gateway_ffmpeg_processes')).toBe(1);
+    // One session, on the media worker the API names; every worker reports its load.
+    const worker = String(t.gw.registry.get('m1')!.info().worker);
+    expect(value(m, 'gateway_media_worker_sessions', { worker })).toBe(1);
+    const sessions = m.get('gateway_media_worker_sessions')!.metrics.reduce((sum, x) => sum + Number(x.value), 0);
+    expect(sessions).toBe(1);
+    expect(m.get('gateway_media_worker_load')!.metrics.length).toBe(t.gw.config.media.workers);
     const track = t.gw.registry.get('m1')!.tracks.find((x) => x.kind === 'video')!;
     const bytes = value(m, 'gateway_rtp_bytes_total', { stream: 'm1', kind: 'video' });
     expect(bytes).toBeGreaterThan(10_000);

@@ -36,6 +36,6 @@ export class RtpKind {
     const p = parsed.data;
     const [address] = await checkTarget(this.targets, rtpUrl(p.host, p.videoPort ?? p.audioPort ?? 0), 'host');
     // Sent to the address that was checked (a host name is not looked up again per packet).
-    return stream.attachOutput(new RtpOutput(stream.name, stream.tracks, { ...p, host: address }, () => stream.requestKeyframe(), id, (outputId) => ({ sdp: sdpUrl(stream, outputId) })));
+    return stream.attachOutput(new RtpOutput(stream, { ...p, host: address }, id, (outputId) => ({ sdp: sdpUrl(stream, outputId) })));
   }
 }

@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { startsKeyframe } from '../rtp/h264.js';
 import { RtpForwarder } from '../rtp/forwarder.js';
-import type { SdpMedia } from '../sdp/render.js';
-import type { Track } from '../streams/track.js';
+import { askForKeyframe } from './ask-for-keyframe.js';
+import type { MediaTrack } from './track.js';
 
-// The RTP an output receives: one forwarder per track, to ffmpeg on loopback or to a
+// The RTP an output receives, sent from its publisher's media worker: one forwarder per track, to ffmpeg on loopback or to a
 // remote player. open() starts video at a keyframe (replaying the cached one at once when
 // there is one, else asking the publisher with PLIs until it comes) and audio from the
 // same moment, so both start together.
@@ -17,7 +17,7 @@ import type { Track } from '../streams/track.js';
 // do not move the grid: one that came early would not make ffmpeg cut.
 
 export interface FeedTarget {
-  track: Track;
+  track: MediaTrack;
   host: string;
   port: number;
 }
@@ -27,22 +27,12 @@ export interface FeedEvents {
   flowing: [];
 }
 
-const PLI_UNTIL_KEYFRAME_MS = 300;
-
-/**
- * Asks for a keyframe (now, unless `now` is false) and again every PLI_UNTIL_KEYFRAME_MS,
- * since a PLI can be lost or rate-limited, until `done()`: the one loop every output uses
- * while it waits for a keyframe. Clear the timer to stop it early.
- */
-export function askForKeyframe(request: () => void, done: () => boolean, now = true): NodeJS.Timeout {
-  if (now) request();
-  const timer = setInterval(() => (done() ? clearInterval(timer) : request()), PLI_UNTIL_KEYFRAME_MS);
-  return timer;
-}
 /** A requested keyframe that has not come after this long is asked for again (lost PLI). */
 const KEYFRAME_RETRY_MS = 500;
 /** H.264 NAL type 9 with primary_pic_type 7 (any): marks an access unit, carries no picture. */
 const ACCESS_UNIT_DELIMITER = Buffer.from([0x09, 0xf0]);
+/** Input idle this long while ffmpeg is stopping: send it a packet (see drain()). */
+const NUDGE_AFTER_IDLE_MS = 200;
 
 interface Attached extends FeedTarget {
   forwarder: RtpForwarder;
@@ -55,6 +45,7 @@ export class Feed extends EventEmitter<FeedEvents> {
   private closed = false;
   private keyframeIntervalMs = 0;
   private cadence: NodeJS.Timeout | undefined;
+  private nudger: NodeJS.Timeout | undefined;
   /** The keyframe grid: when the first keyframe went out, the next slot, and whether it was asked for. */
   private grid: { start: number; next: number; asked: boolean } | undefined;
 
@@ -64,10 +55,6 @@ export class Feed extends EventEmitter<FeedEvents> {
   ) {
     super();
     this.attached = targets.map((t) => this.attach(t));
-  }
-
-  get ports(): number[] {
-    return this.attached.map((a) => a.port);
   }
 
   /** Starts sending. `keyframeIntervalSeconds`: also ask for a keyframe at this cadence. */
@@ -138,17 +125,28 @@ export class Feed extends EventEmitter<FeedEvents> {
   }
 
   /**
+   * ffmpeg is being stopped: packets keep flowing until it has exited, and when the
+   * publisher has gone quiet, one harmless packet at a time keeps it reading (it acts on
+   * SIGINT only between two input packets), so it finishes its files.
+   */
+  drain(): void {
+    this.nudger ??= setInterval(() => {
+      if (this.idleMs() > NUDGE_AFTER_IDLE_MS) this.nudge();
+    }, NUDGE_AFTER_IDLE_MS / 2);
+  }
+
+  /**
    * Sends one harmless packet so that an ffmpeg waiting on a silent input reads once more:
    * a repeat of the last audio frame, or, without audio, an H.264 access unit delimiter.
    */
-  nudge(): void {
+  private nudge(): void {
     const audio = this.attached.find((a) => a.track.kind === 'audio' && a.forwarder.started);
     if (audio) return audio.forwarder.sendNext();
     this.attached.find((a) => a.track.kind === 'video')?.forwarder.sendNext(ACCESS_UNIT_DELIMITER);
   }
 
   /** Milliseconds since the last packet went out (Infinity before the first). */
-  idleMs(): number {
+  private idleMs(): number {
     const last = Math.max(...this.attached.map((a) => a.forwarder.lastSentAt), 0);
     return last === 0 ? Infinity : performance.now() - last;
   }
@@ -160,36 +158,11 @@ export class Feed extends EventEmitter<FeedEvents> {
   close(): void {
     this.closed = true;
     clearTimeout(this.cadence);
+    clearInterval(this.nudger);
     for (const t of this.timers) clearInterval(t);
     for (const a of this.attached) {
       a.unsubscribe();
       a.forwarder.close();
     }
   }
-}
-
-/** The SDP m-section that describes what a feed sends for one track. */
-export function sdpMedia(track: Track, port: number): SdpMedia {
-  const c = track.codec;
-  if (c.name === 'H264') {
-    const ps = track.parameterSets;
-    // SPS/PPS seen in the stream; else those the publisher's offer declared (a sender that
-    // does not repeat them in-band); else none, and ffmpeg reads them in-band.
-    const sprop = ps.spropParameterSets ?? c.fmtp['sprop-parameter-sets'];
-    return {
-      codec: 'h264',
-      port,
-      payloadType: c.payloadType,
-      clockRate: c.clockRate,
-      fmtp: {
-        'packetization-mode': 1,
-        'profile-level-id': ps.profileLevelId ?? c.fmtp['profile-level-id'] ?? '42e01f',
-        ...(sprop ? { 'sprop-parameter-sets': sprop } : {}),
-      },
-    };
-  }
-  if (c.name === 'opus') {
-    return { codec: 'opus', port, payloadType: c.payloadType, clockRate: 48000, channels: 2, fmtp: { 'sprop-stereo': c.channels === 2 ? 1 : 0 } };
-  }
-  return { codec: c.name.toLowerCase(), port, payloadType: c.payloadType, clockRate: c.clockRate, channels: 1 };
 }

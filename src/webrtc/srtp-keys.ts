@@ -1,12 +1,14 @@
 import crypto from 'node:crypto';
 import { syncBuiltinESMExports } from 'node:module';
 
-// Makes the bench's own publishers cheaper: werift creates a cipher per SRTP packet with a
-// raw Buffer key, and on Node 24 node:crypto spends ~3/4 of createCipheriv/createDecipheriv
-// turning that Buffer into a key (~14 us per packet vs ~4 us with a KeyObject). The publishers
-// share the 2 cores with the gateway under test, so every cycle they save is left to it.
-// Only this process is patched; the gateway runs unmodified (BENCH_GATEWAY_NODE_ARGS can
-// load a similar shim into it for comparison).
+// werift makes a cipher for every SRTP packet with its session key as a raw Buffer, and on
+// Node 24 node:crypto spends most of createDecipheriv turning that Buffer into a key
+// (profiled: a third of a media worker's time at 10 publishers, ~14 us per packet against
+// ~4 us with a KeyObject). Each key Buffer is turned into a KeyObject once and reused:
+// werift passes the same Buffer for every packet of a session, so the cache (a WeakMap,
+// gone with the session) hits every time. node:crypto has no other way in: the ciphers
+// are created inside werift, so its factories are wrapped (in the thread that installs
+// this only: each worker thread has its own node:crypto).
 
 const keys = new WeakMap<Buffer, crypto.KeyObject>();
 

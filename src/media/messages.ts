@@ -1,0 +1,93 @@
+import type { Config } from '../config/schema.js';
+import type { VideoBitrate } from '../sdp/answer.js';
+import type { ChosenCodec } from '../webrtc/codec-policy.js';
+import type { CandidateInit, SelectedPair } from '../webrtc/publisher-peer.js';
+
+// What the main thread and a media worker say to each other. Everything here is small
+// and rare (signalling, one stats message a second, keyframe requests, an output's feed
+// opening and closing): no RTP packet ever crosses a thread. Requests carry an id and get
+// exactly one reply; commands and events get none.
+
+/** What a worker is started with (workerData). */
+export interface WorkerSetup {
+  index: number;
+  logLevel: string;
+  /** How often the worker reports its sessions' statistics. */
+  statsIntervalMs: number;
+}
+
+export type Request =
+  | { op: 'answer'; session: string; stream: string; offer: string; ice: Config['ice']; video: VideoBitrate; trickle: boolean }
+  | { op: 'candidate'; session: string; candidate: CandidateInit | null }
+  | { op: 'close'; session: string };
+
+/** Where an output's feed sends one track (the track by its index in the session). */
+export interface FeedTargetSpec {
+  track: number;
+  host: string;
+  port: number;
+}
+
+export type Command =
+  | { op: 'keyframe'; session: string }
+  /** Creates a feed; it sends nothing until 'feed-open'. */
+  | { op: 'feed'; session: string; feed: number; targets: FeedTargetSpec[] }
+  | { op: 'feed-open'; feed: number; keyframeIntervalSeconds?: number }
+  /** ffmpeg is being stopped: keep its input from going silent (see Feed.nudge). */
+  | { op: 'feed-drain'; feed: number }
+  | { op: 'feed-close'; feed: number };
+
+export type ToWorker = (Request & { id: number }) | Command;
+
+export interface AnswerResult {
+  answer: string;
+  tracks: ChosenCodec[];
+}
+
+/** An error as it crosses the thread: its class name picks the class it becomes again. */
+export interface WireError {
+  name: string;
+  message: string;
+  status?: number;
+  detail?: string;
+}
+
+/** A track's counters, as the worker last saw them. */
+export interface TrackStats {
+  packets: number;
+  bytes: number;
+  bitrateKbps: number;
+  keyframes: number;
+  fps?: number;
+  lost: number;
+  nacked: number;
+  /** Milliseconds since the last packet arrived (Infinity before the first). */
+  idleMs: number;
+}
+
+/** H.264 parameter sets of a track, sent when they change. */
+export interface ParameterSetInfo {
+  sprop?: string;
+  profileLevelId?: string;
+  width?: number;
+  height?: number;
+}
+
+export interface SessionStats {
+  session: string;
+  tracks: TrackStats[];
+  keyframeRequests: number;
+  /** Bytes each of the session's feeds sent so far, by feed id. */
+  feeds: [feed: number, bytes: number][];
+}
+
+export type FromWorker =
+  | { op: 'ready' }
+  | { op: 'reply'; id: number; ok: true; value?: AnswerResult }
+  | { op: 'reply'; id: number; ok: false; error: WireError }
+  | { op: 'state'; session: string; state: string; pair?: SelectedPair }
+  | { op: 'candidate'; session: string; candidate: CandidateInit | null }
+  | { op: 'parameter-sets'; session: string; track: number; sets: ParameterSetInfo }
+  | { op: 'flowing'; feed: number }
+  /** `load`: the worker's event-loop utilisation since the last report (0-1). */
+  | { op: 'stats'; load: number; sessions: SessionStats[] };

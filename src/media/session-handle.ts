@@ -1,0 +1,120 @@
+import { EventEmitter } from 'node:events';
+import type { ChosenCodec } from '../webrtc/codec-policy.js';
+import type { CandidateInit, SelectedPair } from '../webrtc/publisher-peer.js';
+import { FeedHandle } from './feed-handle.js';
+import type { Command, FeedTargetSpec, ParameterSetInfo, Request, SessionStats } from './messages.js';
+
+// The main thread's side of one publisher's media session, which lives in a media worker
+// (media/worker-session.ts). It keeps PublisherPeer's message-shaped surface (state and
+// candidate events, requestKeyframe, addRemoteCandidate, close) and adds what the worker
+// reports: parameter sets, stats, and 'lost' when the worker itself went away.
+
+export interface SessionHandleEvents {
+  state: [state: string];
+  candidate: [candidate: CandidateInit | null];
+  'parameter-sets': [track: number, sets: ParameterSetInfo];
+  stats: [SessionStats];
+  /** The worker stopped (crashed): the session is gone. */
+  lost: [reason: string];
+}
+
+/** How a handle reaches its worker. */
+export interface WorkerLink {
+  readonly index: number;
+  request(r: Request): Promise<unknown>;
+  command(c: Command): void;
+  /** A new feed id, unique in this worker. */
+  nextFeedId(): number;
+  forget(session: string): void;
+}
+
+export class SessionHandle extends EventEmitter<SessionHandleEvents> {
+  /** Local candidates gathered so far (a late listener can catch up). */
+  readonly localCandidates: CandidateInit[] = [];
+  gatheringComplete = false;
+  connectionState = 'new';
+  keyframeRequests = 0;
+  private pair: SelectedPair | undefined;
+  private ended = false;
+  readonly feeds = new Map<number, FeedHandle>();
+
+  /** The tracks' codecs, in the worker's track order (set once the offer is answered). */
+  codecs: ChosenCodec[] = [];
+
+  constructor(
+    readonly id: string,
+    private readonly link: WorkerLink,
+  ) {
+    super();
+  }
+
+  /** The media worker the session runs on. */
+  get worker(): number {
+    return this.link.index;
+  }
+
+  /** A candidate from the publisher (trickle ICE); null or empty means end of candidates. */
+  async addRemoteCandidate(c: CandidateInit | null): Promise<void> {
+    if (!this.ended) await this.link.request({ op: 'candidate', session: this.id, candidate: c });
+  }
+
+  /** Asks the publisher for a keyframe (the worker merges requests that come close together). */
+  requestKeyframe(): void {
+    if (!this.ended) this.link.command({ op: 'keyframe', session: this.id });
+  }
+
+  /** The ICE candidate pair in use, once connected. */
+  selectedPair(): SelectedPair | undefined {
+    return this.pair;
+  }
+
+  /** Starts forwarding this session's tracks to `targets` (it sends once opened). */
+  openFeed(targets: FeedTargetSpec[]): FeedHandle {
+    const feed = new FeedHandle(this.link.nextFeedId(), targets.map((t) => t.port), (c) => {
+      if (c.op === 'feed-close') this.feeds.delete(c.feed);
+      if (!this.ended) this.link.command(c);
+    });
+    this.feeds.set(feed.id, feed);
+    if (!this.ended) this.link.command({ op: 'feed', session: this.id, feed: feed.id, targets });
+    return feed;
+  }
+
+  async close(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    await this.link.request({ op: 'close', session: this.id }).catch(() => undefined);
+    this.link.forget(this.id);
+  }
+
+  // --- from the worker ---
+
+  onState(state: string, pair: SelectedPair | undefined): void {
+    this.connectionState = state;
+    if (pair) this.pair = pair;
+    this.emit('state', state);
+  }
+
+  onCandidate(c: CandidateInit | null): void {
+    if (c) this.localCandidates.push(c);
+    else if (this.gatheringComplete) return;
+    else this.gatheringComplete = true;
+    this.emit('candidate', c);
+  }
+
+  onStats(stats: SessionStats): void {
+    this.keyframeRequests = stats.keyframeRequests;
+    for (const [id, bytes] of stats.feeds) {
+      const feed = this.feeds.get(id);
+      if (feed) feed.bytes = bytes;
+    }
+    this.emit('stats', stats);
+  }
+
+  /** The worker went away with the session. */
+  onLost(reason: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    for (const f of this.feeds.values()) f.sever();
+    this.emit('lost', reason);
+  }
+}

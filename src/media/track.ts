@@ -1,0 +1,166 @@
+import { H264ParameterSets, containsIdr, spsDimensions, startsKeyframe } from '../rtp/h264.js';
+import { ReorderBuffer } from '../rtp/reorder.js';
+import type { RtpPacketLite } from '../rtp/packet.js';
+import type { ChosenCodec } from '../webrtc/codec-policy.js';
+import type { ParameterSetInfo, TrackStats } from './messages.js';
+import { RateWindow } from './rate-window.js';
+
+// One track of a publisher, in its media worker: counters (sent to the main thread as
+// TrackStats), the H.264 parameter-set cache (sent when it changes), and the fan-out of
+// (reordered) packets to every running output's feed.
+//
+// It also keeps the packets since the last keyframe (video) and the last seconds (audio),
+// so a new output starts at once from that keyframe instead of waiting for the publisher
+// to answer a PLI (a "GOP cache", as RTMP servers have). The gateway asks for keyframes
+// at the HLS segment cadence, so the cache stays around one segment long.
+
+export type PacketSink = (p: RtpPacketLite) => void;
+
+/**
+ * How long a gap in the sequence is waited for before it is given up as lost. Video gaps
+ * are asked for again (NACK) and the retransmission comes one round trip later, behind
+ * whatever fills the publisher's uplink queue: on a 1.5 Mbit/s uplink with 2 % loss, a
+ * 50 ms wait gave up on more packets than were lost (late retransmissions), each a broken
+ * picture until the next keyframe. 400 ms costs nothing while packets arrive in order,
+ * and delays the output by at most that when a packet is lost for good. Audio is not
+ * retransmitted: only reordering is waited for.
+ */
+const VIDEO_REORDER = { maxDelayMs: 400, maxPackets: 1024 };
+const AUDIO_REORDER = { maxDelayMs: 50, maxPackets: 64 };
+/** Upper bounds of the start-up cache; a longer GOP is simply not cached. */
+const GOP_MAX_PACKETS = 4000;
+const AUDIO_CACHE_MS = 5000;
+
+interface Cached {
+  at: number;
+  packet: RtpPacketLite;
+}
+
+export class MediaTrack {
+  readonly parameterSets = new H264ParameterSets();
+  packets = 0;
+  bytes = 0;
+  keyframes = 0;
+  nacked = 0;
+  lastPacketAt = 0;
+  private readonly sinks = new Set<PacketSink>();
+  private readonly reorder: ReorderBuffer;
+  /** Packets as they arrived (retransmissions too). */
+  private readonly window = new RateWindow();
+  /** Video frames completed (in order, once each). */
+  private readonly frames = new RateWindow();
+  private lastKeyframeTs: number | undefined;
+  private ssrc: number | undefined;
+  /** Video: packets from the latest keyframe start on. Audio: the last AUDIO_CACHE_MS, from `cacheStart` on. */
+  private cache: Cached[] = [];
+  private cacheStart = 0;
+  private cacheKeyframeTs: number | undefined;
+
+  constructor(
+    readonly codec: ChosenCodec,
+    /** Called when the H.264 parameter sets changed (the main thread renders them into session SDPs). */
+    private readonly onParameterSets: (sets: ParameterSetInfo) => void = () => undefined,
+  ) {
+    this.reorder = new ReorderBuffer((p) => this.deliver(p), codec.kind === 'video' ? VIDEO_REORDER : AUDIO_REORDER);
+  }
+
+  get kind(): 'audio' | 'video' {
+    return this.codec.kind;
+  }
+
+  /** A packet from the peer, in arrival order. */
+  receive(p: RtpPacketLite): void {
+    const now = performance.now();
+    // Another source (the publisher changed SSRC): its sequence numbers start elsewhere.
+    if (this.ssrc !== undefined && p.ssrc !== this.ssrc) this.reorder.flush();
+    this.ssrc = p.ssrc;
+    this.packets++;
+    this.bytes += p.payload.length + 12;
+    this.lastPacketAt = now;
+    this.window.add(now, p.payload.length + 12);
+    this.reorder.push(p);
+  }
+
+  private deliver(p: RtpPacketLite): void {
+    this.remember(p);
+    if (p.marker && this.kind === 'video') this.frames.add(performance.now());
+    if (this.codec.name === 'H264') {
+      if (this.parameterSets.update(p.payload) && this.parameterSets.complete) this.onParameterSets(this.parameterSetInfo());
+      if (containsIdr(p.payload) && p.timestamp !== this.lastKeyframeTs) {
+        this.lastKeyframeTs = p.timestamp;
+        this.keyframes++;
+      }
+    }
+    for (const sink of this.sinks) sink(p);
+  }
+
+  private remember(p: RtpPacketLite): void {
+    const at = performance.now();
+    if (this.kind === 'audio') {
+      this.cache.push({ at, packet: p });
+      while (this.cacheStart < this.cache.length && this.cache[this.cacheStart].at < at - AUDIO_CACHE_MS) this.cacheStart++;
+      // Drop the expired head now and then, not one shift() per packet.
+      if (this.cacheStart > 256) {
+        this.cache = this.cache.slice(this.cacheStart);
+        this.cacheStart = 0;
+      }
+      return;
+    }
+    if (startsKeyframe(p.payload) && p.timestamp !== this.cacheKeyframeTs) {
+      this.cache = [];
+      this.cacheKeyframeTs = p.timestamp;
+    }
+    if (this.cacheKeyframeTs === undefined) return;
+    if (this.cache.length >= GOP_MAX_PACKETS) {
+      this.cache = []; // GOP too long to keep: wait for the next keyframe
+      this.cacheKeyframeTs = undefined;
+      return;
+    }
+    this.cache.push({ at, packet: p });
+  }
+
+  /** When the cached keyframe arrived (performance.now()), if one is cached. */
+  get cachedKeyframeAt(): number | undefined {
+    return this.kind === 'video' && this.cache.length ? this.cache[0].at : undefined;
+  }
+
+  /** Cached packets that arrived at or after `since` (all of them when undefined). */
+  cached(since?: number): RtpPacketLite[] {
+    return this.cache.slice(this.cacheStart).filter((c) => since === undefined || c.at >= since).map((c) => c.packet);
+  }
+
+  parameterSetInfo(): ParameterSetInfo {
+    const ps = this.parameterSets;
+    return { sprop: ps.spropParameterSets, profileLevelId: ps.profileLevelId, ...(ps.sps ? spsDimensions(ps.sps) : {}) };
+  }
+
+  subscribe(sink: PacketSink): () => void {
+    this.sinks.add(sink);
+    return () => this.sinks.delete(sink);
+  }
+
+  /** Packets given up as lost (never arrived, even after NACKs). */
+  get lost(): number {
+    return this.reorder.skipped;
+  }
+
+  stats(): TrackStats {
+    const now = performance.now();
+    return {
+      packets: this.packets,
+      bytes: this.bytes,
+      bitrateKbps: this.window.kbps(now),
+      keyframes: this.keyframes,
+      ...(this.kind === 'video' ? { fps: this.frames.perSecond(now) } : {}),
+      lost: this.lost,
+      nacked: this.nacked,
+      idleMs: this.lastPacketAt ? now - this.lastPacketAt : Infinity,
+    };
+  }
+
+  close(): void {
+    this.cache = [];
+    this.reorder.close();
+    this.sinks.clear();
+  }
+}

@@ -1,0 +1,90 @@
+import type { Logger } from '../log.js';
+import { parseOffer } from '../sdp/offer.js';
+import { PublisherPeer, type CandidateInit } from '../webrtc/publisher-peer.js';
+import { Feed } from './feed.js';
+import type { AnswerResult, FeedTargetSpec, FromWorker, Request, SessionStats } from './messages.js';
+import { MediaTrack } from './track.js';
+
+// One publisher in its media worker: the werift peer, its tracks and the feeds of its
+// outputs. Packets go peer -> track -> feeds -> ffmpeg without leaving the thread; what
+// the main thread hears of it are events (state, candidates, parameter sets, a feed
+// flowing) and the stats the worker sends every second.
+
+/** Keyframe requests from several outputs within this gap are merged into one PLI. */
+const KEYFRAME_REQUEST_MIN_GAP_MS = 150;
+
+export class WorkerSession {
+  readonly tracks: MediaTrack[];
+  private readonly feeds = new Map<number, Feed>();
+  private keyframeRequests = 0;
+  private lastKeyframeRequest = -Infinity;
+
+  private constructor(
+    readonly id: string,
+    private readonly peer: PublisherPeer,
+    private readonly send: (m: FromWorker) => void,
+  ) {
+    this.tracks = peer.tracks.map((c, i) => new MediaTrack(c, (sets) => send({ op: 'parameter-sets', session: id, track: i, sets })));
+    peer.on('rtp', (codec, packet) => this.tracks.find((t) => t.codec === codec)?.receive(packet));
+    peer.on('nack', (codec, packets) => {
+      const track = this.tracks.find((t) => t.codec === codec);
+      if (track) track.nacked += packets;
+    });
+    peer.on('state', (state) => send({ op: 'state', session: id, state, ...(state === 'connected' ? { pair: peer.selectedPair() } : {}) }));
+    peer.on('candidate', (candidate) => send({ op: 'candidate', session: id, candidate }));
+  }
+
+  /** Answers the offer; candidates gathered before the answer is sent go with it (WHIP) or follow as events. */
+  static async answer(req: Extract<Request, { op: 'answer' }>, send: (m: FromWorker) => void, log: Logger): Promise<{ session: WorkerSession; result: AnswerResult }> {
+    const { peer, answer } = await PublisherPeer.answer(parseOffer(req.offer), { ice: req.ice, video: req.video, trickle: req.trickle });
+    const session = new WorkerSession(req.session, peer, send);
+    // Candidates werift gathered while answering (trickle): the main thread hears of them now.
+    for (const c of peer.localCandidates) send({ op: 'candidate', session: req.session, candidate: c });
+    if (peer.gatheringComplete) send({ op: 'candidate', session: req.session, candidate: null });
+    log.debug({ stream: req.stream, session: req.session }, 'media session created');
+    return { session, result: { answer, tracks: peer.tracks } };
+  }
+
+  addRemoteCandidate(c: CandidateInit | null): Promise<void> {
+    return this.peer.addRemoteCandidate(c);
+  }
+
+  /** Asks the publisher for a keyframe; requests from several outputs are merged. */
+  requestKeyframe(): void {
+    const now = performance.now();
+    if (now - this.lastKeyframeRequest < KEYFRAME_REQUEST_MIN_GAP_MS) return;
+    this.lastKeyframeRequest = now;
+    this.keyframeRequests++;
+    this.peer.requestKeyframe();
+  }
+
+  openFeed(id: number, targets: FeedTargetSpec[]): Feed {
+    const feed = new Feed(
+      targets.flatMap((t) => (this.tracks[t.track] ? [{ track: this.tracks[t.track], host: t.host, port: t.port }] : [])),
+      () => this.requestKeyframe(),
+    );
+    feed.once('flowing', () => this.send({ op: 'flowing', feed: id }));
+    this.feeds.set(id, feed);
+    return feed;
+  }
+
+  closeFeed(id: number): void {
+    this.feeds.get(id)?.close();
+    this.feeds.delete(id);
+  }
+
+  stats(): SessionStats {
+    return {
+      session: this.id,
+      tracks: this.tracks.map((t) => t.stats()),
+      keyframeRequests: this.keyframeRequests,
+      feeds: [...this.feeds].map(([id, f]) => [id, f.bytes]),
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const id of [...this.feeds.keys()]) this.closeFeed(id);
+    await this.peer.close();
+    for (const t of this.tracks) t.close();
+  }
+}

@@ -1,0 +1,92 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import { createLogger } from '../log.js';
+import { AnswerUnavailable, OfferNotAnswerable } from '../webrtc/publisher-peer.js';
+import { SdpError } from '../sdp/offer.js';
+import { installFastRtpHeaderParse } from '../webrtc/rtp-header-parse.js';
+import { installKeyObjectCache } from '../webrtc/srtp-keys.js';
+import type { Feed } from './feed.js';
+import type { FromWorker, Request, ToWorker, WireError, WorkerSetup } from './messages.js';
+import { WorkerSession } from './worker-session.js';
+
+// A media worker (node:worker_threads): the werift peers, ICE sockets and RTP forwarding
+// of the sessions the main thread placed here. It does what the messages say and reports
+// back (messages.ts); the main thread owns everything else.
+
+// Two costs of werift's per-packet path, taken out in this thread (see each file).
+installKeyObjectCache();
+installFastRtpHeaderParse();
+
+const setup = workerData as WorkerSetup;
+const port = parentPort!;
+const log = createLogger(setup.logLevel).child({ worker: setup.index });
+const sessions = new Map<string, WorkerSession>();
+const feeds = new Map<number, { feed: Feed; session: WorkerSession }>();
+const send = (m: FromWorker) => port.postMessage(m);
+
+port.on('message', (msg: ToWorker) => {
+  if ('id' in msg) void handleRequest(msg);
+  else handleCommand(msg);
+});
+
+async function handleRequest(msg: Request & { id: number }): Promise<void> {
+  try {
+    switch (msg.op) {
+      case 'answer': {
+        const { session, result } = await WorkerSession.answer(msg, send, log);
+        sessions.set(msg.session, session);
+        return send({ op: 'reply', id: msg.id, ok: true, value: result });
+      }
+      case 'candidate':
+        await sessions.get(msg.session)?.addRemoteCandidate(msg.candidate);
+        return send({ op: 'reply', id: msg.id, ok: true });
+      case 'close': {
+        const session = sessions.get(msg.session);
+        sessions.delete(msg.session);
+        for (const [id, f] of feeds) if (f.session === session) feeds.delete(id);
+        await session?.close();
+        return send({ op: 'reply', id: msg.id, ok: true });
+      }
+    }
+  } catch (e) {
+    send({ op: 'reply', id: msg.id, ok: false, error: toWire(e) });
+  }
+}
+
+function handleCommand(msg: Exclude<ToWorker, { id: number }>): void {
+  switch (msg.op) {
+    case 'keyframe':
+      return sessions.get(msg.session)?.requestKeyframe();
+    case 'feed': {
+      const session = sessions.get(msg.session);
+      if (session) feeds.set(msg.feed, { feed: session.openFeed(msg.feed, msg.targets), session });
+      return;
+    }
+    case 'feed-open':
+      return feeds.get(msg.feed)?.feed.open(msg.keyframeIntervalSeconds);
+    case 'feed-drain':
+      return feeds.get(msg.feed)?.feed.drain();
+    case 'feed-close':
+      feeds.get(msg.feed)?.session.closeFeed(msg.feed);
+      feeds.delete(msg.feed);
+      return;
+  }
+}
+
+function toWire(e: unknown): WireError {
+  const err = e instanceof Error ? e : new Error(String(e));
+  if (err instanceof SdpError) return { name: 'SdpError', message: err.message, status: err.status };
+  if (err instanceof OfferNotAnswerable) return { name: 'OfferNotAnswerable', message: err.message, detail: err.detail };
+  if (err instanceof AnswerUnavailable) return { name: 'AnswerUnavailable', message: err.message };
+  return { name: 'Error', message: err.message };
+}
+
+let lastUtilization = performance.eventLoopUtilization();
+setInterval(() => {
+  const now = performance.eventLoopUtilization();
+  const load = performance.eventLoopUtilization(now, lastUtilization).utilization;
+  lastUtilization = now;
+  send({ op: 'stats', load, sessions: [...sessions.values()].map((s) => s.stats()) });
+}, setup.statsIntervalMs);
+
+send({ op: 'ready' });

@@ -1,0 +1,220 @@
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../log.js';
+import { SdpError } from '../sdp/offer.js';
+import { AnswerUnavailable, OfferNotAnswerable } from '../webrtc/publisher-peer.js';
+import type { AnswerResult, Command, FromWorker, Request, WireError, WorkerSetup } from './messages.js';
+import { SessionHandle, type WorkerLink } from './session-handle.js';
+
+// The media plane: `media.workers` worker threads (one per core by default), each owning
+// the werift peers, ICE sockets and RTP forwarding of the sessions placed on it. A new
+// session goes to the worker with the fewest sessions. A worker that dies takes only its
+// own sessions with it: they are told ('lost'), the worker is started again, and the
+// other workers' streams go on.
+
+export interface MediaWorkersOptions {
+  count: number;
+  logLevel: string;
+  log: Logger;
+  /** How often workers report stats (default 1 s). */
+  statsIntervalMs?: number;
+}
+
+export interface WorkerInfo {
+  index: number;
+  /** False while it is being started again after a crash. */
+  running: boolean;
+  sessions: number;
+  /** Event-loop utilisation of the worker over its last report (0-1). */
+  load: number;
+  restarts: number;
+}
+
+export interface MediaWorkersEvents {
+  /** A worker stopped unexpectedly with this many sessions. */
+  crashed: [index: number, sessions: number, reason: string];
+}
+
+/** The worker's entry: the compiled file, or under a TypeScript runner (tests) the source through tsx. */
+function workerEntry(): { url: URL; execArgv?: string[] } {
+  if (import.meta.url.endsWith('.ts')) return { url: new URL('./worker.ts', import.meta.url), execArgv: ['--import', 'tsx'] };
+  return { url: new URL('./worker.js', import.meta.url) };
+}
+
+const RESTART_DELAY_MS = 500;
+
+class Slot implements WorkerLink {
+  worker!: Worker;
+  ready!: Promise<void>;
+  readonly sessions = new Map<string, SessionHandle>();
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private nextRequest = 1;
+  private feedIds = 1;
+  load = 0;
+  restarts = 0;
+  up = false;
+  private stopping = false;
+
+  constructor(
+    readonly index: number,
+    private readonly options: MediaWorkersOptions,
+    private readonly onCrash: (slot: Slot, sessions: number, reason: string) => void,
+  ) {
+    this.spawn();
+  }
+
+  private spawn(): void {
+    const entry = workerEntry();
+    const setup: WorkerSetup = { index: this.index, logLevel: this.options.logLevel, statsIntervalMs: this.options.statsIntervalMs ?? 1000 };
+    const worker = new Worker(entry.url, { workerData: setup, ...(entry.execArgv ? { execArgv: entry.execArgv } : {}) });
+    this.worker = worker;
+    let lastError: Error | undefined;
+    this.ready = new Promise((resolve, reject) => {
+      worker.on('message', (m: FromWorker) => {
+        if (m.op === 'ready') {
+          this.up = true;
+          resolve();
+        } else this.dispatch(m);
+      });
+      worker.on('error', (e: unknown) => {
+        lastError = e instanceof Error ? e : new Error(String(e));
+        reject(lastError);
+      });
+      worker.on('exit', (code) => {
+        this.up = false;
+        if (this.stopping) return;
+        const reason = `media worker ${this.index} stopped (${lastError ? lastError.message : `exit code ${code}`})`;
+        this.lost(reason);
+        reject(new Error(reason));
+        this.restarts++;
+        setTimeout(() => !this.stopping && this.spawn(), RESTART_DELAY_MS).unref();
+      });
+    });
+    this.ready.catch(() => undefined);
+  }
+
+  /** Every session and request of a worker that went away ends with it. */
+  private lost(reason: string): void {
+    const sessions = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const p of this.pending.values()) p.reject(new AnswerUnavailable(reason));
+    this.pending.clear();
+    this.onCrash(this, sessions.length, reason);
+    for (const s of sessions) s.onLost(reason);
+  }
+
+  private dispatch(m: FromWorker): void {
+    switch (m.op) {
+      case 'reply': {
+        const p = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        if (m.ok) p?.resolve(m.value);
+        else p?.reject(fromWire(m.error));
+        return;
+      }
+      case 'state':
+        return this.sessions.get(m.session)?.onState(m.state, m.pair);
+      case 'candidate':
+        return this.sessions.get(m.session)?.onCandidate(m.candidate);
+      case 'parameter-sets':
+        return void this.sessions.get(m.session)?.emit('parameter-sets', m.track, m.sets);
+      case 'flowing':
+        for (const s of this.sessions.values()) s.feeds.get(m.feed)?.markFlowing();
+        return;
+      case 'stats':
+        this.load = m.load;
+        for (const stats of m.sessions) this.sessions.get(stats.session)?.onStats(stats);
+        return;
+    }
+  }
+
+  request(r: Request): Promise<unknown> {
+    if (!this.up) return Promise.reject(new AnswerUnavailable(`media worker ${this.index} is restarting`));
+    const id = this.nextRequest++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...r, id });
+    });
+  }
+
+  command(c: Command): void {
+    if (this.up) this.worker.postMessage(c);
+  }
+
+  nextFeedId(): number {
+    return this.feedIds++;
+  }
+
+  forget(session: string): void {
+    this.sessions.delete(session);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.worker.terminate();
+  }
+}
+
+export class MediaWorkers extends EventEmitter<MediaWorkersEvents> {
+  private readonly slots: Slot[];
+
+  private constructor(options: MediaWorkersOptions) {
+    super();
+    this.slots = Array.from({ length: options.count }, (_, i) => new Slot(i, options, (slot, sessions, reason) => this.emit('crashed', slot.index, sessions, reason)));
+  }
+
+  /** Starts the workers; resolves when every one is ready to take sessions. */
+  static async start(options: MediaWorkersOptions): Promise<MediaWorkers> {
+    const workers = new MediaWorkers(options);
+    try {
+      await Promise.all(workers.slots.map((s) => s.ready));
+    } catch (e) {
+      await workers.stop();
+      throw e;
+    }
+    return workers;
+  }
+
+  /** Answers an offer on the least-loaded worker (fewest sessions, then the lowest load). */
+  async answer(req: Omit<Extract<Request, { op: 'answer' }>, 'op'>): Promise<{ handle: SessionHandle; answer: string }> {
+    const slot = this.leastLoaded();
+    if (!slot) throw new AnswerUnavailable('no media worker is running (they are restarting)');
+    // Registered before the answer: candidates the worker sends with it are kept, and
+    // offers answered at the same time spread over the workers.
+    const handle = new SessionHandle(req.session, slot);
+    slot.sessions.set(req.session, handle);
+    try {
+      const result = (await slot.request({ op: 'answer', ...req })) as AnswerResult;
+      handle.codecs = result.tracks;
+      return { handle, answer: result.answer };
+    } catch (e) {
+      slot.sessions.delete(req.session);
+      throw e;
+    }
+  }
+
+  private leastLoaded(): Slot | undefined {
+    const up = this.slots.filter((s) => s.up);
+    return up.sort((a, b) => a.sessions.size - b.sessions.size || a.load - b.load || a.index - b.index)[0];
+  }
+
+  info(): WorkerInfo[] {
+    return this.slots.map((s) => ({ index: s.index, running: s.up, sessions: s.sessions.size, load: s.load, restarts: s.restarts }));
+  }
+
+  /** Ends a worker as a crash would (operators and tests: what happens to its sessions). */
+  async terminate(index: number): Promise<void> {
+    await this.slots[index]?.worker.terminate();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.stop()));
+  }
+}
+
+function fromWire(e: WireError): Error {
+  if (e.name === 'SdpError') return new SdpError(e.status === 406 ? 406 : 400, e.message);
+  if (e.name === 'OfferNotAnswerable') return new OfferNotAnswerable(e.detail ?? e.message);
+  if (e.name === 'AnswerUnavailable') return new AnswerUnavailable(e.message);
+  return new Error(e.message);
+}
