@@ -34,6 +34,8 @@ export interface JanusRow {
   cpuPerStream: number;
   rssMB: number;
   dropsPerSecond: number;
+  /** Why this load could not be measured (the other loads still are). */
+  error?: string;
 }
 
 export function janusAvailable(): string | undefined {
@@ -178,6 +180,12 @@ export async function janusBench(loads: number[], clip: Clip, warmupSeconds: num
       const cpu = treeCpuPercent(a, b).self;
       rows.push({ n, connected: pubs.length, cpuPercent: r1(cpu), cpuPerStream: r1(cpu / n), rssMB: r1(b.rss / 1e6), dropsPerSecond: r1(udpDropsDelta(da, db) / ((b.at - a.at) / 1000)) });
       log(`janus N=${n}: ${r1(cpu)} % of a core, ${r1(cpu / n)} % per stream`);
+    } catch (e) {
+      // One load that cannot be set up (the publishers themselves fail to connect at 50 on
+      // 2 cores) keeps the figures of the others.
+      const error = (e as Error).message;
+      rows.push({ n, connected: pubs.length, cpuPercent: 0, cpuPerStream: 0, rssMB: 0, dropsPerSecond: 0, error });
+      log(`janus N=${n}: not measured: ${error}`);
     } finally {
       clock.stop();
       await Promise.all(pubs.map((p) => p.close()));
@@ -196,6 +204,7 @@ export function printJanus(rows: JanusRow[], gateway: { n: number; selfPerStream
       ['N', 'connected', 'Janus CPU%', 'Janus %/stream', 'Janus RSS MB', 'Janus drops/s', 'gateway %/stream (x Janus)', 'gateway+ffmpeg %/stream (x Janus)'],
       rows.map((r) => {
         const g = gateway.find((x) => x.n === r.n);
+        if (r.error) return [r.n, r.connected, `not measured: ${r.error}`, '-', '-', '-', '-', '-'];
         return [r.n, r.connected, r.cpuPercent, r.cpuPerStream, r.rssMB, r.dropsPerSecond, g ? `${g.selfPerStream}${ratio(g.selfPerStream, r)}` : '-', g ? `${g.treePerStream}${ratio(g.treePerStream, r)}` : '-'];
       }),
     ),

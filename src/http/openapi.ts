@@ -105,6 +105,8 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
             startedAt: { type: 'string', format: 'date-time' },
             tracks: { type: 'array', items: ref('Track') },
             outputs: { type: 'array', items: ref('Output') },
+            keyframeRequests: { type: 'integer', description: 'keyframe requests (PLI) sent to the publisher' },
+            worker: { type: 'integer', description: 'the media worker thread the session runs on' },
             ice: { type: 'object', description: 'selected ICE candidate pair' },
             sender: {
               type: 'object',

@@ -42,6 +42,8 @@ function workerEntry(): { url: URL; execArgv?: string[] } {
 }
 
 const RESTART_DELAY_MS = 500;
+/** Longer than an answer may take (ICE gathering waits up to 10 s). */
+const REQUEST_TIMEOUT_MS = 15_000;
 
 class Slot implements WorkerLink {
   worker!: Worker;
@@ -132,7 +134,16 @@ class Slot implements WorkerLink {
     if (!this.up) return Promise.reject(new AnswerUnavailable(`media worker ${this.index} is restarting`));
     const id = this.nextRequest++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      // A worker stuck in a loop must not hold a stream's close (or the gateway's stop) forever.
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new AnswerUnavailable(`media worker ${this.index} did not answer "${r.op}" within ${REQUEST_TIMEOUT_MS / 1000} s`));
+      }, REQUEST_TIMEOUT_MS);
+      const settle = <T>(f: (v: T) => void) => (v: T) => {
+        clearTimeout(timer);
+        f(v);
+      };
+      this.pending.set(id, { resolve: settle(resolve), reject: settle(reject) });
       this.worker.postMessage({ ...r, id });
     });
   }

@@ -222,8 +222,9 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
     },
   };
   if (res.status !== 201) {
-    closers.forEach((c) => c());
-    await pc.close();
+    // Closed now, so a later stop() must not close the sockets again (it would throw and
+    // hide the test's own failure, the status and errorText).
+    await publisher.stop({ delete: false });
     return publisher;
   }
   await pc.setRemoteDescription({ type: 'answer', sdp: body });
