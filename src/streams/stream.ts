@@ -96,7 +96,9 @@ export class Stream extends EventEmitter<StreamEvents> {
     media.on('stats', (stats) => stats.tracks.forEach((t, i) => this.tracks[i]?.updateStats(t)));
     media.on('parameter-sets', (i, sets) => this.tracks[i]?.updateParameterSets(sets));
     media.on('lost', (reason) => void this.close(reason));
-    if (media.connectionState !== 'new') this.onPeerState(media.connectionState); // connected while the answer was on its way
+    // A state the worker reported while the answer was on its way, taken once the registry
+    // (which builds this stream) has attached its listeners.
+    if (media.connectionState !== 'new') process.nextTick(() => this.onPeerState(media.connectionState));
     const { connectTimeoutMs, mediaTimeoutMs } = deps.timeouts;
     this.timers.push(
       setTimeout(() => {
