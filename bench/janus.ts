@@ -168,7 +168,7 @@ export async function janusBench(loads: number[], clip: Clip, warmupSeconds: num
         if (pub.status !== 201) throw new Error(`janus publisher ${i + 1}: ${pub.errorText}`);
         pubs.push(pub);
         await pub.connected;
-        const replay = new Replay(clip, { video: (b) => pub.video.writeRtp(b), audio: (b) => pub.audio.writeRtp(b) });
+        const replay = new Replay(clip, pub.direct());
         replay.start();
         clock.add(replay);
       }

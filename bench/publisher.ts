@@ -3,7 +3,8 @@ import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useTransportWideCC, useTWCC } from 'werift';
 import { onCleanup, track as trackProcess } from './cleanup.js';
-import { AUDIO_PT, encoderArgs, VIDEO_PT, type EncodeOptions } from './media.js';
+import { directSink } from './direct-sender.js';
+import { AUDIO_PT, encoderArgs, VIDEO_PT, type EncodeOptions, type ReplaySink } from './media.js';
 import { keepToConfiguredStun } from '../src/webrtc/ice-options.js';
 
 // A werift WHIP publisher for the bench, configured like test/helpers/werift-publisher.ts
@@ -28,6 +29,11 @@ export interface BenchPublisher {
   /** Resolves with performance.now() at 'connected'; rejects after `connectTimeoutMs` or on failure. */
   connected: Promise<number>;
   plis: number;
+  /**
+   * After 'connected': a sink that sends replayed packets straight through the SRTP
+   * context (direct-sender.ts), at a fraction of writeRtp()'s cost.
+   */
+  direct: () => ReplaySink;
   /** Connection and ICE state changes, ms after the 201 (negative: before). */
   states: string[];
   close: () => Promise<void>;
@@ -99,7 +105,7 @@ export async function publish(baseUrl: string, name: string, { connectTimeoutMs 
   const video = new MediaStreamTrack({ kind: 'video' });
   const audio = new MediaStreamTrack({ kind: 'audio' });
   const vt = pc.addTransceiver(video, { direction: 'sendonly' });
-  pc.addTransceiver(audio, { direction: 'sendonly' });
+  const at = pc.addTransceiver(audio, { direction: 'sendonly' });
   const pub = {
     name,
     pc,
@@ -110,6 +116,7 @@ export async function publish(baseUrl: string, name: string, { connectTimeoutMs 
     answeredAt: 0,
     plis: 0,
     states: [] as string[],
+    direct: () => directSink({ video: vt.sender, audio: at.sender }),
   } as BenchPublisher;
   const since = () => Math.round(performance.now() - (pub.answeredAt || performance.now()));
   pc.connectionStateChange.subscribe((s) => pub.states.length < 50 && pub.states.push(`${since()}ms pc:${s}`));

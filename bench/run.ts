@@ -26,12 +26,16 @@ import { janusAvailable, janusBench, printJanus, type JanusRow } from './janus.j
 // BENCH_PLAIN_CRYPTO=1 (do not give the publishers' SRTP KeyObjects; see src/webrtc/srtp-keys.ts)
 // BENCH_CHROMIUM=0 (skip scenario 5)  BENCH_AUTH=0 (skip scenario 6)  BENCH_AUTH_REQUESTS=2000
 // BENCH_JANUS=0 (skip scenario 7, the Janus anchor at the loads of scenario 2; needs janus and root).
+// BENCH_HLS_AUDIO=copy (scenario 2's HLS keeps the Opus in fMP4 segments instead of encoding AAC).
 
 const LOADS = (process.env.BENCH_LOADS ?? '1,10,30').split(',').map(Number).filter((n) => n > 0);
 const STEADY_SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const STARTUP_RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 5);
 /** Extra node options for the gateway process (experiments, e.g. "--import ./patch.mjs"). */
 const GATEWAY_NODE_ARGS = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+/** Scenario 2's HLS: AAC in MPEG-TS segments (the default), or Opus copied into fMP4. */
+const HLS_AUDIO: 'aac' | 'copy' = process.env.BENCH_HLS_AUDIO === 'copy' ? 'copy' : 'aac';
+const HLS_ENV: Record<string, string> = HLS_AUDIO === 'copy' ? { HLS_SEGMENT_FORMAT: 'fmp4', HLS_AUDIO: 'copy' } : {};
 const WARMUP_SECONDS = 3;
 const CONNECT_CONCURRENCY = 5;
 const HLS_POLL_MS = 20;
@@ -280,7 +284,7 @@ const tracksDelta = (a: StreamInfo[], b: StreamInfo[], k: 'packets' | 'bytes' | 
 async function loadBench(n: number, clip: Clip, problems: { phase: string; lines: string[] }[]) {
   log(`load N=${n}: starting gateway`);
   const prof = process.env.BENCH_CPU_PROF;
-  const gw = await GatewayProcess.start({}, [...GATEWAY_NODE_ARGS, ...(prof ? ['--cpu-prof', '--cpu-prof-dir', `${prof}/N${n}`] : [])]);
+  const gw = await GatewayProcess.start(HLS_ENV, [...GATEWAY_NODE_ARGS, ...(prof ? ['--cpu-prof', '--cpu-prof-dir', `${prof}/N${n}`] : [])]);
   const feed = await watchEvents(gw.url);
   const clock = new ReplayClock();
   const pubs: BenchPublisher[] = [];
@@ -294,9 +298,9 @@ async function loadBench(n: number, clip: Clip, problems: { phase: string; lines
       const pub = await publish(gw.url, name);
       if (pub.status !== 201) throw new Error(`${name}: WHIP ${pub.status} ${pub.errorText ?? ''}`);
       pubs.push(pub);
-      const replay = new Replay(clip, { video: (b) => pub.video.writeRtp(b), audio: (b) => pub.audio.writeRtp(b) });
-      replays.push(replay);
       await pub.connected;
+      const replay = new Replay(clip, pub.direct());
+      replays.push(replay);
       replay.start();
       clock.add(replay);
       return pub;
@@ -531,6 +535,7 @@ async function main(): Promise<void> {
     ...env,
     clip: { description: clip.description, videoKbps: r0(clip.videoKbps), audioKbps: r0(clip.audioKbps), packetsPerSec: r0(clip.packetRate), loopSeconds: clip.seconds },
     startup: { goalMs: STARTUP_GOAL_MS, segmentSeconds: 1, encoder: summarise(startupEncoder), replay: summarise(startupReplay) },
+    hlsAudio: HLS_AUDIO,
     load: loads,
     loadFailures: failures,
     gatewayLog: problems.map((p) => ({ phase: p.phase, warnings: p.lines.length, samples: [...new Set(p.lines.map((l) => l.slice(0, 200)))].slice(0, 5) })),
@@ -559,6 +564,7 @@ function print(report: {
   gatewayNodeArgs: string;
   clip: { description: string; videoKbps: number; audioKbps: number; packetsPerSec: number };
   startup: { goalMs: number; encoder: ReturnType<typeof summarise>; replay: ReturnType<typeof summarise> };
+  hlsAudio: 'aac' | 'copy';
   load: LoadEntry[];
   loadFailures: { n: number; error: string }[];
   gatewayLog: { phase: string; warnings: number; samples: string[] }[];
@@ -603,7 +609,8 @@ function print(report: {
     o.push('');
   }
   if (report.load.length + report.loadFailures.length > 0) {
-    o.push(`-- 2. Load: N publishers, 720p30 ~2.5 Mbit/s H.264 + Opus each, ${STEADY_SECONDS} s steady window (CPU % of one core; 2 cores = 200%) --`);
+    const hls = report.hlsAudio === 'copy' ? 'HLS with Opus copied into fMP4 segments' : 'HLS with AAC in MPEG-TS segments';
+    o.push(`-- 2. Load: N publishers, 720p30 ~2.5 Mbit/s H.264 + Opus each, ${hls}, ${STEADY_SECONDS} s steady window (CPU % of one core; 2 cores = 200%) --`);
     o.push(
       table(
         ['N', 'connected', 'HLS running/advancing', 'gw CPU%', 'gw RSS MB', 'ffmpeg CPU%', 'ffmpeg RSS/PSS MB', 'bench CPU%', 'other CPU%', 'machine busy%'],

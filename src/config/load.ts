@@ -35,6 +35,8 @@ export const ENV_KEYS: Record<string, string> = {
   HLS_SEGMENT_SECONDS: 'hls.segmentSeconds',
   HLS_LIST_SIZE: 'hls.listSize',
   HLS_CLEANUP_SECONDS: 'hls.cleanupAfterSeconds',
+  HLS_SEGMENT_FORMAT: 'hls.segmentFormat',
+  HLS_AUDIO: 'hls.audio',
   RECORDINGS_MIN_FREE_MB: 'recordings.minFreeMB',
   REPLACE_EXISTING_PUBLISHER: 'streams.replaceExisting',
   RESUME_OUTPUTS_SECONDS: 'streams.resumeOutputsSeconds',

@@ -143,10 +143,18 @@ export const configSchema = z
         segmentSeconds: z.number().min(0.5).max(10).default(1),
         /** Segments listed in the live playlist. */
         listSize: z.number().int().min(2).max(100).default(6),
+        /** Segment container: MPEG-TS (.ts) or fragmented MP4 (.m4s). */
+        segmentFormat: z.enum(['mpegts', 'fmp4']).default('mpegts'),
+        /**
+         * aac, or copy: the publisher's Opus kept as sent (no transcode; fmp4 only, for
+         * hls.js, Safari 17+ and VLC). The hls pipeline's audio param.
+         */
+        audio: z.enum(['aac', 'copy']).default('aac'),
         /** Seconds the files of an ended stream are kept (playlist has #EXT-X-ENDLIST). */
         cleanupAfterSeconds: z.number().min(0).max(86_400).default(30),
       })
       .strict()
+      .refine((h) => h.audio !== 'copy' || h.segmentFormat === 'fmp4', { message: 'hls.audio copy needs hls.segmentFormat fmp4: players do not take Opus in MPEG-TS segments', path: ['audio'] })
       .prefault({}),
     push: z
       .object({

@@ -19,7 +19,8 @@ export function autostartOutputs(registry: StreamRegistry, catalog: OutputCatalo
 
   async function startHls(stream: Stream): Promise<void> {
     try {
-      await catalog.start(stream, 'hls', { segmentSeconds: config.hls.segmentSeconds, listSize: config.hls.listSize });
+      const { segmentSeconds, listSize, segmentFormat, audio } = config.hls;
+      await catalog.start(stream, 'hls', { segmentSeconds, listSize, segmentFormat, audio });
     } catch (e) {
       if (!stream.closed) stream.log.error({ event: 'output-config-error', type: 'hls', error: (e as Error).message }, 'automatic hls output could not start');
     }

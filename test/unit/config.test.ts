@@ -42,6 +42,8 @@ describe('configuration', () => {
     expect(() => loadConfig({ env: { HLS_SEGMENT_SECONDS: '0' } })).toThrow(/hls\.segmentSeconds/);
     expect(() => loadConfig({ env: { LOG_LEVEL: 'loud' } })).toThrow(/log\.level/);
     expect(() => loadConfig({ env: { RTP_PORT_MIN: '30000', RTP_PORT_MAX: '30001' } })).toThrow(/rtp/);
+    expect(() => loadConfig({ env: { HLS_AUDIO: 'copy' } })).toThrow(/hls\.audio: hls\.audio copy needs hls\.segmentFormat fmp4/);
+    expect(loadConfig({ env: { HLS_AUDIO: 'copy', HLS_SEGMENT_FORMAT: 'fmp4' } }).hls).toMatchObject({ audio: 'copy', segmentFormat: 'fmp4' });
   });
 
   it('refuses unknown keys, unknown flags, unreadable and malformed files', () => {

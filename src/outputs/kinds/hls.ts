@@ -2,7 +2,7 @@ import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Output } from '../../streams/output.js';
 import { startPipeline } from '../pipeline-output.js';
-import type { KindRequest, KindServices, OutputKind } from '../kind.js';
+import { OutputRequestError, type KindRequest, type KindServices, type OutputKind } from '../kind.js';
 
 // HLS: ffmpeg writes into data/hls/<stream>/, which /hls/ serves. A new session starts
 // with an empty folder (an earlier session's segments must not mix in); when the output
@@ -30,7 +30,15 @@ export class HlsKind implements OutputKind {
     return path.resolve(this.services.dataDir, 'hls', stream);
   }
 
-  async start({ stream, definition, values, id }: KindRequest): Promise<Output> {
+  async start({ stream, definition, values: requested, id }: KindRequest): Promise<Output> {
+    const values = { ...requested };
+    if (values.audio === 'copy') {
+      // Opus in MPEG-TS segments is written by ffmpeg but played by nobody: refused, not
+      // left to fail in the player.
+      if (values.segmentFormat !== 'fmp4') throw new OutputRequestError(400, 'audio copy needs segmentFormat fmp4: players do not take Opus in MPEG-TS segments');
+      // G.711 has no place in fMP4: that audio is made AAC as with audio aac.
+      if (stream.tracks.find((t) => t.kind === 'audio')?.codec.name !== 'opus') values.audio = 'aac';
+    }
     const dir = this.dir(stream.name);
     this.cancelCleanup(dir);
     await rm(dir, { recursive: true, force: true });
