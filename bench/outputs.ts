@@ -229,6 +229,50 @@ async function costOf(gw: GatewayProcess, name: string, type: string, label: str
   }
 }
 
+/**
+ * HLS, one /live viewer and an RTMP push on the same stream at once: what a stream with
+ * several AAC outputs costs (they share one AAC encode; each used to encode its own).
+ */
+async function costOfTogether(gw: GatewayProcess, name: string, baseCpu: number): Promise<OutputCost> {
+  const label = 'hls + mpegts-http + rtmp together';
+  const rtmp = await RECEIVERS.rtmp();
+  const viewer = openViewer(gw, name);
+  const ids: string[] = [];
+  try {
+    for (const body of [{ type: 'hls' }, { type: 'rtmp', ...rtmp.body }]) {
+      const r = await json<OutputInfo>(gw, 'POST', `/api/streams/${name}/outputs`, body);
+      if (r.status !== 201) throw new Error(`POST ${body.type}: ${r.status} ${r.text ?? JSON.stringify(r.body)}`);
+      ids.push(r.body.id);
+    }
+    for (const id of [...ids, 'mpegts-http']) {
+      const info = await waitRunning(gw, name, id);
+      if (info.state !== 'running') throw new Error(`${id} is ${info.state}${info.error ? `: ${info.error}` : ''}`);
+    }
+    await sleep(2000);
+    const { b, cpu } = await measure(gw, WINDOW_SECONDS);
+    return {
+      type: 'together',
+      label,
+      state: 'running',
+      ffmpegProcesses: b.children.size,
+      ffmpegCpuPercent: r1(cpu.children),
+      ffmpegRssMB: r1(mb(sumChildren(b, 'rss'))),
+      ffmpegPssMB: r1(mb(sumChildren(b, 'pss'))),
+      gatewayExtraCpuPercent: r1(cpu.self - baseCpu),
+      outMbps: NaN,
+      receiverMbps: NaN,
+    };
+  } catch (e) {
+    return { type: 'together', label, state: 'error', ffmpegProcesses: 0, ffmpegCpuPercent: NaN, ffmpegRssMB: NaN, ffmpegPssMB: NaN, gatewayExtraCpuPercent: NaN, outMbps: NaN, receiverMbps: NaN, error: (e as Error).message.slice(0, 300) };
+  } finally {
+    viewer.close();
+    for (const id of ids) await json(gw, 'DELETE', `/api/streams/${name}/outputs/${id}`).catch(() => undefined);
+    rtmp.close();
+    const deadline = performance.now() + 20_000;
+    while (sampleTree(gw.pid).children.size > 0 && performance.now() < deadline) await sleep(200);
+  }
+}
+
 async function viewerCapacity(gw: GatewayProcess, name: string): Promise<ViewerStep[]> {
   const viewers: TsViewer[] = [];
   const steps: ViewerStep[] = [];
@@ -274,8 +318,8 @@ export async function outputsBench(clip: Clip, nodeArgs: string[]): Promise<Outp
   const removeCleanup = onCleanup(() => pub.close());
   try {
     if (pub.status !== 201) throw new Error(`WHIP ${pub.status}: ${pub.errorText ?? ''}`);
-    const replay = new Replay(clip, { video: (b) => pub.video.writeRtp(b), audio: (b) => pub.audio.writeRtp(b) });
     await pub.connected;
+    const replay = new Replay(clip, pub.direct());
     replay.start();
     clock.add(replay);
     await sleep(2000);
@@ -285,6 +329,7 @@ export async function outputsBench(clip: Clip, nodeArgs: string[]): Promise<Outp
     const plan: [string, string, Record<string, unknown>][] = [
       ['hls', 'hls (TS segments)', {}],
       ['hls', 'hls (fMP4 segments)', { segmentFormat: 'fmp4' }],
+      ['hls', 'hls (fMP4, audio copy: Opus kept)', { segmentFormat: 'fmp4', audio: 'copy' }],
       ['mpegts-http', 'mpegts-http (1 viewer)', {}],
       ['record', 'record (fragmented MP4)', {}],
       ['record', 'record (MKV)', { format: 'mkv' }],
@@ -300,6 +345,9 @@ export async function outputsBench(clip: Clip, nodeArgs: string[]): Promise<Outp
       costs.push(c);
       log(`outputs: ${label}: ${c.error ? `ERROR ${c.error}` : `ffmpeg ${c.ffmpegCpuPercent}% CPU ${c.ffmpegRssMB} MB, gateway +${c.gatewayExtraCpuPercent}%`}`);
     }
+    const together = await costOfTogether(gw, name, base.cpu.self);
+    costs.push(together);
+    log(`outputs: ${together.label}: ${together.error ? `ERROR ${together.error}` : `${together.ffmpegProcesses} ffmpeg, ${together.ffmpegCpuPercent}% CPU`}`);
 
     const snapshotMs: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -327,13 +375,14 @@ export function printOutputs(r: OutputsReport): string[] {
   o.push(`gateway with the stream and no output: ${r.gatewayBaseCpuPercent}% CPU`);
   o.push(
     table(
-      ['output', 'state', 'ffmpeg CPU%', 'ffmpeg RSS/PSS MB', 'gw extra CPU%', 'out Mbit/s', 'receiver Mbit/s'],
-      r.costs.map((c) => [c.label, c.error ? 'error' : c.state, c.ffmpegCpuPercent, `${c.ffmpegRssMB}/${c.ffmpegPssMB}`, c.gatewayExtraCpuPercent, c.outMbps, c.receiverMbps]),
+      ['output', 'state', 'ffmpeg', 'ffmpeg CPU%', 'ffmpeg RSS/PSS MB', 'gw extra CPU%', 'out Mbit/s', 'receiver Mbit/s'],
+      r.costs.map((c) => [c.label, c.error ? 'error' : c.state, c.ffmpegProcesses, c.ffmpegCpuPercent, `${c.ffmpegRssMB}/${c.ffmpegPssMB}`, c.gatewayExtraCpuPercent, c.outMbps, c.receiverMbps]),
     ),
   );
   for (const c of r.costs.filter((x) => x.error)) o.push(`  ${c.label}: ${c.error}`);
   o.push('(out = bytes the output wrote as the gateway counts them ("-" for HLS files); receiver = bytes the local receiver got ("-" where an ffmpeg listener took them);');
-  o.push(' gw extra = gateway CPU with the output minus without: forwarding RTP to it, and for mpegts-http the HTTP fan-out)');
+  o.push(' gw extra = gateway CPU with the output minus without: forwarding RTP to it, and for mpegts-http the HTTP fan-out;');
+  o.push(' ffmpeg = processes: an output that writes AAC counts the stream\'s one AAC encoder, which several such outputs share)');
   o.push(`snapshot.jpg: ${r.snapshotMs.join(', ')} ms per request (median ${median(r.snapshotMs)} ms; one short ffmpeg each)`);
   o.push('');
   o.push(`-- 4. Concurrent /live/<name>.ts viewers of one stream (a viewer keeps up when it gets >= ${KEEP_UP_SHARE * 100}% of what ffmpeg produced) --`);

@@ -114,12 +114,23 @@ export class Feed extends EventEmitter<FeedEvents> {
     return { ...target, forwarder, unsubscribe };
   }
 
-  /** Audio joins from the moment the first forwarded keyframe arrived (`since`). */
+  /**
+   * Audio joins from the moment the first forwarded keyframe arrived (`since`; now when
+   * undefined). A track that arrives later than what it carries (the shared AAC, encoded
+   * from the publisher's audio) joins that much later, so its first packet holds the same
+   * moment as the first picture: ffmpeg lines up each stream's first packet.
+   */
   private startAudio(since: number | undefined): void {
+    const now = performance.now();
     for (const a of this.attached) {
       if (a.track.kind !== 'audio') continue;
+      const from = (since ?? now) + a.track.latencyMs;
+      if (from > now) {
+        this.timers.push(setTimeout(() => !this.closed && a.forwarder.open(), from - now));
+        continue;
+      }
       a.forwarder.open();
-      if (since !== undefined) for (const p of a.track.cached(since)) a.forwarder.send(p);
+      if (since !== undefined) for (const p of a.track.cached(from)) a.forwarder.send(p);
     }
     this.emit('flowing');
   }

@@ -19,7 +19,18 @@ export interface WorkerSetup {
 export type Request =
   | { op: 'answer'; session: string; stream: string; offer: string; ice: Config['ice']; video: VideoBitrate; trickle: boolean }
   | { op: 'candidate'; session: string; candidate: CandidateInit | null }
+  /**
+   * A track fed from loopback instead of the publisher (the stream's shared AAC, which an
+   * ffmpeg of the gateway's sends back as RTP): the worker binds a port for it.
+   */
+  | { op: 'local-track'; session: string; codec: ChosenCodec; latencyMs: number }
   | { op: 'close'; session: string };
+
+/** A local track: its index in the session (feeds name it by that) and the port it receives on. */
+export interface LocalTrackResult {
+  track: number;
+  port: number;
+}
 
 /** Where an output's feed sends one track (the track by its index in the session). */
 export interface FeedTargetSpec {
@@ -83,7 +94,7 @@ export interface SessionStats {
 
 export type FromWorker =
   | { op: 'ready' }
-  | { op: 'reply'; id: number; ok: true; value?: AnswerResult }
+  | { op: 'reply'; id: number; ok: true; value?: AnswerResult | LocalTrackResult }
   | { op: 'reply'; id: number; ok: false; error: WireError }
   | { op: 'state'; session: string; state: string; pair?: SelectedPair }
   | { op: 'candidate'; session: string; candidate: CandidateInit | null }

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
 import type { CandidateInit, SelectedPair } from '../webrtc/publisher-peer.js';
 import { FeedHandle } from './feed-handle.js';
-import type { Command, FeedTargetSpec, ParameterSetInfo, Request, SessionStats } from './messages.js';
+import type { Command, FeedTargetSpec, LocalTrackResult, ParameterSetInfo, Request, SessionStats } from './messages.js';
 
 // The main thread's side of one publisher's media session, which lives in a media worker
 // (media/worker-session.ts). It keeps PublisherPeer's message-shaped surface (state and
@@ -66,6 +66,12 @@ export class SessionHandle extends EventEmitter<SessionHandleEvents> {
   /** The ICE candidate pair in use, once connected. */
   selectedPair(): SelectedPair | undefined {
     return this.pair;
+  }
+
+  /** A track fed from loopback (see WorkerSession.addLocalTrack): its index and port. */
+  async addLocalTrack(codec: ChosenCodec, latencyMs: number): Promise<LocalTrackResult> {
+    if (this.ended) throw new Error(`media session ${this.id} has ended`);
+    return (await this.link.request({ op: 'local-track', session: this.id, codec, latencyMs })) as LocalTrackResult;
   }
 
   /** Starts forwarding this session's tracks to `targets` (it sends once opened). */

@@ -60,6 +60,8 @@ export class MediaTrack {
     readonly codec: ChosenCodec,
     /** Called when the H.264 parameter sets changed (the main thread renders them into session SDPs). */
     private readonly onParameterSets: (sets: ParameterSetInfo) => void = () => undefined,
+    /** How much later than the publisher's media its packets arrive (a track the gateway encodes itself). */
+    readonly latencyMs = 0,
   ) {
     this.reorder = new ReorderBuffer((p) => this.deliver(p), codec.kind === 'video' ? VIDEO_REORDER : AUDIO_REORDER);
   }

@@ -1,8 +1,12 @@
+import dgram from 'node:dgram';
+import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
+import { parseRtp } from '../rtp/packet.js';
+import type { ChosenCodec } from '../webrtc/codec-policy.js';
 import { parseOffer } from '../sdp/offer.js';
 import { PublisherPeer, type CandidateInit } from '../webrtc/publisher-peer.js';
 import { Feed } from './feed.js';
-import type { AnswerResult, FeedTargetSpec, FromWorker, Request, SessionStats } from './messages.js';
+import type { AnswerResult, FeedTargetSpec, FromWorker, LocalTrackResult, Request, SessionStats } from './messages.js';
 import { MediaTrack } from './track.js';
 
 // One publisher in its media worker: the werift peer, its tracks and the feeds of its
@@ -16,6 +20,8 @@ const KEYFRAME_REQUEST_MIN_GAP_MS = 150;
 export class WorkerSession {
   readonly tracks: MediaTrack[];
   private readonly feeds = new Map<number, Feed>();
+  /** Sockets of the local tracks (see addLocalTrack). */
+  private readonly sockets: dgram.Socket[] = [];
   private keyframeRequests = 0;
   private lastKeyframeRequest = -Infinity;
 
@@ -58,6 +64,29 @@ export class WorkerSession {
     this.peer.requestKeyframe();
   }
 
+  /**
+   * A track whose packets come from an ffmpeg of the gateway's on loopback (the stream's
+   * shared AAC) rather than from the publisher: appended after the publisher's tracks, so
+   * feeds send it like any other. It lives as long as the session.
+   */
+  async addLocalTrack(codec: ChosenCodec, latencyMs: number): Promise<LocalTrackResult> {
+    const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 1024 * 1024 });
+    const track = new MediaTrack(codec, undefined, latencyMs);
+    socket.on('message', (m) => {
+      if (m.length > 1 && m[1] >= 192 && m[1] <= 223) return; // RTCP (RFC 5761): the encoder's reports
+      try {
+        track.receive(parseRtp(m));
+      } catch {
+        // not RTP (ffmpeg sends RTCP to the port above, never here): ignored
+      }
+    });
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    this.sockets.push(socket);
+    this.tracks.push(track);
+    return { track: this.tracks.length - 1, port: (socket.address() as AddressInfo).port };
+  }
+
   openFeed(id: number, targets: FeedTargetSpec[]): Feed {
     const feed = new Feed(
       targets.flatMap((t) => (this.tracks[t.track] ? [{ track: this.tracks[t.track], host: t.host, port: t.port }] : [])),
@@ -85,6 +114,7 @@ export class WorkerSession {
   async close(): Promise<void> {
     for (const id of [...this.feeds.keys()]) this.closeFeed(id);
     await this.peer.close();
+    for (const s of this.sockets) s.close();
     for (const t of this.tracks) t.close();
   }
 }

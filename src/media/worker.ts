@@ -40,6 +40,11 @@ async function handleRequest(msg: Request & { id: number }): Promise<void> {
       case 'candidate':
         await sessions.get(msg.session)?.addRemoteCandidate(msg.candidate);
         return send({ op: 'reply', id: msg.id, ok: true });
+      case 'local-track': {
+        const session = sessions.get(msg.session);
+        if (!session) throw new Error(`no media session ${msg.session}`);
+        return send({ op: 'reply', id: msg.id, ok: true, value: await session.addLocalTrack(msg.codec, msg.latencyMs) });
+      }
       case 'close': {
         const session = sessions.get(msg.session);
         sessions.delete(msg.session);

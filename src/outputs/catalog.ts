@@ -14,6 +14,7 @@ import { PushKind } from './kinds/push.js';
 import { RecordKind } from './kinds/record.js';
 import { RtpKind, rtpUrl } from './kinds/rtp.js';
 import { SnapshotKind } from './kinds/snapshot.js';
+import { sharedAac } from './shared-aac.js';
 
 // The output types a stream can have: one per pipeline JSON (pipelines/*.json), plus
 // "rtp", a plain forward with no ffmpeg. start() checks a request the same way for every
@@ -43,7 +44,15 @@ export class OutputCatalog {
     readonly definitions: Map<string, PipelineDefinition>,
     private readonly services: CatalogServices,
   ) {
-    const kind: KindServices = { ports: services.ports, ffmpegPath: config.ffmpeg.path, stopTimeoutMs: config.ffmpeg.stopTimeoutMs, dataDir: config.dataDir, events: services.events, targets: services.targets };
+    const kind: KindServices = {
+      ports: services.ports,
+      ffmpegPath: config.ffmpeg.path,
+      stopTimeoutMs: config.ffmpeg.stopTimeoutMs,
+      dataDir: config.dataDir,
+      events: services.events,
+      targets: services.targets,
+      sharedAudio: (stream) => sharedAac(stream, kind),
+    };
     this.hls = new HlsKind(kind, config.hls.cleanupAfterSeconds);
     this.mpegtsHttp = new MpegtsHttpKind(kind, config.mpegtsHttp, (stream) => this.start(stream, 'mpegts-http'));
     this.snapshots = new SnapshotKind(kind, (stream) => this.start(stream, 'snapshot'));
@@ -88,7 +97,6 @@ export class OutputCatalog {
       audioChannels: audio?.codec.channels ?? 2,
       audioBitrate: audio?.codec.channels === 2 ? '128k' : '96k',
       file: '',
-      recordAudioCodec: 'aac',
     };
     const id = definition.singleton ? type : (options.id ?? newOutputId());
     const dir = outputDir(this.config.dataDir, stream.name, id);

@@ -20,9 +20,17 @@ import { sdpMedia } from './sdp-media.js';
 // into the output folder, spawn ffmpeg, wait until it listens, then forward video from the
 // next keyframe (PLI until it comes) and audio from that moment on, so both start together.
 
+/** The stream's shared AAC (outputs/shared-aac.ts), as an output uses it. */
+export interface SharedAudio {
+  acquire(): Promise<Track>;
+  release(): void;
+}
+
 export interface OutputContext {
   streamName: string;
   tracks: Track[];
+  /** Where an output whose audio input is `aac` gets it. */
+  sharedAudio?: () => SharedAudio;
   ports: PortAllocator;
   ffmpegPath: string;
   stopTimeoutMs: number;
@@ -60,6 +68,8 @@ export interface PipelineOutputOptions {
   removeDirWhenDone?: boolean;
   /** The session SDP a remote player opens (an output that sends RTP away). */
   sdp?: string;
+  /** Overrides the definition's audioInput (the kind knows: HLS audio copy, a recording's container). */
+  audioInput?: PipelineDefinition['audioInput'];
 }
 
 /** Where every ffmpeg input listens and every forwarder sends: nobody else can inject RTP. */
@@ -93,6 +103,8 @@ export class PipelineOutput extends OutputBase {
   private bytesBefore = 0;
   /** ffmpeg processes started so far (the next one is a restart when > 0). */
   private launches = 0;
+  /** The shared AAC, held from the first start to the end (released once). */
+  private shared: { audio: SharedAudio; track: Promise<Track> } | undefined;
 
   constructor(
     readonly definition: PipelineDefinition,
@@ -123,9 +135,26 @@ export class PipelineOutput extends OutputBase {
     }
   }
 
+  /** The audio this output's ffmpeg reads: the publisher's track, or the stream's shared AAC. */
+  private async audioTrack(): Promise<Track | undefined> {
+    const source = this.ctx.tracks.find((t) => t.kind === 'audio');
+    const wanted = this.options.audioInput ?? this.definition.audioInput;
+    if (!source || wanted !== 'aac' || !this.ctx.sharedAudio) return source;
+    if (!this.shared) {
+      const audio = this.ctx.sharedAudio();
+      this.shared = { audio, track: audio.acquire() };
+    }
+    return this.shared.track;
+  }
+
+  private releaseShared(): void {
+    this.shared?.audio.release();
+    this.shared = undefined;
+  }
+
   private async launch(): Promise<void> {
     const video = this.ctx.tracks.find((t) => t.kind === 'video');
-    const audio = this.ctx.tracks.find((t) => t.kind === 'audio');
+    const audio = await this.audioTrack();
     if (video && (this.options.waitForParameterSets ?? true)) {
       // SPS/PPS come with a keyframe: asked for only if they are not cached already.
       const pli = askForKeyframe(this.ctx.requestKeyframe, () => this.stopping, false);
@@ -222,6 +251,7 @@ export class PipelineOutput extends OutputBase {
     this.ctx.log.error({ output: this.id, type: this.type, error: message }, 'output failed');
     this.clearTimers();
     this.releaseFeed();
+    this.releaseShared();
     this.setState('failed');
     this.removeDir();
   }
@@ -255,6 +285,7 @@ export class PipelineOutput extends OutputBase {
     this.feed?.drain();
     if (proc?.running) await proc.stop(silent ? SILENT_STOP_TIMEOUT_MS : this.ctx.stopTimeoutMs);
     this.releaseFeed();
+    this.releaseShared();
     if (failure) this.setState('failed');
     else if (this.state !== 'failed') this.setState('stopped');
     this.removeDir();
@@ -278,6 +309,8 @@ export interface PipelineServices {
   ports: PortAllocator;
   ffmpegPath: string;
   stopTimeoutMs: number;
+  /** The stream's shared AAC (the catalog wires outputs/shared-aac.ts in). */
+  sharedAudio?: (stream: Stream) => SharedAudio;
 }
 
 /**
@@ -291,6 +324,7 @@ export function startPipeline(stream: Stream, services: PipelineServices, defini
     ...services,
     streamName: stream.name,
     tracks: stream.tracks,
+    sharedAudio: services.sharedAudio && (() => services.sharedAudio!(stream)),
     requestKeyframe: () => stream.requestKeyframe(),
     openFeed: (targets) => stream.openFeed(targets),
     log: stream.log,

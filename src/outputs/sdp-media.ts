@@ -24,5 +24,6 @@ export function sdpMedia(track: Track, port: number): SdpMedia {
   if (c.name === 'opus') {
     return { codec: 'opus', port, payloadType: c.payloadType, clockRate: 48000, channels: 2, fmtp: { 'sprop-stereo': c.channels === 2 ? 1 : 0 } };
   }
+  if (c.name === 'AAC') return { codec: 'aac', port, payloadType: c.payloadType, clockRate: c.clockRate, channels: c.channels, fmtp: c.fmtp };
   return { codec: c.name.toLowerCase(), port, payloadType: c.payloadType, clockRate: c.clockRate, channels: 1 };
 }

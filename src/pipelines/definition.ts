@@ -11,7 +11,7 @@ import { pushUrlProblem } from './push-url.js';
 export const PIPELINE_DIR = fileURLToPath(new URL('../../pipelines/', import.meta.url));
 
 /** Values the gateway supplies to pipelines, besides their params (see pipelines/README.md). */
-export const BUILTIN_VALUES = ['dir', 'file', 'stream', 'audioChannels', 'audioBitrate', 'recordAudioCodec'] as const;
+export const BUILTIN_VALUES = ['dir', 'file', 'stream', 'audioChannels', 'audioBitrate'] as const;
 
 const paramSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('number'), default: z.number().optional(), min: z.number().optional(), max: z.number().optional(), description: z.string() }).strict(),
@@ -41,6 +41,12 @@ const definitionSchema = z
     overwrite: z.boolean().default(true),
     /** Track kinds the pipeline cannot run without. */
     requires: z.array(z.enum(['video', 'audio'])).default([]),
+    /**
+     * The audio ffmpeg reads: `source`, the publisher's as sent (Opus, G.711); `aac`, the
+     * stream's AAC, encoded once per stream for every output that asks for it
+     * (pipelines/shared/aac.json), which the pipeline copies (`-c:a copy`).
+     */
+    audioInput: z.enum(['source', 'aac']).default('source'),
     params: z.record(z.string().regex(/^[a-z][A-Za-z0-9]*$/), paramSchema).default({}),
     keyframeIntervalSeconds: z.string().optional(),
     /**
@@ -101,17 +107,28 @@ export function parseDefinition(json: unknown, source = 'definition'): PipelineD
 /** Shared values (defaults.json) that a pipeline file may leave out. */
 const DEFAULTS_FILE = 'defaults.json';
 
+function readJson(dir: string, file: string): Record<string, unknown> {
+  try {
+    return JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${path.join(dir, file)}: not a JSON pipeline definition (${(e as Error).message})`);
+  }
+}
+
+function pipelineDefaults(): Record<string, unknown> {
+  const { $comment: _comment, ...defaults } = readJson(PIPELINE_DIR, DEFAULTS_FILE);
+  return defaults;
+}
+
+/** A pipeline the gateway runs for itself, not an output type (pipelines/shared/<name>.json). */
+export function loadSharedDefinition(name: string): PipelineDefinition {
+  return parseDefinition({ ...pipelineDefaults(), ...readJson(path.join(PIPELINE_DIR, 'shared'), `${name}.json`) }, `pipelines/shared/${name}.json`);
+}
+
 /** The built-in pipelines, then those in `extraDir` (which replace built-ins of the same type). */
 export function loadDefinitions(extraDir?: string): Map<string, PipelineDefinition> {
   const defs = new Map<string, PipelineDefinition>();
-  const read = (dir: string, file: string): Record<string, unknown> => {
-    try {
-      return JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Record<string, unknown>;
-    } catch (e) {
-      throw new Error(`${path.join(dir, file)}: not a JSON pipeline definition (${(e as Error).message})`);
-    }
-  };
-  const { $comment: _comment, ...defaults } = read(PIPELINE_DIR, DEFAULTS_FILE);
+  const defaults = pipelineDefaults();
   for (const dir of [PIPELINE_DIR, ...(extraDir ? [extraDir] : [])]) {
     let files: string[];
     try {
@@ -120,7 +137,7 @@ export function loadDefinitions(extraDir?: string): Map<string, PipelineDefiniti
       throw new Error(`pipelines.extraDir: cannot read ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
     for (const file of files.filter((f) => f.endsWith('.json') && f !== DEFAULTS_FILE).sort()) {
-      const def = parseDefinition({ ...defaults, ...read(dir, file) }, path.join(dir === PIPELINE_DIR ? 'pipelines' : dir, file));
+      const def = parseDefinition({ ...defaults, ...readJson(dir, file) }, path.join(dir === PIPELINE_DIR ? 'pipelines' : dir, file));
       defs.set(def.type, def);
     }
   }

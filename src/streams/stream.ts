@@ -3,6 +3,7 @@ import type { Logger } from '../log.js';
 import type { FeedHandle } from '../media/feed-handle.js';
 import type { FeedTargetSpec } from '../media/messages.js';
 import type { SessionHandle } from '../media/session-handle.js';
+import type { ChosenCodec } from '../webrtc/codec-policy.js';
 import type { CandidateInit, SelectedPair } from '../webrtc/publisher-peer.js';
 import type { Output, OutputInfo } from './output.js';
 import { Track, type TrackInfo } from './track.js';
@@ -60,6 +61,14 @@ export interface StreamTimeouts {
   mediaTimeoutMs: number;
 }
 
+/**
+ * Something the stream's outputs share (the AAC encode): made on first use, stopped when
+ * the stream closes, after its outputs.
+ */
+export interface StreamHelper {
+  stop(): Promise<void>;
+}
+
 export interface StreamDeps {
   timeouts: StreamTimeouts;
   log: Logger;
@@ -80,6 +89,7 @@ export class Stream extends EventEmitter<StreamEvents> {
   private disconnectTimer: NodeJS.Timeout | undefined;
   private liveSince = 0;
   private sender: { report: SenderReport; at: number } | undefined;
+  private readonly helpers = new Map<string, StreamHelper>();
 
   constructor(
     readonly name: string,
@@ -154,6 +164,23 @@ export class Stream extends EventEmitter<StreamEvents> {
     return this.media.openFeed(specs);
   }
 
+  /**
+   * A track fed from loopback by the gateway itself (the shared AAC); its media worker
+   * receives it on `port`. `latencyMs`: how much later than the publisher's media it comes.
+   */
+  async localTrack(codec: ChosenCodec, latencyMs: number): Promise<{ track: Track; port: number }> {
+    const { track, port } = await this.media.addLocalTrack(codec, latencyMs);
+    return { track: new Track(codec, track), port };
+  }
+
+  /** The stream's helper under `key`, made by `make` the first time. */
+  helper<T extends StreamHelper>(key: string, make: () => T): T {
+    if (this.closing) throw new Error(`stream ${this.name} is closing`);
+    let h = this.helpers.get(key);
+    if (!h) this.helpers.set(key, (h = make()));
+    return h as T;
+  }
+
   /** Registers an output (src/outputs/ makes them) and starts it; it runs until stopped or the stream closes. */
   attachOutput<T extends Output>(output: T): T {
     if (this.closing) throw new Error(`stream ${this.name} is closing`);
@@ -206,6 +233,7 @@ export class Stream extends EventEmitter<StreamEvents> {
       for (const t of this.timers) clearTimeout(t);
       if (this.disconnectTimer) clearTimeout(this.disconnectTimer);
       await Promise.all([...this.outputs.values()].map((o) => o.stop()));
+      await Promise.all([...this.helpers.values()].map((h) => h.stop()));
       await this.media.close();
       for (const t of this.tracks) t.close();
       this.state = 'closed';

@@ -22,8 +22,8 @@ export interface ChosenCodec {
   /** Offer m-section index. */
   index: number;
   mid?: string;
-  /** Normalised name: H264, opus, PCMU, PCMA. */
-  name: 'H264' | 'opus' | 'PCMU' | 'PCMA';
+  /** Normalised name: H264, opus, PCMU, PCMA (from publishers); AAC (the gateway's own shared encode). */
+  name: 'H264' | 'opus' | 'PCMU' | 'PCMA' | 'AAC';
   payloadType: number;
   clockRate: number;
   channels: number;

@@ -66,16 +66,18 @@ describe('gateway process (dist/cli.js)', () => {
     return pub;
   }
 
-  const ffmpegsOf = (name?: string) => findProcesses('ffmpeg', name ? path.join(dataDir, 'hls', name) : dataDir);
+  /** A stream's ffmpegs: its HLS (hls/<name>) and the AAC encoder HLS copies from (outputs/<name>/shared-aac). */
+  const ffmpegsOf = async (name?: string) =>
+    name ? [...(await findProcesses('ffmpeg', path.join(dataDir, 'hls', name))), ...(await findProcesses('ffmpeg', path.join(dataDir, 'outputs', name)))] : findProcesses('ffmpeg', dataDir);
 
-  it('drops a publisher that goes away without DELETE within 10 s, and its ffmpeg', async () => {
+  it('drops a publisher that goes away without DELETE within 10 s, and its ffmpegs', async () => {
     const pub = await publish('vanish1');
     await waitPlaylist(url, 'vanish1', 1);
-    expect((await ffmpegsOf('vanish1')).length).toBe(1);
+    expect((await ffmpegsOf('vanish1')).length).toBe(2);
     await pub.stop({ delete: false }); // encoder killed, peer connection closed, no DELETE
     const took = await waitGone(url, 'vanish1', 15_000);
     expect(took).toBeLessThan(10_000);
-    await waitFor('ffmpeg of vanish1 gone', async () => ((await ffmpegsOf('vanish1')).length === 0 ? true : undefined), 5000);
+    await waitFor('ffmpegs of vanish1 gone', async () => ((await ffmpegsOf('vanish1')).length === 0 ? true : undefined), 5000);
     expect(output).toMatch(/"stream":"vanish1".*"event":"closed"/);
   });
 
@@ -112,8 +114,9 @@ describe('gateway process (dist/cli.js)', () => {
     await Promise.all([waitPlaylist(url, 'term1', 2), waitPlaylist(url, 'term2', 2)]);
     const streams = (await (await fetch(`${url}/api/streams`)).json()) as { name: string; worker: number }[];
     expect(streams.map((s) => s.worker).sort()).toEqual([0, 1]);
+    // Per stream: its HLS and the AAC encoder that HLS copies from.
     const running = await ffmpegsOf();
-    expect(running.map((p) => p.ppid)).toEqual([gw.pid, gw.pid]);
+    expect(running.map((p) => p.ppid)).toEqual([gw.pid, gw.pid, gw.pid, gw.pid]);
 
     const t0 = Date.now();
     gw.kill('SIGTERM');
@@ -151,12 +154,12 @@ describe('gateway process killed with SIGKILL', () => {
       await pub.connected();
       await waitPlaylist(url, 'kill1', 2);
       const running = await findProcesses('ffmpeg', dataDir);
-      expect(running.length).toBe(1);
+      expect(running.length).toBe(2); // HLS and the stream's AAC encoder
       gw.kill('SIGKILL');
       await pub.stop({ delete: false });
       // Nothing tells ffmpeg its parent is gone; its RTP input going silent ends it
-      // (measured: 15-20 s after the kill).
-      await waitFor('the orphaned ffmpeg to exit', async () => ((await findProcesses('ffmpeg', dataDir)).length === 0 ? true : undefined), 30_000, 500);
+      // (measured: 15-20 s after the kill), the AAC encoder's as well as the HLS one's.
+      await waitFor('the orphaned ffmpegs to exit', async () => ((await findProcesses('ffmpeg', dataDir)).length === 0 ? true : undefined), 30_000, 500);
     } finally {
       gw.kill('SIGKILL');
       await pub?.stop({ delete: false }).catch(() => undefined);

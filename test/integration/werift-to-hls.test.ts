@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ffprobe } from '../helpers/ffprobe.js';
@@ -62,12 +62,37 @@ describe('werift publisher -> HLS', () => {
     // the offer's profile, and ffmpeg takes SPS/PPS from the keyframe the feed starts at.
     const hls = await readFile(path.join(t.dataDir, 'hls', 'int1', 'session.sdp'), 'utf8');
     expect(hls).toMatch(/a=fmtp:102 packetization-mode=1;profile-level-id=42e01f\r\n/);
-    expect(hls).toMatch(/m=audio \d+ RTP\/AVP 111/);
+    // HLS copies the stream's shared AAC (one encoder per stream sends it back as RTP).
+    expect(hls).toMatch(/m=audio \d+ RTP\/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC\/48000\/2\r\na=fmtp:97 streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1190\r\n/);
     const res = await fetch(`${t.url}/api/streams/int1/outputs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'record', format: 'mkv' }) });
     expect(res.status).toBe(201);
     const { id } = (await res.json()) as { id: string };
     const sdp = await waitFor('the recording\'s session SDP', () => readFile(path.join(t.dataDir, 'outputs', 'int1', id, 'session.sdp'), 'utf8'));
     expect(sdp).toMatch(/a=fmtp:102 packetization-mode=1;profile-level-id=42\w{4};sprop-parameter-sets=Z\S+,aM\S+/);
+    expect(sdp).toMatch(/m=audio \d+ RTP\/AVP 111\r\na=rtpmap:111 opus\/48000\/2/); // MKV keeps the Opus
+    expect((await fetch(`${t.url}/api/streams/int1/outputs/${id}`, { method: 'DELETE' })).status).toBe(204);
+  });
+
+  it('encodes the audio to AAC once per stream, however many outputs need AAC', async () => {
+    const ffmpegs = async () => {
+      const out: string[] = [];
+      for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+        if (!/^\d+$/.test(pid)) continue;
+        const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== process.pid) continue;
+        const cmd = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').join(' ');
+        if (cmd.includes('ffmpeg') && cmd.includes('-localaddr 127.0.0.1')) out.push(cmd); // the gateway's, not the publisher's encoder
+      }
+      return out;
+    };
+    const udp = await fetch(`${t.url}/api/streams/int1/outputs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'udp', url: 'udp://127.0.0.1:47000' }) });
+    expect(udp.status).toBe(201);
+    const { id } = (await udp.json()) as { id: string };
+    await waitFor('the udp output running', async () => ((await (await fetch(`${t.url}/api/streams/int1/outputs/${id}`)).json()) as { state: string }).state === 'running' || undefined);
+    const running = await ffmpegs();
+    expect(running.length, running.join('\n')).toBe(3); // HLS, udp, and the one encoder
+    expect(running.filter((c) => / -c:a aac /.test(c))).toHaveLength(1);
+    expect(running.filter((c) => / -c:a copy /.test(c))).toHaveLength(2);
     expect((await fetch(`${t.url}/api/streams/int1/outputs/${id}`, { method: 'DELETE' })).status).toBe(204);
   });
 

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildArgs, loadDefinitions, parseDefinition, resolveParams } from '../../src/pipelines/definition.js';
+import { buildArgs, loadDefinitions, loadSharedDefinition, parseDefinition, resolveParams } from '../../src/pipelines/definition.js';
+import { aacCodec } from '../../src/outputs/shared-aac.js';
 
 describe('pipeline definitions', () => {
   const defs = loadDefinitions();
@@ -13,11 +14,23 @@ describe('pipeline definitions', () => {
     expect(hls.params.segmentSeconds).toMatchObject({ type: 'number', default: 1 });
   });
 
-  it('copies video and transcodes audio to AAC with the stream channel count', () => {
-    const args = buildArgs(hls, { ...resolveParams(hls, { segmentSeconds: 2 }), dir: '/d', stream: 's', audioChannels: 1, audioBitrate: '96k', file: '', recordAudioCodec: 'aac' }, { video: true, audio: true });
+  it('copies video, and copies the stream\'s shared AAC, which one encoder per stream makes with its channel count', () => {
+    const args = buildArgs(hls, { ...resolveParams(hls, { segmentSeconds: 2 }), dir: '/d', stream: 's', audioChannels: 1, audioBitrate: '96k', file: '' }, { video: true, audio: true });
     const out = args.outputOptions.join(' ');
+    expect(hls.audioInput).toBe('aac');
     expect(out).toContain('-c:v copy');
-    expect(out).toContain('-c:a aac -b:a 96k -ac 1');
+    expect(out).toContain('-map 0:a:0 -c:a copy');
+    // Every output that writes AAC takes the shared one instead of encoding its own.
+    for (const def of defs.values()) {
+      if (def.audio.some((a) => a === 'aac')) throw new Error(`${def.type} encodes AAC itself`);
+    }
+    const encoder = loadSharedDefinition('aac');
+    const enc = buildArgs(encoder, { ...resolveParams(encoder, { port: 40000 }), dir: '/d', stream: 's', audioChannels: 1, audioBitrate: '96k', file: '' }, { video: false, audio: true });
+    expect(enc.outputOptions.join(' ')).toContain('-c:a aac -b:a 96k -ac 1 -ar 48000 -f rtp');
+    expect(enc.target).toBe('rtp://127.0.0.1:40000?rtcpport=40000&pkt_size=1200');
+    // RFC 3640 config: AAC-LC, 48 kHz, channels (what ffmpeg's encoder writes as extradata).
+    expect(aacCodec(2).fmtp.config).toBe('1190');
+    expect(aacCodec(1).fmtp.config).toBe('1188');
     expect(out).toContain('-hls_time 2');
     expect(args.target).toBe('/d/index.m3u8');
     expect(args.keyframeIntervalSeconds).toBe(2);
@@ -25,7 +38,7 @@ describe('pipeline definitions', () => {
   });
 
   it('goes on with the playlist when HLS ffmpeg is started again after it died', () => {
-    const values = { ...resolveParams(hls), dir: '/d', stream: 's', audioChannels: 2, audioBitrate: '128k', file: '', recordAudioCodec: 'aac' };
+    const values = { ...resolveParams(hls), dir: '/d', stream: 's', audioChannels: 2, audioBitrate: '128k', file: '' };
     const flags = (restart: boolean) => {
       const out = buildArgs(hls, values, { video: true, audio: true, restart }).outputOptions;
       return out[out.indexOf('-hls_flags') + 1];
@@ -35,7 +48,7 @@ describe('pipeline definitions', () => {
   });
 
   it('leaves out the options of a missing track kind', () => {
-    const args = buildArgs(hls, { ...resolveParams(hls), dir: '/d', stream: 's', audioChannels: 2, audioBitrate: '128k', file: '', recordAudioCodec: 'aac' }, { video: true, audio: false });
+    const args = buildArgs(hls, { ...resolveParams(hls), dir: '/d', stream: 's', audioChannels: 2, audioBitrate: '128k', file: '' }, { video: true, audio: false });
     expect(args.outputOptions.join(' ')).not.toContain('aac');
   });
 
@@ -48,7 +61,7 @@ describe('pipeline definitions', () => {
   });
 
   it('splices the options of the chosen enum value', () => {
-    const values = { ...resolveParams(hls, { segmentFormat: 'fmp4' }), dir: '/d', stream: 's', audioChannels: 2, audioBitrate: '128k', file: '', recordAudioCodec: 'aac' };
+    const values = { ...resolveParams(hls, { segmentFormat: 'fmp4' }), dir: '/d', stream: 's', audioChannels: 2, audioBitrate: '128k', file: '' };
     const out = buildArgs(hls, values, { video: true, audio: true }).outputOptions.join(' ');
     expect(out).toContain('-hls_segment_type fmp4 -hls_fmp4_init_filename init.mp4 -hls_segment_filename /d/segment_%05d.m4s');
     expect(out).not.toContain('{{');

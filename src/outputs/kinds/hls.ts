@@ -36,14 +36,14 @@ export class HlsKind implements OutputKind {
       // Opus in MPEG-TS segments is written by ffmpeg but played by nobody: refused, not
       // left to fail in the player.
       if (values.segmentFormat !== 'fmp4') throw new OutputRequestError(400, 'audio copy needs segmentFormat fmp4: players do not take Opus in MPEG-TS segments');
-      // G.711 has no place in fMP4: that audio is made AAC as with audio aac.
+      // G.711 has no place in fMP4: that audio gets AAC as with audio aac.
       if (stream.tracks.find((t) => t.kind === 'audio')?.codec.name !== 'opus') values.audio = 'aac';
     }
     const dir = this.dir(stream.name);
     this.cancelCleanup(dir);
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
-    const output = startPipeline(stream, this.services, definition, dir, values, { id, urls: { playlist: `/hls/${stream.name}/index.m3u8` } });
+    const output = startPipeline(stream, this.services, definition, dir, values, { id, urls: { playlist: `/hls/${stream.name}/index.m3u8` }, audioInput: values.audio === 'copy' ? 'source' : 'aac' });
     output.on('state', (s) => {
       if (s !== 'stopped' && s !== 'failed') return;
       void endPlaylist(path.join(dir, 'index.m3u8'));

@@ -34,12 +34,13 @@ export class RecordKind implements OutputKind {
     await mkdir(folder, { recursive: true });
     const file = this.recordings.reserve(stream.name, format);
     const audio = stream.tracks.find((t) => t.kind === 'audio')?.codec.name;
-    // Keep the publisher's audio where the container takes it; AAC otherwise.
+    // Keep the publisher's audio where the container takes it; the stream's shared AAC otherwise.
     const copy = (audio === 'opus' && (format === 'mp4' || format === 'mkv')) || ((audio === 'PCMU' || audio === 'PCMA') && format === 'mkv');
     await this.recordings.started(stream.name, file, new Date());
     let part = 0;
-    const output = startPipeline(stream, this.services, definition, dir, { ...values, file: path.join(folder, file), recordAudioCodec: copy ? 'copy' : 'aac' }, {
+    const output = startPipeline(stream, this.services, definition, dir, { ...values, file: path.join(folder, file) }, {
       id,
+      audioInput: copy ? 'source' : 'aac',
       urls: { file: this.recordings.url(stream.name, file) },
       removeDirWhenDone: true,
       launchValues: async () => {
