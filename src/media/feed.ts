@@ -31,6 +31,9 @@ export interface FeedEvents {
 const KEYFRAME_RETRY_MS = 500;
 /** H.264 NAL type 9 with primary_pic_type 7 (any): marks an access unit, carries no picture. */
 const ACCESS_UNIT_DELIMITER = Buffer.from([0x09, 0xf0]);
+/** How long open() waits, at most, for audio the gateway encodes itself (see open()). */
+const AUDIO_WAIT_MAX_MS = 3000;
+const AUDIO_WAIT_STEP_MS = 20;
 /** Input idle this long while ffmpeg is stopping: send it a packet (see drain()). */
 const NUDGE_AFTER_IDLE_MS = 200;
 
@@ -44,6 +47,7 @@ export class Feed extends EventEmitter<FeedEvents> {
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
   private keyframeIntervalMs = 0;
+  private waitedForAudioMs = 0;
   private cadence: NodeJS.Timeout | undefined;
   private nudger: NodeJS.Timeout | undefined;
   /** The keyframe grid: when the first keyframe went out, the next slot, and whether it was asked for. */
@@ -59,12 +63,23 @@ export class Feed extends EventEmitter<FeedEvents> {
 
   /** Starts sending. `keyframeIntervalSeconds`: also ask for a keyframe at this cadence. */
   open(keyframeIntervalSeconds?: number): void {
+    // Audio the gateway encodes itself (the shared AAC) that has not come yet (its encoder
+    // is starting): wait for it, so that what the output gets first has sound to go with it.
+    const encoding = this.attached.find((a) => a.track.latencyMs > 0 && a.track.lastPacketAt === 0);
+    if (encoding && !this.closed && (this.waitedForAudioMs += AUDIO_WAIT_STEP_MS) <= AUDIO_WAIT_MAX_MS) {
+      this.timers.push(setTimeout(() => this.open(keyframeIntervalSeconds), AUDIO_WAIT_STEP_MS));
+      return;
+    }
     const video = this.attached.find((a) => a.track.kind === 'video');
     if (!video) return this.startAudio(performance.now());
     this.keyframeIntervalMs = (keyframeIntervalSeconds ?? 0) * 1000;
     const since = video.track.cachedKeyframeAt;
     video.forwarder.open();
-    for (const p of video.track.cached()) video.forwarder.send(p);
+    // The cached keyframe is replayed only when every audio track has what was heard then
+    // (ffmpeg lines up the first packets of its inputs). An encoder that started after
+    // it has not: the picture then starts at the next keyframe instead (asked for below).
+    const heard = (a: Attached) => a.track.latencyMs === 0 || (a.track.oldestCachedAt !== undefined && a.track.oldestCachedAt - a.track.latencyMs <= (since ?? -Infinity));
+    if (this.attached.every(heard)) for (const p of video.track.cached()) video.forwarder.send(p);
     if (video.forwarder.started) {
       this.startAudio(since);
       if (since !== undefined) this.keyframeSent(since);

@@ -121,6 +121,11 @@ export class MediaTrack {
     this.cache.push({ at, packet: p });
   }
 
+  /** When the oldest cached packet arrived (performance.now()), if any is cached. */
+  get oldestCachedAt(): number | undefined {
+    return this.cache[this.cacheStart]?.at;
+  }
+
   /** When the cached keyframe arrived (performance.now()), if one is cached. */
   get cachedKeyframeAt(): number | undefined {
     return this.kind === 'video' && this.cache.length ? this.cache[0].at : undefined;

@@ -47,6 +47,11 @@ export interface PublisherOptions {
   switchVideoSsrcAfterMs?: number;
   /** Sent as `Authorization: Bearer` with the WHIP POST and DELETE. */
   token?: string;
+  /**
+   * Sync marks instead of the test pattern and tone: for the first 100 ms of every second
+   * the picture is white (else black) and a 1 kHz beep sounds (else silence).
+   */
+  syncMarks?: boolean;
 }
 
 export interface Publisher {
@@ -151,7 +156,8 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
       track.writeRtp(buf);
     });
     closers.push(videoRx.close);
-    ffArgs.push('-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${fps}`);
+    const marks = `color=c=black:size=${width}x${height}:rate=${fps},drawbox=c=white:t=fill:enable='lt(mod(t,1),0.1)'`;
+    ffArgs.push('-f', 'lavfi', '-i', opts.syncMarks ? marks : `testsrc2=size=${width}x${height}:rate=${fps}`);
   }
   if (audio) {
     const track = new MediaStreamTrack({ kind: 'audio' });
@@ -159,7 +165,8 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
     audioRx = await udpReceiver((buf) => track.writeRtp(buf));
     closers.push(audioRx.close);
     const rate = audioCodec === 'opus' ? 48000 : 8000;
-    ffArgs.push('-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=${rate}`);
+    const beep = `aevalsrc='if(lt(mod(t,1),0.1),0.5*sin(2*PI*1000*t),0)':s=${rate}`;
+    ffArgs.push('-f', 'lavfi', '-i', opts.syncMarks ? beep : `sine=frequency=440:sample_rate=${rate}`);
   }
   let input = 0;
   if (videoRx) {

@@ -1,0 +1,49 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { audioOffset, readSyncMarks } from '../helpers/av-sync.js';
+import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
+import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
+
+// Sound and picture stay together through the shared AAC encode: HLS (which copies the
+// stream's AAC, encoded ~55 ms after the Opus arrives) is held against a recording that
+// keeps the publisher's Opus, both from one publisher whose picture flashes white and
+// beeps at the start of every second. Both are started mid-stream, from the cached
+// keyframe, where the AAC's delay matters (at the very start of a stream there is no
+// earlier AAC to start from).
+
+describe('lip sync through the shared AAC encode', () => {
+  let t: TestGateway;
+  let pub: Publisher;
+
+  beforeAll(async () => {
+    t = await startTestGateway({ hls: { auto: false } });
+    pub = await startWeriftPublisher({ whipUrl: `${t.url}/whip/sync1`, width: 320, height: 180, gop: 30, syncMarks: true });
+    await pub.connected();
+  });
+
+  afterAll(async () => {
+    await pub?.stop();
+    await t?.close();
+  });
+
+  it('HLS with AAC is within 35 ms of the Opus recording', async () => {
+    await waitFor('live', async () => ((await (await fetch(`${t.url}/api/streams/sync1`)).json()) as { state: string }).state === 'live' || undefined);
+    await new Promise((r) => setTimeout(r, 2500)); // mid-stream: a keyframe cached, AAC flowing for a while
+    const post = (body: object) => fetch(`${t.url}/api/streams/sync1/outputs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    const [res, hlsRes] = await Promise.all([post({ type: 'record', format: 'mkv' }), post({ type: 'hls' })]);
+    expect(res.status).toBe(201);
+    expect(hlsRes.status).toBe(201);
+    const { id, urls } = (await res.json()) as { id: string; urls: { file: string } };
+    const playlist = `${t.url}/hls/sync1/index.m3u8`;
+    await waitFor('6 HLS segments', async () => {
+      const r = await fetch(playlist);
+      return r.ok && ((await r.text()).match(/\.ts/g) ?? []).length >= 6 ? true : undefined;
+    }, 30_000);
+    expect((await fetch(`${t.url}/api/streams/sync1/outputs/${id}`, { method: 'DELETE' })).status).toBe(204);
+    const hls = audioOffset(await readSyncMarks(playlist, 6));
+    const recording = audioOffset(await readSyncMarks(path.join(t.dataDir, 'recordings', 'sync1', path.basename(urls.file)), 6));
+    expect(hls.pairs).toBeGreaterThanOrEqual(3);
+    expect(recording.pairs).toBeGreaterThanOrEqual(3);
+    expect(Math.abs(hls.offset - recording.offset), `HLS ${hls.offset}, recording ${recording.offset}`).toBeLessThan(0.035);
+  });
+});
