@@ -13,6 +13,7 @@ import { outputsBench, printOutputs, type OutputsReport } from './outputs.js';
 import { chromiumBench, printChromium, type ChromiumReport } from './chromium.js';
 import { authBench, printAuth, type AuthReport } from './auth.js';
 import { janusAvailable, janusBench, printJanus, type JanusRow } from './janus.js';
+import { printTranscode, transcodeBench, type TranscodeRow } from './transcode.js';
 
 // npm run bench: start-up latency (WHIP 201 -> connected -> first HLS segment) and the cost
 // of N concurrent 720p30 publishers (CPU, memory, packets, HLS health) for the gateway run
@@ -27,6 +28,7 @@ import { janusAvailable, janusBench, printJanus, type JanusRow } from './janus.j
 // BENCH_CHROMIUM=0 (skip scenario 5)  BENCH_AUTH=0 (skip scenario 6)  BENCH_AUTH_REQUESTS=2000
 // BENCH_JANUS=0 (skip scenario 7, the Janus anchor at the loads of scenario 2; needs janus and root).
 // BENCH_HLS_AUDIO=copy (scenario 2's HLS keeps the Opus in fMP4 segments instead of encoding AAC).
+// BENCH_TRANSCODE=0 (skip scenario 8, the VP8 -> H.264 transcoder).
 
 const LOADS = (process.env.BENCH_LOADS ?? '1,10,30').split(',').map(Number).filter((n) => n > 0);
 const STEADY_SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -525,6 +527,7 @@ async function main(): Promise<void> {
   const { report: outputs, error: outputsError } = await optional('outputs', 'BENCH_OUTPUTS', 'output types and mpegts-http viewers', () => outputsBench(clip, GATEWAY_NODE_ARGS));
   const { report: chromium, error: chromiumError } = await optional('chromium', 'BENCH_CHROMIUM', 'Chromium publishing: start-up, ramp, shaped uplink, keyframe policy', () => chromiumBench());
   const { report: auth, error: authError } = await optional('auth', 'BENCH_AUTH', 'cost of checking credentials', () => authBench(GATEWAY_NODE_ARGS));
+  const { report: transcode, error: transcodeError } = await optional('transcode', 'BENCH_TRANSCODE', 'the VP8 -> H.264 transcoder at 360p, 720p, 1080p', () => transcodeBench(log));
   const janusLoads = loads.map((l) => l.n);
   const janusMissing = janusAvailable();
   const { report: janus, error: janusError } = janusMissing
@@ -547,6 +550,8 @@ async function main(): Promise<void> {
     authError,
     janus,
     janusError,
+    transcode,
+    transcodeError,
     benchSeconds: r0((performance.now() - started) / 1000),
   };
   print(report);
@@ -576,6 +581,8 @@ function print(report: {
   authError?: string;
   janus?: JanusRow[];
   janusError?: string;
+  transcode?: TranscodeRow[];
+  transcodeError?: string;
   benchSeconds: number;
 }): void {
   const o: string[] = [];
@@ -686,6 +693,8 @@ function print(report: {
     o.push(...printJanus(report.janus, gateway), '');
   }
   if (report.janusError) o.push(`-- 7. Anchor (Janus): not run: ${report.janusError}`, '');
+  if (report.transcode) o.push(...printTranscode(report.transcode, report.nproc), '');
+  if (report.transcodeError) o.push(`-- 8. Transcoder: FAILED ${report.transcodeError}`, '');
   o.push('Gateway warnings/errors (LOG_LEVEL=warn):');
   for (const p of report.gatewayLog) {
     o.push(`  ${p.phase}: ${p.warnings}`);

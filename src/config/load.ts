@@ -37,6 +37,8 @@ export const ENV_KEYS: Record<string, string> = {
   HLS_CLEANUP_SECONDS: 'hls.cleanupAfterSeconds',
   HLS_SEGMENT_FORMAT: 'hls.segmentFormat',
   HLS_AUDIO: 'hls.audio',
+  TRANSCODE_MAX_CONCURRENT: 'transcode.maxConcurrent',
+  TRANSCODE_VIDEO_KBPS: 'transcode.videoKbps',
   RECORDINGS_MIN_FREE_MB: 'recordings.minFreeMB',
   REPLACE_EXISTING_PUBLISHER: 'streams.replaceExisting',
   RESUME_OUTPUTS_SECONDS: 'streams.resumeOutputsSeconds',

@@ -156,6 +156,18 @@ export const configSchema = z
       .strict()
       .refine((h) => h.audio !== 'copy' || h.segmentFormat === 'fmp4', { message: 'hls.audio copy needs hls.segmentFormat fmp4: players do not take Opus in MPEG-TS segments', path: ['audio'] })
       .prefault({}),
+    transcode: z
+      .object({
+        /**
+         * VP8/VP9 publishers transcoded to H.264 at once (one ffmpeg each); one more gets
+         * 503. A 720p30 transcode took about half a core here, 360p a sixth.
+         */
+        maxConcurrent: z.number().int().min(0).max(1000).default(2),
+        /** The H.264 bitrate of a transcoded stream (kbit/s). */
+        videoKbps: z.number().int().min(100).max(20_000).default(2500),
+      })
+      .strict()
+      .prefault({}),
     push: z
       .object({
         /**

@@ -128,7 +128,7 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
           type: 'object',
           properties: {
             kind: { enum: ['audio', 'video'] },
-            codec: { enum: ['H264', 'opus', 'PCMU', 'PCMA'] },
+            codec: { enum: ['H264', 'VP8', 'VP9', 'opus', 'PCMU', 'PCMA'] },
             payloadType: { type: 'integer' },
             clockRate: { type: 'integer' },
             channels: { type: 'integer' },
@@ -139,6 +139,7 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
             width: { type: 'integer' },
             height: { type: 'integer' },
             fps: { type: 'integer', description: 'video: frames per second arriving at the gateway' },
+            transcoded: { type: 'boolean', description: 'VP8/VP9 video: outputs get it transcoded to H.264, once for the stream' },
             lost: { type: 'integer', description: 'packets given up on (lost and not repaired by retransmission)' },
           },
         },

@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { SdpError } from '../sdp/offer.js';
 import { STREAM_NAME, STREAM_NAME_RULE } from '../streams/names.js';
-import { GatewayStopping, StreamBusy, TooManyConnecting, type StreamRegistry } from '../streams/registry.js';
+import { GatewayStopping, StreamBusy, TooManyConnecting, TranscodeCapacity, type StreamRegistry } from '../streams/registry.js';
 import { sendError } from './errors.js';
 import { param, type Access } from './access.js';
 import { iceServers, type IceServer } from '../webrtc/ice-servers.js';
@@ -52,6 +52,7 @@ export function whipRouter(registry: StreamRegistry, config: Config, log: Logger
     } catch (e) {
       if (e instanceof SdpError) return sendError(res, e.status, e.message);
       if (e instanceof StreamBusy) return sendError(res, 409, e.message);
+      if (e instanceof TranscodeCapacity) return sendError(res, 503, e.message);
       if (e instanceof TooManyConnecting) return sendError(res, 429, e.message);
       if (e instanceof GatewayStopping || e instanceof AnswerUnavailable) return sendError(res, 503, e.message);
       if (e instanceof OfferNotAnswerable) {

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { startsKeyframe } from '../rtp/h264.js';
+import { keyframeStartFor } from '../rtp/keyframes.js';
 import { RtpForwarder } from '../rtp/forwarder.js';
 import { askForKeyframe } from './ask-for-keyframe.js';
 import type { MediaTrack } from './track.js';
@@ -75,10 +75,12 @@ export class Feed extends EventEmitter<FeedEvents> {
     this.keyframeIntervalMs = (keyframeIntervalSeconds ?? 0) * 1000;
     const since = video.track.cachedKeyframeAt;
     video.forwarder.open();
-    // The cached keyframe is replayed only when every audio track has what was heard then
-    // (ffmpeg lines up the first packets of its inputs). An encoder that started after
-    // it has not: the picture then starts at the next keyframe instead (asked for below).
-    const heard = (a: Attached) => a.track.latencyMs === 0 || (a.track.oldestCachedAt !== undefined && a.track.oldestCachedAt - a.track.latencyMs <= (since ?? -Infinity));
+    // The cached keyframe is replayed only when every audio track has what was heard when
+    // it was captured (ffmpeg lines up the first packets of its inputs). An audio encoder
+    // that started after it has not: the picture then starts at the next keyframe instead
+    // (asked for below).
+    const moment = since === undefined ? -Infinity : since - video.track.latencyMs; // when the cached keyframe was captured
+    const heard = (a: Attached) => a.track.kind !== 'audio' || a.track.latencyMs === 0 || (a.track.oldestCachedAt !== undefined && a.track.oldestCachedAt - a.track.latencyMs <= moment);
     if (this.attached.every(heard)) for (const p of video.track.cached()) video.forwarder.send(p);
     if (video.forwarder.started) {
       this.startAudio(since);
@@ -117,14 +119,14 @@ export class Feed extends EventEmitter<FeedEvents> {
       port: target.port,
       payloadType: track.codec.payloadType,
       clockRate: track.codec.clockRate,
-      isKeyframeStart: track.kind === 'video' ? startsKeyframe : undefined,
+      isKeyframeStart: track.kind === 'video' ? keyframeStartFor(track.codec.name) : undefined,
     });
     const unsubscribe = track.subscribe((p) => {
       const wasStarted = forwarder.started;
       forwarder.send(p);
       if (track.kind !== 'video' || !forwarder.started) return;
       if (!wasStarted) this.startAudio(undefined);
-      if (startsKeyframe(p.payload)) this.keyframeSent();
+      if (forwarder.startsKeyframe(p.payload)) this.keyframeSent();
     });
     return { ...target, forwarder, unsubscribe };
   }
@@ -137,15 +139,18 @@ export class Feed extends EventEmitter<FeedEvents> {
    */
   private startAudio(since: number | undefined): void {
     const now = performance.now();
+    // When the first picture was captured: a transcoded picture arrives later than that.
+    const videoLatency = this.attached.find((a) => a.track.kind === 'video')?.track.latencyMs ?? 0;
+    const moment = (since ?? now) - videoLatency;
     for (const a of this.attached) {
       if (a.track.kind !== 'audio') continue;
-      const from = (since ?? now) + a.track.latencyMs;
+      const from = moment + a.track.latencyMs;
       if (from > now) {
         this.timers.push(setTimeout(() => !this.closed && a.forwarder.open(), from - now));
         continue;
       }
       a.forwarder.open();
-      if (since !== undefined) for (const p of a.track.cached(from)) a.forwarder.send(p);
+      if (since !== undefined || from < now) for (const p of a.track.cached(from)) a.forwarder.send(p);
     }
     this.emit('flowing');
   }

@@ -1,4 +1,5 @@
-import { H264ParameterSets, containsIdr, spsDimensions, startsKeyframe } from '../rtp/h264.js';
+import { H264ParameterSets, containsIdr, spsDimensions } from '../rtp/h264.js';
+import { keyframeStartFor } from '../rtp/keyframes.js';
 import { ReorderBuffer } from '../rtp/reorder.js';
 import type { RtpPacketLite } from '../rtp/packet.js';
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
@@ -55,6 +56,8 @@ export class MediaTrack {
   private cache: Cached[] = [];
   private cacheStart = 0;
   private cacheKeyframeTs: number | undefined;
+  /** Whether a packet starts a keyframe (by codec; never for audio). */
+  private readonly startsKeyframe: (payload: Buffer) => boolean;
 
   constructor(
     readonly codec: ChosenCodec,
@@ -62,8 +65,11 @@ export class MediaTrack {
     private readonly onParameterSets: (sets: ParameterSetInfo) => void = () => undefined,
     /** How much later than the publisher's media its packets arrive (a track the gateway encodes itself). */
     readonly latencyMs = 0,
+    /** Fed by the gateway's own encoder on loopback, not by the publisher. */
+    readonly local = false,
   ) {
     this.reorder = new ReorderBuffer((p) => this.deliver(p), codec.kind === 'video' ? VIDEO_REORDER : AUDIO_REORDER);
+    this.startsKeyframe = keyframeStartFor(codec.name) ?? (() => false);
   }
 
   get kind(): 'audio' | 'video' {
@@ -92,6 +98,9 @@ export class MediaTrack {
         this.lastKeyframeTs = p.timestamp;
         this.keyframes++;
       }
+    } else if (this.kind === 'video' && this.startsKeyframe(p.payload) && p.timestamp !== this.lastKeyframeTs) {
+      this.lastKeyframeTs = p.timestamp;
+      this.keyframes++;
     }
     for (const sink of this.sinks) sink(p);
   }
@@ -108,7 +117,7 @@ export class MediaTrack {
       }
       return;
     }
-    if (startsKeyframe(p.payload) && p.timestamp !== this.cacheKeyframeTs) {
+    if (this.startsKeyframe(p.payload) && p.timestamp !== this.cacheKeyframeTs) {
       this.cache = [];
       this.cacheKeyframeTs = p.timestamp;
     }

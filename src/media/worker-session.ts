@@ -14,12 +14,16 @@ import { MediaTrack } from './track.js';
 // the main thread hears of it are events (state, candidates, parameter sets, a feed
 // flowing) and the stats the worker sends every second.
 
+/** A transcoder with no picture out for this long gets the publisher asked for a keyframe. */
+const TRANSCODER_SILENT_MS = 1000;
 /** Keyframe requests from several outputs within this gap are merged into one PLI. */
 const KEYFRAME_REQUEST_MIN_GAP_MS = 150;
 
 export class WorkerSession {
   readonly tracks: MediaTrack[];
   private readonly feeds = new Map<number, Feed>();
+  /** Keyframe watchdogs of transcoder inputs, by feed (see watchTranscoder). */
+  private readonly watchdogs = new Map<number, NodeJS.Timeout>();
   /** Sockets of the local tracks (see addLocalTrack). */
   private readonly sockets: dgram.Socket[] = [];
   private keyframeRequests = 0;
@@ -66,12 +70,13 @@ export class WorkerSession {
 
   /**
    * A track whose packets come from an ffmpeg of the gateway's on loopback (the stream's
-   * shared AAC) rather than from the publisher: appended after the publisher's tracks, so
+   * shared AAC, or H.264 transcoded from VP8/VP9) rather than from the publisher: appended after the publisher's tracks, so
    * feeds send it like any other. It lives as long as the session.
    */
   async addLocalTrack(codec: ChosenCodec, latencyMs: number): Promise<LocalTrackResult> {
-    const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 1024 * 1024 });
-    const track = new MediaTrack(codec, undefined, latencyMs);
+    const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
+    const index = this.tracks.length;
+    const track = new MediaTrack(codec, (sets) => this.send({ op: 'parameter-sets', session: this.id, track: index, sets }), latencyMs, true);
     socket.on('message', (m) => {
       if (m.length > 1 && m[1] >= 192 && m[1] <= 223) return; // RTCP (RFC 5761): the encoder's reports
       try {
@@ -83,15 +88,18 @@ export class WorkerSession {
     socket.on('error', () => undefined);
     await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
     this.sockets.push(socket);
-    this.tracks.push(track);
-    return { track: this.tracks.length - 1, port: (socket.address() as AddressInfo).port };
+    this.tracks[index] = track;
+    return { track: index, port: (socket.address() as AddressInfo).port };
   }
 
   openFeed(id: number, targets: FeedTargetSpec[]): Feed {
-    const feed = new Feed(
-      targets.flatMap((t) => (this.tracks[t.track] ? [{ track: this.tracks[t.track], host: t.host, port: t.port }] : [])),
-      () => this.requestKeyframe(),
-    );
+    const attached = targets.flatMap((t) => (this.tracks[t.track] ? [{ track: this.tracks[t.track], host: t.host, port: t.port }] : []));
+    // Video transcoded by the gateway (from VP8/VP9) has its keyframes at the segment
+    // cadence from the encoder; a PLI would only make the publisher send a large VP8
+    // keyframe, and no sooner an H.264 one.
+    const transcoded = attached.some((a) => a.track.kind === 'video' && a.track.local);
+    const feed = new Feed(attached, transcoded ? () => undefined : () => this.requestKeyframe());
+    if (attached.some((a) => a.track.codec.name === 'VP8' || a.track.codec.name === 'VP9')) this.watchTranscoder(id);
     feed.once('flowing', () => this.send({ op: 'flowing', feed: id }));
     this.feeds.set(id, feed);
     return feed;
@@ -100,6 +108,21 @@ export class WorkerSession {
   closeFeed(id: number): void {
     this.feeds.get(id)?.close();
     this.feeds.delete(id);
+    clearInterval(this.watchdogs.get(id));
+    this.watchdogs.delete(id);
+  }
+
+  /**
+   * A transcoder's input (feed `id`, VP8/VP9): while no transcoded picture has come back
+   * for a while, the publisher is asked for a keyframe. ffmpeg's VP9 decoder, measured,
+   * produced nothing from the keyframe the feed started at and needed the next one; a
+   * restarted transcoder needs one too.
+   */
+  private watchTranscoder(id: number): void {
+    this.watchdogs.set(id, setInterval(() => {
+      const out = this.tracks.find((t) => t.local && t.kind === 'video');
+      if (!out || performance.now() - out.lastPacketAt > TRANSCODER_SILENT_MS) this.requestKeyframe();
+    }, TRANSCODER_SILENT_MS));
   }
 
   stats(): SessionStats {

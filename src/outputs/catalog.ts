@@ -15,6 +15,7 @@ import { RecordKind } from './kinds/record.js';
 import { RtpKind, rtpUrl } from './kinds/rtp.js';
 import { SnapshotKind } from './kinds/snapshot.js';
 import { sharedAac } from './shared-aac.js';
+import { sharedH264 } from './shared-h264.js';
 
 // The output types a stream can have: one per pipeline JSON (pipelines/*.json), plus
 // "rtp", a plain forward with no ffmpeg. start() checks a request the same way for every
@@ -51,7 +52,10 @@ export class OutputCatalog {
       dataDir: config.dataDir,
       events: services.events,
       targets: services.targets,
-      sharedAudio: (stream) => sharedAac(stream, kind),
+      shared: {
+        audio: (stream) => sharedAac(stream, kind),
+        video: (stream) => sharedH264(stream, kind, { keyframeSeconds: config.hls.segmentSeconds, videoKbps: config.transcode.videoKbps }),
+      },
     };
     this.hls = new HlsKind(kind, config.hls.cleanupAfterSeconds);
     this.mpegtsHttp = new MpegtsHttpKind(kind, config.mpegtsHttp, (stream) => this.start(stream, 'mpegts-http'));

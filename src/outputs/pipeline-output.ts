@@ -20,17 +20,22 @@ import { sdpMedia } from './sdp-media.js';
 // into the output folder, spawn ffmpeg, wait until it listens, then forward video from the
 // next keyframe (PLI until it comes) and audio from that moment on, so both start together.
 
-/** The stream's shared AAC (outputs/shared-aac.ts), as an output uses it. */
-export interface SharedAudio {
+/** A track the stream's outputs share (outputs/shared-encoder.ts), as an output uses it. */
+export interface SharedTrack {
   acquire(): Promise<Track>;
   release(): void;
+}
+
+/** The stream's shared encodes: AAC (for outputs whose audio input is `aac`), H.264 (from VP8/VP9). */
+export interface SharedTracks {
+  audio?: () => SharedTrack;
+  video?: () => SharedTrack;
 }
 
 export interface OutputContext {
   streamName: string;
   tracks: Track[];
-  /** Where an output whose audio input is `aac` gets it. */
-  sharedAudio?: () => SharedAudio;
+  shared?: SharedTracks;
   ports: PortAllocator;
   ffmpegPath: string;
   stopTimeoutMs: number;
@@ -103,8 +108,8 @@ export class PipelineOutput extends OutputBase {
   private bytesBefore = 0;
   /** ffmpeg processes started so far (the next one is a restart when > 0). */
   private launches = 0;
-  /** The shared AAC, held from the first start to the end (released once). */
-  private shared: { audio: SharedAudio; track: Promise<Track> } | undefined;
+  /** Shared tracks in use, held from the first start to the end (released once). */
+  private readonly leases = new Map<'audio' | 'video', { shared: SharedTrack; track: Promise<Track> }>();
 
   constructor(
     readonly definition: PipelineDefinition,
@@ -135,26 +140,33 @@ export class PipelineOutput extends OutputBase {
     }
   }
 
-  /** The audio this output's ffmpeg reads: the publisher's track, or the stream's shared AAC. */
-  private async audioTrack(): Promise<Track | undefined> {
-    const source = this.ctx.tracks.find((t) => t.kind === 'audio');
-    const wanted = this.options.audioInput ?? this.definition.audioInput;
-    if (!source || wanted !== 'aac' || !this.ctx.sharedAudio) return source;
-    if (!this.shared) {
-      const audio = this.ctx.sharedAudio();
-      this.shared = { audio, track: audio.acquire() };
+  /**
+   * What this output's ffmpeg reads of `kind`: the publisher's track, or the stream's
+   * shared encode of it: AAC when the audio input is `aac`, H.264 when the publisher
+   * sends VP8/VP9 (outputs only ever copy H.264).
+   */
+  private async track(kind: 'audio' | 'video'): Promise<Track | undefined> {
+    const source = this.ctx.tracks.find((t) => t.kind === kind);
+    const wanted = kind === 'audio' ? (this.options.audioInput ?? this.definition.audioInput) === 'aac' : source?.codec.name !== 'H264';
+    const shared = this.ctx.shared?.[kind];
+    if (!source || !wanted || !shared) return source;
+    let lease = this.leases.get(kind);
+    if (!lease) {
+      const s = shared();
+      lease = { shared: s, track: s.acquire() };
+      this.leases.set(kind, lease);
     }
-    return this.shared.track;
+    return lease.track;
   }
 
   private releaseShared(): void {
-    this.shared?.audio.release();
-    this.shared = undefined;
+    for (const lease of this.leases.values()) lease.shared.release();
+    this.leases.clear();
   }
 
   private async launch(): Promise<void> {
-    const video = this.ctx.tracks.find((t) => t.kind === 'video');
-    const audio = await this.audioTrack();
+    const video = await this.track('video');
+    const audio = await this.track('audio');
     if (video && (this.options.waitForParameterSets ?? true)) {
       // SPS/PPS come with a keyframe: asked for only if they are not cached already.
       const pli = askForKeyframe(this.ctx.requestKeyframe, () => this.stopping, false);
@@ -309,8 +321,8 @@ export interface PipelineServices {
   ports: PortAllocator;
   ffmpegPath: string;
   stopTimeoutMs: number;
-  /** The stream's shared AAC (the catalog wires outputs/shared-aac.ts in). */
-  sharedAudio?: (stream: Stream) => SharedAudio;
+  /** The stream's shared encodes (the catalog wires outputs/shared-aac.ts and shared-h264.ts in). */
+  shared?: { audio?: (stream: Stream) => SharedTrack; video?: (stream: Stream) => SharedTrack };
 }
 
 /**
@@ -324,7 +336,10 @@ export function startPipeline(stream: Stream, services: PipelineServices, defini
     ...services,
     streamName: stream.name,
     tracks: stream.tracks,
-    sharedAudio: services.sharedAudio && (() => services.sharedAudio!(stream)),
+    shared: {
+      audio: services.shared?.audio && (() => services.shared!.audio!(stream)),
+      video: services.shared?.video && (() => services.shared!.video!(stream)),
+    },
     requestKeyframe: () => stream.requestKeyframe(),
     openFeed: (targets) => stream.openFeed(targets),
     log: stream.log,

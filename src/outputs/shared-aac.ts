@@ -1,19 +1,12 @@
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
-import { loadSharedDefinition, type PipelineDefinition } from '../pipelines/definition.js';
-import type { Stream, StreamHelper } from '../streams/stream.js';
-import type { Track } from '../streams/track.js';
-import { outputDir } from './kind.js';
-import { PipelineOutput, type OutputContext, type PipelineServices } from './pipeline-output.js';
+import type { Stream } from '../streams/stream.js';
+import type { PipelineServices } from './pipeline-output.js';
+import { SharedEncoder } from './shared-encoder.js';
 
-// One AAC encode per stream. Every output that needs AAC (HLS, /live, pushes, rtp-mpegts,
-// recordings whose container cannot take the publisher's audio) used to encode the Opus
-// itself: a stream with HLS, /live and an RTMP push encoded the same audio three times.
-// Now one ffmpeg (pipelines/shared/aac.json) encodes it and sends AAC back as RTP to the
-// publisher's media worker, where it becomes one more track of the session (a "local
-// track"); those outputs are fed that track and copy it. The encoder starts with the first
-// output that asks for it and stops after the last one has finished (so an output that
-// is finishing its files still gets audio), or when the stream closes. It is restarted
-// with back-off like any pipeline; its port, and so the outputs' feeds, stay the same.
+// One AAC encode per stream (pipelines/shared/aac.json). Every output that needs AAC (HLS,
+// /live, pushes, rtp-mpegts, recordings whose container cannot take the publisher's audio)
+// used to encode the Opus itself: a stream with HLS, /live and an RTMP push encoded the
+// same audio three times. Now they copy the stream's one AAC (shared-encoder.ts).
 
 /** AAC-LC AudioSpecificConfig for 48 kHz (RFC 3640 `config`): object type 2, frequency index 3, channels. */
 export function aacConfig(channels: number): string {
@@ -41,70 +34,13 @@ export function aacCodec(channels: number): ChosenCodec {
  */
 const ENCODER_LATENCY_MS = 55;
 
-let definition: PipelineDefinition | undefined;
-
-export class SharedAac implements StreamHelper {
-  private users = 0;
-  private local: Promise<{ track: Track; port: number }> | undefined;
-  private encoder: PipelineOutput | undefined;
-  private stopping: Promise<void> | undefined;
-
-  constructor(
-    private readonly stream: Stream,
-    private readonly services: PipelineServices & { dataDir: string },
-  ) {}
-
-  /** The stream's AAC track, with its encoder running; give it back with release(). */
-  async acquire(): Promise<Track> {
-    this.users++;
-    const source = this.stream.tracks.find((t) => t.kind === 'audio');
-    if (!source) throw new Error(`stream ${this.stream.name} has no audio to encode`);
-    this.local ??= this.stream.localTrack(aacCodec(source.codec.channels === 1 ? 1 : 2), ENCODER_LATENCY_MS);
-    const { track, port } = await this.local;
-    if (!this.encoder && this.users > 0 && !this.stream.closed) this.startEncoder(source, port);
-    return track;
-  }
-
-  release(): void {
-    this.users = Math.max(0, this.users - 1);
-    if (this.users === 0) void this.stopEncoder();
-  }
-
-  private startEncoder(source: Track, port: number): void {
-    definition ??= loadSharedDefinition('aac');
-    const s = this.stream;
-    const ctx: OutputContext = {
-      ports: this.services.ports,
-      ffmpegPath: this.services.ffmpegPath,
-      stopTimeoutMs: this.services.stopTimeoutMs,
-      streamName: s.name,
-      tracks: [source],
-      requestKeyframe: () => undefined,
-      openFeed: (targets) => s.openFeed(targets),
-      log: s.log,
-    };
-    const values = { port, audioChannels: source.codec.channels === 1 ? 1 : 2, audioBitrate: source.codec.channels === 1 ? '96k' : '128k', file: '' };
-    this.encoder = new PipelineOutput(definition, outputDir(this.services.dataDir, s.name, 'shared-aac'), values, ctx, { id: 'shared-aac', removeDirWhenDone: true, waitForParameterSets: false });
-    this.encoder.on('state', (state) => s.log.debug({ event: 'shared-aac', state, error: this.encoder?.error }, `shared AAC encoder ${state}`));
-    void this.encoder.start();
-  }
-
-  private stopEncoder(): Promise<void> {
-    const encoder = this.encoder;
-    this.encoder = undefined;
-    if (!encoder) return this.stopping ?? Promise.resolve();
-    this.stopping = encoder.stop().finally(() => (this.stopping = undefined));
-    return this.stopping;
-  }
-
-  /** The stream is closing (its outputs have stopped). */
-  async stop(): Promise<void> {
-    this.users = 0;
-    await this.stopEncoder();
-  }
-}
-
 /** The stream's shared AAC (made on first use). */
-export function sharedAac(stream: Stream, services: PipelineServices & { dataDir: string }): SharedAac {
-  return stream.helper('shared-aac', () => new SharedAac(stream, services));
+export function sharedAac(stream: Stream, services: PipelineServices & { dataDir: string }): SharedEncoder {
+  return stream.helper('shared-aac', () => new SharedEncoder(stream, services, {
+    pipeline: 'aac',
+    kind: 'audio',
+    codec: (source) => aacCodec(source.codec.channels === 1 ? 1 : 2),
+    values: (source) => ({ audioChannels: source.codec.channels === 1 ? 1 : 2, audioBitrate: source.codec.channels === 1 ? '96k' : '128k' }),
+    latencyMs: ENCODER_LATENCY_MS,
+  }));
 }

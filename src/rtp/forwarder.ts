@@ -63,6 +63,11 @@ export class RtpForwarder {
     return this.flowing;
   }
 
+  /** Whether `payload` starts a keyframe of this track's codec (never for audio). */
+  startsKeyframe(payload: Buffer): boolean {
+    return this.options.isKeyframeStart?.(payload) ?? false;
+  }
+
   /** Starts sending: from the next keyframe start for video, at once for audio. */
   open(): void {
     this.opened = true;

@@ -7,7 +7,7 @@ import type { EventBus, GatewayEvent } from '../events/bus.js';
 import type { Logger } from '../log.js';
 import { SdpError } from '../sdp/offer.js';
 import { STREAM_NAME, STREAM_NAME_RULE } from '../streams/names.js';
-import { GatewayStopping, StreamBusy, TooManyConnecting, type StreamRegistry } from '../streams/registry.js';
+import { GatewayStopping, StreamBusy, TooManyConnecting, TranscodeCapacity, type StreamRegistry } from '../streams/registry.js';
 import type { Stream } from '../streams/stream.js';
 import { AnswerUnavailable, OfferNotAnswerable, type CandidateInit } from '../webrtc/publisher-peer.js';
 import { clientMessage, type ErrorCode, type ServerMessage } from './messages.js';
@@ -188,6 +188,7 @@ class Connection {
     } catch (e) {
       if (e instanceof SdpError) return this.error(e.status === 406 ? 'no-codec' : 'bad-sdp', e.message);
       if (e instanceof StreamBusy) return this.error('stream-busy', e.message);
+      if (e instanceof TranscodeCapacity) return this.error('internal', e.message);
       if (e instanceof TooManyConnecting) return this.error('too-many-connecting', e.message);
       if (e instanceof GatewayStopping || e instanceof AnswerUnavailable) return this.error('internal', e.message);
       if (e instanceof OfferNotAnswerable) {

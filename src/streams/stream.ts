@@ -90,6 +90,8 @@ export class Stream extends EventEmitter<StreamEvents> {
   private liveSince = 0;
   private sender: { report: SenderReport; at: number } | undefined;
   private readonly helpers = new Map<string, StreamHelper>();
+  /** Tracks the gateway feeds itself (see localTrack), by index in the session. */
+  private readonly local = new Map<number, Track>();
 
   constructor(
     readonly name: string,
@@ -103,8 +105,8 @@ export class Stream extends EventEmitter<StreamEvents> {
     this.log = deps.log.child({ stream: name, session: sessionId, worker: media.worker });
     this.tracks = media.codecs.map((c, i) => new Track(c, i));
     media.on('state', (s) => this.onPeerState(s));
-    media.on('stats', (stats) => stats.tracks.forEach((t, i) => this.tracks[i]?.updateStats(t)));
-    media.on('parameter-sets', (i, sets) => this.tracks[i]?.updateParameterSets(sets));
+    media.on('stats', (stats) => stats.tracks.forEach((t, i) => (this.tracks[i] ?? this.local.get(i))?.updateStats(t)));
+    media.on('parameter-sets', (i, sets) => (this.tracks[i] ?? this.local.get(i))?.updateParameterSets(sets));
     media.on('lost', (reason) => void this.close(reason));
     // A state the worker reported while the answer was on its way, taken once the registry
     // (which builds this stream) has attached its listeners.
@@ -165,12 +167,14 @@ export class Stream extends EventEmitter<StreamEvents> {
   }
 
   /**
-   * A track fed from loopback by the gateway itself (the shared AAC); its media worker
+   * A track fed from loopback by the gateway itself (a shared encode); its media worker
    * receives it on `port`. `latencyMs`: how much later than the publisher's media it comes.
    */
   async localTrack(codec: ChosenCodec, latencyMs: number): Promise<{ track: Track; port: number }> {
-    const { track, port } = await this.media.addLocalTrack(codec, latencyMs);
-    return { track: new Track(codec, track), port };
+    const { track: index, port } = await this.media.addLocalTrack(codec, latencyMs);
+    const track = new Track(codec, index);
+    this.local.set(index, track);
+    return { track, port };
   }
 
   /** The stream's helper under `key`, made by `make` the first time. */
@@ -235,7 +239,7 @@ export class Stream extends EventEmitter<StreamEvents> {
       await Promise.all([...this.outputs.values()].map((o) => o.stop()));
       await Promise.all([...this.helpers.values()].map((h) => h.stop()));
       await this.media.close();
-      for (const t of this.tracks) t.close();
+      for (const t of [...this.tracks, ...this.local.values()]) t.close();
       this.state = 'closed';
       this.log.info({ event: 'closed', reason }, 'stream closed');
       this.emit('closed', reason);

@@ -19,6 +19,8 @@ export interface TrackInfo {
   height?: number;
   /** Video: frames per second arriving at the gateway (RTP marker bits, last 2 s). */
   fps?: number;
+  /** VP8/VP9: every output gets it transcoded to H.264, once for the stream. */
+  transcoded?: boolean;
   lost: number;
   /** Packets the gateway asked the publisher to send again (NACK entries; one packet may be asked for more than once). */
   nacked: number;
@@ -113,6 +115,7 @@ export class Track {
       keyframes,
       ...(width !== undefined && height !== undefined ? { width, height } : {}),
       ...(this.kind === 'video' ? { fps: fps ?? 0 } : {}),
+      ...(this.codec.name === 'VP8' || this.codec.name === 'VP9' ? { transcoded: true } : {}),
       lost,
       nacked,
     };

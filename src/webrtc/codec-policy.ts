@@ -13,7 +13,7 @@ import { describeCodec, SdpError, type MediaKind, type OfferedCodec, type Parsed
 // baseline, main, high. Audio: the publisher's first choice among Opus, PCMU, PCMA.
 
 export const ACCEPTED = {
-  video: ['H264 (packetization-mode=1)'],
+  video: ['H264 (packetization-mode=1)', 'VP8', 'VP9 (profile 0; both transcoded to H.264)'],
   audio: ['opus/48000/2', 'PCMU/8000', 'PCMA/8000'],
 } as const;
 
@@ -22,8 +22,8 @@ export interface ChosenCodec {
   /** Offer m-section index. */
   index: number;
   mid?: string;
-  /** Normalised name: H264, opus, PCMU, PCMA (from publishers); AAC (the gateway's own shared encode). */
-  name: 'H264' | 'opus' | 'PCMU' | 'PCMA' | 'AAC';
+  /** Normalised name: H264, VP8, VP9, opus, PCMU, PCMA (from publishers); AAC (the gateway's own shared encode). */
+  name: 'H264' | 'VP8' | 'VP9' | 'opus' | 'PCMU' | 'PCMA' | 'AAC';
   payloadType: number;
   clockRate: number;
   channels: number;
@@ -56,6 +56,13 @@ export function h264Rank(c: OfferedCodec): number | undefined {
   return parsed ? (PROFILE_RANK[parsed.profile] ?? 5) : 5;
 }
 
+function vpxPick(codecs: OfferedCodec[]): { codec: OfferedCodec; name: 'VP8' | 'VP9' } | undefined {
+  const vp8 = codecs.find((c) => c.name.toUpperCase() === 'VP8' && c.clockRate === 90000);
+  if (vp8) return { codec: vp8, name: 'VP8' };
+  const vp9 = codecs.find((c) => c.name.toUpperCase() === 'VP9' && c.clockRate === 90000 && (c.fmtp['profile-id'] ?? '0') === '0');
+  return vp9 ? { codec: vp9, name: 'VP9' } : undefined;
+}
+
 function audioName(c: OfferedCodec): ChosenCodec['name'] | undefined {
   const n = c.name.toLowerCase();
   if (n === 'opus' && c.clockRate === 48000) return 'opus';
@@ -76,6 +83,9 @@ export function chooseCodecs(offer: ParsedOffer): ChosenCodec[] {
         .filter((r): r is { codec: OfferedCodec; rank: number } => r.rank !== undefined)
         .sort((a, b) => a.rank - b.rank);
       if (ranked[0]) pick = { codec: ranked[0].codec, name: 'H264' };
+      // No usable H.264: VP8, then VP9 profile 0, which the gateway transcodes to H.264
+      // once per stream (outputs/shared-h264.ts). H.264, when offered, is always taken and copied.
+      else pick = vpxPick(primaries);
     } else {
       for (const codec of primaries) {
         const name = audioName(codec);
@@ -89,8 +99,7 @@ export function chooseCodecs(offer: ParsedOffer): ChosenCodec[] {
       const offered = [...new Set(primaries.map(describeCodec))].join(', ') || 'nothing';
       throw new SdpError(
         406,
-        `no acceptable ${m.kind} codec: offered ${offered}; accepted ${ACCEPTED[m.kind].join(', ')}` +
-          (m.kind === 'video' ? ' (VP8/VP9/AV1 publishers are not supported yet)' : ''),
+        `no acceptable ${m.kind} codec: offered ${offered}; accepted ${ACCEPTED[m.kind].join(', ')}`,
       );
     }
     const rtx = m.codecs.find((c) => c.name.toLowerCase() === 'rtx' && c.fmtp.apt === String(pick.codec.payloadType));

@@ -8,7 +8,7 @@ import { startWeriftPublisher, type Publisher } from '../helpers/werift-publishe
 
 // What a WHIP client gets for bad requests: the status, a message naming the problem,
 // and a gateway that keeps serving (health 200, a live stream left untouched). Offers are
-// real Chromium offers (receive-only, data channel only, VP8 only) or edits of one.
+// real Chromium offers (receive-only, data channel only, AV1 only) or edits of one.
 
 describe('WHIP refuses bad requests with the right status and keeps serving', () => {
   let t: TestGateway;
@@ -79,13 +79,13 @@ describe('WHIP refuses bad requests with the right status and keeps serving', ()
     expect((await fetch(new URL(ok.headers.get('location')!, t.url), { method: 'DELETE' })).status).toBe(200);
   });
 
-  it('406 for a Chromium offer with only VP8, naming what was offered and what is accepted', async () => {
-    const res = await page.publish(`${t.url}/whip/bad5`, { video: { width: 640, height: 480 }, audio: true, onlyVideo: ['VP8'] });
-    expect(res.offer).toMatch(/a=rtpmap:\d+ VP8\/90000/);
-    expect(res.offer).not.toMatch(/H264/);
+  it('406 for a Chromium offer with only AV1, naming what was offered and what is accepted', async () => {
+    const res = await page.publish(`${t.url}/whip/bad5`, { video: { width: 640, height: 480 }, audio: true, onlyVideo: ['AV1'] });
+    expect(res.offer).toMatch(/a=rtpmap:\d+ AV1\/90000/);
+    expect(res.offer).not.toMatch(/H264|VP8/);
     expect(res.status).toBe(406);
-    expect(res.body).toMatch(/VP8/);
-    expect(res.body).toMatch(/H264/);
+    expect(res.body).toMatch(/offered AV1/);
+    expect(res.body).toMatch(/H264.*VP8.*VP9/);
     expect((await getStream(t.url, 'bad5')).status).toBe(404);
   });
 

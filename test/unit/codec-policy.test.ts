@@ -58,8 +58,14 @@ describe('codec policy', () => {
     expect(chooseCodecs(parseOffer(offer(a))).at(0)).toMatchObject({ name: 'PCMU', payloadType: 0, clockRate: 8000, channels: 1 });
   });
 
-  it('refuses a VP8-only publisher with 406 listing offered and accepted codecs', () => {
-    const v = video([[96, 'VP8'], [97, 'rtx', 'apt=96'], [98, 'VP9', 'profile-id=0']]);
+  it('takes VP8, then VP9 profile 0, when no usable H.264 is offered (transcoded); H.264 always wins', () => {
+    expect(chooseCodecs(parseOffer(offer(video([[96, 'VP8'], [97, 'rtx', 'apt=96'], [98, 'VP9', 'profile-id=0']])))).at(0)).toMatchObject({ name: 'VP8', payloadType: 96, rtxPayloadType: 97 });
+    expect(chooseCodecs(parseOffer(offer(video([[98, 'VP9', 'profile-id=2'], [100, 'VP9', 'profile-id=0']])))).at(0)).toMatchObject({ name: 'VP9', payloadType: 100 });
+    expect(chooseCodecs(parseOffer(offer(video([[96, 'VP8'], [102, 'H264', 'packetization-mode=1;profile-level-id=42e01f']])))).at(0)).toMatchObject({ name: 'H264', payloadType: 102 });
+  });
+
+  it('refuses an AV1-only publisher with 406 listing offered and accepted codecs', () => {
+    const v = video([[45, 'AV1'], [98, 'VP9', 'profile-id=2']]);
     const err = (() => {
       try {
         chooseCodecs(parseOffer(offer(v)));
@@ -69,7 +75,7 @@ describe('codec policy', () => {
     })();
     expect(err).toBeInstanceOf(SdpError);
     expect(err?.status).toBe(406);
-    expect(err?.message).toMatch(/offered VP8\/90000, VP9\/90000; accepted H264 \(packetization-mode=1\)/);
+    expect(err?.message).toMatch(/offered AV1\/90000, VP9\/90000; accepted H264 \(packetization-mode=1\), VP8, VP9 \(profile 0/);
   });
 
   it('hands werift an offer with only the chosen payload types', () => {

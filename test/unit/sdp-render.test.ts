@@ -41,7 +41,7 @@ describe('session SDP rendering', () => {
   });
 
   it('refuses a codec without a template and a placeholder without a value', () => {
-    expect(() => renderSessionSdp({ name: 'x', address: '127.0.0.1', media: [{ codec: 'vp8', port: 1, payloadType: 96, clockRate: 90000 }] })).toThrow(/no SDP template for "vp8"/);
+    expect(() => renderSessionSdp({ name: 'x', address: '127.0.0.1', media: [{ codec: 'av1', port: 1, payloadType: 96, clockRate: 90000 }] })).toThrow(/no SDP template for "av1"/);
     expect(() => fillTemplate('m=video {{port}} {{nope}}', { port: 1 })).toThrow(/\{\{nope\}\}/);
   });
 });

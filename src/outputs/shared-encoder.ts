@@ -1,0 +1,91 @@
+import type { ChosenCodec } from '../webrtc/codec-policy.js';
+import { loadSharedDefinition, type PipelineDefinition, type Values } from '../pipelines/definition.js';
+import type { Stream, StreamHelper } from '../streams/stream.js';
+import type { Track } from '../streams/track.js';
+import { outputDir } from './kind.js';
+import { PipelineOutput, type OutputContext, type PipelineServices } from './pipeline-output.js';
+
+// An encode a stream's outputs share instead of each doing its own (shared-aac.ts: the
+// audio to AAC; shared-h264.ts: VP8/VP9 video to H.264). One ffmpeg (a pipeline in
+// pipelines/shared/) reads one of the publisher's tracks and sends the result back as RTP
+// to the stream's media worker, where it becomes one more track of the session (a "local
+// track"); the outputs that need it are fed that track and copy it. The encoder starts
+// with the first output that asks for it and stops after the last one has finished (so an
+// output finishing its files still gets media), or when the stream closes. It is
+// restarted with back-off like any pipeline; its port, and so the outputs' feeds, stay.
+
+export interface SharedEncoderSpec {
+  /** pipelines/shared/<name>.json */
+  pipeline: string;
+  kind: 'audio' | 'video';
+  /** The codec of what the encoder sends back, for the local track. */
+  codec: (source: Track) => ChosenCodec;
+  /** The encoder's values besides `port`. */
+  values: (source: Track) => Values;
+  /** How much later than the source the encoded media arrives (measured; see each spec). */
+  latencyMs: number;
+}
+
+export class SharedEncoder implements StreamHelper {
+  private users = 0;
+  private local: Promise<{ track: Track; port: number }> | undefined;
+  private encoder: PipelineOutput | undefined;
+  private stopping: Promise<void> | undefined;
+  private definition: PipelineDefinition | undefined;
+
+  constructor(
+    private readonly stream: Stream,
+    private readonly services: PipelineServices & { dataDir: string },
+    private readonly spec: SharedEncoderSpec,
+  ) {}
+
+  /** The encoded track, with its encoder running; give it back with release(). */
+  async acquire(): Promise<Track> {
+    this.users++;
+    const source = this.stream.tracks.find((t) => t.kind === this.spec.kind);
+    if (!source) throw new Error(`stream ${this.stream.name} has no ${this.spec.kind} to encode`);
+    this.local ??= this.stream.localTrack(this.spec.codec(source), this.spec.latencyMs);
+    const { track, port } = await this.local;
+    if (!this.encoder && this.users > 0 && !this.stream.closed) this.startEncoder(source, port);
+    return track;
+  }
+
+  release(): void {
+    this.users = Math.max(0, this.users - 1);
+    if (this.users === 0) void this.stopEncoder();
+  }
+
+  private startEncoder(source: Track, port: number): void {
+    this.definition ??= loadSharedDefinition(this.spec.pipeline);
+    const s = this.stream;
+    const id = `shared-${this.spec.pipeline}`;
+    const ctx: OutputContext = {
+      ports: this.services.ports,
+      ffmpegPath: this.services.ffmpegPath,
+      stopTimeoutMs: this.services.stopTimeoutMs,
+      streamName: s.name,
+      tracks: [source],
+      requestKeyframe: () => s.requestKeyframe(),
+      openFeed: (targets) => s.openFeed(targets),
+      log: s.log,
+    };
+    const values = { ...this.spec.values(source), port, file: '' };
+    this.encoder = new PipelineOutput(this.definition, outputDir(this.services.dataDir, s.name, id), values, ctx, { id, removeDirWhenDone: true, waitForParameterSets: false });
+    this.encoder.on('state', (state) => s.log.debug({ event: id, state, error: this.encoder?.error }, `${id} encoder ${state}`));
+    void this.encoder.start();
+  }
+
+  private stopEncoder(): Promise<void> {
+    const encoder = this.encoder;
+    this.encoder = undefined;
+    if (!encoder) return this.stopping ?? Promise.resolve();
+    this.stopping = encoder.stop().finally(() => (this.stopping = undefined));
+    return this.stopping;
+  }
+
+  /** The stream is closing (its outputs have stopped). */
+  async stop(): Promise<void> {
+    this.users = 0;
+    await this.stopEncoder();
+  }
+}

@@ -1,0 +1,45 @@
+import type { ChosenCodec } from '../webrtc/codec-policy.js';
+import type { Stream } from '../streams/stream.js';
+import type { PipelineServices } from './pipeline-output.js';
+import { SharedEncoder } from './shared-encoder.js';
+
+// A VP8 or VP9 publisher (Firefox without OpenH264, some Android devices) gets its video
+// encoded to H.264 once per stream (pipelines/shared/h264.json); every output then copies
+// that H.264 as it would a publisher's (shared-encoder.ts). Its keyframes come at the HLS
+// segment cadence, so segments are cut on time. Its input probes up to 4 MB (the
+// pipelines' default is 64 KB): fewer than a handful of 1080p frames fit in 64 KB, ffmpeg
+// then could not tell the frame rate and duplicated frames by the thousand (measured).
+
+/** The codec of the transcoded track: what the encoder's RTP muxer sends. */
+export const TRANSCODED_H264: ChosenCodec = {
+  kind: 'video',
+  index: -1,
+  name: 'H264',
+  payloadType: 102,
+  clockRate: 90000,
+  channels: 1,
+  fmtp: { 'packetization-mode': '1', 'profile-level-id': '42e028' },
+};
+
+/**
+ * How much later a picture arrives through the transcoder than the VP8/VP9 it came from
+ * (RTP demuxer, decoder, x264 zerolatency, RTP muxer): measured here 69-80 ms at 360p and
+ * 720p. Outputs take their audio from that much earlier, so sound and picture start together.
+ */
+export const TRANSCODER_LATENCY_MS = 75;
+
+export interface TranscodeSettings {
+  keyframeSeconds: number;
+  videoKbps: number;
+}
+
+/** The stream's shared H.264 (made on first use). */
+export function sharedH264(stream: Stream, services: PipelineServices & { dataDir: string }, settings: TranscodeSettings): SharedEncoder {
+  return stream.helper('shared-h264', () => new SharedEncoder(stream, services, {
+    pipeline: 'h264',
+    kind: 'video',
+    codec: () => TRANSCODED_H264,
+    values: () => ({ keyframeSeconds: settings.keyframeSeconds, videoKbps: settings.videoKbps }),
+    latencyMs: TRANSCODER_LATENCY_MS,
+  }));
+}
