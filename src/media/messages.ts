@@ -76,7 +76,7 @@ export interface TrackStats {
   idleMs: number;
 }
 
-/** H.264 parameter sets of a track, sent when they change. */
+/** Sent when they change. H.264: SPS/PPS for session SDPs and the SPS's size; VP8/VP9: the keyframes' size. */
 export interface ParameterSetInfo {
   sprop?: string;
   profileLevelId?: string;

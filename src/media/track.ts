@@ -1,5 +1,6 @@
 import { H264ParameterSets, containsIdr, spsDimensions } from '../rtp/h264.js';
-import { keyframeStartFor } from '../rtp/keyframes.js';
+import { keyframeSizeFor, keyframeStartFor } from '../rtp/keyframes.js';
+import type { PictureSize } from '../rtp/vpx.js';
 import { ReorderBuffer } from '../rtp/reorder.js';
 import type { RtpPacketLite } from '../rtp/packet.js';
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
@@ -7,7 +8,8 @@ import type { ParameterSetInfo, TrackStats } from './messages.js';
 import { RateWindow } from './rate-window.js';
 
 // One track of a publisher, in its media worker: counters (sent to the main thread as
-// TrackStats), the H.264 parameter-set cache (sent when it changes), and the fan-out of
+// TrackStats), the H.264 parameter-set cache and the VP8/VP9 keyframes' picture size (sent
+// when they change), and the fan-out of
 // (reordered) packets to every running output's feed.
 //
 // It also keeps the packets since the last keyframe (video) and the last seconds (audio),
@@ -58,10 +60,13 @@ export class MediaTrack {
   private cacheKeyframeTs: number | undefined;
   /** Whether a packet starts a keyframe (by codec; never for audio). */
   private readonly startsKeyframe: (payload: Buffer) => boolean;
+  /** VP8/VP9: the picture size in a keyframe's first packet. */
+  private readonly keyframeSize: ((payload: Buffer) => PictureSize | undefined) | undefined;
+  private size = '';
 
   constructor(
     readonly codec: ChosenCodec,
-    /** Called when the H.264 parameter sets changed (the main thread renders them into session SDPs). */
+    /** Called when the H.264 parameter sets (rendered into session SDPs) or a VP8/VP9 picture size changed. */
     private readonly onParameterSets: (sets: ParameterSetInfo) => void = () => undefined,
     /** How much later than the publisher's media its packets arrive (a track the gateway encodes itself). */
     readonly latencyMs = 0,
@@ -70,6 +75,7 @@ export class MediaTrack {
   ) {
     this.reorder = new ReorderBuffer((p) => this.deliver(p), codec.kind === 'video' ? VIDEO_REORDER : AUDIO_REORDER);
     this.startsKeyframe = keyframeStartFor(codec.name) ?? (() => false);
+    this.keyframeSize = keyframeSizeFor(codec.name);
   }
 
   get kind(): 'audio' | 'video' {
@@ -101,6 +107,11 @@ export class MediaTrack {
     } else if (this.kind === 'video' && this.startsKeyframe(p.payload) && p.timestamp !== this.lastKeyframeTs) {
       this.lastKeyframeTs = p.timestamp;
       this.keyframes++;
+      const size = this.keyframeSize?.(p.payload);
+      if (size && `${size.width}x${size.height}` !== this.size) {
+        this.size = `${size.width}x${size.height}`;
+        this.onParameterSets(size);
+      }
     }
     for (const sink of this.sinks) sink(p);
   }

@@ -265,13 +265,18 @@ export class PipelineOutput extends OutputBase {
     this.releaseFeed();
     this.releaseShared();
     this.setState('failed');
-    this.removeDir();
+    void this.removeDir();
   }
 
-  /** An output's own folder goes when it ends (and the stream's, once empty). */
-  private removeDir(): void {
+  /**
+   * An output's own folder goes when it ends (and the stream's, once empty); stop() waits
+   * for it, so a pipeline started again with the same folder (a shared encoder following a
+   * new picture size) does not lose its new session SDP to the old one's clean-up.
+   */
+  private async removeDir(): Promise<void> {
     if (!this.options.removeDirWhenDone) return;
-    void rm(this.dir, { recursive: true, force: true }).then(() => rmdir(path.dirname(this.dir)).catch(() => undefined));
+    await rm(this.dir, { recursive: true, force: true });
+    await rmdir(path.dirname(this.dir)).catch(() => undefined);
   }
 
   /**
@@ -300,7 +305,7 @@ export class PipelineOutput extends OutputBase {
     this.releaseShared();
     if (failure) this.setState('failed');
     else if (this.state !== 'failed') this.setState('stopped');
-    this.removeDir();
+    await this.removeDir();
   }
 
   private releaseFeed(): void {

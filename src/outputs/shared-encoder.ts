@@ -13,6 +13,12 @@ import { PipelineOutput, type OutputContext, type PipelineServices } from './pip
 // with the first output that asks for it and stops after the last one has finished (so an
 // output finishing its files still gets media), or when the stream closes. It is
 // restarted with back-off like any pipeline; its port, and so the outputs' feeds, stay.
+//
+// A video encoder keeps the picture size it started with (ffmpeg scales every later
+// picture to it), while browsers change size as their bandwidth estimate grows (Firefox
+// starts at 320x240). So when the publisher's keyframes come with a new size, the encoder
+// is started again: the new one starts at that keyframe (the worker's cached one), and the
+// outputs' feeds carry on across the change of SSRC (rtp/forwarder.ts).
 
 export interface SharedEncoderSpec {
   /** pipelines/shared/<name>.json */
@@ -24,6 +30,13 @@ export interface SharedEncoderSpec {
   values: (source: Track) => Values;
   /** How much later than the source the encoded media arrives (measured; see each spec). */
   latencyMs: number;
+  /** Start the encoder again when the source's picture size changes (video). */
+  followPictureSize?: boolean;
+}
+
+function sizeOf(source: Track): string | undefined {
+  const { width, height } = source.parameterSets;
+  return width && height ? `${width}x${height}` : undefined;
 }
 
 export class SharedEncoder implements StreamHelper {
@@ -32,6 +45,11 @@ export class SharedEncoder implements StreamHelper {
   private encoder: PipelineOutput | undefined;
   private stopping: Promise<void> | undefined;
   private definition: PipelineDefinition | undefined;
+  /** The picture size the running encoder started with (when it follows sizes). */
+  private encodedSize: string | undefined;
+  private unwatch: (() => void) | undefined;
+  /** Encoders started again for a new picture size. */
+  sizeRestarts = 0;
 
   constructor(
     private readonly stream: Stream,
@@ -46,8 +64,23 @@ export class SharedEncoder implements StreamHelper {
     if (!source) throw new Error(`stream ${this.stream.name} has no ${this.spec.kind} to encode`);
     this.local ??= this.stream.localTrack(this.spec.codec(source), this.spec.latencyMs);
     const { track, port } = await this.local;
+    await this.stopping; // the port is the old encoder's until it has exited
     if (!this.encoder && this.users > 0 && !this.stream.closed) this.startEncoder(source, port);
     return track;
+  }
+
+  /** The source's picture size changed: a new encoder for it (see the top of this file). */
+  private async sizeChanged(source: Track, port: number): Promise<void> {
+    const size = sizeOf(source);
+    if (!this.encoder || !size || size === this.encodedSize) return;
+    if (this.encodedSize === undefined) {
+      this.encodedSize = size; // started before the first keyframe: this is its size
+      return;
+    }
+    this.stream.log.info({ event: 'transcoder.resize', from: this.encodedSize, to: size }, `picture size ${this.encodedSize} -> ${size}: encoder started again`);
+    this.sizeRestarts++;
+    await this.stopEncoder();
+    if (!this.encoder && this.users > 0 && !this.stream.closed) this.startEncoder(source, port);
   }
 
   release(): void {
@@ -70,6 +103,10 @@ export class SharedEncoder implements StreamHelper {
       log: s.log,
     };
     const values = { ...this.spec.values(source), port, file: '' };
+    if (this.spec.followPictureSize) {
+      this.encodedSize = sizeOf(source);
+      this.unwatch ??= source.watchParameterSets(() => void this.sizeChanged(source, port));
+    }
     this.encoder = new PipelineOutput(this.definition, outputDir(this.services.dataDir, s.name, id), values, ctx, { id, removeDirWhenDone: true, waitForParameterSets: false });
     this.encoder.on('state', (state) => s.log.debug({ event: id, state, error: this.encoder?.error }, `${id} encoder ${state}`));
     void this.encoder.start();
@@ -86,6 +123,7 @@ export class SharedEncoder implements StreamHelper {
   /** The stream is closing (its outputs have stopped). */
   async stop(): Promise<void> {
     this.users = 0;
+    this.unwatch?.();
     await this.stopEncoder();
   }
 }

@@ -41,5 +41,6 @@ export function sharedH264(stream: Stream, services: PipelineServices & { dataDi
     codec: () => TRANSCODED_H264,
     values: () => ({ keyframeSeconds: settings.keyframeSeconds, videoKbps: settings.videoKbps }),
     latencyMs: TRANSCODER_LATENCY_MS,
+    followPictureSize: true,
   }));
 }

@@ -2,8 +2,8 @@ import type { ParameterSetInfo, TrackStats } from '../media/messages.js';
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
 
 // A publisher's track as the main thread sees it: the negotiated codec, the H.264
-// parameter sets (for session SDPs) and the counters its media worker reports every
-// second (media/track.ts holds the packets themselves).
+// parameter sets (for session SDPs) or VP8/VP9 picture size, and the counters its media
+// worker reports every second (media/track.ts holds the packets themselves).
 
 export interface TrackInfo {
   kind: 'audio' | 'video';
@@ -33,6 +33,7 @@ export class Track {
   private statsAt = 0;
   private sets: ParameterSetInfo = {};
   private readonly waiters = new Set<() => void>();
+  private readonly watchers = new Set<(sets: ParameterSetInfo) => void>();
 
   constructor(
     readonly codec: ChosenCodec,
@@ -44,7 +45,7 @@ export class Track {
     return this.codec.kind;
   }
 
-  /** The latest H.264 parameter sets (empty until SPS and PPS were seen). */
+  /** The latest H.264 parameter sets (empty until SPS and PPS were seen), or VP8/VP9 picture size. */
   get parameterSets(): ParameterSetInfo {
     return this.sets;
   }
@@ -77,11 +78,18 @@ export class Track {
     this.statsAt = performance.now();
   }
 
-  /** From the worker: SPS and PPS are known (or changed). */
+  /** From the worker: SPS and PPS are known (or changed), or a VP8/VP9 keyframe came with a new size. */
   updateParameterSets(sets: ParameterSetInfo): void {
     this.sets = sets;
     for (const w of this.waiters) w();
     this.waiters.clear();
+    for (const w of this.watchers) w(sets);
+  }
+
+  /** Calls `watcher` on every change of parameter sets or picture size; returns how to stop. */
+  watchParameterSets(watcher: (sets: ParameterSetInfo) => void): () => void {
+    this.watchers.add(watcher);
+    return () => this.watchers.delete(watcher);
   }
 
   /** Resolves once SPS and PPS are known (H.264), at once for other codecs. */

@@ -6,8 +6,9 @@ import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.
 
 // A publisher that sends no H.264 (Chromium forced to VP8 or VP9 with setCodecPreferences,
 // as Firefox without OpenH264 does) still reaches every viewer: its video is transcoded
-// to H.264 once per stream, and HLS carries H.264 + AAC at the camera's size. One more
-// than transcode.maxConcurrent gets a 503 that says why.
+// to H.264 once per stream, and HLS carries H.264 + AAC at the camera's size, and at the
+// new size when the browser changes it (as it does when its bandwidth estimate moves). One
+// more than transcode.maxConcurrent gets a 503 that says why.
 
 describe('VP8 and VP9 publishers are transcoded to H.264', () => {
   let t: TestGateway;
@@ -46,9 +47,25 @@ describe('VP8 and VP9 publishers are transcoded to H.264', () => {
       expect(v).toMatchObject({ codec_name: 'h264', width: 640, height: 480 });
       expect(v?.profile).toMatch(/Baseline/);
       expect(probe.streams.find((s) => s.codec_type === 'audio')).toMatchObject({ codec_name: 'aac' });
-      const info = (await (await fetch(`${t.url}/api/streams/${name}`)).json()) as { tracks: { kind: string; codec: string; transcoded?: boolean }[] };
-      expect(info.tracks.find((x) => x.kind === 'video')).toMatchObject({ codec, transcoded: true });
+      expect(await videoTrack(name)).toMatchObject({ codec, transcoded: true, width: 640, height: 480 });
+
+      // The browser halves its picture: the newest segments follow (the transcoder is started
+      // again at the first keyframe of the new size), and the API shows the size sent.
+      await page.scaleVideoDown(2);
+      const latest = await waitFor('a segment at 320x240', async () => {
+        const text = await (await fetch(playlist)).text();
+        const segment = new URL(text.trim().split('\n').filter((l) => l.endsWith('.ts')).at(-1) ?? '', playlist).href;
+        const s = (await ffprobe(segment)).streams.find((x) => x.codec_type === 'video');
+        return s?.width === 320 ? s : undefined;
+      }, 20_000);
+      expect(latest).toMatchObject({ codec_name: 'h264', width: 320, height: 240 });
+      expect(await videoTrack(name)).toMatchObject({ width: 320, height: 240 });
     });
+  }
+
+  async function videoTrack(name: string): Promise<Record<string, unknown> | undefined> {
+    const info = (await (await fetch(`${t.url}/api/streams/${name}`)).json()) as { tracks: Record<string, unknown>[] };
+    return info.tracks.find((x) => x.kind === 'video');
   }
 
   it('refuses one VP8 publisher more than transcode.maxConcurrent with a 503 that says why; H.264 still gets in', async () => {

@@ -215,6 +215,13 @@ window.whip = {
     });
     return out;
   },
+  // What a browser does by itself when its bandwidth estimate or CPU changes: send a smaller picture.
+  async scaleVideoDown(factor) {
+    const sender = pc.getSenders().find((s) => s.track?.kind === 'video');
+    const p = sender.getParameters();
+    p.encodings = p.encodings.map((e) => ({ ...e, scaleResolutionDownBy: factor }));
+    await sender.setParameters(p);
+  },
   async stop() {
     const status = resource ? (await fetch(resource, { method: 'DELETE' })).status : 0;
     pc?.close();
@@ -266,6 +273,7 @@ interface WhipGlobal {
   state: () => string;
   framesSent: () => Promise<number>;
   senderStats: () => Promise<SenderStats>;
+  scaleVideoDown: (factor: number) => Promise<void>;
   stop: () => Promise<number>;
 }
 
@@ -359,6 +367,11 @@ export class PublisherPage {
 
   senderStats(): Promise<SenderStats> {
     return this.page.evaluate(() => window.whip.senderStats());
+  }
+
+  /** Sends the video `factor` times smaller (RTCRtpSender.setParameters scaleResolutionDownBy). */
+  scaleVideoDown(factor: number): Promise<void> {
+    return this.page.evaluate((f) => window.whip.scaleVideoDown(f), factor);
   }
 
   /** DELETE the session resource from the page (CORS), close the peer; returns the DELETE status. */
