@@ -1,0 +1,82 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getStream } from '../helpers/e2e-api.js';
+import { ffprobe } from '../helpers/ffprobe.js';
+import { firefoxMissing, publishWithFirefox, type FirefoxPublisher } from '../helpers/firefox.js';
+import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
+import { createShapedLink, netnsSupport, type ShapedLink } from '../helpers/shaped-link.js';
+
+// A real Firefox without OpenH264 (Debian's firefox-esr as shipped: it offers VP8, VP9
+// and AV1) publishes from its page over WHIP with default settings, as a user's would.
+// Every output gets H.264 + AAC at the camera's size: HLS (once Firefox's bandwidth
+// estimate has let it send its full camera size; it starts at 320x240), /live MPEG-TS,
+// and a recording. Firefox runs in a network namespace of the test's own (firefox.ts says why).
+
+const unsupported = (await netnsSupport()) ?? firefoxMissing();
+
+describe.skipIf(unsupported)(`Firefox publishes VP8 ${unsupported ? `(skipped: ${unsupported})` : ''}`, () => {
+  let link: ShapedLink;
+  let t: TestGateway;
+  let ff: FirefoxPublisher;
+  const name = 'foxcam';
+  const api = (p: string) => `${t.url}/api/streams/${name}${p}`;
+
+  beforeAll(async () => {
+    link = await createShapedLink({ rateKbit: 100_000, queueMs: 50 });
+    t = await startTestGateway({ http: { host: link.gatewayAddress }, ice: { addresses: [link.gatewayAddress] }, auth: { mode: 'none' } });
+    ff = await publishWithFirefox({ ns: link.ns, host: link.gatewayAddress, whipUrl: `${t.url}/whip/${name}` });
+  }, 60_000);
+
+  afterAll(async () => {
+    await ff?.close();
+    await t?.close();
+    await link?.destroy();
+  });
+
+  it('offers no H.264, gets VP8 accepted, connects over the namespace link', async () => {
+    const offer = await ff.next('offer', 45_000);
+    expect(offer.sdp).toMatch(/VP8\/90000/);
+    expect(offer.sdp).not.toMatch(/H264/);
+    const answer = await ff.next('answer');
+    expect(answer.status, answer.sdp).toBe(201);
+    expect(answer.sdp).toMatch(/a=rtpmap:\d+ VP8\/90000/);
+    await ff.next('connected', 20_000, (r) => r.state === 'connected');
+    const { info } = await getStream(t.url, name);
+    expect(info?.ice?.remote.address).toBe(link.publisherAddress);
+    expect(info?.tracks.find((x) => x.kind === 'video')).toMatchObject({ codec: 'VP8', transcoded: true });
+  }, 90_000);
+
+  it('HLS carries H.264 + AAC at the camera size once Firefox sends it', async () => {
+    const full = await ff.next('stats', 30_000, (r) => r.frameWidth === 640);
+    const first = ff.reports.find((r) => r.step === 'stats' && r.frameWidth);
+    console.log(`Firefox: first ${first?.frameWidth}x${first?.frameHeight}, 640x480 after ${(((full.at ?? 0) - (first?.at ?? 0)) / 1000).toFixed(1)} s`);
+    const playlist = `${t.url}/hls/${name}/index.m3u8`;
+    const video = await waitFor('an HLS segment at 640x480', async () => {
+      const res = await fetch(playlist);
+      if (!res.ok) return undefined;
+      const segment = (await res.text()).trim().split('\n').filter((l) => l.endsWith('.ts')).at(-1);
+      if (!segment) return undefined;
+      const probe = await ffprobe(new URL(segment, playlist).href);
+      const v = probe.streams.find((s) => s.codec_type === 'video');
+      return v?.width === 640 && probe.streams.some((s) => s.codec_type === 'audio' && s.codec_name === 'aac') ? v : undefined;
+    }, 30_000, 500);
+    expect(video).toMatchObject({ codec_name: 'h264', width: 640, height: 480 });
+    expect(video.profile).toMatch(/Baseline/);
+    expect((await getStream(t.url, name)).info?.tracks.find((x) => x.kind === 'video')).toMatchObject({ width: 640, height: 480 });
+  }, 60_000);
+
+  it('/live MPEG-TS and a recording have H.264 + AAC / Opus at the camera size', async () => {
+    const live = await ffprobe(`${t.url}/live/${name}.ts`);
+    expect(live.streams.find((s) => s.codec_type === 'video')).toMatchObject({ codec_name: 'h264', width: 640, height: 480 });
+    expect(live.streams.find((s) => s.codec_type === 'audio')).toMatchObject({ codec_name: 'aac' });
+
+    const res = await fetch(api('/outputs'), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'record', format: 'mkv' }) });
+    expect(res.status).toBe(201);
+    const { id, urls } = (await res.json()) as { id: string; urls: { file: string } };
+    await new Promise((r) => setTimeout(r, 4000));
+    expect((await fetch(api(`/outputs/${id}`), { method: 'DELETE' })).status).toBe(204);
+    const rec = await ffprobe(`${t.url}${urls.file}`);
+    expect(rec.streams.find((s) => s.codec_type === 'video')).toMatchObject({ codec_name: 'h264', width: 640, height: 480 });
+    expect(rec.streams.find((s) => s.codec_type === 'audio')?.codec_name).toMatch(/^(opus|aac)$/);
+    expect(Number(rec.format.duration)).toBeGreaterThan(2.5);
+  }, 60_000);
+});
