@@ -135,3 +135,24 @@ export function describeCodec(c: OfferedCodec): string {
 export function writeSdp(sdp: sdpTransform.SessionDescription): string {
   return sdpTransform.write(sdp);
 }
+
+/** A candidate whose address is an mDNS name (`<uuid>.local`). */
+export function isMdnsCandidate(candidate: string): boolean {
+  return /\.local$/i.test(candidate.replace(/^(a=)?candidate:/, '').trim().split(/\s+/)[4] ?? '');
+}
+
+/**
+ * The offer without host candidates hidden behind mDNS names (`<uuid>.local`): browsers
+ * send those when the page has not been granted a camera or microphone (Firefox also when
+ * permission prompts are turned off). Only the browser's own network could resolve them;
+ * werift would multicast a query from the gateway for each and wait up to 10 s, and the
+ * publisher never connected (measured with Firefox). Without them, the browser's checks
+ * to the gateway's candidates make peer-reflexive ones, and it connects.
+ */
+export function withoutMdnsCandidates(sdp: sdpTransform.SessionDescription): sdpTransform.SessionDescription {
+  const copy = structuredClone(sdp);
+  for (const m of copy.media) {
+    if (m.candidates) m.candidates = m.candidates.filter((c) => !c.ip.toLowerCase().endsWith('.local'));
+  }
+  return copy;
+}

@@ -15,11 +15,14 @@ import type { Config } from '../config/schema.js';
 import type { RtpPacketLite } from '../rtp/packet.js';
 import { formatFmtp } from '../sdp/render.js';
 import { shapeAnswer, transportCcExtensionIds, type VideoBitrate } from '../sdp/answer.js';
-import { writeSdp, type ParsedOffer } from '../sdp/offer.js';
+import { isMdnsCandidate, withoutMdnsCandidates, writeSdp, type ParsedOffer } from '../sdp/offer.js';
 import { chooseCodecs, restrictOffer, type ChosenCodec } from './codec-policy.js';
 import { CongestionFeedback } from './congestion-feedback.js';
 import { SsrcFollower } from './ssrc-follower.js';
 import { gatewayServers, iceOptions, keepToConfiguredStun } from './ice-options.js';
+import { waitForPeerChecks } from './wait-for-peer-checks.js';
+
+waitForPeerChecks(); // publishers that send no candidate the gateway can check (see there)
 
 // One publisher's werift peer connection: answers the offer with the codec policy, hands
 // decrypted RTP out as plain packets, and takes keyframe requests. The rest of the gateway
@@ -136,7 +139,7 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
     });
     try {
       try {
-        await pc.setRemoteDescription({ type: 'offer', sdp: writeSdp(restrictOffer(offer.sdp, tracks)) });
+        await pc.setRemoteDescription({ type: 'offer', sdp: writeSdp(withoutMdnsCandidates(restrictOffer(offer.sdp, tracks))) });
         for (const t of pc.getTransceivers()) {
           if (!peer.receivers.has(indexOf(pc, t))) peer.watchTransceiver(t);
           t.setDirection('recvonly');
@@ -196,7 +199,7 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
 
   /** A candidate from the publisher (trickle ICE); null or empty means end of candidates. */
   async addRemoteCandidate(c: CandidateInit | null): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || (c?.candidate && isMdnsCandidate(c.candidate))) return; // see withoutMdnsCandidates
     await this.pc.addIceCandidate(c && c.candidate ? c : undefined);
   }
 

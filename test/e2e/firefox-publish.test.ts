@@ -10,6 +10,7 @@ import { createShapedLink, netnsSupport, type ShapedLink } from '../helpers/shap
 // Every output gets H.264 + AAC at the camera's size: HLS (once Firefox's bandwidth
 // estimate has let it send its full camera size; it starts at 320x240), /live MPEG-TS,
 // and a recording. Firefox runs in a network namespace of the test's own (firefox.ts says why).
+// A Firefox whose host candidates are mDNS names (a page without a camera grant) connects too.
 
 const unsupported = (await netnsSupport()) ?? firefoxMissing();
 
@@ -79,4 +80,22 @@ describe.skipIf(unsupported)(`Firefox publishes VP8 ${unsupported ? `(skipped: $
     expect(rec.streams.find((s) => s.codec_type === 'audio')?.codec_name).toMatch(/^(opus|aac)$/);
     expect(Number(rec.format.duration)).toBeGreaterThan(2.5);
   }, 60_000);
+
+  it('connects a Firefox that sends only mDNS host candidates, by its checks (peer-reflexive)', async () => {
+    const hidden = await publishWithFirefox({ ns: link.ns, host: link.gatewayAddress, whipUrl: `${t.url}/whip/foxmdns`, mdnsCandidates: true });
+    try {
+      const offer = await hidden.next('offer', 45_000);
+      expect(offer.sdp).toMatch(/a=candidate:\S+ 1 UDP \d+ [0-9a-f-]+\.local \d+ typ host/i);
+      expect(offer.sdp).not.toMatch(new RegExp(`a=candidate:.* ${link.publisherAddress.replace(/\./g, '\\.')} `));
+      expect((await hidden.next('answer')).status).toBe(201);
+      await hidden.next('connected', 20_000, (r) => r.state === 'connected');
+      const live = await waitFor('video from the mDNS publisher', async () => {
+        const { info } = await getStream(t.url, 'foxmdns');
+        return (info?.tracks.find((x) => x.kind === 'video')?.packets ?? 0) > 50 ? info : undefined;
+      });
+      expect(live.ice?.remote.address).toBe(link.publisherAddress);
+    } finally {
+      await hidden.close();
+    }
+  }, 90_000);
 });

@@ -37,7 +37,7 @@ const PREFS: Record<string, boolean | string | number> = {
   // Host candidates with their address, as Firefox gives them once a user has allowed the
   // camera (permission.disabled above skips that grant, and Firefox would hide them
   // behind mDNS names).
-  'media.peerconnection.ice.obfuscate_host_addresses': false,
+  'media.peerconnection.ice.obfuscate_host_addresses': true,
   // A quiet first start: no network fetches, updates, telemetry or first-run pages.
   'app.update.enabled': false,
   'app.normandy.enabled': false,
@@ -119,13 +119,21 @@ export interface FirefoxPublisher {
 
 /**
  * Starts Firefox in network namespace `ns`, on a page served from `host` (an address of
- * this namespace that `ns` reaches), publishing to `whipUrl`.
+ * this namespace that `ns` reaches), publishing to `whipUrl`; with `mdnsCandidates`, its
+ * host candidates carry mDNS names instead of addresses.
  */
-export async function publishWithFirefox(opts: { ns: string; host: string; whipUrl: string }): Promise<FirefoxPublisher> {
+export async function publishWithFirefox(opts: { ns: string; host: string; whipUrl: string; mdnsCandidates?: boolean }): Promise<FirefoxPublisher> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'firefox-'));
   const profile = path.join(dir, 'profile');
   await mkdir(profile);
-  await writeFile(path.join(profile, 'user.js'), Object.entries(PREFS).map(([k, v]) => `user_pref(${JSON.stringify(k)}, ${JSON.stringify(v)});`).join('\n') + '\n');
+  const prefs = {
+    ...PREFS,
+    // Host candidates with their address, as Firefox gives them once a user has allowed the
+    // camera; permission.disabled skips that grant, so Firefox would hide them behind mDNS
+    // names (`<uuid>.local`), as it does for a page without a grant.
+    'media.peerconnection.ice.obfuscate_host_addresses': opts.mdnsCandidates ?? false,
+  };
+  await writeFile(path.join(profile, 'user.js'), Object.entries(prefs).map(([k, v]) => `user_pref(${JSON.stringify(k)}, ${JSON.stringify(v)});`).join('\n') + '\n');
 
   const reports: FirefoxReport[] = [];
   const waiters = new Set<() => void>();

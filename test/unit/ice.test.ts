@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
+import * as sdpTransform from 'sdp-transform';
+import { isMdnsCandidate, withoutMdnsCandidates } from '../../src/sdp/offer.js';
 import { iceOptions } from '../../src/webrtc/ice-options.js';
 import { iceServers, turnRestCredentials } from '../../src/webrtc/ice-servers.js';
 
@@ -35,5 +37,19 @@ describe('ICE settings', () => {
   it('uses every interface by default, IPv6 only when asked', () => {
     expect(iceOptions(parseConfig({}).ice)).toMatchObject({ iceUseIpv4: true, iceUseIpv6: false });
     expect(iceOptions(parseConfig({ ice: { ipv6: true } }).ice)).toMatchObject({ iceUseIpv6: true });
+  });
+
+  it("drops host candidates named by mDNS (only the browser's network resolves them), keeps the rest", () => {
+    const offer = sdpTransform.parse(
+      ['v=0', 'o=- 1 1 IN IP4 0.0.0.0', 's=-', 't=0 0', 'm=video 9 UDP/TLS/RTP/SAVPF 120', 'c=IN IP4 0.0.0.0',
+        'a=candidate:0 1 UDP 2122252543 977d7fd8-2b4c-4599-a65d-d42aa9ce0717.local 56571 typ host',
+        'a=candidate:1 1 UDP 1686052863 203.0.113.9 40000 typ srflx raddr 0.0.0.0 rport 0',
+        'a=candidate:2 1 UDP 2122252543 10.0.0.5 56572 typ host', ''].join('\r\n'),
+    );
+    expect(withoutMdnsCandidates(offer).media[0].candidates?.map((c) => c.ip)).toEqual(['203.0.113.9', '10.0.0.5']);
+    expect(offer.media[0].candidates).toHaveLength(3); // the parsed offer is left as it was
+    expect(isMdnsCandidate('candidate:0 1 UDP 2122252543 977d7fd8-2b4c-4599-a65d-d42aa9ce0717.local 56571 typ host')).toBe(true);
+    expect(isMdnsCandidate('a=candidate:0 1 udp 2122252543 10.0.0.5 56571 typ host')).toBe(false);
+    expect(isMdnsCandidate('')).toBe(false);
   });
 });
