@@ -4,11 +4,11 @@ import { Connection } from 'werift';
 // werift's ICE agent (full ICE, as the gateway runs it) fails at once when it starts with
 // no remote candidate to check: its check list is empty, so its wait for a result ends
 // before the publisher's own checks arrive. That is every offer whose only candidates are
-// mDNS names (`<uuid>.local`, dropped by sdp/offer.ts: Chromium and Firefox send them when
-// a page has no camera grant, Chromium for a screen-only publisher), and a trickle offer
-// whose candidates come after the answer. Yet the publisher reaches the gateway's
-// candidates, and its checks would make peer-reflexive pairs that work: measured with
-// Firefox, "ICE negotiation failed" 60 ms after the answer, 200 ms before its first check.
+// mDNS names (`<uuid>.local`, dropped by sdp/offer.ts: browsers send them for a page
+// without a camera or microphone grant), and a trickle offer whose candidates come after
+// the answer. Yet the publisher reaches the gateway's candidates, and its checks would make
+// peer-reflexive pairs that work: measured with Firefox, werift reported "ICE negotiation
+// failed" 235 ms before Firefox's first check arrived and completed a pair nobody used.
 //
 // So, until werift does it itself, its connect() first waits (up to the gateway's connect
 // timeout) for a remote candidate or an incoming check, which werift keeps as an "early
