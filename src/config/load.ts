@@ -39,6 +39,8 @@ export const ENV_KEYS: Record<string, string> = {
   HLS_AUDIO: 'hls.audio',
   TRANSCODE_MAX_CONCURRENT: 'transcode.maxConcurrent',
   TRANSCODE_VIDEO_KBPS: 'transcode.videoKbps',
+  TRANSCODE_MAX_HEIGHT: 'transcode.maxHeight',
+  TRANSCODE_PRESET: 'transcode.preset',
   RECORDINGS_MIN_FREE_MB: 'recordings.minFreeMB',
   REPLACE_EXISTING_PUBLISHER: 'streams.replaceExisting',
   RESUME_OUTPUTS_SECONDS: 'streams.resumeOutputsSeconds',

@@ -165,6 +165,13 @@ export const configSchema = z
         maxConcurrent: z.number().int().min(0).max(1000).default(2),
         /** The H.264 bitrate of a transcoded stream (kbit/s). */
         videoKbps: z.number().int().min(100).max(20_000).default(2500),
+        /**
+         * Taller pictures are scaled down to this height, keeping their shape. maxConcurrent's
+         * default was measured at 720p (half a core each); 1080p took 90 % of a core.
+         */
+        maxHeight: z.number().int().min(144).max(4320).default(720),
+        /** x264 speed preset: slower ones are sharper at the same bitrate and cost more CPU. */
+        preset: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium']).default('veryfast'),
       })
       .strict()
       .prefault({}),

@@ -54,7 +54,7 @@ export class OutputCatalog {
       targets: services.targets,
       shared: {
         audio: (stream) => sharedAac(stream, kind),
-        video: (stream) => sharedH264(stream, kind, { keyframeSeconds: config.hls.segmentSeconds, videoKbps: config.transcode.videoKbps }),
+        video: (stream) => sharedH264(stream, kind, { keyframeSeconds: config.hls.segmentSeconds, videoKbps: config.transcode.videoKbps, maxHeight: config.transcode.maxHeight, preset: config.transcode.preset }),
       },
     };
     this.hls = new HlsKind(kind, config.hls.cleanupAfterSeconds);

@@ -1,5 +1,5 @@
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
-import { loadSharedDefinition, type PipelineDefinition, type Values } from '../pipelines/definition.js';
+import { loadSharedDefinition, resolveParams, type PipelineDefinition, type Values } from '../pipelines/definition.js';
 import type { Stream, StreamHelper } from '../streams/stream.js';
 import type { Track } from '../streams/track.js';
 import { outputDir } from './kind.js';
@@ -102,7 +102,8 @@ export class SharedEncoder implements StreamHelper {
       openFeed: (targets) => s.openFeed(targets),
       log: s.log,
     };
-    const values = { ...this.spec.values(source), port, file: '' };
+    // The definition's defaults for what the spec leaves out.
+    const values = { ...resolveParams(this.definition, { port }), ...this.spec.values(source), port, file: '' };
     if (this.spec.followPictureSize) {
       this.encodedSize = sizeOf(source);
       this.unwatch ??= source.watchParameterSets(() => void this.sizeChanged(source, port));

@@ -31,6 +31,10 @@ export const TRANSCODER_LATENCY_MS = 75;
 export interface TranscodeSettings {
   keyframeSeconds: number;
   videoKbps: number;
+  /** Taller pictures are scaled down to this height. */
+  maxHeight: number;
+  /** x264 preset (pipelines/shared/h264.json lists them). */
+  preset: string;
 }
 
 /** The stream's shared H.264 (made on first use). */
@@ -39,7 +43,7 @@ export function sharedH264(stream: Stream, services: PipelineServices & { dataDi
     pipeline: 'h264',
     kind: 'video',
     codec: () => TRANSCODED_H264,
-    values: () => ({ keyframeSeconds: settings.keyframeSeconds, videoKbps: settings.videoKbps }),
+    values: () => ({ ...settings }),
     latencyMs: TRANSCODER_LATENCY_MS,
     followPictureSize: true,
   }));

@@ -6,9 +6,10 @@ import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.
 
 // A publisher that sends no H.264 (Chromium forced to VP8 or VP9 with setCodecPreferences,
 // as Firefox without OpenH264 does) still reaches every viewer: its video is transcoded
-// to H.264 once per stream, and HLS carries H.264 + AAC at the camera's size, and at the
-// new size when the browser changes it (as it does when its bandwidth estimate moves). One
-// more than transcode.maxConcurrent gets a 503 that says why.
+// to H.264 once per stream, and HLS carries H.264 + AAC at the camera's size (scaled down
+// to transcode.maxHeight when taller), and at the new size when the browser changes it (as
+// it does when its bandwidth estimate moves). One more than transcode.maxConcurrent gets a
+// 503 that says why.
 
 describe('VP8 and VP9 publishers are transcoded to H.264', () => {
   let t: TestGateway;
@@ -17,7 +18,7 @@ describe('VP8 and VP9 publishers are transcoded to H.264', () => {
   const pages: PublisherPage[] = [];
 
   beforeAll(async () => {
-    [t, site, browser] = await Promise.all([startTestGateway({ transcode: { maxConcurrent: 2 } }), startPageServer(), launchChromium()]);
+    [t, site, browser] = await Promise.all([startTestGateway({ transcode: { maxConcurrent: 2, maxHeight: 360 } }), startPageServer(), launchChromium()]);
   });
 
   afterAll(async () => {
@@ -27,12 +28,18 @@ describe('VP8 and VP9 publishers are transcoded to H.264', () => {
     await t?.close();
   });
 
-  for (const codec of ['VP8', 'VP9'] as const) {
-    it(`${codec}: HLS with H.264 Constrained Baseline and AAC at the camera size`, async () => {
+  // transcode.maxHeight is 360 here: the VP8 camera (640x480) is scaled down to 480x360,
+  // the VP9 one (640x360) is not; halved, both are below the cap.
+  const cases = [
+    { codec: 'VP8', camera: [640, 480], hls: [480, 360], halved: [320, 240] },
+    { codec: 'VP9', camera: [640, 360], hls: [640, 360], halved: [320, 180] },
+  ] as const;
+  for (const { codec, camera, hls, halved } of cases) {
+    it(`${codec} ${camera.join('x')}: HLS with H.264 Constrained Baseline and AAC at ${hls.join('x')}, following the browser's size`, async () => {
       const name = `${codec.toLowerCase()}cam`;
       const page = await PublisherPage.open(browser, site.url);
       pages.push(page);
-      const res = await page.publish(`${t.url}/whip/${name}`, { video: { width: 640, height: 480 }, audio: true, onlyVideo: [codec] });
+      const res = await page.publish(`${t.url}/whip/${name}`, { video: { width: camera[0], height: camera[1] }, audio: true, onlyVideo: [codec] });
       expect(res.offer).not.toMatch(/H264/);
       expect(res.status, res.body).toBe(201);
       expect(res.body).toMatch(new RegExp(`a=rtpmap:\\d+ ${codec}/90000`));
@@ -44,22 +51,23 @@ describe('VP8 and VP9 publishers are transcoded to H.264', () => {
       }, 30_000);
       const probe = await ffprobe(playlist);
       const v = probe.streams.find((s) => s.codec_type === 'video');
-      expect(v).toMatchObject({ codec_name: 'h264', width: 640, height: 480 });
+      expect(v).toMatchObject({ codec_name: 'h264', width: hls[0], height: hls[1] });
       expect(v?.profile).toMatch(/Baseline/);
       expect(probe.streams.find((s) => s.codec_type === 'audio')).toMatchObject({ codec_name: 'aac' });
-      expect(await videoTrack(name)).toMatchObject({ codec, transcoded: true, width: 640, height: 480 });
+      // The API shows what the browser sends.
+      expect(await videoTrack(name)).toMatchObject({ codec, transcoded: true, width: camera[0], height: camera[1] });
 
       // The browser halves its picture: the newest segments follow (the transcoder is started
-      // again at the first keyframe of the new size), and the API shows the size sent.
+      // again at the first keyframe of the new size).
       await page.scaleVideoDown(2);
-      const latest = await waitFor('a segment at 320x240', async () => {
+      const latest = await waitFor(`a segment at ${halved.join('x')}`, async () => {
         const text = await (await fetch(playlist)).text();
         const segment = new URL(text.trim().split('\n').filter((l) => l.endsWith('.ts')).at(-1) ?? '', playlist).href;
         const s = (await ffprobe(segment)).streams.find((x) => x.codec_type === 'video');
-        return s?.width === 320 ? s : undefined;
+        return s?.width === halved[0] ? s : undefined;
       }, 20_000);
-      expect(latest).toMatchObject({ codec_name: 'h264', width: 320, height: 240 });
-      expect(await videoTrack(name)).toMatchObject({ width: 320, height: 240 });
+      expect(latest).toMatchObject({ codec_name: 'h264', width: halved[0], height: halved[1] });
+      expect(await videoTrack(name)).toMatchObject({ width: halved[0], height: halved[1] });
     });
   }
 

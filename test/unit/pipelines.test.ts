@@ -37,6 +37,17 @@ describe('pipeline definitions', () => {
     expect(args.inputOptions).toContain('-protocol_whitelist');
   });
 
+  it('transcodes VP8/VP9 with the configured x264 preset and height cap (defaults veryfast, 720)', () => {
+    const h264 = loadSharedDefinition('h264');
+    const args = (given: Record<string, unknown>) =>
+      buildArgs(h264, { ...resolveParams(h264, { port: 40000, ...given }), dir: '/d', stream: 's', audioChannels: 2, audioBitrate: '128k', file: '' }, { video: true, audio: false }).outputOptions.join(' ');
+    expect(args({})).toContain('-vf scale=-2:trunc(min(ih\\,720)/2)*2 ');
+    expect(args({})).toContain('-preset veryfast -tune zerolatency');
+    expect(args({ preset: 'fast', maxHeight: 480 })).toContain('-vf scale=-2:trunc(min(ih\\,480)/2)*2 ');
+    expect(args({ preset: 'fast', maxHeight: 480 })).toContain('-preset fast -tune zerolatency');
+    expect(() => resolveParams(h264, { port: 40000, preset: 'placebo' })).toThrow(/preset/);
+  });
+
   it('goes on with the playlist when HLS ffmpeg is started again after it died', () => {
     const values = { ...resolveParams(hls), dir: '/d', stream: 's', audioChannels: 2, audioBitrate: '128k', file: '' };
     const flags = (restart: boolean) => {
