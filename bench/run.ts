@@ -13,7 +13,7 @@ import { outputsBench, printOutputs, type OutputsReport } from './outputs.js';
 import { chromiumBench, printChromium, type ChromiumReport } from './chromium.js';
 import { authBench, printAuth, type AuthReport } from './auth.js';
 import { janusAvailable, janusBench, printJanus, type JanusRow } from './janus.js';
-import { printTranscode, transcodeBench, type TranscodeRow } from './transcode.js';
+import { printTranscode, transcodeBench, type TranscodeReport } from './transcode.js';
 
 // npm run bench: start-up latency (WHIP 201 -> connected -> first HLS segment) and the cost
 // of N concurrent 720p30 publishers (CPU, memory, packets, HLS health) for the gateway run
@@ -581,7 +581,7 @@ function print(report: {
   authError?: string;
   janus?: JanusRow[];
   janusError?: string;
-  transcode?: TranscodeRow[];
+  transcode?: TranscodeReport;
   transcodeError?: string;
   benchSeconds: number;
 }): void {

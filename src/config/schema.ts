@@ -160,14 +160,14 @@ export const configSchema = z
       .object({
         /**
          * VP8/VP9 publishers transcoded to H.264 at once (one ffmpeg each); one more gets
-         * 503. A 720p30 transcode took about half a core here, 360p a sixth.
+         * 503. A 720p30 transcode took 38 % of a core here, 360p 14 % (docs/benchmarks.md §10).
          */
         maxConcurrent: z.number().int().min(0).max(1000).default(2),
         /** The H.264 bitrate of a transcoded stream (kbit/s). */
         videoKbps: z.number().int().min(100).max(20_000).default(2500),
         /**
          * Taller pictures are scaled down to this height, keeping their shape. maxConcurrent's
-         * default was measured at 720p (half a core each); 1080p took 90 % of a core.
+         * default was sized at 720p (38 % of a core each); 1080p took 76 %.
          */
         maxHeight: z.number().int().min(144).max(4320).default(720),
         /** x264 speed preset: slower ones are sharper at the same bitrate and cost more CPU. */

@@ -140,6 +140,17 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
             height: { type: 'integer' },
             fps: { type: 'integer', description: 'video: frames per second arriving at the gateway' },
             transcoded: { type: 'boolean', description: 'VP8/VP9 video: outputs get it transcoded to H.264, once for the stream' },
+            encoder: {
+              type: 'object',
+              description: 'the ffmpeg that makes the stream\'s H.264 (VP8/VP9 video) or AAC from this track, once for all outputs, after the first output that needed it',
+              properties: {
+                pipeline: { type: 'string', description: 'pipelines/shared/<pipeline>.json: h264 or aac' },
+                state: { enum: ['starting', 'running', 'stopped'] },
+                cpuPercent: { type: 'number', description: 'its share of one core over the last 2 s' },
+                restarts: { type: 'integer', description: 'started again after ffmpeg died' },
+                resizes: { type: 'integer', description: 'started again for a new picture size from the publisher' },
+              },
+            },
             lost: { type: 'integer', description: 'packets given up on (lost and not repaired by retransmission)' },
           },
         },

@@ -54,6 +54,8 @@ export class MediaTrack {
   private readonly frames = new RateWindow();
   private lastKeyframeTs: number | undefined;
   private ssrc: number | undefined;
+  /** Local tracks: SSRCs of encoders since replaced. */
+  private readonly replacedSsrcs = new Set<number>();
   /** Video: packets from the latest keyframe start on. Audio: the last AUDIO_CACHE_MS, from `cacheStart` on. */
   private cache: Cached[] = [];
   private cacheStart = 0;
@@ -85,8 +87,14 @@ export class MediaTrack {
   /** A packet from the peer, in arrival order. */
   receive(p: RtpPacketLite): void {
     const now = performance.now();
-    // Another source (the publisher changed SSRC): its sequence numbers start elsewhere.
-    if (this.ssrc !== undefined && p.ssrc !== this.ssrc) this.reorder.flush();
+    if (this.ssrc !== undefined && p.ssrc !== this.ssrc) {
+      // A local track's encoder replaced by a new one (outputs/shared-encoder.ts): the new
+      // one's packets from its first on, none of the old one's, which runs until stopped.
+      if (this.local && this.replacedSsrcs.has(p.ssrc)) return;
+      if (this.local) this.replacedSsrcs.add(this.ssrc);
+      // Another source: its sequence numbers start elsewhere.
+      this.reorder.flush();
+    }
     this.ssrc = p.ssrc;
     this.packets++;
     this.bytes += p.payload.length + 12;

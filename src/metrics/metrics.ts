@@ -58,6 +58,18 @@ export class GatewayMetrics {
     perWorker('gateway_media_worker_load', 'Event-loop utilisation of each media worker thread over its last second (0-1; 1 = a busy core)', (w) => w.load);
     perWorker('gateway_media_worker_restarts', 'Times each media worker was started again after it stopped unexpectedly', (w) => w.restarts);
     new Gauge({ name: 'gateway_ffmpeg_processes', help: 'Running ffmpeg processes', registers, collect() { this.set(streams.ffmpegPids().length); } });
+    new Gauge({
+      name: 'gateway_shared_encoder_cpu_percent',
+      help: "CPU of each stream's shared encoder (pipeline h264: VP8/VP9 transcoded to H.264; aac), percent of one core over its last 2 s",
+      labelNames: ['stream', 'pipeline'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of streams.all()) {
+          for (const { encoder } of s.info().tracks) if (encoder?.cpuPercent !== undefined) this.set({ stream: s.name, pipeline: encoder.pipeline }, encoder.cpuPercent);
+        }
+      },
+    });
 
     const perTrack = (name: string, help: string, value: (t: Stream['tracks'][number]) => number) =>
       new Counter({

@@ -75,6 +75,8 @@ export interface PipelineOutputOptions {
   sdp?: string;
   /** Overrides the definition's audioInput (the kind knows: HLS audio copy, a recording's container). */
   audioInput?: PipelineDefinition['audioInput'];
+  /** `source`: the publisher's VP8/VP9 as sent instead of the stream's H.264 from it (a recording that keeps the original). */
+  videoInput?: 'source' | 'h264';
 }
 
 /** Where every ffmpeg input listens and every forwarder sends: nobody else can inject RTP. */
@@ -143,11 +145,11 @@ export class PipelineOutput extends OutputBase {
   /**
    * What this output's ffmpeg reads of `kind`: the publisher's track, or the stream's
    * shared encode of it: AAC when the audio input is `aac`, H.264 when the publisher
-   * sends VP8/VP9 (outputs only ever copy H.264).
+   * sends VP8/VP9 (outputs copy H.264, unless told to take the VP8/VP9 as sent).
    */
   private async track(kind: 'audio' | 'video'): Promise<Track | undefined> {
     const source = this.ctx.tracks.find((t) => t.kind === kind);
-    const wanted = kind === 'audio' ? (this.options.audioInput ?? this.definition.audioInput) === 'aac' : source?.codec.name !== 'H264';
+    const wanted = kind === 'audio' ? (this.options.audioInput ?? this.definition.audioInput) === 'aac' : source?.codec.name !== 'H264' && this.options.videoInput !== 'source';
     const shared = this.ctx.shared?.[kind];
     if (!source || !wanted || !shared) return source;
     let lease = this.leases.get(kind);

@@ -1,7 +1,8 @@
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
 import { loadSharedDefinition, resolveParams, type PipelineDefinition, type Values } from '../pipelines/definition.js';
+import { ProcessCpu } from '../pipelines/process-cpu.js';
 import type { Stream, StreamHelper } from '../streams/stream.js';
-import type { Track } from '../streams/track.js';
+import type { EncoderInfo, Track } from '../streams/track.js';
 import { outputDir } from './kind.js';
 import { PipelineOutput, type OutputContext, type PipelineServices } from './pipeline-output.js';
 
@@ -16,9 +17,13 @@ import { PipelineOutput, type OutputContext, type PipelineServices } from './pip
 //
 // A video encoder keeps the picture size it started with (ffmpeg scales every later
 // picture to it), while browsers change size as their bandwidth estimate grows (Firefox
-// starts at 320x240). So when the publisher's keyframes come with a new size, the encoder
-// is started again: the new one starts at that keyframe (the worker's cached one), and the
-// outputs' feeds carry on across the change of SSRC (rtp/forwarder.ts).
+// starts at 320x240). So when the publisher's keyframes come with a new size, a new
+// encoder is started next to the running one, from that keyframe (the worker's cached
+// one). The worker takes the new encoder's packets from its first one on and drops the
+// old one's (media/track.ts), so the picture goes on without a gap (stopping the old
+// encoder first left 700 ms without pictures); the old one is stopped once the new one's
+// parameter sets have arrived. The outputs' feeds carry on across the change of SSRC
+// (rtp/forwarder.ts).
 
 export interface SharedEncoderSpec {
   /** pipelines/shared/<name>.json */
@@ -34,6 +39,11 @@ export interface SharedEncoderSpec {
   followPictureSize?: boolean;
 }
 
+/** How often a running encoder's CPU is read. */
+const CPU_SAMPLE_MS = 2000;
+/** A replaced encoder is stopped after this long even if its successor has sent nothing yet. */
+const REPLACED_STOP_MS = 5000;
+
 function sizeOf(source: Track): string | undefined {
   const { width, height } = source.parameterSets;
   return width && height ? `${width}x${height}` : undefined;
@@ -48,8 +58,13 @@ export class SharedEncoder implements StreamHelper {
   /** The picture size the running encoder started with (when it follows sizes). */
   private encodedSize: string | undefined;
   private unwatch: (() => void) | undefined;
-  /** Encoders started again for a new picture size. */
-  sizeRestarts = 0;
+  private resizes = 0;
+  /** Restarts of encoders replaced since (a new picture size). */
+  private earlierRestarts = 0;
+  private readonly cpu = new ProcessCpu();
+  private cpuTimer: NodeJS.Timeout | undefined;
+  /** Encoders replaced for a new picture size, until they have stopped. */
+  private readonly replaced = new Set<Promise<void>>();
 
   constructor(
     private readonly stream: Stream,
@@ -77,10 +92,29 @@ export class SharedEncoder implements StreamHelper {
       this.encodedSize = size; // started before the first keyframe: this is its size
       return;
     }
-    this.stream.log.info({ event: 'transcoder.resize', from: this.encodedSize, to: size }, `picture size ${this.encodedSize} -> ${size}: encoder started again`);
-    this.sizeRestarts++;
-    await this.stopEncoder();
-    if (!this.encoder && this.users > 0 && !this.stream.closed) this.startEncoder(source, port);
+    this.stream.log.info({ event: 'transcoder.resize', from: this.encodedSize, to: size }, `picture size ${this.encodedSize} -> ${size}: a new encoder replaces the running one`);
+    this.resizes++;
+    const old = this.encoder;
+    this.earlierRestarts += old.restarts;
+    this.encoder = undefined;
+    this.startEncoder(source, port);
+    const { track } = await this.local!;
+    const stopped = this.whenReplaced(track).then(() => old.stop());
+    this.replaced.add(stopped);
+    void stopped.finally(() => this.replaced.delete(stopped));
+  }
+
+  /** Resolves when the new encoder's parameter sets reached the local track, or after REPLACED_STOP_MS. */
+  private whenReplaced(local: Track): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        unwatch();
+        resolve();
+      };
+      const timer = setTimeout(done, REPLACED_STOP_MS);
+      const unwatch = local.watchParameterSets(done);
+    });
   }
 
   release(): void {
@@ -91,7 +125,8 @@ export class SharedEncoder implements StreamHelper {
   private startEncoder(source: Track, port: number): void {
     this.definition ??= loadSharedDefinition(this.spec.pipeline);
     const s = this.stream;
-    const id = `shared-${this.spec.pipeline}`;
+    // Each encoder its own folder (a replaced one finishes next to its successor).
+    const id = `shared-${this.spec.pipeline}${this.resizes ? `-${this.resizes}` : ''}`;
     const ctx: OutputContext = {
       ports: this.services.ports,
       ffmpegPath: this.services.ffmpegPath,
@@ -111,11 +146,25 @@ export class SharedEncoder implements StreamHelper {
     this.encoder = new PipelineOutput(this.definition, outputDir(this.services.dataDir, s.name, id), values, ctx, { id, removeDirWhenDone: true, waitForParameterSets: false });
     this.encoder.on('state', (state) => s.log.debug({ event: id, state, error: this.encoder?.error }, `${id} encoder ${state}`));
     void this.encoder.start();
+    this.cpuTimer ??= setInterval(() => this.cpu.sample(this.encoder?.pid), CPU_SAMPLE_MS);
+    this.cpuTimer.unref();
+  }
+
+  /** The track's encoder as the API shows it. */
+  info(): { kind: 'audio' | 'video'; encoder: EncoderInfo } {
+    const e = this.encoder;
+    const state = !e ? 'stopped' : e.pid !== undefined ? 'running' : 'starting';
+    const cpuPercent = e ? this.cpu.percent : undefined;
+    return {
+      kind: this.spec.kind,
+      encoder: { pipeline: this.spec.pipeline, state, ...(cpuPercent !== undefined ? { cpuPercent } : {}), restarts: this.earlierRestarts + (e?.restarts ?? 0), resizes: this.resizes },
+    };
   }
 
   private stopEncoder(): Promise<void> {
     const encoder = this.encoder;
     this.encoder = undefined;
+    if (encoder) this.earlierRestarts += encoder.restarts;
     if (!encoder) return this.stopping ?? Promise.resolve();
     this.stopping = encoder.stop().finally(() => (this.stopping = undefined));
     return this.stopping;
@@ -125,6 +174,7 @@ export class SharedEncoder implements StreamHelper {
   async stop(): Promise<void> {
     this.users = 0;
     this.unwatch?.();
-    await this.stopEncoder();
+    clearInterval(this.cpuTimer);
+    await Promise.all([this.stopEncoder(), ...this.replaced]);
   }
 }

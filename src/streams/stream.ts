@@ -6,7 +6,7 @@ import type { SessionHandle } from '../media/session-handle.js';
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
 import type { CandidateInit, SelectedPair } from '../webrtc/publisher-peer.js';
 import type { Output, OutputInfo } from './output.js';
-import { Track, type TrackInfo } from './track.js';
+import { Track, type EncoderInfo, type TrackInfo } from './track.js';
 
 // A stream is a name with one publisher session and the outputs fed from it. The session's
 // media runs in a media worker (`media`); the stream keeps its story: state, time-outs,
@@ -67,6 +67,8 @@ export interface StreamTimeouts {
  */
 export interface StreamHelper {
   stop(): Promise<void>;
+  /** What the API shows of it, on the stream's track of that kind. */
+  info?(): { kind: 'audio' | 'video'; encoder: EncoderInfo };
 }
 
 export interface StreamDeps {
@@ -217,7 +219,7 @@ export class Stream extends EventEmitter<StreamEvents> {
       session: this.sessionId,
       state: this.state,
       startedAt: this.startedAt.toISOString(),
-      tracks: this.tracks.map((t) => t.info()),
+      tracks: this.tracks.map((t) => ({ ...t.info(), ...this.encoderOf(t.kind) })),
       outputs: [...this.outputs.values()].map((o) => o.info()),
       keyframeRequests: this.keyframeRequests,
       worker: this.media.worker,
@@ -228,6 +230,15 @@ export class Stream extends EventEmitter<StreamEvents> {
 
   get closed(): boolean {
     return this.closing !== undefined;
+  }
+
+  /** The shared encoder working on the track of `kind`, if any (shared-encoder.ts). */
+  private encoderOf(kind: 'audio' | 'video'): { encoder: EncoderInfo } | undefined {
+    for (const h of this.helpers.values()) {
+      const i = h.info?.();
+      if (i?.kind === kind) return { encoder: i.encoder };
+    }
+    return undefined;
   }
 
   /** Stops every output (files finalised), then the peer. Safe to call more than once. */

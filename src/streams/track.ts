@@ -5,6 +5,19 @@ import type { ChosenCodec } from '../webrtc/codec-policy.js';
 // parameter sets (for session SDPs) or VP8/VP9 picture size, and the counters its media
 // worker reports every second (media/track.ts holds the packets themselves).
 
+/** What GET /api/streams shows of a shared encoder (outputs/shared-encoder.ts), on the track it encodes. */
+export interface EncoderInfo {
+  /** pipelines/shared/<pipeline>.json */
+  pipeline: string;
+  state: 'running' | 'starting' | 'stopped';
+  /** Its ffmpeg's share of one core over the last 2 s. */
+  cpuPercent?: number;
+  /** Started again after its ffmpeg died. */
+  restarts: number;
+  /** Started again for a new picture size. */
+  resizes: number;
+}
+
 export interface TrackInfo {
   kind: 'audio' | 'video';
   codec: string;
@@ -21,6 +34,8 @@ export interface TrackInfo {
   fps?: number;
   /** VP8/VP9: every output gets it transcoded to H.264, once for the stream. */
   transcoded?: boolean;
+  /** The encoder that makes the stream's H.264 (VP8/VP9) or AAC from this track, while there is one. */
+  encoder?: EncoderInfo;
   lost: number;
   /** Packets the gateway asked the publisher to send again (NACK entries; one packet may be asked for more than once). */
   nacked: number;

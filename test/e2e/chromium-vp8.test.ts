@@ -68,6 +68,15 @@ describe('VP8 and VP9 publishers are transcoded to H.264', () => {
       }, 20_000);
       expect(latest).toMatchObject({ codec_name: 'h264', width: halved[0], height: halved[1] });
       expect(await videoTrack(name)).toMatchObject({ width: halved[0], height: halved[1] });
+
+      // The API shows the transcoder at work: its CPU, and that it was started again for the new size.
+      const encoder = await waitFor('the transcoder CPU in the API', async () => {
+        const e = (await videoTrack(name))?.encoder as { cpuPercent?: number; resizes: number } | undefined;
+        return e?.cpuPercent !== undefined && e.cpuPercent > 0 ? e : undefined;
+      }, 10_000, 500);
+      expect(encoder).toMatchObject({ pipeline: 'h264', state: 'running', restarts: 0 });
+      expect(encoder.resizes).toBeGreaterThanOrEqual(1);
+      expect(await (await fetch(`${t.url}/metrics`)).text()).toMatch(new RegExp(`gateway_shared_encoder_cpu_percent\\{stream="${name}",pipeline="h264"\\} [1-9]`));
     });
   }
 

@@ -65,20 +65,32 @@ describe.skipIf(unsupported)(`Firefox publishes VP8 ${unsupported ? `(skipped: $
     expect((await getStream(t.url, name)).info?.tracks.find((x) => x.kind === 'video')).toMatchObject({ width: 640, height: 480 });
   }, 60_000);
 
-  it('/live MPEG-TS and a recording have H.264 + AAC / Opus at the camera size', async () => {
+  it('/live MPEG-TS and recordings: H.264 + AAC / Opus at the camera size, or the VP8 as sent (videoCodec original)', async () => {
     const live = await ffprobe(`${t.url}/live/${name}.ts`);
     expect(live.streams.find((s) => s.codec_type === 'video')).toMatchObject({ codec_name: 'h264', width: 640, height: 480 });
     expect(live.streams.find((s) => s.codec_type === 'audio')).toMatchObject({ codec_name: 'aac' });
 
-    const res = await fetch(api('/outputs'), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'record', format: 'mkv' }) });
-    expect(res.status).toBe(201);
-    const { id, urls } = (await res.json()) as { id: string; urls: { file: string } };
+    const record = async (body: object) => {
+      const res = await fetch(api('/outputs'), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'record', ...body }) });
+      return { status: res.status, text: await res.text() };
+    };
+    const refused = await record({ videoCodec: 'original' });
+    expect(refused.status).toBe(400);
+    expect(refused.text).toMatch(/videoCodec: original keeps the publisher's VP8, which needs format mkv/);
+    const started = await Promise.all([record({ format: 'mkv' }), record({ format: 'mkv', videoCodec: 'original' })]);
+    const outputs = started.map((r) => {
+      expect(r.status, r.text).toBe(201);
+      return JSON.parse(r.text) as { id: string; urls: { file: string } };
+    });
     await new Promise((r) => setTimeout(r, 4000));
-    expect((await fetch(api(`/outputs/${id}`), { method: 'DELETE' })).status).toBe(204);
-    const rec = await ffprobe(`${t.url}${urls.file}`);
-    expect(rec.streams.find((s) => s.codec_type === 'video')).toMatchObject({ codec_name: 'h264', width: 640, height: 480 });
-    expect(rec.streams.find((s) => s.codec_type === 'audio')?.codec_name).toMatch(/^(opus|aac)$/);
-    expect(Number(rec.format.duration)).toBeGreaterThan(2.5);
+    for (const o of outputs) expect((await fetch(api(`/outputs/${o.id}`), { method: 'DELETE' })).status).toBe(204);
+    const [h264, original] = await Promise.all(outputs.map((o) => ffprobe(`${t.url}${o.urls.file}`)));
+    expect(h264.streams.find((s) => s.codec_type === 'video')).toMatchObject({ codec_name: 'h264', width: 640, height: 480 });
+    expect(original.streams.find((s) => s.codec_type === 'video')).toMatchObject({ codec_name: 'vp8', width: 640, height: 480 });
+    for (const rec of [h264, original]) {
+      expect(rec.streams.find((s) => s.codec_type === 'audio')?.codec_name).toBe('opus');
+      expect(Number(rec.format.duration)).toBeGreaterThan(2.5);
+    }
   }, 60_000);
 
   it('connects a Firefox that sends only mDNS host candidates, by its checks (peer-reflexive)', async () => {

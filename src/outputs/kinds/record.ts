@@ -5,7 +5,8 @@ import type { Output } from '../../streams/output.js';
 import { startPipeline } from '../pipeline-output.js';
 import { OutputRequestError, type KindRequest, type KindServices, type OutputKind } from '../kind.js';
 
-// A recording: refused when the disk is nearly full, stopped (finished, kept, marked
+// A recording (of a VP8/VP9 publisher: the stream's H.264, or with videoCodec original the
+// VP8/VP9 as sent, in MKV): refused when the disk is nearly full, stopped (finished, kept, marked
 // failed) when free space falls below recordings.minFreeMB while it runs, and each run of
 // its ffmpeg writes its own part, so a restart never truncates what was written. The file
 // goes to the recordings folder; the session SDP to the output's own folder, since two
@@ -30,6 +31,10 @@ export class RecordKind implements OutputKind {
     const full = await this.tooFull();
     if (full) throw new OutputRequestError(507, `no room for a recording (${full})`);
     const format = String(values.format);
+    const video = stream.tracks.find((t) => t.kind === 'video')?.codec.name;
+    // videoCodec original: a VP8/VP9 publisher's video as sent, not the stream's H.264 from it.
+    const original = values.videoCodec === 'original' && (video === 'VP8' || video === 'VP9');
+    if (original && format !== 'mkv') throw new OutputRequestError(400, `videoCodec: original keeps the publisher's ${video}, which needs format mkv`);
     const folder = this.recordings.dir(stream.name);
     await mkdir(folder, { recursive: true });
     const file = this.recordings.reserve(stream.name, format);
@@ -41,6 +46,7 @@ export class RecordKind implements OutputKind {
     const output = startPipeline(stream, this.services, definition, dir, { ...values, file: path.join(folder, file) }, {
       id,
       audioInput: copy ? 'source' : 'aac',
+      videoInput: original ? 'source' : 'h264',
       urls: { file: this.recordings.url(stream.name, file) },
       removeDirWhenDone: true,
       launchValues: async () => {
