@@ -214,7 +214,7 @@ function outputRequest(definitions: Map<string, PipelineDefinition>): Json {
     return { title: type, description, ...json };
   };
   const types = [...definitions.values()].map((d) => schema(d.type, d.description, paramsSchema(d)));
-  types.push(schema('rtp', 'The publisher\'s RTP forwarded as it is (no ffmpeg), with an SDP for the player; give videoPort, audioPort or both.', rtpParams));
+  types.push(schema('rtp', 'The publisher\'s RTP forwarded as it is (no ffmpeg; a VP8/VP9 publisher\'s video as the stream\'s H.264 unless videoCodec is original), with an SDP for the player; give videoPort, audioPort or both.', rtpParams));
   return { oneOf: types.sort((a, b) => String(a.title).localeCompare(String(b.title))), discriminator: { propertyName: 'type' } };
 }
 

@@ -60,7 +60,7 @@ export class OutputCatalog {
     this.hls = new HlsKind(kind, config.hls.cleanupAfterSeconds);
     this.mpegtsHttp = new MpegtsHttpKind(kind, config.mpegtsHttp, (stream) => this.start(stream, 'mpegts-http'));
     this.snapshots = new SnapshotKind(kind, (stream) => this.start(stream, 'snapshot'));
-    this.rtp = new RtpKind(services.targets);
+    this.rtp = new RtpKind(services.targets, kind.shared?.video);
     this.push = new PushKind(kind);
     this.kinds.set('hls', this.hls).set('mpegts-http', this.mpegtsHttp).set('snapshot', this.snapshots).set('record', new RecordKind(kind, services.recordings, config.recordings.minFreeMB));
     for (const def of definitions.values()) {

@@ -3,11 +3,14 @@ import { renderSessionSdp } from '../sdp/render.js';
 import type { Stream } from '../streams/stream.js';
 import type { Track } from '../streams/track.js';
 import { OutputBase } from './base.js';
+import type { SharedTrack } from './pipeline-output.js';
 import { sdpMedia } from './sdp-media.js';
 
 // Plain RTP to a remote player: no ffmpeg, the gateway's forwarders send straight to
 // {host, videoPort, audioPort}, and sdp() describes it for `vlc file.sdp` or ffplay.
-// Keyframes are asked for every few seconds so a player that joins late starts soon.
+// Keyframes are asked for every few seconds so a player that joins late starts soon. A
+// VP8/VP9 publisher's video goes out as the stream's H.264 (`transcoded`), as with every
+// other output, unless the caller asked for the original.
 
 export interface RtpTarget {
   host: string;
@@ -19,12 +22,16 @@ const KEYFRAME_INTERVAL_SECONDS = 2;
 
 export class RtpOutput extends OutputBase {
   private feed: FeedHandle | undefined;
+  /** The shared H.264 while this output sends it. */
+  private video: Track | undefined;
 
   constructor(
     private readonly stream: Pick<Stream, 'name' | 'tracks' | 'openFeed'>,
     readonly target: RtpTarget,
     id: string | undefined,
     urls: (id: string) => Record<string, string>,
+    /** Send this instead of the publisher's video (its VP8/VP9 transcoded). */
+    private readonly transcoded?: SharedTrack,
   ) {
     super('rtp', id);
     Object.assign(this.urls, urls(this.id));
@@ -42,11 +49,15 @@ export class RtpOutput extends OutputBase {
   private sent(): { track: Track; port: number }[] {
     return this.stream.tracks.flatMap((track) => {
       const port = track.kind === 'video' ? this.target.videoPort : this.target.audioPort;
-      return port ? [{ track, port }] : [];
+      return port ? [{ track: (track.kind === 'video' && this.video) || track, port }] : [];
     });
   }
 
   async start(): Promise<void> {
+    if (this.transcoded) {
+      this.video = await this.transcoded.acquire();
+      if (this.state === 'stopped') return this.transcoded.release(); // stopped while its encoder started
+    }
     this.feed = this.stream.openFeed(this.sent().map((s) => ({ ...s, host: this.target.host })));
     this.feed.once('flowing', () => {
       this.startedAt = new Date();
@@ -63,6 +74,8 @@ export class RtpOutput extends OutputBase {
   async stop(): Promise<void> {
     this.feed?.close();
     this.feed = undefined;
+    if (this.video) this.transcoded?.release();
+    this.video = undefined;
     this.setState('stopped');
   }
 }

@@ -64,7 +64,7 @@ export class SharedEncoder implements StreamHelper {
   private readonly cpu = new ProcessCpu();
   private cpuTimer: NodeJS.Timeout | undefined;
   /** Encoders replaced for a new picture size, until they have stopped. */
-  private readonly replaced = new Set<Promise<void>>();
+  private readonly replaced = new Map<PipelineOutput, { stopped: Promise<void>; stopNow: () => void }>();
 
   constructor(
     private readonly stream: Stream,
@@ -99,13 +99,17 @@ export class SharedEncoder implements StreamHelper {
     this.encoder = undefined;
     this.startEncoder(source, port);
     const { track } = await this.local!;
-    const stopped = this.whenReplaced(track).then(() => old.stop());
-    this.replaced.add(stopped);
-    void stopped.finally(() => this.replaced.delete(stopped));
+    let stopNow = () => {};
+    const stopped = this.whenReplaced(track, (now) => (stopNow = now)).then(() => old.stop());
+    this.replaced.set(old, { stopped, stopNow });
+    void stopped.finally(() => this.replaced.delete(old));
   }
 
-  /** Resolves when the new encoder's parameter sets reached the local track, or after REPLACED_STOP_MS. */
-  private whenReplaced(local: Track): Promise<void> {
+  /**
+   * Resolves when the new encoder's parameter sets reached the local track, after
+   * REPLACED_STOP_MS at most, or at once when the function given to `now` is called.
+   */
+  private whenReplaced(local: Track, now: (resolveNow: () => void) => void): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -114,6 +118,7 @@ export class SharedEncoder implements StreamHelper {
       };
       const timer = setTimeout(done, REPLACED_STOP_MS);
       const unwatch = local.watchParameterSets(done);
+      now(done);
     });
   }
 
@@ -150,6 +155,10 @@ export class SharedEncoder implements StreamHelper {
     this.cpuTimer.unref();
   }
 
+  pids(): number[] {
+    return [this.encoder, ...this.replaced.keys()].map((e) => e?.pid).filter((p): p is number => p !== undefined);
+  }
+
   /** The track's encoder as the API shows it. */
   info(): { kind: 'audio' | 'video'; encoder: EncoderInfo } {
     const e = this.encoder;
@@ -175,6 +184,8 @@ export class SharedEncoder implements StreamHelper {
     this.users = 0;
     this.unwatch?.();
     clearInterval(this.cpuTimer);
-    await Promise.all([this.stopEncoder(), ...this.replaced]);
+    const replaced = [...this.replaced.values()];
+    for (const r of replaced) r.stopNow();
+    await Promise.all([this.stopEncoder(), ...replaced.map((r) => r.stopped)]);
   }
 }

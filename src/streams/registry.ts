@@ -199,6 +199,6 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
 
   /** PIDs of running ffmpeg processes (health, tests). */
   ffmpegPids(): number[] {
-    return this.all().flatMap((s) => [...s.outputs.values()].map((o) => o.pid).filter((p): p is number => p !== undefined));
+    return this.all().flatMap((s) => s.ffmpegPids());
   }
 }

@@ -69,6 +69,8 @@ export interface StreamHelper {
   stop(): Promise<void>;
   /** What the API shows of it, on the stream's track of that kind. */
   info?(): { kind: 'audio' | 'video'; encoder: EncoderInfo };
+  /** Its running ffmpeg processes. */
+  pids?(): number[];
 }
 
 export interface StreamDeps {
@@ -230,6 +232,12 @@ export class Stream extends EventEmitter<StreamEvents> {
 
   get closed(): boolean {
     return this.closing !== undefined;
+  }
+
+  /** The stream's running ffmpeg processes: its outputs' and its helpers' (the shared encoders). */
+  ffmpegPids(): number[] {
+    const outputs = [...this.outputs.values()].map((o) => o.pid).filter((p): p is number => p !== undefined);
+    return [...outputs, ...[...this.helpers.values()].flatMap((h) => h.pids?.() ?? [])];
   }
 
   /** The shared encoder working on the track of `kind`, if any (shared-encoder.ts). */

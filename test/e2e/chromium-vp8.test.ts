@@ -1,7 +1,10 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, PublisherPage, startPageServer, type PageServer } from '../helpers/chromium.js';
 import { ffprobe } from '../helpers/ffprobe.js';
+import { ffplayStreams, playerDir } from '../helpers/players.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 
 // A publisher that sends no H.264 (Chromium forced to VP8 or VP9 with setCodecPreferences,
@@ -77,6 +80,19 @@ describe('VP8 and VP9 publishers are transcoded to H.264', () => {
       expect(encoder).toMatchObject({ pipeline: 'h264', state: 'running', restarts: 0 });
       expect(encoder.resizes).toBeGreaterThanOrEqual(1);
       expect(await (await fetch(`${t.url}/metrics`)).text()).toMatch(new RegExp(`gateway_shared_encoder_cpu_percent\\{stream="${name}",pipeline="h264"\\} [1-9]`));
+
+      // Plain RTP to a player: the H.264 too, or the original when asked.
+      const dir = await playerDir();
+      for (const [videoCodec, shown] of [['h264', /Video: h264 \(Constrained Baseline\)/], ['original', new RegExp(`Video: ${codec.toLowerCase()}`)]] as const) {
+        const port = 45200 + (codec === 'VP8' ? 0 : 20) + (videoCodec === 'h264' ? 0 : 10);
+        const res = await fetch(`${t.url}/api/streams/${name}/outputs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'rtp', host: '127.0.0.1', videoPort: port, videoCodec }) });
+        expect(res.status).toBe(201);
+        const { id, urls } = (await res.json()) as { id: string; urls: { sdp: string } };
+        const sdpFile = path.join(dir, `${name}-${videoCodec}.sdp`);
+        await writeFile(sdpFile, await (await fetch(`${t.url}${urls.sdp}`)).text());
+        expect(await ffplayStreams(sdpFile, 1)).toMatch(shown);
+        await fetch(`${t.url}/api/streams/${name}/outputs/${id}`, { method: 'DELETE' });
+      }
     });
   }
 
