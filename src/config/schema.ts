@@ -163,7 +163,7 @@ export const configSchema = z
          * 503. A 720p30 transcode took 38 % of a core here, 360p 14 % (docs/benchmarks.md §10).
          */
         maxConcurrent: z.number().int().min(0).max(1000).default(2),
-        /** The H.264 bitrate of a transcoded stream (kbit/s). */
+        /** The most a transcoded stream's H.264 gets (kbit/s); smaller pictures get less (0.09 bit per pixel at 30 fps). */
         videoKbps: z.number().int().min(100).max(20_000).default(2500),
         /**
          * Taller pictures are scaled down to this height, keeping their shape. maxConcurrent's

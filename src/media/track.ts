@@ -9,8 +9,7 @@ import { RateWindow } from './rate-window.js';
 
 // One track of a publisher, in its media worker: counters (sent to the main thread as
 // TrackStats), the H.264 parameter-set cache and the VP8/VP9 keyframes' picture size (sent
-// when they change), and the fan-out of
-// (reordered) packets to every running output's feed.
+// when they change), and the fan-out of (reordered) packets to every running output's feed.
 //
 // It also keeps the packets since the last keyframe (video) and the last seconds (audio),
 // so a new output starts at once from that keyframe instead of waiting for the publisher

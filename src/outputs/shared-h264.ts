@@ -9,6 +9,11 @@ import { SharedEncoder } from './shared-encoder.js';
 // segment cadence, so segments are cut on time. Its input probes up to 4 MB (the
 // pipelines' default is 64 KB): fewer than a handful of 1080p frames fit in 64 KB, ffmpeg
 // then could not tell the frame rate and duplicated frames by the thousand (measured).
+//
+// Its bitrate follows the source's picture size (each new size gets a new encoder,
+// shared-encoder.ts): 0.09 bit per pixel at 30 fps, 2.5 Mbit/s at 720p, 830 kbit/s at
+// 640x480, 210 kbit/s at 320x240, at most transcode.videoKbps. A fixed 2.5 Mbit/s spent
+// ten times what Firefox's 320x240 start needs.
 
 /** The codec of the transcoded track: what the encoder's RTP muxer sends. */
 export const TRANSCODED_H264: ChosenCodec = {
@@ -30,6 +35,7 @@ export const TRANSCODER_LATENCY_MS = 75;
 
 export interface TranscodeSettings {
   keyframeSeconds: number;
+  /** The most a transcoded stream gets (transcode.videoKbps). */
   videoKbps: number;
   /** Taller pictures are scaled down to this height. */
   maxHeight: number;
@@ -43,8 +49,21 @@ export function sharedH264(stream: Stream, services: PipelineServices & { dataDi
     pipeline: 'h264',
     kind: 'video',
     codec: () => TRANSCODED_H264,
-    values: () => ({ ...settings }),
+    values: (source) => ({ ...settings, videoKbps: transcodeKbps(source.parameterSets, settings) }),
     latencyMs: TRANSCODER_LATENCY_MS,
     followPictureSize: true,
   }));
+}
+
+const BITS_PER_PIXEL = 0.09;
+const FPS = 30;
+const MIN_KBPS = 150;
+
+/** The H.264 bitrate for a source of this size once scaled to maxHeight (the most, while the size is unknown). */
+export function transcodeKbps(size: { width?: number; height?: number }, settings: Pick<TranscodeSettings, 'videoKbps' | 'maxHeight'>): number {
+  if (!size.width || !size.height) return settings.videoKbps;
+  const height = Math.min(size.height, settings.maxHeight);
+  const width = (size.width * height) / size.height;
+  const kbps = Math.round((width * height * FPS * BITS_PER_PIXEL) / 1000);
+  return Math.min(settings.videoKbps, Math.max(MIN_KBPS, kbps));
 }

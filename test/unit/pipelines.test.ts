@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildArgs, loadDefinitions, loadSharedDefinition, parseDefinition, resolveParams } from '../../src/pipelines/definition.js';
 import { aacCodec } from '../../src/outputs/shared-aac.js';
+import { transcodeKbps } from '../../src/outputs/shared-h264.js';
 
 describe('pipeline definitions', () => {
   const defs = loadDefinitions();
@@ -35,6 +36,17 @@ describe('pipeline definitions', () => {
     expect(args.target).toBe('/d/index.m3u8');
     expect(args.keyframeIntervalSeconds).toBe(2);
     expect(args.inputOptions).toContain('-protocol_whitelist');
+  });
+
+  it('gives a transcoded stream a bitrate for its picture size once capped, at most transcode.videoKbps', () => {
+    const settings = { videoKbps: 2500, maxHeight: 720 };
+    expect(transcodeKbps({}, settings)).toBe(2500); // size not known yet
+    expect(transcodeKbps({ width: 1280, height: 720 }, settings)).toBe(2488);
+    expect(transcodeKbps({ width: 1920, height: 1080 }, settings)).toBe(2488); // scaled to 720p first
+    expect(transcodeKbps({ width: 640, height: 480 }, settings)).toBe(829);
+    expect(transcodeKbps({ width: 320, height: 240 }, settings)).toBe(207);
+    expect(transcodeKbps({ width: 160, height: 90 }, settings)).toBe(150);
+    expect(transcodeKbps({ width: 1920, height: 1080 }, { videoKbps: 1500, maxHeight: 1080 })).toBe(1500);
   });
 
   it('transcodes VP8/VP9 with the configured x264 preset and height cap (defaults veryfast, 720)', () => {
