@@ -85,8 +85,8 @@ describe('isolation and restart', () => {
   });
 
   it('every ffmpeg input listens on 127.0.0.1 only', async () => {
-    const pids = t.gw.registry.ffmpegPids();
-    expect(pids.length).toBe(2);
+    // Both HLS outputs (one was just restarted) and the AAC encoder of iso-a (iso-b has no audio).
+    const pids = await waitFor('three ffmpegs', () => (t.gw.registry.ffmpegPids().length === 3 ? t.gw.registry.ffmpegPids() : undefined), 10_000);
     for (const pid of pids) {
       const sockets = await socketsOf(pid);
       expect(sockets.filter((s) => s.protocol === 'udp').length, `ffmpeg ${pid}`).toBeGreaterThanOrEqual(2); // RTP + RTCP per track

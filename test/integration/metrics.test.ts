@@ -53,7 +53,7 @@ describe('/metrics', () => {
     expect(value(m, 'gateway_streams', { state: 'live' })).toBe(1);
     expect(value(m, 'gateway_streams', { state: 'connecting' })).toBe(0);
     expect(value(m, 'gateway_outputs', { type: 'hls', state: 'running' })).toBe(1);
-    expect(value(m, 'gateway_ffmpeg_processes')).toBe(1);
+    expect(value(m, 'gateway_ffmpeg_processes')).toBe(2); // HLS and the stream's AAC encoder it copies from
     // One session, on the media worker the API names; every worker reports its load.
     const worker = String(t.gw.registry.get('m1')!.info().worker);
     expect(value(m, 'gateway_media_worker_sessions', { worker })).toBe(1);

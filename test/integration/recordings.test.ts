@@ -96,6 +96,8 @@ describe('recordings lose nothing', () => {
     const res = await fetch(`${t.url}/api/recordings/rec1/${path.basename(a.url!)}`, { method: 'DELETE' });
     expect(res.status).toBe(409);
     expect(await res.text()).toMatch(/still being written: stop its record output first/);
+    // A second of media in each (stopped at once, a loaded machine's ffmpeg had written no frame yet: no duration).
+    await new Promise((r) => setTimeout(r, 1000));
     for (const r of [a, b]) expect((await fetch(`${t.url}/api/streams/rec1/outputs/${r.id}`, { method: 'DELETE' })).status).toBe(204);
     const done = await waitFor('both finished', async () => {
       const all = (await recordings(t.url)).filter((r) => r.url === a.url || r.url === b.url);

@@ -28,7 +28,7 @@ describe('pipeline definitions', () => {
     const encoder = loadSharedDefinition('aac');
     const enc = buildArgs(encoder, { ...resolveParams(encoder, { port: 40000 }), dir: '/d', stream: 's', audioChannels: 1, audioBitrate: '96k', file: '' }, { video: false, audio: true });
     expect(enc.outputOptions.join(' ')).toContain('-c:a aac -b:a 96k -ac 1 -ar 48000 -f rtp');
-    expect(enc.target).toBe('rtp://127.0.0.1:40000?rtcpport=40000&pkt_size=1200');
+    expect(enc.target).toBe('rtp://127.0.0.1:40000?rtcpport=40000&localaddr=127.0.0.1&pkt_size=1200');
     // RFC 3640 config: AAC-LC, 48 kHz, channels (what ffmpeg's encoder writes as extradata).
     expect(aacCodec(2).fmtp.config).toBe('1190');
     expect(aacCodec(1).fmtp.config).toBe('1188');
