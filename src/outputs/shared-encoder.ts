@@ -79,7 +79,7 @@ export class SharedEncoder implements StreamHelper {
     if (!source) throw new Error(`stream ${this.stream.name} has no ${this.spec.kind} to encode`);
     this.local ??= this.stream.localTrack(this.spec.codec(source), this.spec.latencyMs);
     const { track, port } = await this.local;
-    await this.stopping; // the port is the old encoder's until it has exited
+    await this.stopping; // one encoder at a time: one released by its last output finishes first
     if (!this.encoder && this.users > 0 && !this.stream.closed) this.startEncoder(source, port);
     return track;
   }
