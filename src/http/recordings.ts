@@ -1,5 +1,6 @@
+import path from 'node:path';
 import { Router } from 'express';
-import { RecordingBusy, type Recordings } from '../recordings/recordings.js';
+import { RECORDING_TYPES, RecordingBusy, type Recordings } from '../recordings/recordings.js';
 import { grantOf, param, type Access } from './access.js';
 import { sendError } from './errors.js';
 
@@ -18,7 +19,7 @@ export function recordingsRouter(recordings: Recordings, access: Access): Router
   access.route(router, 'get', '/recordings/:stream/:file', 'read', stream, (req, res) => {
     const full = recordings.resolve(req.params.stream as string, req.params.file as string);
     if (!full) return sendError(res, 404, 'no such recording');
-    res.sendFile(full, { acceptRanges: true, dotfiles: 'deny', headers: { 'Content-Type': req.params.file.endsWith('.mkv') ? 'video/x-matroska' : 'video/mp4' } }, (err) => {
+    res.sendFile(full, { acceptRanges: true, dotfiles: 'deny', headers: { 'Content-Type': RECORDING_TYPES[path.extname(full).slice(1)] ?? 'application/octet-stream' } }, (err) => {
       if (err && !res.headersSent) sendError(res, 404, 'no such recording');
     });
   });

@@ -4,7 +4,7 @@ import { readdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises
 import path from 'node:path';
 import { NAME_PATTERN, STREAM_NAME } from '../streams/names.js';
 
-// Recordings live in data/recordings/<stream>/<stream>_<UTC time>.<mp4|mkv>, each with a
+// Recordings live in data/recordings/<stream>/<stream>_<UTC time>.<mp4|mkv|webm>, each with a
 // small .json beside it. Names are made by the gateway, never by a caller, and every
 // lookup is checked against these patterns, so a request cannot reach outside the folder.
 //
@@ -13,9 +13,13 @@ import { NAME_PATTERN, STREAM_NAME } from '../streams/names.js';
 // parts; ffmpeg itself is told never to overwrite (-n). Names are reserved before ffmpeg
 // creates the file, so two recordings started in the same second get two names.
 
-export const RECORDING_FILE = new RegExp(`^${NAME_PATTERN}_\\d{8}-\\d{6}(-\\d+)?(\\.part\\d+)?\\.(mp4|mkv)$`);
+/** Recording containers (record.json's formats) and what they are served as. */
+export const RECORDING_TYPES: Record<string, string> = { mp4: 'video/mp4', mkv: 'video/x-matroska', webm: 'video/webm' };
+const EXTENSION = `(${Object.keys(RECORDING_TYPES).join('|')})`;
+
+export const RECORDING_FILE = new RegExp(`^${NAME_PATTERN}_\\d{8}-\\d{6}(-\\d+)?(\\.part\\d+)?\\.${EXTENSION}$`);
 /** A recording's first part (the name the API lists it under). */
-const FIRST_PART = new RegExp(`^${NAME_PATTERN}_\\d{8}-\\d{6}(-\\d+)?\\.(mp4|mkv)$`);
+const FIRST_PART = new RegExp(`^${NAME_PATTERN}_\\d{8}-\\d{6}(-\\d+)?\\.${EXTENSION}$`);
 
 export type RecordingState = 'recording' | 'finished' | 'failed' | 'interrupted';
 
@@ -88,7 +92,7 @@ export class Recordings {
 
   /** The file of part `n` (1 = the recording's own name). */
   partFile(first: string, n: number): string {
-    return n <= 1 ? first : first.replace(/\.(mp4|mkv)$/, `.part${n}.$1`);
+    return n <= 1 ? first : first.replace(new RegExp(`\\.${EXTENSION}$`), `.part${n}.$1`);
   }
 
   /** The absolute path of a recording or part, or undefined if the names are not ours. */

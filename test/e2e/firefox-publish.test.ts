@@ -66,7 +66,7 @@ describe.skipIf(unsupported)(`Firefox publishes VP8 ${unsupported ? `(skipped: $
     expect((await getStream(t.url, name)).info?.tracks.find((x) => x.kind === 'video')).toMatchObject({ width: 640, height: 480 });
   }, 120_000);
 
-  it('/live MPEG-TS and recordings: H.264 + AAC / Opus at the camera size, or the VP8 as sent (videoCodec original)', async () => {
+  it('/live MPEG-TS and recordings: H.264 + AAC / Opus at the camera size, or the VP8 as sent in MKV and WebM (videoCodec original)', async () => {
     const live = await ffprobe(`${t.url}/live/${name}.ts`);
     expect(live.streams.find((s) => s.codec_type === 'video')).toMatchObject({ codec_name: 'h264', width: 640, height: 480 });
     expect(live.streams.find((s) => s.codec_type === 'audio')).toMatchObject({ codec_name: 'aac' });
@@ -75,20 +75,29 @@ describe.skipIf(unsupported)(`Firefox publishes VP8 ${unsupported ? `(skipped: $
       const res = await fetch(api('/outputs'), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'record', ...body }) });
       return { status: res.status, text: await res.text() };
     };
-    const refused = await record({ videoCodec: 'original' });
-    expect(refused.status).toBe(400);
-    expect(refused.text).toMatch(/videoCodec: original keeps the publisher's VP8, which needs format mkv/);
-    const started = await Promise.all([record({ format: 'mkv' }), record({ format: 'mkv', videoCodec: 'original' })]);
+    for (const [body, why] of [
+      [{ videoCodec: 'original' }, /videoCodec: original keeps the publisher's VP8, which needs format mkv or webm/],
+      [{ format: 'webm' }, /format: webm holds only VP8\/VP9 and Opus.*sends VP8 \+ opus \(add videoCodec: original\)/],
+    ] as const) {
+      const refused = await record(body);
+      expect(refused.status).toBe(400);
+      expect(refused.text).toMatch(why);
+    }
+    const started = await Promise.all([record({ format: 'mkv' }), record({ format: 'mkv', videoCodec: 'original' }), record({ format: 'webm', videoCodec: 'original' })]);
     const outputs = started.map((r) => {
       expect(r.status, r.text).toBe(201);
       return JSON.parse(r.text) as { id: string; urls: { file: string } };
     });
     await new Promise((r) => setTimeout(r, 4000));
     for (const o of outputs) expect((await fetch(api(`/outputs/${o.id}`), { method: 'DELETE' })).status).toBe(204);
-    const [h264, original] = await Promise.all(outputs.map((o) => ffprobe(`${t.url}${o.urls.file}`)));
+    const [h264, mkv, webm] = await Promise.all(outputs.map((o) => ffprobe(`${t.url}${o.urls.file}`)));
     expect(h264.streams.find((s) => s.codec_type === 'video')).toMatchObject({ codec_name: 'h264', width: 640, height: 480 });
-    expect(original.streams.find((s) => s.codec_type === 'video')).toMatchObject({ codec_name: 'vp8', width: 640, height: 480 });
-    for (const rec of [h264, original]) {
+    for (const original of [mkv, webm]) expect(original.streams.find((s) => s.codec_type === 'video')).toMatchObject({ codec_name: 'vp8', width: 640, height: 480 });
+    // The EBML header's DocType says which it is (ffprobe names both "matroska,webm").
+    const head = await fetch(`${t.url}${outputs[2].urls.file}`, { headers: { Range: 'bytes=0-63' } });
+    expect(head.headers.get('content-type')).toBe('video/webm');
+    expect(Buffer.from(await head.arrayBuffer()).toString('latin1')).toContain('webm');
+    for (const rec of [h264, mkv, webm]) {
       expect(rec.streams.find((s) => s.codec_type === 'audio')?.codec_name).toBe('opus');
       expect(Number(rec.format.duration)).toBeGreaterThan(2.5);
     }

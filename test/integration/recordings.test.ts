@@ -87,6 +87,12 @@ describe('recordings lose nothing', () => {
     await expect(stat(path.join(path.dirname(first), listed.parts[1].file))).rejects.toThrow();
   });
 
+  it('refuses WebM for an H.264 publisher, saying what it holds', async () => {
+    const res = await startRecord(t.url, 'rec1', { format: 'webm' });
+    expect(res.status).toBe(400);
+    expect(res.text).toMatch(/format: webm holds only VP8\/VP9 and Opus, kept as sent \(videoCodec original\); stream rec1 sends H264/);
+  });
+
   it('two recordings started in the same second get two names', async () => {
     const [a, b] = await Promise.all([startRecord(t.url, 'rec1', { format: 'mkv' }), startRecord(t.url, 'rec1', { format: 'mkv' })]);
     expect([a.status, b.status]).toEqual([201, 201]);

@@ -6,7 +6,7 @@ import { startPipeline } from '../pipeline-output.js';
 import { OutputRequestError, type KindRequest, type KindServices, type OutputKind } from '../kind.js';
 
 // A recording (of a VP8/VP9 publisher: the stream's H.264, or with videoCodec original the
-// VP8/VP9 as sent, in MKV): refused when the disk is nearly full, stopped (finished, kept, marked
+// VP8/VP9 as sent, in MKV or WebM): refused when the disk is nearly full, stopped (finished, kept, marked
 // failed) when free space falls below recordings.minFreeMB while it runs, and each run of
 // its ffmpeg writes its own part, so a restart never truncates what was written. The file
 // goes to the recordings folder; the session SDP to the output's own folder, since two
@@ -34,13 +34,17 @@ export class RecordKind implements OutputKind {
     const video = stream.tracks.find((t) => t.kind === 'video')?.codec.name;
     // videoCodec original: a VP8/VP9 publisher's video as sent, not the stream's H.264 from it.
     const original = values.videoCodec === 'original' && (video === 'VP8' || video === 'VP9');
-    if (original && format !== 'mkv') throw new OutputRequestError(400, `videoCodec: original keeps the publisher's ${video}, which needs format mkv`);
+    if (original && format === 'mp4') throw new OutputRequestError(400, `videoCodec: original keeps the publisher's ${video}, which needs format mkv or webm`);
+    const audio = stream.tracks.find((t) => t.kind === 'audio')?.codec.name;
+    // WebM holds VP8/VP9 and Opus only: what a VP8/VP9 publisher sends, kept as sent.
+    if (format === 'webm' && ((video && !original) || (audio && audio !== 'opus'))) {
+      throw new OutputRequestError(400, `format: webm holds only VP8/VP9 and Opus, kept as sent (videoCodec original); stream ${stream.name} sends ${[video, audio].filter(Boolean).join(' + ')}${video && !original && video !== 'H264' ? ' (add videoCodec: original)' : ''}`);
+    }
     const folder = this.recordings.dir(stream.name);
     await mkdir(folder, { recursive: true });
     const file = this.recordings.reserve(stream.name, format);
-    const audio = stream.tracks.find((t) => t.kind === 'audio')?.codec.name;
     // Keep the publisher's audio where the container takes it; the stream's shared AAC otherwise.
-    const copy = (audio === 'opus' && (format === 'mp4' || format === 'mkv')) || ((audio === 'PCMU' || audio === 'PCMA') && format === 'mkv');
+    const copy = audio === 'opus' || ((audio === 'PCMU' || audio === 'PCMA') && format === 'mkv');
     await this.recordings.started(stream.name, file, new Date());
     let part = 0;
     const output = startPipeline(stream, this.services, definition, dir, { ...values, file: path.join(folder, file) }, {
