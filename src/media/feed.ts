@@ -42,6 +42,16 @@ interface Attached extends FeedTarget {
   unsubscribe: () => void;
 }
 
+/**
+ * A shared encoder's input (an audio-only feed to the ffmpeg that makes the stream's AAC):
+ * `from` gives the moment of the publisher's cached keyframe, `started` is told the moment
+ * its input starts at (see open()).
+ */
+export interface FeedPrime {
+  from: () => number | undefined;
+  started: (at: number) => void;
+}
+
 export class Feed extends EventEmitter<FeedEvents> {
   private readonly attached: Attached[];
   private readonly timers: NodeJS.Timeout[] = [];
@@ -56,6 +66,7 @@ export class Feed extends EventEmitter<FeedEvents> {
   constructor(
     targets: FeedTarget[],
     private readonly requestKeyframe: () => void,
+    private readonly prime?: FeedPrime,
   ) {
     super();
     this.attached = targets.map((t) => this.attach(t));
@@ -71,7 +82,16 @@ export class Feed extends EventEmitter<FeedEvents> {
       return;
     }
     const video = this.attached.find((a) => a.track.kind === 'video');
-    if (!video) return this.startAudio(performance.now());
+    if (!video) {
+      // A shared encoder starting after the publisher's media did: its input starts with the
+      // sound cached since the keyframe every output can start at, sent at once, so that
+      // sound exists in AAC (outputs need it to replay that keyframe; without it the first
+      // HLS segment waited for the next keyframe, 230 ms to a GOP later).
+      const since = this.prime?.from() ?? performance.now();
+      this.startAudio(since);
+      this.prime?.started(since);
+      return;
+    }
     this.keyframeIntervalMs = (keyframeIntervalSeconds ?? 0) * 1000;
     const since = video.track.cachedKeyframeAt;
     video.forwarder.open();
@@ -80,7 +100,7 @@ export class Feed extends EventEmitter<FeedEvents> {
     // that started after it has not: the picture then starts at the next keyframe instead
     // (asked for below).
     const moment = since === undefined ? -Infinity : since - video.track.latencyMs; // when the cached keyframe was captured
-    const heard = (a: Attached) => a.track.kind !== 'audio' || a.track.latencyMs === 0 || (a.track.oldestCachedAt !== undefined && a.track.oldestCachedAt - a.track.latencyMs <= moment);
+    const heard = (a: Attached) => a.track.kind !== 'audio' || a.track.latencyMs === 0 || (a.track.heardFrom !== undefined && a.track.heardFrom <= moment);
     if (this.attached.every(heard)) for (const p of video.track.cached()) video.forwarder.send(p);
     if (video.forwarder.started) {
       this.startAudio(since);

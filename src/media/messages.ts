@@ -42,7 +42,8 @@ export interface FeedTargetSpec {
 export type Command =
   | { op: 'keyframe'; session: string }
   /** Creates a feed; it sends nothing until 'feed-open'. */
-  | { op: 'feed'; session: string; feed: number; targets: FeedTargetSpec[] }
+  /** `encodes`: the local track this feed's ffmpeg encodes into (a shared encoder's input; see Feed's `prime`). */
+  | { op: 'feed'; session: string; feed: number; targets: FeedTargetSpec[]; encodes?: number }
   | { op: 'feed-open'; feed: number; keyframeIntervalSeconds?: number }
   /** ffmpeg is being stopped: keep its input from going silent (see Feed.nudge). */
   | { op: 'feed-drain'; feed: number }

@@ -75,13 +75,13 @@ export class SessionHandle extends EventEmitter<SessionHandleEvents> {
   }
 
   /** Starts forwarding this session's tracks to `targets` (it sends once opened). */
-  openFeed(targets: FeedTargetSpec[]): FeedHandle {
+  openFeed(targets: FeedTargetSpec[], encodes?: number): FeedHandle {
     const feed = new FeedHandle(this.link.nextFeedId(), targets.map((t) => t.port), (c) => {
       if (c.op === 'feed-close') this.feeds.delete(c.feed);
       if (!this.ended) this.link.command(c);
     });
     this.feeds.set(feed.id, feed);
-    if (!this.ended) this.link.command({ op: 'feed', session: this.id, feed: feed.id, targets });
+    if (!this.ended) this.link.command({ op: 'feed', session: this.id, feed: feed.id, targets, ...(encodes !== undefined ? { encodes } : {}) });
     return feed;
   }
 

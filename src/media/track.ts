@@ -59,6 +59,14 @@ export class MediaTrack {
   private cache: Cached[] = [];
   private cacheStart = 0;
   private cacheKeyframeTs: number | undefined;
+  /** When the first packet was cached (audio). */
+  private firstCachedAt: number | undefined;
+  /**
+   * A local track made by a shared encoder whose first input started at this moment of
+   * the publisher's media (Feed's prime): its first packets, which come in a burst, hold
+   * the sound from then on.
+   */
+  coversFrom: number | undefined;
   /** Whether a packet starts a keyframe (by codec; never for audio). */
   private readonly startsKeyframe: (payload: Buffer) => boolean;
   /** VP8/VP9: the picture size in a keyframe's first packet. */
@@ -126,6 +134,7 @@ export class MediaTrack {
   private remember(p: RtpPacketLite): void {
     const at = performance.now();
     if (this.kind === 'audio') {
+      this.firstCachedAt ??= at;
       this.cache.push({ at, packet: p });
       while (this.cacheStart < this.cache.length && this.cache[this.cacheStart].at < at - AUDIO_CACHE_MS) this.cacheStart++;
       // Drop the expired head now and then, not one shift() per packet.
@@ -151,6 +160,18 @@ export class MediaTrack {
   /** When the oldest cached packet arrived (performance.now()), if any is cached. */
   get oldestCachedAt(): number | undefined {
     return this.cache[this.cacheStart]?.at;
+  }
+
+  /**
+   * Audio: the earliest moment of the publisher's media whose sound the cache holds (its
+   * oldest packet's arrival less the track's latency; for a primed shared encoder's track,
+   * while its first packet is cached, the moment its input started).
+   */
+  get heardFrom(): number | undefined {
+    const oldest = this.oldestCachedAt;
+    if (oldest === undefined) return undefined;
+    if (this.coversFrom !== undefined && oldest === this.firstCachedAt) return this.coversFrom;
+    return oldest - this.latencyMs;
   }
 
   /** When the cached keyframe arrived (performance.now()), if one is cached. */

@@ -92,13 +92,18 @@ export class WorkerSession {
     return { track: index, port: (socket.address() as AddressInfo).port };
   }
 
-  openFeed(id: number, targets: FeedTargetSpec[]): Feed {
+  openFeed(id: number, targets: FeedTargetSpec[], encodes?: number): Feed {
     const attached = targets.flatMap((t) => (this.tracks[t.track] ? [{ track: this.tracks[t.track], host: t.host, port: t.port }] : []));
     // Video transcoded by the gateway (from VP8/VP9) has its keyframes at the segment
     // cadence from the encoder; a PLI would only make the publisher send a large VP8
     // keyframe, and no sooner an H.264 one.
     const transcoded = attached.some((a) => a.track.kind === 'video' && a.track.local);
-    const feed = new Feed(attached, transcoded ? () => undefined : () => this.requestKeyframe());
+    const encoded = encodes === undefined ? undefined : this.tracks[encodes];
+    const video = this.tracks.find((t) => t.kind === 'video' && !t.local);
+    // A shared encoder's first input starts at the moment of the publisher's cached keyframe
+    // (see Feed's prime), and the track it makes knows from when it covers.
+    const prime = encoded && encoded.lastPacketAt === 0 ? { from: () => video?.cachedKeyframeAt, started: (at: number) => (encoded.coversFrom ??= at) } : undefined;
+    const feed = new Feed(attached, transcoded ? () => undefined : () => this.requestKeyframe(), prime);
     if (attached.some((a) => a.track.codec.name === 'VP8' || a.track.codec.name === 'VP9')) this.watchTranscoder(id);
     feed.once('flowing', () => this.send({ op: 'flowing', feed: id }));
     this.feeds.set(id, feed);

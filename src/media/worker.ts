@@ -64,7 +64,7 @@ function handleCommand(msg: Exclude<ToWorker, { id: number }>): void {
       return sessions.get(msg.session)?.requestKeyframe();
     case 'feed': {
       const session = sessions.get(msg.session);
-      if (session) feeds.set(msg.feed, { feed: session.openFeed(msg.feed, msg.targets), session });
+      if (session) feeds.set(msg.feed, { feed: session.openFeed(msg.feed, msg.targets, msg.encodes), session });
       return;
     }
     case 'feed-open':

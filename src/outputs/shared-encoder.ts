@@ -80,7 +80,7 @@ export class SharedEncoder implements StreamHelper {
     this.local ??= this.stream.localTrack(this.spec.codec(source), this.spec.latencyMs);
     const { track, port } = await this.local;
     await this.stopping; // one encoder at a time: one released by its last output finishes first
-    if (!this.encoder && this.users > 0 && !this.stream.closed) this.startEncoder(source, port);
+    if (!this.encoder && this.users > 0 && !this.stream.closed) this.startEncoder(source, track, port);
     return track;
   }
 
@@ -92,13 +92,14 @@ export class SharedEncoder implements StreamHelper {
       this.encodedSize = size; // started before the first keyframe: this is its size
       return;
     }
+    const { track } = await this.local!; // resolved already (the encoder runs)
+    if (!this.encoder || sizeOf(source) === this.encodedSize) return; // replaced meanwhile
     this.stream.log.info({ event: 'transcoder.resize', from: this.encodedSize, to: size }, `picture size ${this.encodedSize} -> ${size}: a new encoder replaces the running one`);
     this.resizes++;
     const old = this.encoder;
     this.earlierRestarts += old.restarts;
     this.encoder = undefined;
-    this.startEncoder(source, port);
-    const { track } = await this.local!;
+    this.startEncoder(source, track, port);
     let stopNow = () => {};
     const stopped = this.whenReplaced(track, (now) => (stopNow = now)).then(() => old.stop());
     this.replaced.set(old, { stopped, stopNow });
@@ -127,7 +128,7 @@ export class SharedEncoder implements StreamHelper {
     if (this.users === 0) void this.stopEncoder();
   }
 
-  private startEncoder(source: Track, port: number): void {
+  private startEncoder(source: Track, local: Track, port: number): void {
     this.definition ??= loadSharedDefinition(this.spec.pipeline);
     const s = this.stream;
     // Each encoder its own folder (a replaced one finishes next to its successor).
@@ -139,7 +140,7 @@ export class SharedEncoder implements StreamHelper {
       streamName: s.name,
       tracks: [source],
       requestKeyframe: () => s.requestKeyframe(),
-      openFeed: (targets) => s.openFeed(targets),
+      openFeed: (targets) => s.openFeed(targets, local),
       log: s.log,
     };
     // The definition's defaults for what the spec leaves out.

@@ -164,10 +164,13 @@ export class Stream extends EventEmitter<StreamEvents> {
     return this.media.keyframeRequests;
   }
 
-  /** Starts forwarding tracks to an output's ports (it sends once opened). */
-  openFeed(targets: { track: Track; host: string; port: number }[]): FeedHandle {
+  /**
+   * Starts forwarding tracks to an output's ports (it sends once opened). `encodes`: the
+   * local track that output's ffmpeg makes (a shared encoder's input).
+   */
+  openFeed(targets: { track: Track; host: string; port: number }[], encodes?: Track): FeedHandle {
     const specs: FeedTargetSpec[] = targets.map((t) => ({ track: t.track.index, host: t.host, port: t.port }));
-    return this.media.openFeed(specs);
+    return this.media.openFeed(specs, encodes?.index);
   }
 
   /**

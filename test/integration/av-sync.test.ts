@@ -8,8 +8,8 @@ import { startWeriftPublisher, type Publisher } from '../helpers/werift-publishe
 // stream's AAC, encoded ~55 ms after the Opus arrives) is held against a recording that
 // keeps the publisher's Opus, both from one publisher whose picture flashes white and
 // beeps at the start of every second. Both are started mid-stream, from the cached
-// keyframe, where the AAC's delay matters (at the very start of a stream there is no
-// earlier AAC to start from).
+// keyframe, where the AAC's delay matters: the AAC encoder starts with them and is fed the
+// sound cached since that keyframe (media/feed.ts), so its first packets come in a burst.
 
 describe('lip sync through the shared AAC encode', () => {
   let t: TestGateway;
@@ -42,6 +42,42 @@ describe('lip sync through the shared AAC encode', () => {
     expect((await fetch(`${t.url}/api/streams/sync1/outputs/${id}`, { method: 'DELETE' })).status).toBe(204);
     const hls = audioOffset(await readSyncMarks(playlist, 6));
     const recording = audioOffset(await readSyncMarks(path.join(t.dataDir, 'recordings', 'sync1', path.basename(urls.file)), 6));
+    expect(hls.pairs).toBeGreaterThanOrEqual(3);
+    expect(recording.pairs).toBeGreaterThanOrEqual(3);
+    expect(Math.abs(hls.offset - recording.offset), `HLS ${hls.offset}, recording ${recording.offset}`).toBeLessThan(0.035);
+  });
+});
+
+// At the very start of a stream: HLS and a recording start with the answer, and the shared
+// AAC encoder, when its ffmpeg listens only after the publisher's first keyframe, is primed
+// with the sound cached since that keyframe (media/feed.ts), so HLS starts at it too.
+describe('lip sync from the first keyframe of a stream', () => {
+  let t: TestGateway;
+  let pub: Publisher;
+
+  beforeAll(async () => {
+    t = await startTestGateway({ outputs: [{ streams: 'sync2', type: 'record', params: { format: 'mkv' } }] });
+    pub = await startWeriftPublisher({ whipUrl: `${t.url}/whip/sync2`, width: 320, height: 180, gop: 30, syncMarks: true });
+    await pub.connected();
+  });
+
+  afterAll(async () => {
+    await pub?.stop();
+    await t?.close();
+  });
+
+  it('HLS started with the stream is within 35 ms of the Opus recording started with it', async () => {
+    const playlist = `${t.url}/hls/sync2/index.m3u8`;
+    await waitFor('6 HLS segments', async () => {
+      const r = await fetch(playlist);
+      return r.ok && ((await r.text()).match(/\.ts/g) ?? []).length >= 6 ? true : undefined;
+    }, 30_000);
+    const outputs = (await (await fetch(`${t.url}/api/streams/sync2/outputs`)).json()) as { id: string; type: string; urls: { file?: string } }[];
+    const record = outputs.find((o) => o.type === 'record');
+    expect(record?.urls.file).toBeDefined();
+    expect((await fetch(`${t.url}/api/streams/sync2/outputs/${record!.id}`, { method: 'DELETE' })).status).toBe(204);
+    const hls = audioOffset(await readSyncMarks(playlist, 6));
+    const recording = audioOffset(await readSyncMarks(path.join(t.dataDir, 'recordings', 'sync2', path.basename(record!.urls.file!)), 6));
     expect(hls.pairs).toBeGreaterThanOrEqual(3);
     expect(recording.pairs).toBeGreaterThanOrEqual(3);
     expect(Math.abs(hls.offset - recording.offset), `HLS ${hls.offset}, recording ${recording.offset}`).toBeLessThan(0.035);
