@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
 import { parseRtp } from '../rtp/packet.js';
-import type { ChosenCodec } from '../webrtc/codec-policy.js';
+import { isTranscoded, type ChosenCodec } from '../webrtc/codec-policy.js';
 import { parseOffer } from '../sdp/offer.js';
 import { PublisherPeer, type CandidateInit } from '../webrtc/publisher-peer.js';
 import { Feed } from './feed.js';
@@ -104,7 +104,7 @@ export class WorkerSession {
     // (see Feed's prime), and the track it makes knows from when it covers.
     const prime = encoded && encoded.lastPacketAt === 0 ? { from: () => video?.cachedKeyframeAt, started: (at: number) => (encoded.coversFrom ??= at) } : undefined;
     const feed = new Feed(attached, transcoded ? () => undefined : () => this.requestKeyframe(), prime);
-    if (attached.some((a) => a.track.codec.name === 'VP8' || a.track.codec.name === 'VP9')) this.watchTranscoder(id);
+    if (attached.some((a) => isTranscoded(a.track.codec))) this.watchTranscoder(id);
     feed.once('flowing', () => this.send({ op: 'flowing', feed: id }));
     this.feeds.set(id, feed);
     return feed;

@@ -11,6 +11,7 @@ import { askForKeyframe } from '../media/ask-for-keyframe.js';
 import type { FeedHandle } from '../media/feed-handle.js';
 import type { Stream } from '../streams/stream.js';
 import type { Track } from '../streams/track.js';
+import { isTranscoded } from '../webrtc/codec-policy.js';
 import { OutputBase } from './base.js';
 import { sdpMedia } from './sdp-media.js';
 
@@ -149,7 +150,7 @@ export class PipelineOutput extends OutputBase {
    */
   private async track(kind: 'audio' | 'video'): Promise<Track | undefined> {
     const source = this.ctx.tracks.find((t) => t.kind === kind);
-    const wanted = kind === 'audio' ? (this.options.audioInput ?? this.definition.audioInput) === 'aac' : source?.codec.name !== 'H264' && this.options.videoInput !== 'source';
+    const wanted = kind === 'audio' ? (this.options.audioInput ?? this.definition.audioInput) === 'aac' : source !== undefined && isTranscoded(source.codec) && this.options.videoInput !== 'source';
     const shared = this.ctx.shared?.[kind];
     if (!source || !wanted || !shared) return source;
     let lease = this.leases.get(kind);

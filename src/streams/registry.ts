@@ -6,18 +6,13 @@ import type { EventBus } from '../events/bus.js';
 import type { Logger } from '../log.js';
 import type { MediaWorkers } from '../media/workers.js';
 import { parseOffer } from '../sdp/offer.js';
-import { chooseCodecs, type ChosenCodec } from '../webrtc/codec-policy.js';
+import { chooseCodecs, isTranscoded } from '../webrtc/codec-policy.js';
 import { Stream, type StreamInfo } from './stream.js';
 
 // The registry of live streams: one publisher per name, created from a WHIP offer and
 // removed when it leaves, with the gateway's events for both. It announces each new
 // stream ('stream'); what outputs a stream gets is src/outputs/'s business.
 
-
-/** Video the gateway transcodes to H.264 (outputs/shared-h264.ts). */
-function transcoded(c: ChosenCodec): boolean {
-  return c.name === 'VP8' || c.name === 'VP9';
-}
 
 /** New publishers are refused while the gateway stops (503). */
 export class GatewayStopping extends Error {
@@ -103,7 +98,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     if (this.shuttingDown) throw new GatewayStopping();
     const codecs = chooseCodecs(parseOffer(offerText)); // bad SDP (400) or no usable codec (406) is refused before anything is reserved
     const existing = this.streams.get(name);
-    if (codecs.some(transcoded)) this.checkTranscodeCapacity(existing);
+    if (codecs.some(isTranscoded)) this.checkTranscodeCapacity(existing);
     const replace = existing && (existing.state === 'connecting' || this.config.streams.replaceExisting);
     if (this.pending.has(name) || (existing && !replace)) throw new StreamBusy(name);
     this.checkConnectingFrom(options.from);
@@ -139,7 +134,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
   /** Refuses a VP8/VP9 offer when transcode.maxConcurrent streams are transcoded already (`replacing` does not count). */
   private checkTranscodeCapacity(replacing: Stream | undefined): void {
     const limit = this.config.transcode.maxConcurrent;
-    const busy = [...this.streams.values()].filter((s) => s !== replacing && s.tracks.some((t) => transcoded(t.codec))).length;
+    const busy = [...this.streams.values()].filter((s) => s !== replacing && s.tracks.some((t) => isTranscoded(t.codec))).length;
     if (busy >= limit) throw new TranscodeCapacity(limit);
   }
 

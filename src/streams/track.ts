@@ -1,5 +1,5 @@
 import type { ParameterSetInfo, TrackStats } from '../media/messages.js';
-import type { ChosenCodec } from '../webrtc/codec-policy.js';
+import { isTranscoded, type ChosenCodec } from '../webrtc/codec-policy.js';
 
 // A publisher's track as the main thread sees it: the negotiated codec, the H.264
 // parameter sets (for session SDPs) or VP8/VP9 picture size, and the counters its media
@@ -138,7 +138,7 @@ export class Track {
       keyframes,
       ...(width !== undefined && height !== undefined ? { width, height } : {}),
       ...(this.kind === 'video' ? { fps: fps ?? 0 } : {}),
-      ...(this.codec.name === 'VP8' || this.codec.name === 'VP9' ? { transcoded: true } : {}),
+      ...(isTranscoded(this.codec) ? { transcoded: true } : {}),
       lost,
       nacked,
     };

@@ -32,6 +32,11 @@ export interface ChosenCodec {
   rtxPayloadType?: number;
 }
 
+/** Video the gateway transcodes to H.264 for its outputs (outputs/shared-h264.ts). */
+export function isTranscoded(c: Pick<ChosenCodec, 'name'>): boolean {
+  return c.name === 'VP8' || c.name === 'VP9';
+}
+
 /** Profiles in the order the gateway prefers them: what every decoder and HLS player takes first. */
 const PROFILE_RANK: Partial<Record<Profile, number>> = {
   [Profile.ConstrainedBaseline]: 1,

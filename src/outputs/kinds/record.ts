@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Recordings } from '../../recordings/recordings.js';
 import type { Output } from '../../streams/output.js';
+import { isTranscoded } from '../../webrtc/codec-policy.js';
 import { startPipeline } from '../pipeline-output.js';
 import { OutputRequestError, type KindRequest, type KindServices, type OutputKind } from '../kind.js';
 
@@ -31,14 +32,16 @@ export class RecordKind implements OutputKind {
     const full = await this.tooFull();
     if (full) throw new OutputRequestError(507, `no room for a recording (${full})`);
     const format = String(values.format);
-    const video = stream.tracks.find((t) => t.kind === 'video')?.codec.name;
+    const videoCodec = stream.tracks.find((t) => t.kind === 'video')?.codec;
+    const video = videoCodec?.name;
+    const transcoded = videoCodec !== undefined && isTranscoded(videoCodec);
     // videoCodec original: a VP8/VP9 publisher's video as sent, not the stream's H.264 from it.
-    const original = values.videoCodec === 'original' && (video === 'VP8' || video === 'VP9');
+    const original = values.videoCodec === 'original' && transcoded;
     if (original && format === 'mp4') throw new OutputRequestError(400, `videoCodec: original keeps the publisher's ${video}, which needs format mkv or webm`);
     const audio = stream.tracks.find((t) => t.kind === 'audio')?.codec.name;
     // WebM holds VP8/VP9 and Opus only: what a VP8/VP9 publisher sends, kept as sent.
     if (format === 'webm' && ((video && !original) || (audio && audio !== 'opus'))) {
-      throw new OutputRequestError(400, `format: webm holds only VP8/VP9 and Opus, kept as sent (videoCodec original); stream ${stream.name} sends ${[video, audio].filter(Boolean).join(' + ')}${video && !original && video !== 'H264' ? ' (add videoCodec: original)' : ''}`);
+      throw new OutputRequestError(400, `format: webm holds only VP8/VP9 and Opus, kept as sent (videoCodec original); stream ${stream.name} sends ${[video, audio].filter(Boolean).join(' + ')}${transcoded && !original ? ' (add videoCodec: original)' : ''}`);
     }
     const folder = this.recordings.dir(stream.name);
     await mkdir(folder, { recursive: true });

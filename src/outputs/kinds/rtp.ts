@@ -5,6 +5,7 @@ import type { Stream } from '../../streams/stream.js';
 import type { PushTargets } from '../../pipelines/push-targets.js';
 import { EVEN_PORT_RULE } from '../../pipelines/definition.js';
 import { checkTarget, OutputRequestError, sdpUrl } from '../kind.js';
+import { isTranscoded } from '../../webrtc/codec-policy.js';
 import type { SharedTrack } from '../pipeline-output.js';
 import { RtpOutput } from '../rtp-output.js';
 
@@ -43,7 +44,7 @@ export class RtpKind {
     const { videoCodec, ...p } = parsed.data;
     const [address] = await checkTarget(this.targets, rtpUrl(p.host, p.videoPort ?? p.audioPort ?? 0), 'host');
     const video = stream.tracks.find((t) => t.kind === 'video');
-    const transcoded = p.videoPort !== undefined && video !== undefined && video.codec.name !== 'H264' && videoCodec !== 'original' ? this.sharedVideo?.(stream) : undefined;
+    const transcoded = p.videoPort !== undefined && video !== undefined && isTranscoded(video.codec) && videoCodec !== 'original' ? this.sharedVideo?.(stream) : undefined;
     // Sent to the address that was checked (a host name is not looked up again per packet).
     return stream.attachOutput(new RtpOutput(stream, { ...p, host: address }, id, (outputId) => ({ sdp: sdpUrl(stream, outputId) }), transcoded));
   }
