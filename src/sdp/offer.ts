@@ -136,9 +136,23 @@ export function writeSdp(sdp: sdpTransform.SessionDescription): string {
   return sdpTransform.write(sdp);
 }
 
-/** A candidate whose address is an mDNS name (`<uuid>.local`). */
-export function isMdnsCandidate(candidate: string): boolean {
-  return /\.local$/i.test(candidate.replace(/^(a=)?candidate:/, '').trim().split(/\s+/)[4] ?? '');
+export interface CandidateAddress {
+  address: string;
+  port: number;
+  type: string;
+  protocol: string;
+}
+
+/** "candidate:f 1 udp 2130706431 127.0.0.1 5000 typ host ..." -> its address parts. */
+export function parseCandidate(line: string): CandidateAddress | undefined {
+  const f = line.replace(/^(a=)?candidate:/, '').trim().split(/\s+/);
+  if (f.length < 8 || f[6] !== 'typ') return undefined;
+  return { protocol: f[2].toLowerCase(), address: f[4], port: Number(f[5]), type: f[7] };
+}
+
+/** An mDNS name (`<uuid>.local`) where a candidate's address would be. */
+export function isMdnsName(address: string): boolean {
+  return address.toLowerCase().endsWith('.local');
 }
 
 /**
@@ -152,7 +166,7 @@ export function isMdnsCandidate(candidate: string): boolean {
 export function withoutMdnsCandidates(sdp: sdpTransform.SessionDescription): sdpTransform.SessionDescription {
   const copy = structuredClone(sdp);
   for (const m of copy.media) {
-    if (m.candidates) m.candidates = m.candidates.filter((c) => !c.ip.toLowerCase().endsWith('.local'));
+    if (m.candidates) m.candidates = m.candidates.filter((c) => !isMdnsName(c.ip));
   }
   return copy;
 }

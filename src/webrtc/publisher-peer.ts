@@ -15,7 +15,7 @@ import type { Config } from '../config/schema.js';
 import type { RtpPacketLite } from '../rtp/packet.js';
 import { formatFmtp } from '../sdp/render.js';
 import { shapeAnswer, transportCcExtensionIds, type VideoBitrate } from '../sdp/answer.js';
-import { isMdnsCandidate, withoutMdnsCandidates, writeSdp, type ParsedOffer } from '../sdp/offer.js';
+import { isMdnsName, parseCandidate, withoutMdnsCandidates, writeSdp, type CandidateAddress, type ParsedOffer } from '../sdp/offer.js';
 import { chooseCodecs, restrictOffer, type ChosenCodec } from './codec-policy.js';
 import { CongestionFeedback } from './congestion-feedback.js';
 import { SsrcFollower } from './ssrc-follower.js';
@@ -47,8 +47,8 @@ export interface CandidateInit {
 }
 
 export interface SelectedPair {
-  local: { address: string; port: number; type: string; protocol: string };
-  remote: { address: string; port: number; type: string; protocol: string };
+  local: CandidateAddress;
+  remote: CandidateAddress;
 }
 
 /**
@@ -199,7 +199,7 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
 
   /** A candidate from the publisher (trickle ICE); null or empty means end of candidates. */
   async addRemoteCandidate(c: CandidateInit | null): Promise<void> {
-    if (this.closed || (c?.candidate && isMdnsCandidate(c.candidate))) return; // see withoutMdnsCandidates
+    if (this.closed || (c?.candidate && isMdnsName(parseCandidate(c.candidate)?.address ?? ''))) return; // see withoutMdnsCandidates
     await this.pc.addIceCandidate(c && c.candidate ? c : undefined);
   }
 
@@ -231,13 +231,6 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
     this.feedback?.close();
     await this.pc.close().catch(() => undefined);
   }
-}
-
-/** "candidate:f 1 udp 2130706431 127.0.0.1 5000 typ host ..." -> its address parts. */
-export function parseCandidate(line: string): SelectedPair['local'] | undefined {
-  const f = line.replace(/^(a=)?candidate:/, '').trim().split(/\s+/);
-  if (f.length < 8 || f[6] !== 'typ') return undefined;
-  return { protocol: f[2].toLowerCase(), address: f[4], port: Number(f[5]), type: f[7] };
 }
 
 function indexOf(pc: RTCPeerConnection, t: RTCRtpTransceiver): number {

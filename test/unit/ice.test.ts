@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import * as sdpTransform from 'sdp-transform';
-import { isMdnsCandidate, withoutMdnsCandidates } from '../../src/sdp/offer.js';
+import { isMdnsName, parseCandidate, withoutMdnsCandidates } from '../../src/sdp/offer.js';
 import { iceOptions } from '../../src/webrtc/ice-options.js';
 import { iceServers, turnRestCredentials } from '../../src/webrtc/ice-servers.js';
 
@@ -48,6 +48,8 @@ describe('ICE settings', () => {
     );
     expect(withoutMdnsCandidates(offer).media[0].candidates?.map((c) => c.ip)).toEqual(['203.0.113.9', '10.0.0.5']);
     expect(offer.media[0].candidates).toHaveLength(3); // the parsed offer is left as it was
+    // A trickled candidate is read the same way (PublisherPeer.addRemoteCandidate).
+    const isMdnsCandidate = (line: string) => isMdnsName(parseCandidate(line)?.address ?? '');
     expect(isMdnsCandidate('candidate:0 1 UDP 2122252543 977d7fd8-2b4c-4599-a65d-d42aa9ce0717.local 56571 typ host')).toBe(true);
     expect(isMdnsCandidate('a=candidate:0 1 udp 2122252543 10.0.0.5 56571 typ host')).toBe(false);
     expect(isMdnsCandidate('')).toBe(false);
