@@ -1,49 +1,11 @@
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { procStat, type ProcStat } from '../src/pipelines/process-cpu.js';
 
 // Reading CPU time and memory of processes from /proc (Linux only): the gateway, its
 // ffmpeg children, the whole machine. Everything here is a cheap synchronous read.
 
-let clockTicks: number | undefined;
-
-/** USER_HZ, the unit of utime/stime in /proc/<pid>/stat (almost always 100). */
-export function clkTck(): number {
-  if (clockTicks === undefined) {
-    try {
-      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    } catch {
-      clockTicks = 100;
-    }
-  }
-  return clockTicks;
-}
-
-export interface ProcStat {
-  pid: number;
-  ppid: number;
-  comm: string;
-  /** utime + stime, in seconds. */
-  cpuSeconds: number;
-}
-
-/** /proc/<pid>/stat, or undefined when the process is gone. */
-export function procStat(pid: number): ProcStat | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // "pid (comm) state ppid ..." — comm may hold spaces and parentheses: split after the last ')'.
-  const open = text.indexOf('(');
-  const close = text.lastIndexOf(')');
-  const comm = text.slice(open + 1, close);
-  const f = text.slice(close + 2).split(' ');
-  // f[0] is field 3 (state); utime is field 14, stime field 15.
-  const utime = Number(f[11]);
-  const stime = Number(f[12]);
-  return { pid, ppid: Number(f[1]), comm, cpuSeconds: (utime + stime) / clkTck() };
-}
+// One reader of /proc/<pid>/stat for the gateway (its encoders' CPU in the API) and the bench.
+export { procStat, type ProcStat };
 
 /** A "Name:   123 kB" line of a /proc file, in bytes; 0 when the process is gone. */
 function kbField(file: string, name: string): number {
