@@ -66,7 +66,7 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         for (const s of streams.all()) {
-          for (const { encoder } of s.info().tracks) if (encoder?.cpuPercent !== undefined) this.set({ stream: s.name, pipeline: encoder.pipeline }, encoder.cpuPercent);
+          for (const { encoder } of s.encoders()) if (encoder.cpuPercent !== undefined) this.set({ stream: s.name, pipeline: encoder.pipeline }, encoder.cpuPercent);
         }
       },
     });

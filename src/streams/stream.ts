@@ -243,13 +243,15 @@ export class Stream extends EventEmitter<StreamEvents> {
     return [...outputs, ...[...this.helpers.values()].flatMap((h) => h.pids?.() ?? [])];
   }
 
-  /** The shared encoder working on the track of `kind`, if any (shared-encoder.ts). */
+  /** The stream's shared encoders (shared-encoder.ts), with the kind of track each encodes. */
+  encoders(): { kind: 'audio' | 'video'; encoder: EncoderInfo }[] {
+    return [...this.helpers.values()].flatMap((h) => h.info?.() ?? []);
+  }
+
+  /** The shared encoder working on the track of `kind`, if any. */
   private encoderOf(kind: 'audio' | 'video'): { encoder: EncoderInfo } | undefined {
-    for (const h of this.helpers.values()) {
-      const i = h.info?.();
-      if (i?.kind === kind) return { encoder: i.encoder };
-    }
-    return undefined;
+    const e = this.encoders().find((x) => x.kind === kind);
+    return e && { encoder: e.encoder };
   }
 
   /** Stops every output (files finalised), then the peer. Safe to call more than once. */
