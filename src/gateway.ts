@@ -12,12 +12,14 @@ import { Tickets } from './auth/tickets.js';
 import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { Access } from './http/access.js';
-import { createApp } from './http/app.js';
+import { corsOrigins, createApp } from './http/app.js';
+import { ConnectionLimits } from './http/limits.js';
 import { MediaWorkers } from './media/workers.js';
 import { GatewayMetrics } from './metrics/metrics.js';
 import type { Logger } from './log.js';
 import { loadDefinitions, type PipelineDefinition } from './pipelines/definition.js';
 import { warmUpFfmpeg } from './pipelines/ffmpeg-process.js';
+import { stopOrphanedFfmpegs } from './pipelines/orphans.js';
 import { StreamRegistry } from './streams/registry.js';
 import { EventBus } from './events/bus.js';
 import { authEnabled } from './auth/policy.js';
@@ -61,6 +63,8 @@ export class Gateway {
     if (problem) throw new ConfigError(problem);
     const tls = config.http.tls ? await readTls(config.http.tls) : undefined;
     await mkdir(path.resolve(config.dataDir), { recursive: true });
+    const orphans = await stopOrphanedFfmpegs(config.dataDir);
+    if (orphans) log.warn({ event: 'orphans-stopped', count: orphans }, `${orphans} ffmpeg process(es) left by an earlier run were still writing into the data folder: stopped`);
     // What a previous run left: HLS folders of streams that ended long ago (served as if
     // live otherwise) and outputs' session SDPs. Recordings stay, and the ones it left
     // open are measured and marked interrupted.
@@ -100,10 +104,15 @@ export class Gateway {
     const authorizer = new Authorizer(config, log);
     const access = new Access(authorizer, new Tickets());
     let wss: WebSocketServer | undefined;
-    const metrics = new GatewayMetrics(registry, () => wss?.clients.size ?? 0, () => media.info());
-    const app = createApp(config, { registry, events, catalog, resume, recordings, ports, access, metrics }, log);
-    const server = tls ? https.createServer(tls, app) : http.createServer(app);
-    wss = attachSignalling(server, { registry, events, authorizer }, log);
+    const limits = new ConnectionLimits(config.limits);
+    const metrics = new GatewayMetrics(registry, { websocketClients: () => wss?.clients.size ?? 0, workers: () => media.info(), connections: () => limits.stats() });
+    const app = createApp(config, { registry, events, catalog, resume, recordings, ports, access, metrics, limits }, log);
+    // Slow clients hold a socket each: headers and whole requests have deadlines, checked
+    // every second (Node's default check runs every 30 s).
+    const timeouts = { headersTimeout: config.limits.headersTimeoutMs, requestTimeout: config.limits.requestTimeoutMs, connectionsCheckingInterval: 1000 };
+    const server = tls ? https.createServer({ ...tls, ...timeouts }, app) : http.createServer(timeouts, app);
+    limits.watch(server, tls !== undefined);
+    wss = attachSignalling(server, { registry, events, authorizer, limits, origins: corsOrigins(config, access.enabled), authTimeoutMs: config.limits.wsAuthTimeoutMs }, log);
     await Promise.all([
       new Promise<void>((resolve, reject) => {
         server.once('error', reject);

@@ -26,6 +26,9 @@ export type Decision = { ok: true; grant: Grant } | { ok: false; status: 401 | 4
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
+/** What a JWKS key may sign with: asymmetric algorithms only (a JWKS never holds the HMAC secret). */
+const JWKS_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
 export class Authorizer {
   readonly enabled: boolean;
   /** sha256(token) -> permissions: a lookup that does not compare the secret itself. */
@@ -52,7 +55,9 @@ export class Authorizer {
     if (!this.enabled) return { ok: true, grant: OPEN };
     const wait = this.limiter.retryAfterMs(req.ip);
     if (wait > 0) return { ok: false, status: 429, reason: `too many failed attempts from ${req.ip}: wait ${Math.ceil(wait / 1000)} s`, retryAfterSeconds: Math.ceil(wait / 1000) };
-    if (!req.token) return this.fail(req, 401, 'credentials required: send Authorization: Bearer <token> (players: ?token=<token>)');
+    // No credential at all is not counted as a failure: a page or player that has not been
+    // given its token yet would otherwise lock its whole address out (valid tokens too).
+    if (!req.token) return this.refuse(req, 401, 'credentials required: send Authorization: Bearer <token> (players: ?token=<token>)');
     const found = this.tokens.get(sha256(req.token)) ?? (await this.fromJwt(req));
     if (found instanceof Error) return this.fail(req, 401, `invalid token: ${found.message}`);
     if (found) {
@@ -63,6 +68,20 @@ export class Authorizer {
     return this.fail(req, 401, 'invalid token');
   }
 
+  /**
+   * Whether `token` is a static token or a JWT that verifies (whatever it allows): a /ws
+   * connection must show one soon after it opens. A token only the hook knows counts once
+   * one of its requests is allowed.
+   */
+  async recognises(token: string | undefined, ip: string): Promise<boolean> {
+    if (!this.enabled) return true;
+    if (!token) return false;
+    if (this.tokens.has(sha256(token))) return true;
+    const jwt = await this.fromJwt({ action: 'read', token, ip });
+    if (jwt instanceof Error) this.limiter.fail(ip);
+    return Array.isArray(jwt);
+  }
+
   /** Permissions from a JWT, an Error when it is a JWT that does not verify, undefined when it is not one. */
   private async fromJwt(req: AccessRequest): Promise<Permission[] | Error | undefined> {
     const jwt = this.auth.jwt;
@@ -71,8 +90,12 @@ export class Authorizer {
     const cached = this.jwtCache.get(key);
     if (cached && cached.until > Date.now()) return cached.permissions;
     try {
-      const options = { issuer: jwt.issuer, audience: jwt.audience };
-      const { payload } = this.jwks ? await jwtVerify(req.token!, this.jwks, options) : await jwtVerify(req.token!, new TextEncoder().encode(jwt.secret), options);
+      // Expiry is always required (a token without exp would be valid forever), and the
+      // algorithm is the one configured: HS256 for a secret, asymmetric ones for a JWKS.
+      const options = { issuer: jwt.issuer, audience: jwt.audience, requiredClaims: ['exp'] };
+      const { payload } = this.jwks
+        ? await jwtVerify(req.token!, this.jwks, { ...options, algorithms: JWKS_ALGORITHMS })
+        : await jwtVerify(req.token!, new TextEncoder().encode(jwt.secret), { ...options, algorithms: ['HS256'] });
       const permissions = permissionsOf(payload, jwt.claim);
       if (!(permissions instanceof Error)) {
         if (this.jwtCache.size > 10_000) this.jwtCache.clear();
@@ -94,8 +117,10 @@ export class Authorizer {
       this.hookCache.set(key, verdict);
     }
     if (verdict.ok) return { ok: true, grant: grantOf([{ action: req.action, streams: req.stream ?? '*' }]) };
-    // The hook's 401 means it does not know the token (counted towards the rate limit); anything else refuses this action.
-    return this.fail(req, verdict.status === 401 ? 401 : 403, `refused by the auth hook (${verdict.why})`);
+    // The hook's 401 means it does not know the token; anything else refuses this action.
+    // Either counts towards the failure limit: the hook is where guesses of its tokens end up.
+    this.limiter.fail(req.ip);
+    return this.refuse(req, verdict.status === 401 ? 401 : 403, `refused by the auth hook (${verdict.why})`);
   }
 
   private async askHook(req: AccessRequest): Promise<{ ok: boolean; status?: number; why: string }> {
@@ -115,8 +140,14 @@ export class Authorizer {
     }
   }
 
+  /** A refusal; a 401 (a credential nobody knows) is counted towards the address' failure limit. */
   private fail(req: AccessRequest, status: 401 | 403, reason: string): Decision {
     if (status === 401) this.limiter.fail(req.ip);
+    return this.refuse(req, status, reason);
+  }
+
+  /** A refusal, logged with the client's address. */
+  private refuse(req: AccessRequest, status: 401 | 403, reason: string): Decision {
     this.log.warn({ event: 'access-denied', status, action: req.action, stream: req.stream, ip: req.ip, reason }, `access denied: ${reason}`);
     return { ok: false, status, reason };
   }

@@ -17,6 +17,17 @@ const permission = z
     streams: z.string().min(1).default('*'),
   })
   .strict();
+/** A cap on open connections of one kind: in total (0 only where the gateway picks it) and per client address. */
+function cap(total: number, perAddress: number) {
+  return z
+    .object({
+      total: z.number().int().min(total === 0 ? 0 : 1).max(1_000_000).default(total),
+      perAddress: z.number().int().min(1).max(1_000_000).default(perAddress),
+    })
+    .strict()
+    .prefault({});
+}
+
 /** 0 = any free port (tests). */
 const listenPort = z.number().int().min(0).max(65535);
 
@@ -261,9 +272,39 @@ export const configSchema = z
          * a transport and an ffmpeg until it connects or ice.connectTimeoutMs passes.
          */
         maxConnectingPerAddress: z.number().int().min(1).max(1000).default(10),
+        /**
+         * Offers from all addresses that may be connecting at once; more get 503 with
+         * Retry-After. Without it, a publish token spread over a few addresses held 63
+         * half-open sessions and their ffmpegs, and /healthz took 3.8 s.
+         */
+        maxConnecting: z.number().int().min(1).max(10_000).default(30),
       })
       .strict()
       .prefault({}),
+    limits: z
+      .object({
+        /**
+         * TCP connections to the HTTP server. 0: the process's file-descriptor limit less a
+         * quarter (at least 1024), kept for ffmpeg's pipes, the ICE and RTP sockets and files.
+         * perAddress: behind a reverse proxy every client has the proxy's address: raise it.
+         */
+        connections: cap(0, 1000),
+        /** Requests being answered at once (/live viewers and event streams are counted as connections only). */
+        requests: cap(1000, 100),
+        /** WebSocket signalling connections (/ws). */
+        websockets: cap(1000, 20),
+        /** Event streams (GET /api/events). */
+        sse: cap(200, 10),
+        /** With auth on, a /ws connection that has shown no valid credential after this long is closed. */
+        wsAuthTimeoutMs: z.number().int().min(100).max(60_000).default(5000),
+        /** A request's headers must have arrived this long after it began (slow clients hold a socket each). */
+        headersTimeoutMs: z.number().int().min(500).max(120_000).default(5000),
+        /** The whole request, body included, must have arrived by then (a WHIP offer is a few KB). */
+        requestTimeoutMs: z.number().int().min(1000).max(600_000).default(10_000),
+      })
+      .strict()
+      .prefault({})
+      .refine((l) => l.headersTimeoutMs <= l.requestTimeoutMs, { message: 'limits.headersTimeoutMs must not exceed requestTimeoutMs' }),
     auth: z
       .object({
         /**

@@ -7,9 +7,11 @@ import { sendError } from './errors.js';
 
 // Every route is registered here with the right it needs, so none can be added without
 // one (the access test walks `rules` and tries each route anonymously and with every
-// right). Credentials come as `Authorization: Bearer <token>`, or, for players that
-// cannot send headers, as `?token=`; an HLS segment also takes the short-lived `?ticket=`
-// its playlist named it with.
+// right). Credentials come as `Authorization: Bearer <token>`, or, for players and links
+// that cannot send headers (HLS, /live, recordings, an EventSource), as `?token=` on GET
+// routes that only read: a publish, control or metrics token never has to go into a URL,
+// where logs and proxies keep it. An HLS segment also takes the short-lived `?ticket=` its
+// playlist named it with.
 
 export type RouteAction = Action | 'public';
 
@@ -51,7 +53,7 @@ export class Access {
       const stream = options.stream?.(req);
       const ticket = typeof req.query.ticket === 'string' ? req.query.ticket : undefined;
       if (options.ticket && stream && ticket && this.tickets.valid(stream, ticket)) return next();
-      void this.authorizer.check({ action, stream, token: tokenOf(req), ip: req.socket.remoteAddress ?? '' }).then((d) => {
+      void this.authorizer.check({ action, stream, token: tokenOf(req, action), ip: req.socket.remoteAddress ?? '' }).then((d) => {
         if (d.ok) {
           res.locals.grant = d.grant;
           return next();
@@ -72,10 +74,11 @@ export function param(name: string): (req: Request) => string | undefined {
   };
 }
 
-/** The bearer token of a request (header, or ?token= for players). */
-export function tokenOf(req: Request): string | undefined {
+/** The bearer token of a request: the header, or ?token= on a GET that needs the read right. */
+export function tokenOf(req: Request, action: Action): string | undefined {
   const header = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
   if (header) return header[1];
+  if (action !== 'read' || req.method !== 'GET') return undefined;
   return typeof req.query.token === 'string' && req.query.token ? req.query.token : undefined;
 }
 

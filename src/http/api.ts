@@ -6,6 +6,7 @@ import type { StreamRegistry } from '../streams/registry.js';
 import { iceServers } from '../webrtc/ice-servers.js';
 import { grantOf, param, type Access } from './access.js';
 import { sendError } from './errors.js';
+import { streamFor } from './stream-view.js';
 
 // REST API: what is live, with per-track counters and outputs; and a health check.
 
@@ -20,13 +21,13 @@ export function apiRouter(registry: StreamRegistry, ports: PortAllocator, starte
 
   access.route(router, 'get', '/api/streams', 'read', {}, (_req, res) => {
     const grant = grantOf(res);
-    res.json(registry.list().filter((s) => grant.allows('read', s.name)));
+    res.json(registry.list().filter((s) => grant.allows('read', s.name)).map((s) => streamFor(s, grant)));
   });
 
   access.route(router, 'get', '/api/streams/:name', 'read', { stream: param('name') }, (req, res) => {
     const stream = registry.get(req.params.name as string);
     if (!stream) return sendError(res, 404, `no stream named ${req.params.name}`);
-    res.json(stream.info());
+    res.json(streamFor(stream.info(), grantOf(res)));
   });
 
   access.route(router, 'delete', '/api/streams/:name', 'control', { stream: param('name') }, async (req, res) => {

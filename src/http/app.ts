@@ -11,7 +11,8 @@ import type { ResumeOutputs } from '../outputs/resume.js';
 import type { Recordings } from '../recordings/recordings.js';
 import type { PortAllocator } from '../rtp/ports.js';
 import type { StreamRegistry } from '../streams/registry.js';
-import type { Access } from './access.js';
+import { grantOf, type Access } from './access.js';
+import type { ConnectionLimits } from './limits.js';
 import { apiRouter } from './api.js';
 import { cors } from './cors.js';
 import { errorHandler, sendError } from './errors.js';
@@ -44,25 +45,27 @@ export interface AppServices {
   ports: PortAllocator;
   access: Access;
   metrics: GatewayMetrics;
+  limits: ConnectionLimits;
 }
 
-export function createApp(config: Config, { registry, events, catalog, resume, recordings, ports, access, metrics }: AppServices, log: Logger, startedAt = new Date()): Express {
+export function createApp(config: Config, { registry, events, catalog, resume, recordings, ports, access, metrics, limits }: AppServices, log: Logger, startedAt = new Date()): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(limits.requests());
   app.use(cors(corsOrigins(config, access.enabled)));
   app.use(whipRouter(registry, config, log, access));
   app.use(apiRouter(registry, ports, startedAt, config.ice, access));
   app.use(outputsRouter({ registry, catalog, resume }, config.http.maxBodyBytes, access));
   app.use(recordingsRouter(recordings, access));
-  app.use(eventsRouter(events, access));
+  app.use(eventsRouter(events, access, limits));
   app.use(hlsRouter((name) => catalog.hls.dir(name), access));
   app.use(liveRouter(registry, catalog.mpegtsHttp, access));
 
   const pages = express.Router();
   access.route(pages, 'get', '/api/openapi.json', 'public', {}, (_req, res) => res.json(openApiDocument(catalog.definitions, access.rules)));
   access.route(pages, 'get', '/metrics', 'metrics', {}, (_req, res, next) => {
-    metrics.text().then((text) => res.type(metrics.contentType).send(text), next);
+    metrics.text(grantOf(res)).then((text) => res.type(metrics.contentType).send(text), next);
   });
   // The pages themselves are public: they hold no data, and ask for a token when the
   // gateway needs one (every call they make is checked).
@@ -73,9 +76,15 @@ export function createApp(config: Config, { registry, events, catalog, resume, r
       if (err && !res.headersSent) sendError(res, 404, `no asset ${req.params.file}`);
     }),
   );
-  access.route(pages, 'get', '/', 'public', {}, (_req, res) => res.sendFile('index.html', { root: WEB_DIR }));
-  access.route(pages, 'get', ['/publish', '/publish/:name'], 'public', {}, (_req, res) => res.sendFile('publish.html', { root: WEB_DIR }));
-  access.route(pages, 'get', '/watch/:name', 'public', {}, (_req, res) => res.sendFile('watch.html', { root: WEB_DIR }));
+  // The dashboard and the publish page act with the viewer's token and camera: no other
+  // site may frame them (clickjacking). The watch page may be embedded by the origins the
+  // operator lists (any while auth is off).
+  const noFraming = { 'Content-Security-Policy': "frame-ancestors 'none'", 'X-Frame-Options': 'DENY' };
+  const embedders = corsOrigins(config, access.enabled);
+  const watchFraming = { 'Content-Security-Policy': `frame-ancestors 'self'${embedders.length ? ` ${embedders.join(' ')}` : ''}` };
+  access.route(pages, 'get', '/', 'public', {}, (_req, res) => res.sendFile('index.html', { root: WEB_DIR, headers: noFraming }));
+  access.route(pages, 'get', ['/publish', '/publish/:name'], 'public', {}, (_req, res) => res.sendFile('publish.html', { root: WEB_DIR, headers: noFraming }));
+  access.route(pages, 'get', '/watch/:name', 'public', {}, (_req, res) => res.sendFile('watch.html', { root: WEB_DIR, headers: watchFraming }));
   app.use(pages);
   app.use((req, res) => sendError(res, 404, `no route for ${req.method} ${req.path}`));
   app.use(errorHandler(log));

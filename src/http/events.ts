@@ -1,14 +1,22 @@
 import { Router } from 'express';
 import type { EventBus, GatewayEvent } from '../events/bus.js';
 import { grantOf, type Access } from './access.js';
+import { sendError } from './errors.js';
+import type { ConnectionLimits } from './limits.js';
 
 // GET /api/events: the gateway's events as server-sent events, for dashboards. Each has an
 // `id:`, so a client that reconnects (EventSource does so by itself, with Last-Event-ID)
-// first gets the events it missed. A token limited to some streams sees only theirs.
+// first gets the events it missed. A token limited to some streams sees only theirs. Each
+// feed holds a connection for as long as the client stays: they are capped (limits.sse).
 
-export function eventsRouter(bus: EventBus, access: Access): Router {
+export function eventsRouter(bus: EventBus, access: Access, limits: ConnectionLimits): Router {
   const router = Router();
   access.route(router, 'get', '/api/events', 'read', {}, (req, res) => {
+    const admitted = limits.admit('sse', req.socket.remoteAddress);
+    if (!admitted.ok) {
+      res.setHeader('Retry-After', String(admitted.retryAfterSeconds));
+      return sendError(res, admitted.status, admitted.reason);
+    }
     const grant = grantOf(res);
     res.status(200);
     res.setHeader('Content-Type', 'text/event-stream');
@@ -22,7 +30,8 @@ export function eventsRouter(bus: EventBus, access: Access): Router {
     if (Number.isInteger(last) && last >= 0) for (const e of bus.since(last)) send(e);
     const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
     bus.on('event', send);
-    req.on('close', () => {
+    res.on('close', () => {
+      admitted.release();
       clearInterval(ping);
       bus.off('event', send);
     });

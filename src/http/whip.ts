@@ -1,17 +1,17 @@
 import express, { Router } from 'express';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { SdpError } from '../sdp/offer.js';
-import { STREAM_NAME, STREAM_NAME_RULE } from '../streams/names.js';
-import { GatewayStopping, StreamBusy, TooManyConnecting, TranscodeCapacity, type StreamRegistry } from '../streams/registry.js';
+import { PublishRefused } from '../streams/publish-refused.js';
+import type { StreamRegistry } from '../streams/registry.js';
 import { sendError } from './errors.js';
 import { param, type Access } from './access.js';
 import { iceServers, type IceServer } from '../webrtc/ice-servers.js';
-import { AnswerUnavailable, OfferNotAnswerable } from '../webrtc/publisher-peer.js';
 
 // WHIP (RFC 9725): POST an SDP offer to /whip/:stream, get 201 + answer + Location of the
 // session resource; DELETE that resource to stop. The answer already holds every gateway
 // candidate, and trickle ICE from the client (PATCH) is not taken: 405, as the RFC allows.
+// A refused offer gets the status its reason has (streams/publish-refused.ts), with
+// Retry-After where trying again later can work.
 
 export function linkHeaders(servers: IceServer[]): string[] {
   return servers.flatMap((s) =>
@@ -29,9 +29,6 @@ export function whipRouter(registry: StreamRegistry, config: Config, log: Logger
   const sdpBody = express.text({ type: () => true, limit: config.http.maxBodyBytes });
 
   access.route(router, 'post', '/whip/:stream', 'publish', { stream: param('stream') }, (req, res, next) => {
-    if (!STREAM_NAME.test(req.params.stream)) {
-      return sendError(res, 400, STREAM_NAME_RULE);
-    }
     if (!req.is('application/sdp')) {
       return sendError(res, 415, `Content-Type must be application/sdp (got ${req.headers['content-type'] ?? 'none'})`);
     }
@@ -50,16 +47,9 @@ export function whipRouter(registry: StreamRegistry, config: Config, log: Logger
       if (links.length) res.setHeader('Link', links);
       res.type('application/sdp').send(answer);
     } catch (e) {
-      if (e instanceof SdpError) return sendError(res, e.status, e.message);
-      if (e instanceof StreamBusy) return sendError(res, 409, e.message);
-      if (e instanceof TranscodeCapacity) return sendError(res, 503, e.message);
-      if (e instanceof TooManyConnecting) return sendError(res, 429, e.message);
-      if (e instanceof GatewayStopping || e instanceof AnswerUnavailable) return sendError(res, 503, e.message);
-      if (e instanceof OfferNotAnswerable) {
-        log.warn({ event: 'offer-refused', stream: name, detail: e.detail, from: req.socket.remoteAddress }, 'werift could not answer an offer');
-        return sendError(res, 400, e.message);
-      }
-      throw e;
+      if (!(e instanceof PublishRefused)) throw e;
+      if (e.retryAfterSeconds) res.setHeader('Retry-After', String(e.retryAfterSeconds));
+      sendError(res, e.status, e.message);
     }
   });
 

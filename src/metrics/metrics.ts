@@ -1,4 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Grant } from '../auth/permissions.js';
+import type { LimitKind } from '../http/limits.js';
 import type { WorkerInfo } from '../media/workers.js';
 import type { StreamRegistry } from '../streams/registry.js';
 import type { Output } from '../streams/output.js';
@@ -13,13 +15,24 @@ import type { Stream } from '../streams/stream.js';
 
 const STREAM_STATES = ['connecting', 'live'] as const;
 
+/** What the gateway reports besides its streams. */
+export interface MetricSources {
+  websocketClients: () => number;
+  workers: () => WorkerInfo[];
+  /** Open connections and refusals by kind (http/limits.ts). */
+  connections: () => { kind: LimitKind; open: number; refused: number; cap: number }[];
+}
+
+/** A sample line's stream label (stream names need no escaping). */
+const STREAM_LABEL = /[{,]stream="([^"]*)"/;
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   private readonly restarts: Counter<'type'>;
   private readonly failures: Counter<'type'>;
   private readonly connectSeconds: Histogram;
 
-  constructor(streams: StreamRegistry, websocketClients: () => number = () => 0, workers: () => WorkerInfo[] = () => []) {
+  constructor(streams: StreamRegistry, { websocketClients, workers, connections }: MetricSources) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry }); // process CPU and memory, event-loop lag, GC
 
@@ -43,6 +56,34 @@ export class GatewayMetrics {
       },
     });
     new Gauge({ name: 'gateway_websocket_connections', help: 'Open WebSocket signalling connections', registers, collect() { this.set(websocketClients()); } });
+    new Gauge({
+      name: 'gateway_connections',
+      help: 'Open connections by kind (connections: TCP to the HTTP server; requests: being answered; websockets; sse) (limits.*)',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        for (const c of connections()) this.set({ kind: c.kind }, c.open);
+      },
+    });
+    new Gauge({
+      name: 'gateway_connection_limit',
+      help: 'The total cap of each kind of connection (limits.*.total, or the one picked from the file-descriptor limit)',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        for (const c of connections()) this.set({ kind: c.kind }, c.cap);
+      },
+    });
+    new Counter({
+      name: 'gateway_connections_refused_total',
+      help: 'Connections and requests refused at a cap (429 or 503 with Retry-After), by kind',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of connections()) this.inc({ kind: c.kind }, c.refused);
+      },
+    });
     const perWorker = (name: string, help: string, value: (w: WorkerInfo) => number) =>
       new Gauge({
         name,
@@ -118,8 +159,20 @@ export class GatewayMetrics {
     );
   }
 
-  text(): Promise<string> {
-    return this.registry.metrics();
+  /**
+   * The exposition text. Series about a stream are left out where the scraper's grant does
+   * not cover that stream (a metrics token for "studio-*" sees only those streams).
+   */
+  async text(grant?: Grant): Promise<string> {
+    const text = await this.registry.metrics();
+    if (!grant || grant.open) return text;
+    return text
+      .split('\n')
+      .filter((line) => {
+        const stream = line.startsWith('#') ? undefined : STREAM_LABEL.exec(line)?.[1];
+        return stream === undefined || grant.allows('metrics', stream);
+      })
+      .join('\n');
   }
 
   get contentType(): string {

@@ -247,12 +247,32 @@ export class Recordings {
     }
   }
 
-  private probeDuration(file: string): Promise<number | null> {
+  /**
+   * A file's duration: what its header says, or, for a file whose writer was killed before
+   * it wrote one (Matroska keeps its duration for the end), the span of its packets.
+   */
+  private async probeDuration(file: string): Promise<number | null> {
+    const header = Number.parseFloat(await this.ffprobe(['-show_entries', 'format=duration', file]));
+    if (Number.isFinite(header)) return round3(header);
+    let first = Infinity;
+    let last = -Infinity;
+    for (const line of (await this.ffprobe(['-show_entries', 'packet=pts_time,duration_time', file])).split('\n')) {
+      const [pts, duration] = line.split(',').map(Number.parseFloat);
+      if (!Number.isFinite(pts)) continue;
+      first = Math.min(first, pts);
+      last = Math.max(last, pts + (Number.isFinite(duration) ? duration : 0));
+    }
+    return last > first ? round3(last - first) : null;
+  }
+
+  /** ffprobe's CSV output ('' when it fails). */
+  private ffprobe(args: string[]): Promise<string> {
     return new Promise((resolve) => {
-      execFile(this.ffprobePath, ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file], { timeout: 15_000 }, (err, stdout) => {
-        const d = Number.parseFloat(stdout);
-        resolve(err || !Number.isFinite(d) ? null : Math.round(d * 1000) / 1000);
-      });
+      execFile(this.ffprobePath, ['-v', 'error', '-of', 'csv=p=0', ...args], { timeout: 30_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout) => resolve(err ? '' : stdout));
     });
   }
+}
+
+function round3(seconds: number): number {
+  return Math.round(seconds * 1000) / 1000;
 }

@@ -1,3 +1,4 @@
+import type { PublishRefusalCode } from '../streams/publish-refused.js';
 import { z } from 'zod';
 import type { SenderReport } from '../streams/stream.js';
 
@@ -48,7 +49,8 @@ export const clientMessage = z.discriminatedUnion('type', [
 
 export type ClientMessage = z.infer<typeof clientMessage>;
 
-export type ErrorCode = 'bad-message' | 'bad-stream-name' | 'bad-sdp' | 'no-codec' | 'stream-busy' | 'too-many-connecting' | 'already-publishing' | 'not-publishing' | 'unauthorized' | 'forbidden' | 'rate-limited' | 'internal';
+/** Refusals of a publish (the same as WHIP's, streams/publish-refused.ts) and the signalling's own. */
+export type ErrorCode = PublishRefusalCode | 'bad-message' | 'already-publishing' | 'not-publishing' | 'unauthorized' | 'forbidden' | 'rate-limited' | 'internal';
 
 export type ServerMessage =
   | { type: 'answer'; stream: string; session: string; sdp: string }
@@ -58,4 +60,4 @@ export type ServerMessage =
   | { type: 'streams'; streams: unknown[] }
   | { type: 'event'; event: unknown }
   | { type: 'pong' }
-  | { type: 'error'; code: ErrorCode; message: string };
+  | { type: 'error'; code: ErrorCode; message: string; retryAfterSeconds?: number };

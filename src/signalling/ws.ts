@@ -1,15 +1,17 @@
 import type http from 'node:http';
 import type https from 'node:https';
+import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { refuseSocket, type ConnectionLimits } from '../http/limits.js';
+import { streamFor } from '../http/stream-view.js';
 import type { Authorizer } from '../auth/authorizer.js';
 import { OPEN, type Action, type Grant } from '../auth/permissions.js';
 import type { EventBus, GatewayEvent } from '../events/bus.js';
 import type { Logger } from '../log.js';
-import { SdpError } from '../sdp/offer.js';
-import { STREAM_NAME, STREAM_NAME_RULE } from '../streams/names.js';
-import { GatewayStopping, StreamBusy, TooManyConnecting, TranscodeCapacity, type StreamRegistry } from '../streams/registry.js';
+import { PublishRefused } from '../streams/publish-refused.js';
+import type { StreamRegistry } from '../streams/registry.js';
 import type { Stream } from '../streams/stream.js';
-import { AnswerUnavailable, OfferNotAnswerable, type CandidateInit } from '../webrtc/publisher-peer.js';
+import type { CandidateInit } from '../webrtc/publisher-peer.js';
 import { clientMessage, type ErrorCode, type ServerMessage } from './messages.js';
 
 // WebSocket signalling for the built-in pages: publish with trickle ICE both ways, and a
@@ -34,25 +36,52 @@ export function tokenFromProtocols(protocols: Iterable<string>): string | undefi
   return undefined;
 }
 
-/** What signalling uses: the streams, the event feed, and who may do what. */
+/** What signalling uses: the streams, the event feed, who may do what, and how many may connect. */
 export interface SignallingServices {
   registry: StreamRegistry;
   events: EventBus;
   authorizer: Authorizer;
+  limits: ConnectionLimits;
+  /** Origins whose pages may open /ws (http.corsOrigins); the gateway's own pages always may. */
+  origins: string[];
+  /** With auth on: a connection with no valid credential after this long is closed. */
+  authTimeoutMs: number;
+}
+
+/** Whether a page from `origin` may open a WebSocket here (no Origin: not a browser, nothing to check). */
+export function originAllowed(origin: string | undefined, host: string | undefined, origins: string[]): boolean {
+  if (!origin || origins.includes('*') || origins.includes(origin)) return true;
+  try {
+    return new URL(origin).host === host;
+  } catch {
+    return false;
+  }
 }
 
 export function attachSignalling(server: http.Server | https.Server, services: SignallingServices, log: Logger): WebSocketServer {
   const wss = new WebSocketServer({
-    server,
-    path: '/ws',
+    noServer: true,
     maxPayload: MAX_MESSAGE_BYTES,
     // Answer with a protocol that is not the token, so the token is not echoed back.
     handleProtocols: (protocols) => (protocols.has(WS_PROTOCOL) ? WS_PROTOCOL : [...protocols].find((p) => !p.startsWith(TOKEN_PROTOCOL)) ?? false),
   });
-  // The HTTP server reports listen errors (EADDRINUSE) itself; without a listener here the
-  // same error re-emitted by the WebSocketServer would crash the process.
   wss.on('error', () => undefined);
-  wss.on('connection', (ws, req) => {
+  // Upgrades are taken here rather than by the WebSocketServer itself, so that one from a
+  // page of another origin (browsers send Origin on WebSockets, and CORS does not apply to
+  // them) or past the connection caps is refused with an HTTP answer before it is accepted.
+  server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== '/ws') return refuseSocket(socket, { status: 404, reason: `no WebSocket at ${path}` });
+    if (!originAllowed(req.headers.origin, req.headers.host, services.origins)) {
+      log.warn({ event: 'ws-origin-refused', origin: req.headers.origin, ip: req.socket.remoteAddress }, 'WebSocket from an origin not in http.corsOrigins refused');
+      return refuseSocket(socket, { status: 403, reason: `origin ${req.headers.origin} may not open the gateway's WebSocket (http.corsOrigins)` });
+    }
+    const admitted = services.limits.admit('websockets', req.socket.remoteAddress);
+    if (!admitted.ok) return refuseSocket(socket, admitted);
+    socket.once('close', admitted.release);
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+  wss.on('connection', (ws: WebSocket, req: http.IncomingMessage) => {
     const protocols = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
     new Connection(ws, services, log, req.socket.remoteAddress, tokenFromProtocols(protocols));
   });
@@ -80,6 +109,9 @@ class Connection {
   private readonly early: (CandidateInit | null)[] = [];
   /** What a subscriber may see (set by subscribe). */
   private readGrant: Grant = OPEN;
+  /** A credential of this connection has been accepted (or none is needed). */
+  private authenticated: boolean;
+  private authTimer: NodeJS.Timeout | undefined;
   private readonly onEvent = (event: GatewayEvent) => {
     if (this.readGrant.allows('read', event.stream)) this.send({ type: 'event', event });
   };
@@ -93,6 +125,15 @@ class Connection {
     private token: string | undefined,
   ) {
     (ws as WebSocket & { alive?: boolean }).alive = true;
+    this.authenticated = !services.authorizer.enabled;
+    if (!this.authenticated) {
+      // An idle socket costs the gateway a file descriptor: with auth on, one that shows no
+      // valid credential soon (subprotocol, auth message, or an allowed request) is closed.
+      this.authTimer = setTimeout(() => {
+        if (!this.authenticated) ws.close(4401, `no valid credentials within ${services.authTimeoutMs} ms`);
+      }, services.authTimeoutMs);
+      if (token) void this.recognise();
+    }
     ws.on('pong', () => ((ws as WebSocket & { alive?: boolean }).alive = true));
     ws.on('message', (data, isBinary) => void this.onMessage(isBinary ? '' : data.toString()));
     ws.on('close', () => this.onClose());
@@ -103,8 +144,8 @@ class Connection {
     if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(msg));
   }
 
-  private error(code: ErrorCode, message: string): void {
-    this.send({ type: 'error', code, message });
+  private error(code: ErrorCode, message: string, retryAfterSeconds?: number): void {
+    this.send({ type: 'error', code, message, ...(retryAfterSeconds ? { retryAfterSeconds } : {}) });
   }
 
   private async onMessage(text: string): Promise<void> {
@@ -124,9 +165,8 @@ class Connection {
       switch (msg.type) {
         case 'auth':
           this.token = msg.token;
-          return;
+          return await this.recognise();
         case 'publish':
-          if (!STREAM_NAME.test(msg.stream)) return this.error('bad-stream-name', STREAM_NAME_RULE);
           return await this.publish(msg.stream, msg.sdp);
         case 'candidate': {
           const c = msg.candidate ? { candidate: msg.candidate.candidate, sdpMid: msg.candidate.sdpMid ?? undefined, sdpMLineIndex: msg.candidate.sdpMLineIndex ?? undefined } : null;
@@ -163,10 +203,21 @@ class Connection {
     }
   }
 
+  /** Marks the connection authenticated when its token is one the gateway knows (static or JWT). */
+  private async recognise(): Promise<void> {
+    if (this.authenticated || !(await this.services.authorizer.recognises(this.token, this.from ?? ''))) return;
+    this.authenticated = true;
+    clearTimeout(this.authTimer);
+  }
+
   /** The grant when this connection's token allows the action; otherwise replies with the reason. */
   private async allowed(action: Action, stream?: string): Promise<Grant | undefined> {
     const d = await this.services.authorizer.check({ action, stream, token: this.token, ip: this.from ?? '' });
-    if (d.ok) return d.grant;
+    if (d.ok) {
+      this.authenticated = true;
+      clearTimeout(this.authTimer);
+      return d.grant;
+    }
     this.error(d.status === 401 ? 'unauthorized' : d.status === 403 ? 'forbidden' : 'rate-limited', d.reason);
     return undefined;
   }
@@ -186,15 +237,7 @@ class Connection {
       stream.media.on('state', (state) => this.send({ type: 'state', state }));
       stream.once('closed', (reason) => this.send({ type: 'unpublished', stream: name, reason }));
     } catch (e) {
-      if (e instanceof SdpError) return this.error(e.status === 406 ? 'no-codec' : 'bad-sdp', e.message);
-      if (e instanceof StreamBusy) return this.error('stream-busy', e.message);
-      if (e instanceof TranscodeCapacity) return this.error('internal', e.message);
-      if (e instanceof TooManyConnecting) return this.error('too-many-connecting', e.message);
-      if (e instanceof GatewayStopping || e instanceof AnswerUnavailable) return this.error('internal', e.message);
-      if (e instanceof OfferNotAnswerable) {
-        this.log.warn({ event: 'offer-refused', stream: name, detail: e.detail, from: this.from }, 'werift could not answer an offer');
-        return this.error('bad-sdp', e.message);
-      }
+      if (e instanceof PublishRefused) return this.error(e.code, e.message, e.retryAfterSeconds);
       throw e;
     } finally {
       this.publishing = false;
@@ -207,7 +250,7 @@ class Connection {
     this.readGrant = grant;
     this.services.events.on('event', this.onEvent);
     if (stats) {
-      const tick = () => this.send({ type: 'streams', streams: this.services.registry.list().filter((s) => grant.allows('read', s.name)) });
+      const tick = () => this.send({ type: 'streams', streams: this.services.registry.list().filter((s) => grant.allows('read', s.name)).map((s) => streamFor(s, grant)) });
       tick();
       this.statsTimer = setInterval(tick, STATS_INTERVAL_MS);
     }
@@ -220,6 +263,7 @@ class Connection {
   }
 
   private onClose(): void {
+    clearTimeout(this.authTimer);
     this.unsubscribe();
     if (this.stream && !this.stream.closed) void this.stream.close('signalling connection closed');
   }

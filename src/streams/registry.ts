@@ -5,41 +5,21 @@ import type { Config } from '../config/schema.js';
 import type { EventBus } from '../events/bus.js';
 import type { Logger } from '../log.js';
 import type { MediaWorkers } from '../media/workers.js';
-import { parseOffer } from '../sdp/offer.js';
+import { parseOffer, SdpError } from '../sdp/offer.js';
 import { chooseCodecs, isTranscoded } from '../webrtc/codec-policy.js';
+import { AnswerUnavailable, OfferNotAnswerable } from '../webrtc/publisher-peer.js';
+import { STREAM_NAME, STREAM_NAME_RULE } from './names.js';
+import { PublishRefused } from './publish-refused.js';
 import { Stream, type StreamInfo } from './stream.js';
 
 // The registry of live streams: one publisher per name, created from a WHIP offer and
 // removed when it leaves, with the gateway's events for both. It announces each new
-// stream ('stream'); what outputs a stream gets is src/outputs/'s business.
+// stream ('stream'); what outputs a stream gets is src/outputs/'s business. Every offer
+// it does not take is refused with a PublishRefused (publish-refused.ts), which WHIP and
+// the WebSocket signalling each turn into their answer in one place.
 
-
-/** New publishers are refused while the gateway stops (503). */
-export class GatewayStopping extends Error {
-  constructor() {
-    super('the gateway is shutting down');
-  }
-}
-
-export class StreamBusy extends Error {
-  constructor(name: string) {
-    super(`stream "${name}" is already being published`);
-  }
-}
-
-/** A VP8/VP9 publisher while as many as transcode.maxConcurrent are being transcoded (503). */
-export class TranscodeCapacity extends Error {
-  constructor(limit: number) {
-    super(`no transcoding capacity: ${limit} VP8/VP9 publisher(s) are already being transcoded to H.264 (transcode.maxConcurrent); publish H.264, or try again later`);
-  }
-}
-
-/** Too many offers from one address are still connecting (429). */
-export class TooManyConnecting extends Error {
-  constructor(address: string, limit: number) {
-    super(`${limit} offers from ${address} are still connecting (streams.maxConnectingPerAddress); wait for them to connect or time out`);
-  }
-}
+/** When a refused publisher may try again: offers connect or time out within seconds. */
+const RETRY_AFTER_SECONDS = 5;
 
 export interface PublishOptions {
   /** Answer at once and trickle candidates (WebSocket) instead of gathering first (WHIP). */
@@ -90,28 +70,31 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
   }
 
   /**
-   * Answers a WHIP offer. Throws SdpError (400/406), StreamBusy (409) or TooManyConnecting
-   * (429). An offer that has not connected yet holds its name only until another offer for
-   * the name comes: a stray or abandoned offer cannot keep the real publisher out.
+   * Answers an offer to publish `name`, or throws PublishRefused saying why not. An offer
+   * that has not connected yet holds its name only until another offer for the name comes:
+   * a stray or abandoned offer cannot keep the real publisher out.
    */
   async publish(name: string, offerText: string, options: PublishOptions = {}): Promise<PublishResult> {
-    if (this.shuttingDown) throw new GatewayStopping();
-    const codecs = chooseCodecs(parseOffer(offerText)); // bad SDP (400) or no usable codec (406) is refused before anything is reserved
+    if (!STREAM_NAME.test(name)) throw new PublishRefused('bad-stream-name', STREAM_NAME_RULE);
+    if (this.shuttingDown) throw stopping();
+    const codecs = codecsOf(offerText); // bad SDP (400) or no usable codec (406) is refused before anything is reserved
     const existing = this.streams.get(name);
     if (codecs.some(isTranscoded)) this.checkTranscodeCapacity(existing);
     const replace = existing && (existing.state === 'connecting' || this.config.streams.replaceExisting);
-    if (this.pending.has(name) || (existing && !replace)) throw new StreamBusy(name);
-    this.checkConnectingFrom(options.from);
+    if (this.pending.has(name) || (existing && !replace)) throw new PublishRefused('stream-busy', `stream "${name}" is already being published`);
+    this.checkConnecting(options.from, existing);
     this.pending.set(name, options.from);
     try {
       if (existing) await existing.close(existing.state === 'connecting' ? 'replaced by a new offer before it connected' : 'replaced by a new publisher');
       const sessionId = randomUUID();
       const { handle, answer } = await this.answerSerially(() =>
         this.media.answer({ session: sessionId, stream: name, offer: offerText, ice: this.config.ice, video: videoBitrateFor(this.config.video, name), trickle: options.trickle ?? false }),
-      );
+      ).catch((e: unknown) => {
+        throw this.refusalOf(e, name, options.from);
+      });
       if (this.shuttingDown) {
         await handle.close();
-        throw new GatewayStopping();
+        throw stopping();
       }
       const stream = new Stream(name, sessionId, handle, {
         timeouts: this.config.ice,
@@ -135,16 +118,37 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
   private checkTranscodeCapacity(replacing: Stream | undefined): void {
     const limit = this.config.transcode.maxConcurrent;
     const busy = [...this.streams.values()].filter((s) => s !== replacing && s.tracks.some((t) => isTranscoded(t.codec))).length;
-    if (busy >= limit) throw new TranscodeCapacity(limit);
+    if (busy >= limit) {
+      throw new PublishRefused('no-transcode-capacity', `no transcoding capacity: ${limit} VP8/VP9 publisher(s) are already being transcoded to H.264 (transcode.maxConcurrent); publish H.264, or try again later`, RETRY_AFTER_SECONDS);
+    }
   }
 
-  /** Refuses an offer when its address already has the most offers connecting at once. */
-  private checkConnectingFrom(from: string | undefined): void {
+  /**
+   * Refuses an offer when its address, or the gateway as a whole, already has the most
+   * offers connecting at once (each holds a transport and an ffmpeg until it connects or
+   * times out). An offer that replaces one still connecting takes its place.
+   */
+  private checkConnecting(from: string | undefined, replacing: Stream | undefined): void {
+    const connecting = [...this.streams.values()].filter((s) => s.state === 'connecting' && s !== replacing);
+    const all = connecting.length + this.pending.size;
+    const { maxConnecting, maxConnectingPerAddress } = this.config.streams;
+    if (all >= maxConnecting) throw new PublishRefused('gateway-busy', `${all} offers are still connecting (streams.maxConnecting ${maxConnecting}); try again in a few seconds`, RETRY_AFTER_SECONDS);
     if (from === undefined) return;
-    const limit = this.config.streams.maxConnectingPerAddress;
-    const connecting = [...this.streams.values()].filter((s) => s.state === 'connecting' && s.from === from).length;
-    const answering = [...this.pending.values()].filter((f) => f === from).length;
-    if (connecting + answering >= limit) throw new TooManyConnecting(from, limit);
+    const mine = connecting.filter((s) => s.from === from).length + [...this.pending.values()].filter((f) => f === from).length;
+    if (mine >= maxConnectingPerAddress) {
+      throw new PublishRefused('too-many-connecting', `${maxConnectingPerAddress} offers from ${from} are still connecting (streams.maxConnectingPerAddress); wait for them to connect or time out`, RETRY_AFTER_SECONDS);
+    }
+  }
+
+  /** What an answer that failed in the media worker tells the publisher. */
+  private refusalOf(e: unknown, name: string, from: string | undefined): unknown {
+    if (e instanceof SdpError) return new PublishRefused(e.status === 406 ? 'no-codec' : 'bad-sdp', e.message);
+    if (e instanceof OfferNotAnswerable) {
+      this.log.warn({ event: 'offer-refused', stream: name, detail: e.detail, from }, 'werift could not answer an offer');
+      return new PublishRefused('bad-sdp', e.message);
+    }
+    if (e instanceof AnswerUnavailable) return new PublishRefused('unavailable', e.message, RETRY_AFTER_SECONDS);
+    return e;
   }
 
   /**
@@ -196,4 +200,18 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
   ffmpegPids(): number[] {
     return this.all().flatMap((s) => s.ffmpegPids());
   }
+}
+
+/** The codecs the gateway takes from an offer; what is wrong with it is the client's to fix (400, 406). */
+function codecsOf(text: string): ReturnType<typeof chooseCodecs> {
+  try {
+    return chooseCodecs(parseOffer(text));
+  } catch (e) {
+    if (e instanceof SdpError) throw new PublishRefused(e.status === 406 ? 'no-codec' : 'bad-sdp', e.message);
+    throw e;
+  }
+}
+
+function stopping(): PublishRefused {
+  return new PublishRefused('unavailable', 'the gateway is shutting down', RETRY_AFTER_SECONDS);
 }
