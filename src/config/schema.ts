@@ -277,7 +277,7 @@ export const configSchema = z
          * Retry-After. Without it, a publish token spread over a few addresses held 63
          * half-open sessions and their ffmpegs, and /healthz took 3.8 s.
          */
-        maxConnecting: z.number().int().min(1).max(10_000).default(30),
+        maxConnecting: z.number().int().min(1).max(10_000).default(20),
       })
       .strict()
       .prefault({}),

@@ -1,8 +1,7 @@
 import { Router } from 'express';
 import type { EventBus, GatewayEvent } from '../events/bus.js';
 import { grantOf, type Access } from './access.js';
-import { sendError } from './errors.js';
-import type { ConnectionLimits } from './limits.js';
+import { refuseResponse, type ConnectionLimits } from './limits.js';
 
 // GET /api/events: the gateway's events as server-sent events, for dashboards. Each has an
 // `id:`, so a client that reconnects (EventSource does so by itself, with Last-Event-ID)
@@ -13,10 +12,7 @@ export function eventsRouter(bus: EventBus, access: Access, limits: ConnectionLi
   const router = Router();
   access.route(router, 'get', '/api/events', 'read', {}, (req, res) => {
     const admitted = limits.admit('sse', req.socket.remoteAddress);
-    if (!admitted.ok) {
-      res.setHeader('Retry-After', String(admitted.retryAfterSeconds));
-      return sendError(res, admitted.status, admitted.reason);
-    }
+    if (!admitted.ok) return refuseResponse(res, admitted);
     const grant = grantOf(res);
     res.status(200);
     res.setHeader('Content-Type', 'text/event-stream');

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import type { RequestHandler } from 'express';
+import type { RequestHandler, Response } from 'express';
 import type { Config } from '../config/schema.js';
+import { sendError } from './errors.js';
 
 // How many connections of each kind the gateway holds at once, in total and per client
 // address. Without caps, 20,000 idle anonymous WebSockets used up the process's file
@@ -133,15 +134,21 @@ export class ConnectionLimits {
     return (req, res, next) => {
       if (LONG_LIVED.test(req.path)) return next();
       const a = this.admit('requests', req.socket.remoteAddress);
-      if (!a.ok) {
-        res.setHeader('Retry-After', String(a.retryAfterSeconds));
-        res.status(a.status).type('text/plain').send(`${a.reason}\n`);
-        return;
-      }
+      if (!a.ok) return refuseResponse(res, a);
       res.once('close', a.release);
       next();
     };
   }
+}
+
+/**
+ * A refused request's answer. The connection is closed after it: a client past its cap
+ * keeps nothing open (a slow body would otherwise hold the socket until its deadline).
+ */
+export function refuseResponse(res: Response, refusal: { status: number; reason: string; retryAfterSeconds: number }): void {
+  res.setHeader('Retry-After', String(refusal.retryAfterSeconds));
+  res.setHeader('Connection', 'close');
+  sendError(res, refusal.status, refusal.reason);
 }
 
 /** A refusal written as a whole HTTP response on a raw socket (connection over its cap, refused WebSocket upgrade). */
