@@ -3,18 +3,21 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ACTIONS } from '../auth/permissions.js';
 import { EVENT_TYPES } from '../events/bus.js';
+import { MAX_PATTERN_LENGTH } from './wildcard.js';
 
 // The one place where every setting and its default lives. A config file, environment
 // variables and CLI flags override these (see load.ts); `config.example.yaml` at the
 // repository root documents every key and a unit test keeps it in step with this schema.
 
 const port = z.number().int().min(1).max(65535);
+/** Stream name or pattern with * wildcards (bounded: patterns also come from JWTs, and every request matches them). */
+const streamPattern = z.string().min(1).max(MAX_PATTERN_LENGTH);
 
 const permission = z
   .object({
     action: z.enum(ACTIONS),
     /** Stream name or pattern with * wildcards. */
-    streams: z.string().min(1).default('*'),
+    streams: streamPattern.default('*'),
   })
   .strict();
 /** 0 = any free port (tests). */
@@ -125,7 +128,7 @@ export const configSchema = z
             z
               .object({
                 /** Stream name or pattern with * wildcards. */
-                streams: z.string().min(1),
+                streams: streamPattern,
                 maxBitrateKbps: z.number().int().min(100).max(50_000).optional(),
                 startBitrateKbps: z.number().int().min(100).max(50_000).optional(),
               })
@@ -188,7 +191,7 @@ export const configSchema = z
          * ("rtmp://a.rtmp.youtube.com/live2/*"). Nothing else, and loopback, link-local
          * and private addresses only when listed. (Auth off: any but the unspecified address.)
          */
-        allowedTargets: z.array(z.string().min(1)).default([]),
+        allowedTargets: z.array(z.string().min(1).max(MAX_PATTERN_LENGTH)).default([]),
       })
       .strict()
       .prefault({}),
@@ -218,7 +221,7 @@ export const configSchema = z
         z
           .object({
             /** Stream name or pattern with * wildcards. */
-            streams: z.string().min(1),
+            streams: streamPattern,
             type: z.string().min(1),
             params: z.record(z.string(), z.unknown()).default({}),
           })

@@ -1,5 +1,10 @@
+import { SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { matchesPattern, matchGlob } from '../../src/config/wildcard.js';
+import { Authorizer } from '../../src/auth/authorizer.js';
+import { parseConfig } from '../../src/config/load.js';
+import { matchesPattern, matchGlob, MAX_PATTERN_LENGTH } from '../../src/config/wildcard.js';
+import { configSchema } from '../../src/config/schema.js';
+import { createLogger } from '../../src/log.js';
 
 // Stream-name patterns: the same answers as before (a regex with .* per star), in time
 // linear in the name and pattern, whatever the pattern (JWT permissions come from callers).
@@ -65,5 +70,30 @@ describe('wildcard patterns', () => {
     const count = { comparisons: 0 };
     expect(matchGlob(`${'*a'.repeat(25)}*`, 'a'.repeat(64), count)).toBe(true);
     expect(count.comparisons).toBeLessThanOrEqual(2 * (64 + 51));
+  });
+
+  it('the configuration refuses longer patterns wherever it takes one', () => {
+    const long = 'x'.repeat(MAX_PATTERN_LENGTH + 1);
+    const ok = 'x'.repeat(MAX_PATTERN_LENGTH);
+    const places = (p: string) => [
+      { auth: { tokens: [{ token: 'token-of-12-chars', permissions: [{ action: 'read', streams: p }] }] } },
+      { video: { streams: [{ streams: p, maxBitrateKbps: 1000 }] } },
+      { outputs: [{ streams: p, type: 'record' }] },
+      { push: { allowedTargets: [`${p.slice(0, -4)}.com`] } },
+    ];
+    for (const input of places(long)) expect(configSchema.safeParse(input).success, JSON.stringify(input).slice(0, 60)).toBe(false);
+    for (const input of places(ok)) expect(configSchema.safeParse(input).success, JSON.stringify(input).slice(0, 60)).toBe(true);
+  });
+
+  it('a JWT permission with a longer pattern is ignored, like any invalid entry; the token keeps its other rights', async () => {
+    const secret = 'a-shared-secret-of-at-least-32-characters';
+    const authorizer = new Authorizer(parseConfig({ auth: { jwt: { secret } } }), createLogger('silent'));
+    const jwt = await new SignJWT({ permissions: [{ action: 'publish', path: '*'.repeat(MAX_PATTERN_LENGTH + 1) }, { action: 'read', path: `studio-${'*'.repeat(MAX_PATTERN_LENGTH - 7)}` }] })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode(secret));
+    const check = (action: 'publish' | 'read', stream: string) => authorizer.check({ action, stream, token: jwt, ip: '127.0.0.1' });
+    expect(await check('publish', 'studio-1')).toMatchObject({ ok: false, status: 403 }); // '*' x 257 would match anything
+    expect(await check('read', 'studio-1')).toMatchObject({ ok: true });
   });
 });
