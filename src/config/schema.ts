@@ -309,6 +309,12 @@ export const configSchema = z
           })
           .strict()
           .optional(),
+        /**
+         * How long the tickets in an HLS playlist's segment URLs (instead of the player's
+         * token) stay valid. A player gets new ones with every playlist it loads; a ticket
+         * opens segments only, so a leaked segment URL is good for this long at most.
+         */
+        hlsTicketSeconds: z.number().min(2).max(86_400).default(600),
         /** Bad credentials from one address within failureWindowSeconds before it gets 429. */
         maxFailures: z.number().int().min(1).max(10_000).default(10),
         failureWindowSeconds: z.number().min(1).max(86_400).default(60),
