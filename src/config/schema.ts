@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ACTIONS } from '../auth/permissions.js';
 import { EVENT_TYPES } from '../events/bus.js';
+import { targetEntryProblem } from '../pipelines/push-targets.js';
 import { MAX_PATTERN_LENGTH } from './wildcard.js';
 
 // The one place where every setting and its default lives. A config file, environment
@@ -188,10 +189,23 @@ export const configSchema = z
         /**
          * Where outputs may send media while auth is on: hosts ("ingest.example.com",
          * "*.example.com", "203.0.113.7", "10.0.0.0/8") and URL patterns
-         * ("rtmp://a.rtmp.youtube.com/live2/*"). Nothing else, and loopback, link-local
-         * and private addresses only when listed. (Auth off: any but the unspecified address.)
+         * ("rtmp://a.rtmp.youtube.com/live2/*": scheme, host, port and path matched each on
+         * its own). Nothing else; every address a name resolves to must be allowed, and
+         * loopback, link-local and private ones only when listed. (Auth off: any but the
+         * unspecified address.)
          */
-        allowedTargets: z.array(z.string().min(1).max(MAX_PATTERN_LENGTH)).default([]),
+        allowedTargets: z
+          .array(
+            z
+              .string()
+              .min(1)
+              .max(MAX_PATTERN_LENGTH)
+              .superRefine((entry, ctx) => {
+                const problem = targetEntryProblem(entry);
+                if (problem) ctx.addIssue({ code: 'custom', message: problem });
+              }),
+          )
+          .default([]),
       })
       .strict()
       .prefault({}),
