@@ -102,7 +102,7 @@ export class Gateway {
     if (recovered) log.warn({ event: 'recordings-recovered', count: recovered }, `${recovered} recording(s) left open by an earlier run were measured and marked interrupted`);
     const webhooks = new Webhooks(config.webhooks, events, log);
     const authorizer = new Authorizer(config, log);
-    const access = new Access(authorizer, new Tickets());
+    const access = new Access(authorizer, new Tickets(config.auth.hlsTicketSeconds * 1000));
     let wss: WebSocketServer | undefined;
     const limits = new ConnectionLimits(config.limits);
     const metrics = new GatewayMetrics(registry, { websocketClients: () => wss?.clients.size ?? 0, workers: () => media.info(), connections: () => limits.stats() });

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import type { Config } from '../config/schema.js';
+import { MAX_PATTERN_LENGTH } from '../config/wildcard.js';
 import { authEnabled } from './policy.js';
 import type { Logger } from '../log.js';
 import { FailureLimiter } from './failures.js';
@@ -153,7 +154,11 @@ export class Authorizer {
   }
 }
 
-/** Permissions in a JWT claim: [{action, streams}] or MediaMTX's [{action, path}]. */
+/**
+ * Permissions in a JWT claim: [{action, streams}] or MediaMTX's [{action, path}]. An entry
+ * that is not one (unknown action, a pattern longer than the configuration allows) is
+ * ignored: the token keeps its other rights.
+ */
 function permissionsOf(payload: JWTPayload, claim: string): Permission[] | Error {
   const list = payload[claim];
   if (!Array.isArray(list)) return new Error(`no "${claim}" claim`);
@@ -161,6 +166,7 @@ function permissionsOf(payload: JWTPayload, claim: string): Permission[] | Error
   for (const p of list as { action?: unknown; streams?: unknown; path?: unknown }[]) {
     if (!ACTIONS.includes(p?.action as Action)) continue;
     const streams = typeof p.streams === 'string' ? p.streams : typeof p.path === 'string' && p.path ? p.path : '*';
+    if (streams.length > MAX_PATTERN_LENGTH) continue;
     out.push({ action: p.action as Action, streams });
   }
   return out;

@@ -3,25 +3,37 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 // Players cannot send headers, so an HLS viewer's token comes in the playlist's query
 // string. The playlist the gateway serves then names its segments with a short-lived
 // ticket for that stream instead of repeating the token: a segment URL seen in a log or a
-// proxy gives access to that stream's segments for minutes, not to the account. The key
-// is random per gateway process.
+// proxy gives access to that stream's segments until the ticket expires, not to the
+// account. A ticket is an HMAC of the stream name and its expiry (milliseconds) under a
+// key that is random per gateway process, so it opens only that stream's files and only
+// until then. What it opens is the HTTP layer's rule (http/hls.ts): segments, never a
+// playlist, since a playlist hands out fresh tickets and a ticket must not renew itself.
 
-const TTL_MS = 10 * 60 * 1000;
+/** How long a ticket is valid unless configured (auth.hlsTicketSeconds). */
+export const DEFAULT_TICKET_TTL_MS = 10 * 60 * 1000;
 
 export class Tickets {
   private readonly key = randomBytes(32);
 
+  constructor(readonly ttlMs = DEFAULT_TICKET_TTL_MS) {}
+
   issue(stream: string, now = Date.now()): string {
-    const expires = Math.floor((now + TTL_MS) / 1000).toString(36);
+    const expires = (now + this.ttlMs).toString(36);
     return `${expires}.${this.sign(stream, expires)}`;
   }
 
-  valid(stream: string, ticket: string, now = Date.now()): boolean {
-    const [expires, mac] = ticket.split('.');
-    if (!expires || !mac || parseInt(expires, 36) * 1000 < now) return false;
+  /** When the ticket expires (ms), if it is one this gateway issued for `stream`; expired ones included. */
+  expiryOf(stream: string, ticket: string): number | undefined {
+    const [expires, mac, extra] = ticket.split('.');
+    if (!expires || !mac || extra !== undefined || !/^[0-9a-z]{1,12}$/.test(expires)) return undefined;
     const want = Buffer.from(this.sign(stream, expires));
     const got = Buffer.from(mac);
-    return want.length === got.length && timingSafeEqual(want, got);
+    return want.length === got.length && timingSafeEqual(want, got) ? parseInt(expires, 36) : undefined;
+  }
+
+  valid(stream: string, ticket: string, now = Date.now()): boolean {
+    const expires = this.expiryOf(stream, ticket);
+    return expires !== undefined && now < expires;
   }
 
   private sign(stream: string, expires: string): string {

@@ -3,18 +3,22 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ACTIONS } from '../auth/permissions.js';
 import { EVENT_TYPES } from '../events/bus.js';
+import { targetEntryProblem } from '../pipelines/push-targets.js';
+import { MAX_PATTERN_LENGTH } from './wildcard.js';
 
 // The one place where every setting and its default lives. A config file, environment
 // variables and CLI flags override these (see load.ts); `config.example.yaml` at the
 // repository root documents every key and a unit test keeps it in step with this schema.
 
 const port = z.number().int().min(1).max(65535);
+/** Stream name or pattern with * wildcards (bounded: patterns also come from JWTs, and every request matches them). */
+const streamPattern = z.string().min(1).max(MAX_PATTERN_LENGTH);
 
 const permission = z
   .object({
     action: z.enum(ACTIONS),
     /** Stream name or pattern with * wildcards. */
-    streams: z.string().min(1).default('*'),
+    streams: streamPattern.default('*'),
   })
   .strict();
 /** A cap on open connections of one kind: in total (0 only where the gateway picks it) and per client address. */
@@ -136,7 +140,7 @@ export const configSchema = z
             z
               .object({
                 /** Stream name or pattern with * wildcards. */
-                streams: z.string().min(1),
+                streams: streamPattern,
                 maxBitrateKbps: z.number().int().min(100).max(50_000).optional(),
                 startBitrateKbps: z.number().int().min(100).max(50_000).optional(),
               })
@@ -196,10 +200,23 @@ export const configSchema = z
         /**
          * Where outputs may send media while auth is on: hosts ("ingest.example.com",
          * "*.example.com", "203.0.113.7", "10.0.0.0/8") and URL patterns
-         * ("rtmp://a.rtmp.youtube.com/live2/*"). Nothing else, and loopback, link-local
-         * and private addresses only when listed. (Auth off: any but the unspecified address.)
+         * ("rtmp://a.rtmp.youtube.com/live2/*": scheme, host, port and path matched each on
+         * its own). Nothing else; every address a name resolves to must be allowed, and
+         * loopback, link-local and private ones only when listed. (Auth off: any but the
+         * unspecified address.)
          */
-        allowedTargets: z.array(z.string().min(1)).default([]),
+        allowedTargets: z
+          .array(
+            z
+              .string()
+              .min(1)
+              .max(MAX_PATTERN_LENGTH)
+              .superRefine((entry, ctx) => {
+                const problem = targetEntryProblem(entry);
+                if (problem) ctx.addIssue({ code: 'custom', message: problem });
+              }),
+          )
+          .default([]),
       })
       .strict()
       .prefault({}),
@@ -229,7 +246,7 @@ export const configSchema = z
         z
           .object({
             /** Stream name or pattern with * wildcards. */
-            streams: z.string().min(1),
+            streams: streamPattern,
             type: z.string().min(1),
             params: z.record(z.string(), z.unknown()).default({}),
           })
@@ -347,6 +364,12 @@ export const configSchema = z
           })
           .strict()
           .optional(),
+        /**
+         * How long the tickets in an HLS playlist's segment URLs (instead of the player's
+         * token) stay valid. A player gets new ones with every playlist it loads; a ticket
+         * opens segments only, so a leaked segment URL is good for this long at most.
+         */
+        hlsTicketSeconds: z.number().min(2).max(86_400).default(600),
         /** Bad credentials from one address within failureWindowSeconds before it gets 429. */
         maxFailures: z.number().int().min(1).max(10_000).default(10),
         failureWindowSeconds: z.number().min(1).max(86_400).default(60),

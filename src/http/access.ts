@@ -26,8 +26,11 @@ type Method = 'get' | 'post' | 'delete' | 'patch' | 'all';
 export interface RouteOptions {
   /** The stream a request is about (its rights are checked against the stream's name). */
   stream?: (req: Request) => string | undefined;
-  /** A valid `?ticket=` for the stream stands for the token (HLS segments). */
-  ticket?: boolean;
+  /**
+   * Whether a valid `?ticket=` for the stream stands for the token on this request (HLS
+   * segments, not playlists: see http/hls.ts).
+   */
+  ticket?: (req: Request) => boolean;
 }
 
 export class Access {
@@ -52,7 +55,12 @@ export class Access {
     return (req, res, next) => {
       const stream = options.stream?.(req);
       const ticket = typeof req.query.ticket === 'string' ? req.query.ticket : undefined;
-      if (options.ticket && stream && ticket && this.tickets.valid(stream, ticket)) return next();
+      if (options.ticket && stream && ticket && this.enabled && !tokenOf(req, action)) {
+        const problem = this.ticketProblem(stream, ticket, options.ticket(req));
+        if (!problem) return next();
+        res.setHeader('WWW-Authenticate', 'Bearer');
+        return sendError(res, 401, problem);
+      }
       void this.authorizer.check({ action, stream, token: tokenOf(req, action), ip: req.socket.remoteAddress ?? '' }).then((d) => {
         if (d.ok) {
           res.locals.grant = d.grant;
@@ -63,6 +71,15 @@ export class Access {
         sendError(res, d.status, d.reason);
       }, next);
     };
+  }
+
+  /** Why a ticket does not open this request (a 401 that says so), or undefined when it does. */
+  private ticketProblem(stream: string, ticket: string, takesTicket: boolean): string | undefined {
+    if (!takesTicket) return 'a ticket opens the segments its playlist names, not a playlist: open the playlist with ?token=';
+    const expires = this.tickets.expiryOf(stream, ticket);
+    if (expires === undefined) return `invalid ticket for stream ${stream}`;
+    if (expires <= Date.now()) return 'the ticket has expired: reload the playlist (with ?token=) for new ones';
+    return undefined;
   }
 }
 

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Router } from 'express';
+import { Router, type Request } from 'express';
 import { STREAM_NAME } from '../streams/names.js';
 import { param, type Access } from './access.js';
 import { sendError } from './errors.js';
@@ -11,8 +11,17 @@ import { sendError } from './errors.js';
 // With auth on, a player opens index.m3u8?token=...; the playlist it gets names every
 // segment (and the fMP4 init section) with a short-lived ticket for the stream instead,
 // since players cannot add headers and should not carry the token in every URL.
+//
+// A ticket opens segments and the init section, never a playlist. A playlist hands out
+// fresh tickets, so one served for a ticket would renew it: a single leaked segment URL
+// would have given access for ever, each playlist fetched with the last ticket bringing
+// one that expires later. Players lose nothing: they fetch the playlist again (live HLS,
+// every segment) with the URL they were given, which carries ?token=, and this gateway's
+// playlists are media playlists that name no other playlist.
 
 const FILE = /^[A-Za-z0-9_-]{1,64}\.(m3u8|ts|m4s|mp4)$/; // ffmpeg's file names (index, segment_N, init), not stream names
+/** What a ticket opens: segments and the fMP4 init section. */
+const SEGMENT = /\.(ts|m4s|mp4)$/;
 const TYPES: Record<string, string> = {
   m3u8: 'application/vnd.apple.mpegurl',
   ts: 'video/mp2t',
@@ -36,7 +45,7 @@ export function withTicket(playlist: string, ticket: string): string {
 /** `dirOf(stream)`: the folder HLS writes a stream's files into. */
 export function hlsRouter(dirOf: (stream: string) => string, access: Access): Router {
   const router = Router();
-  const stream = { stream: param('stream'), ticket: true };
+  const stream = { stream: param('stream'), ticket: (req: Request) => SEGMENT.test(String(req.params.file)) };
   access.route(router, 'get', '/hls/:stream/:file', 'read', stream, (req, res) => {
     const { stream: name, file } = req.params as { stream: string; file: string };
     if (!STREAM_NAME.test(name) || !FILE.test(file)) return sendError(res, 404, 'not found');

@@ -7,7 +7,7 @@ import type { PortAllocator } from '../rtp/ports.js';
 import type { Output } from '../streams/output.js';
 import type { Stream } from '../streams/stream.js';
 import { newOutputId } from './base.js';
-import { checkTarget, OutputRequestError, outputDir, type KindServices, type OutputKind } from './kind.js';
+import { checkTarget, OutputRequestError, outputDir, type KindServices, type OutputKind, type PushTarget } from './kind.js';
 import { HlsKind } from './kinds/hls.js';
 import { MpegtsHttpKind } from './kinds/mpegts-http.js';
 import { PushKind } from './kinds/push.js';
@@ -82,15 +82,14 @@ export class OutputCatalog {
     const definition = this.definitions.get(type);
     if (!definition) throw new OutputRequestError(400, `type: unknown output type "${type}" (one of ${this.types.join(', ')})`);
     let params: Values;
-    const targets: string[] = [];
     try {
       params = resolveParams(definition, body, { allowListeners: this.config.push.allowListeners });
     } catch (e) {
       if (e instanceof ParamError) throw new OutputRequestError(400, e.message);
       throw e;
     }
-    targets.push(...targetUrls(definition, params));
-    for (const url of targets) await checkTarget(this.services.targets, url, definition.params.host ? 'host' : 'url');
+    const targets = targetsOf(definition, params);
+    for (const target of targets) await checkTarget(this.services.targets, target.url, target.param);
     for (const kind of definition.requires) {
       if (!stream.tracks.some((t) => t.kind === kind)) throw new OutputRequestError(400, `type: ${type} needs a ${kind} track and stream ${stream.name} has none`);
     }
@@ -129,8 +128,8 @@ export class OutputCatalog {
  * Where an output sends media away from this machine: its URL parameters (pushes), or
  * rtp://host:port for an output with host and port parameters (rtp-mpegts).
  */
-function targetUrls(def: PipelineDefinition, params: Values): string[] {
-  const urls = Object.entries(def.params).filter(([name, p]) => p.type === 'url' && params[name] !== undefined).map(([name]) => String(params[name]));
-  if (def.params.host && params.host !== undefined && params.port !== undefined) urls.push(rtpUrl(String(params.host), Number(params.port)));
-  return urls;
+function targetsOf(def: PipelineDefinition, params: Values): PushTarget[] {
+  const targets = Object.entries(def.params).filter(([name, p]) => p.type === 'url' && params[name] !== undefined).map(([name]) => ({ param: name, url: String(params[name]) }));
+  if (def.params.host && params.host !== undefined && params.port !== undefined) targets.push({ param: 'host', url: rtpUrl(String(params.host), Number(params.port)) });
+  return targets;
 }

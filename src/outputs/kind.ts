@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { EventBus } from '../events/bus.js';
 import type { PipelineDefinition, Values } from '../pipelines/definition.js';
 import { PushTargetError } from '../pipelines/push-url.js';
-import { PushTargetRefused, type PushTargets } from '../pipelines/push-targets.js';
+import { PushTargetRefused, type PinnedTarget, type PushTargets } from '../pipelines/push-targets.js';
 import type { Output } from '../streams/output.js';
 import type { Stream } from '../streams/stream.js';
 import type { PipelineServices } from './pipeline-output.js';
@@ -33,8 +33,16 @@ export interface KindRequest {
   id: string;
   /** data/outputs/<stream>/<id>: the output's own folder (its session SDP). */
   dir: string;
-  /** The push URLs and rtp:// targets the output sends to (checked again before each start). */
-  targets: string[];
+  /** Where the output sends media (checked again before each start). */
+  targets: PushTarget[];
+}
+
+/** A place an output sends media to, and the param that names it. */
+export interface PushTarget {
+  /** A `url` param (pushes), or `host` for a pipeline with host and port params (rtp-mpegts). */
+  param: string;
+  /** The URL itself, or rtp://host:port for host and port params. */
+  url: string;
 }
 
 export interface OutputKind {
@@ -51,12 +59,13 @@ export interface KindServices extends PipelineServices {
 }
 
 /**
- * The addresses `url` may be sent to now; otherwise an OutputRequestError naming `field`:
- * 403 for a target that is not allowed, 400 for one that cannot be used at all.
+ * Where `url` may be sent now (the address, and the URL ffmpeg gets); otherwise an
+ * OutputRequestError naming `field`: 403 for a target that is not allowed, 400 for one
+ * that cannot be used at all.
  */
-export async function checkTarget(targets: PushTargets, url: string, field: string): Promise<string[]> {
+export async function checkTarget(targets: PushTargets, url: string, field: string): Promise<PinnedTarget> {
   try {
-    return await targets.check(url);
+    return await targets.pin(url);
   } catch (e) {
     if (e instanceof PushTargetError) throw new OutputRequestError(e instanceof PushTargetRefused ? 403 : 400, `${field}: ${e.message}`);
     throw e;

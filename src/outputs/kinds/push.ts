@@ -8,8 +8,11 @@ import { sdpUrl, type KindRequest, type KindServices, type OutputKind } from '..
 // The generic kind: a pipeline that pushes to a URL (srt, udp, rtmp, and any new pipeline
 // JSON with delivery "push") or sends RTP to a host and port (rtp-mpegts). Each output
 // keeps its session SDP in its own folder, removed when it ends. Targets are checked
-// again before every (re)start; one with host and port gets the address that was checked,
-// so a name cannot be re-pointed between the check and the send, and an SDP for players.
+// again before every (re)start, and ffmpeg gets what was checked, so a name cannot be
+// re-pointed between the check and the send: a host param becomes the checked address,
+// a URL param the URL with the checked address in place of its host (or, for rtmp(s),
+// the listed name that was checked: push-targets.ts says why). An output with host and
+// port also gets an SDP for players.
 
 export class PushKind implements OutputKind {
   constructor(private readonly services: KindServices) {}
@@ -19,11 +22,12 @@ export class PushKind implements OutputKind {
     const host = String(params.host);
     const port = Number(params.port);
     const launchValues = targets.length === 0 ? undefined : async (): Promise<Values> => {
-      const checked = [];
-      for (const url of targets) checked.push(await this.services.targets.check(url));
-      if (!hostPort) return {};
-      const address = checked[checked.length - 1][0];
-      return { host: isIP(address) === 6 ? `[${address}]` : address };
+      const pinned: Values = {};
+      for (const target of targets) {
+        const { address, url } = await this.services.targets.pin(target.url);
+        pinned[target.param] = target.param === 'host' && hostPort ? (isIP(address) === 6 ? `[${address}]` : address) : url;
+      }
+      return pinned;
     };
     return startPipeline(stream, this.services, definition, dir, values, {
       id,

@@ -42,7 +42,7 @@ export class RtpKind {
     const parsed = rtpParams.safeParse(body);
     if (!parsed.success) throw new OutputRequestError(400, parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
     const { videoCodec, ...p } = parsed.data;
-    const [address] = await checkTarget(this.targets, rtpUrl(p.host, p.videoPort ?? p.audioPort ?? 0), 'host');
+    const { address } = await checkTarget(this.targets, rtpUrl(p.host, p.videoPort ?? p.audioPort ?? 0), 'host');
     const video = stream.tracks.find((t) => t.kind === 'video');
     const transcoded = p.videoPort !== undefined && video !== undefined && isTranscoded(video.codec) && videoCodec !== 'original' ? this.sharedVideo?.(stream) : undefined;
     // Sent to the address that was checked (a host name is not looked up again per packet).
