@@ -104,7 +104,7 @@ export class Authorizer {
       }
       return permissions;
     } catch (e) {
-      return new Error((e as { code?: string }).code ?? (e as Error).message);
+      return new Error((e as Error).message); // jose says which check failed ("missing required \"exp\" claim")
     }
   }
 
