@@ -3,7 +3,9 @@ import dgram from 'node:dgram';
 // Loopback UDP ports for ffmpeg inputs. Each m-section gets an even RTP port and the
 // odd port above it for RTCP (RFC 3550 §11), so ffmpeg's RTCP socket never clashes.
 // Ports are handed out round-robin so a port just released (maybe still in TIME_WAIT in
-// some tool) is not reused at once; a port another program holds is skipped.
+// some tool) is not reused at once; a port another program holds is skipped. The round
+// starts at a random place, so two gateways on one machine with the same range (tests
+// run several in one process) do not both hand out its first port before either binds it.
 
 export class PortRangeExhausted extends Error {
   constructor(min: number, max: number) {
@@ -20,10 +22,12 @@ export class PortAllocator {
     readonly max: number,
     /** Checks that nobody else holds a port; injectable for unit tests. */
     private readonly isFree: (port: number) => Promise<boolean> = udpPortFree,
+    /** Where the round starts (random by default; unit tests give one). */
+    first?: number,
   ) {
     if (min % 2 !== 0) this.min = min + 1;
     if (this.max - this.min < 1) throw new Error(`port range ${min}-${max} holds no even/odd pair`);
-    this.cursor = this.min;
+    this.cursor = first ?? this.min + 2 * Math.floor(Math.random() * this.size);
   }
 
   get size(): number {

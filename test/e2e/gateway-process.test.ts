@@ -35,8 +35,6 @@ describe('gateway process (dist/cli.js)', () => {
         ICE_ADDRESSES: '127.0.0.1',
         DATA_DIR: dataDir,
         LOG_LEVEL: 'info',
-        RTP_PORT_MIN: '46000',
-        RTP_PORT_MAX: '46199',
         MEDIA_WORKERS: '2',
       },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -7,7 +7,8 @@ import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/log.js';
 
 // An in-process gateway on loopback: HTTP on a free port, ICE on 127.0.0.1 only (tests
-// must not send media to other interfaces), a throw-away data folder.
+// must not send media to other interfaces), a throw-away data folder. Its loopback RTP
+// ports come from the default range, which the system never hands out on its own.
 
 export interface TestGateway {
   gw: Gateway;
@@ -16,20 +17,16 @@ export interface TestGateway {
   close: () => Promise<void>;
 }
 
-let nextPortBase = 30000 + (process.pid % 50) * 200;
-
 /** `overrides.dataDir`: use (and keep) that folder instead of a throw-away one. */
 export async function startTestGateway(overrides: ConfigInput = {}): Promise<TestGateway> {
   const ownDir = overrides.dataDir === undefined;
   const dataDir = overrides.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'gw-test-')));
-  const base = nextPortBase;
-  nextPortBase += 100;
   const config = parseConfig({
     ...overrides,
     http: { host: '127.0.0.1', port: 0, ...overrides.http },
     dataDir,
     ice: { addresses: ['127.0.0.1'], ...overrides.ice },
-    rtp: { portMin: base, portMax: base + 99, ...overrides.rtp },
+    // rtp: the default range (below the system's ephemeral ports); each gateway starts at a random place in it
     log: { level: (process.env.TEST_LOG_LEVEL as 'warn') ?? overrides.log?.level ?? 'warn' },
     hls: { cleanupAfterSeconds: 600, ...overrides.hls },
   });

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freeUdpRange } from '../helpers/free-port.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
 
@@ -10,9 +11,10 @@ import { startWeriftPublisher, type Publisher } from '../helpers/werift-publishe
 describe('ICE port range', () => {
   let t: TestGateway;
   const pubs: Publisher[] = [];
-  const range: [number, number] = [41000 + (process.pid % 50) * 40, 41000 + (process.pid % 50) * 40 + 39];
+  let range: [number, number];
 
   beforeAll(async () => {
+    range = await freeUdpRange(40);
     t = await startTestGateway({ ice: { portRange: range } });
   });
   afterAll(async () => {

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ffprobe } from '../helpers/ffprobe.js';
+import { freePort } from '../helpers/free-port.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { ffmpegReceiver, playerDir } from '../helpers/players.js';
 import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
@@ -52,7 +53,7 @@ describe('a new output type from one JSON file', () => {
     const listens = await post({ type: 'tcp-mpegts', url: 'tcp://127.0.0.1:5000?listen=1' });
     expect(((await listens.json()) as { message: string }).message).toMatch(/must push to a listener, not listen itself/);
 
-    const port = 47300 + (process.pid % 500);
+    const port = await freePort();
     const out = path.join(await playerDir(), 'tcp.ts');
     const rx = ffmpegReceiver(`tcp://127.0.0.1:${port}?listen=1`, out, 3);
     await new Promise((r) => setTimeout(r, 500));

@@ -3,6 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ffprobe } from '../helpers/ffprobe.js';
+import { freeUdpPort } from '../helpers/free-port.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { ffplayStreams, playerDir, vlcRecord } from '../helpers/players.js';
 import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
@@ -64,12 +65,13 @@ describe('outputs for players', () => {
   });
 
   it('forwards plain RTP with an SDP that ffplay plays', async () => {
-    const { status, json } = await post({ type: 'rtp', host: '127.0.0.1', videoPort: 45100, audioPort: 45102 });
+    const [videoPort, audioPort] = [await freeUdpPort(), await freeUdpPort()];
+    const { status, json } = await post({ type: 'rtp', host: '127.0.0.1', videoPort, audioPort });
     expect(status).toBe(201);
     const res = await fetch(`${t.url}${json!.urls!.sdp}`);
     expect(res.headers.get('content-type')).toContain('application/sdp');
     const sdp = await res.text();
-    expect(sdp).toMatch(/m=video 45100 RTP\/AVP 102/);
+    expect(sdp).toMatch(new RegExp(`m=video ${videoPort} RTP/AVP 102`));
     expect(sdp).toMatch(/sprop-parameter-sets=/);
     const printed = await ffplayStreams(await save(sdp, 'rtp.sdp'), 2);
     expect(printed).toMatch(/Video: h264 \(Constrained Baseline\).* 640x360/);
@@ -78,9 +80,10 @@ describe('outputs for players', () => {
   });
 
   it('sends MPEG-TS over RTP that VLC plays (rtp://@host:port) and ffplay opens from its SDP', async () => {
-    const { status, json } = await post({ type: 'rtp-mpegts', host: '127.0.0.1', port: 45110 });
+    const port = await freeUdpPort();
+    const { status, json } = await post({ type: 'rtp-mpegts', host: '127.0.0.1', port });
     expect(status).toBe(201);
-    expect(json!.urls!.vlc).toBe('rtp://@127.0.0.1:45110');
+    expect(json!.urls!.vlc).toBe(`rtp://@127.0.0.1:${port}`);
     const file = await vlcRecord(json!.urls!.vlc, dir, 4);
     const probe = await ffprobe(file);
     expect(probe.streams.find((s) => s.codec_type === 'video')).toMatchObject({ codec_name: 'h264', width: 640, height: 360 });

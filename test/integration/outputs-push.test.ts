@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ffprobe } from '../helpers/ffprobe.js';
+import { freeUdpPort } from '../helpers/free-port.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { ffmpegReceiver, playerDir } from '../helpers/players.js';
 import { rtmpServerAvailable, startRtmpServer } from '../helpers/rtmp-server.js';
@@ -32,7 +33,7 @@ describe('push outputs', () => {
   });
 
   it('pushes MPEG-TS over SRT to a listener', async () => {
-    const port = 46000 + (process.pid % 500);
+    const port = await freeUdpPort(); // SRT runs over UDP
     const out = path.join(dir, 'srt.ts');
     const rx = ffmpegReceiver(`srt://127.0.0.1:${port}?mode=listener`, out, 3);
     await new Promise((r) => setTimeout(r, 500));
@@ -46,7 +47,7 @@ describe('push outputs', () => {
   });
 
   it('pushes MPEG-TS over UDP to a reader', async () => {
-    const port = 46600 + (process.pid % 500) * 2;
+    const port = await freeUdpPort();
     const out = path.join(dir, 'udp.ts');
     const rx = ffmpegReceiver(`udp://127.0.0.1:${port}?timeout=20000000`, out, 3);
     await new Promise((r) => setTimeout(r, 300));
@@ -74,7 +75,7 @@ describe('push outputs', () => {
   });
 
   it('restarts a pushing ffmpeg killed with SIGKILL, then reports failure with ffmpeg’s words when the target stays away', async () => {
-    const port = 47200 + (process.pid % 500);
+    const port = await freeUdpPort(); // SRT runs over UDP
     const out = path.join(dir, 'srt2.ts');
     const rx = ffmpegReceiver(`srt://127.0.0.1:${port}?mode=listener`, out, 20);
     await new Promise((r) => setTimeout(r, 500));

@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ffprobe } from '../helpers/ffprobe.js';
+import { freeUdpPort } from '../helpers/free-port.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
 
@@ -85,7 +86,7 @@ describe('werift publisher -> HLS', () => {
       }
       return out;
     };
-    const udp = await fetch(`${t.url}/api/streams/int1/outputs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'udp', url: 'udp://127.0.0.1:47000' }) });
+    const udp = await fetch(`${t.url}/api/streams/int1/outputs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'udp', url: `udp://127.0.0.1:${await freeUdpPort()}` }) });
     expect(udp.status).toBe(201);
     const { id } = (await udp.json()) as { id: string };
     await waitFor('the udp output running', async () => ((await (await fetch(`${t.url}/api/streams/int1/outputs/${id}`)).json()) as { state: string }).state === 'running' || undefined);

@@ -4,7 +4,7 @@ import { PortAllocator, PortRangeExhausted, udpPortFree, udpPortsBound } from '.
 
 describe('port allocation', () => {
   it('hands out even RTP ports with the odd RTCP port free, round-robin', async () => {
-    const a = new PortAllocator(21001, 21010, async () => true);
+    const a = new PortAllocator(21001, 21010, async () => true, 21002);
     const ports = [await a.allocate(), await a.allocate(), await a.allocate()];
     expect(ports).toEqual([21002, 21004, 21006]);
     a.release(21004);
@@ -14,10 +14,16 @@ describe('port allocation', () => {
 
   it('skips a port another program holds, and says when the range is used up', async () => {
     const busy = new Set([21102, 21105]);
-    const a = new PortAllocator(21100, 21107, async (p) => !busy.has(p));
+    const a = new PortAllocator(21100, 21107, async (p) => !busy.has(p), 21100);
     expect(await a.allocate()).toBe(21100);
     expect(await a.allocate()).toBe(21106); // 21102 busy, 21104's RTCP 21105 busy
     await expect(a.allocate()).rejects.toBeInstanceOf(PortRangeExhausted);
+  });
+
+  it('starts its round at a random place in the range (two gateways on one machine)', () => {
+    const starts = new Set(Array.from({ length: 20 }, () => new PortAllocator(20000, 29999)['cursor']));
+    expect(starts.size).toBeGreaterThan(10);
+    for (const s of starts) expect(s % 2 === 0 && s >= 20000 && s < 29999).toBe(true);
   });
 
   it('does not give one port to two concurrent callers', async () => {
