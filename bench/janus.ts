@@ -92,7 +92,8 @@ events: { broadcast = false }
   const removeCleanup = onCleanup(stop);
   const url = `http://${THERE}:${API_PORT}/janus`;
   const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline && !(await fetch(`${url}/info`).then((r) => r.ok, () => false))) await sleep(200);
+  const answers = () => fetch(`${url}/info`, { signal: AbortSignal.timeout(2000) }).then(async (r) => (await r.body?.cancel(), r.ok)).catch(() => false);
+  while (Date.now() < deadline && !(await answers())) await sleep(200);
   return { proc, url, stop: async () => (removeCleanup(), await stop()) };
 }
 
@@ -103,42 +104,69 @@ async function janusPost<T>(url: string, body: Record<string, unknown>): Promise
 
 type JanusEvent = { jsep?: { sdp: string }; plugindata?: { data?: { id?: number; error?: string } } };
 
+/**
+ * Janus's long poll: it brings the session's events and keeps the session alive, until
+ * `stop` is aborted. Every failure ends here. When Janus stops, or destroys the session,
+ * with a poll waiting, the response has begun and undici rejects its body with
+ * "terminated" (cause: "other side closed"). That rejection used to come from r.json()
+ * inside .then(onFulfilled, onRejected), whose onRejected covers fetch() only, in a loop
+ * started with `void`: an unhandled rejection, which ended the bench right after scenario
+ * 7 printed its figures. A failed poll also waits before the next one, so a gone Janus
+ * is not polled in a tight loop.
+ */
+async function pollEvents(url: string, onEvents: (events: JanusEvent[]) => void, stop: AbortSignal): Promise<void> {
+  while (!stop.aborted) {
+    try {
+      const r = await fetch(`${url}?maxev=5`, { signal: AbortSignal.any([stop, AbortSignal.timeout(40_000)]) });
+      onEvents([(await r.json()) as JanusEvent | JanusEvent[]].flat());
+    } catch {
+      if (!stop.aborted) await sleep(200);
+    }
+  }
+}
+
 /** Joins the room as a publisher with the offer, waits for the answer, forwards both media to `ports()`. */
 function janusSignaller(url: string, ports: () => [number, number]): Signaller {
   return async (offer, name) => {
     const session = (await janusPost<{ data?: { id: number } }>(url, { janus: 'create' })).data?.id;
     if (!session) return { status: 502, body: 'janus: no session' };
     const su = `${url}/${session}`;
-    let open = true;
     const events: JanusEvent[] = [];
-    // Long polls bring the events and keep the session alive.
-    void (async () => {
-      while (open) {
-        const batch = await fetch(`${su}?maxev=5`, { signal: AbortSignal.timeout(40_000) }).then((r) => r.json() as Promise<JanusEvent | JanusEvent[]>, () => undefined);
-        if (batch) events.push(...[batch].flat());
-      }
-    })();
+    const stopPolling = new AbortController();
+    const polling = pollEvents(su, (batch) => events.push(...batch), stopPolling.signal);
+    // The poll is stopped (and awaited) before the session goes, so none is left waiting when Janus stops.
     const close = async () => {
-      open = false;
+      stopPolling.abort();
+      await polling;
       await janusPost(su, { janus: 'destroy' }).catch(() => undefined);
     };
-    const handle = (await janusPost<{ data?: { id: number } }>(su, { janus: 'attach', plugin: 'janus.plugin.videoroom' })).data?.id;
-    if (!handle) return { status: 502, body: 'janus: no handle', close };
-    const hu = `${su}/${handle}`;
-    await janusPost(hu, { janus: 'message', body: { request: 'joinandconfigure', room: ROOM, ptype: 'publisher', display: name }, jsep: { type: 'offer', sdp: offer } });
-    const deadline = Date.now() + 15_000;
-    while (!events.some((e) => e.jsep) && Date.now() < deadline) await sleep(50);
-    const answer = events.find((e) => e.jsep)?.jsep;
-    const id = events.find((e) => e.plugindata?.data?.id)?.plugindata?.data?.id;
-    if (!answer || !id) return { status: 502, body: `janus: no answer (${JSON.stringify(events.slice(-2)).slice(0, 300)})`, close };
-    const [videoPort, audioPort] = ports();
-    const fwd = await janusPost<{ plugindata?: { data?: { error?: string } } }>(hu, {
-      janus: 'message',
-      body: { request: 'rtp_forward', room: ROOM, publisher_id: id, host: HERE, streams: [{ mid: '0', port: videoPort }, { mid: '1', port: audioPort }] },
-    });
-    if (fwd.plugindata?.data?.error) return { status: 502, body: `janus rtp_forward: ${fwd.plugindata.data.error}`, close };
-    return { status: 201, body: answer.sdp, close };
+    try {
+      return await joinAndForward(su, offer, name, events, ports, close);
+    } catch (e) {
+      await close(); // a failed request must not leave the poll running
+      throw e;
+    }
   };
+}
+
+/** Attaches to VideoRoom, joins with the offer, waits for the answer, forwards the media. */
+async function joinAndForward(su: string, offer: string, name: string, events: JanusEvent[], ports: () => [number, number], close: () => Promise<void>): ReturnType<Signaller> {
+  const handle = (await janusPost<{ data?: { id: number } }>(su, { janus: 'attach', plugin: 'janus.plugin.videoroom' })).data?.id;
+  if (!handle) return { status: 502, body: 'janus: no handle', close };
+  const hu = `${su}/${handle}`;
+  await janusPost(hu, { janus: 'message', body: { request: 'joinandconfigure', room: ROOM, ptype: 'publisher', display: name }, jsep: { type: 'offer', sdp: offer } });
+  const deadline = Date.now() + 15_000;
+  while (!events.some((e) => e.jsep) && Date.now() < deadline) await sleep(50);
+  const answer = events.find((e) => e.jsep)?.jsep;
+  const id = events.find((e) => e.plugindata?.data?.id)?.plugindata?.data?.id;
+  if (!answer || !id) return { status: 502, body: `janus: no answer (${JSON.stringify(events.slice(-2)).slice(0, 300)})`, close };
+  const [videoPort, audioPort] = ports();
+  const fwd = await janusPost<{ plugindata?: { data?: { error?: string } } }>(hu, {
+    janus: 'message',
+    body: { request: 'rtp_forward', room: ROOM, publisher_id: id, host: HERE, streams: [{ mid: '0', port: videoPort }, { mid: '1', port: audioPort }] },
+  });
+  if (fwd.plugindata?.data?.error) return { status: 502, body: `janus rtp_forward: ${fwd.plugindata.data.error}`, close };
+  return { status: 201, body: answer.sdp, close };
 }
 
 /** A child process that binds pairs of UDP ports on `host` and drains them. */

@@ -14,6 +14,7 @@ import { chromiumBench, printChromium, type ChromiumReport } from './chromium.js
 import { authBench, printAuth, type AuthReport } from './auth.js';
 import { janusAvailable, janusBench, printJanus, type JanusRow } from './janus.js';
 import { printTranscode, transcodeBench, type TranscodeReport } from './transcode.js';
+import { glassToGlassBench, printG2G, type G2GReport } from './glass-to-glass.js';
 
 // npm run bench: start-up latency (WHIP 201 -> connected -> first HLS segment) and the cost
 // of N concurrent 720p30 publishers (CPU, memory, packets, HLS health) for the gateway run
@@ -29,6 +30,8 @@ import { printTranscode, transcodeBench, type TranscodeReport } from './transcod
 // BENCH_JANUS=0 (skip scenario 7, the Janus anchor at the loads of scenario 2; needs janus and root).
 // BENCH_HLS_AUDIO=copy (scenario 2's HLS keeps the Opus in fMP4 segments instead of encoding AAC).
 // BENCH_TRANSCODE=0 (skip scenario 8, the VP8 -> H.264 transcoder).
+// BENCH_G2G=0 (skip scenario 9, glass to glass from a Chromium canvas clock to ffmpeg and the watch page)
+// BENCH_G2G_SECONDS=20 (per viewer) BENCH_G2G_WATCH_RUNS=4.
 
 const LOADS = (process.env.BENCH_LOADS ?? '1,10,30').split(',').map(Number).filter((n) => n > 0);
 const STEADY_SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -528,6 +531,7 @@ async function main(): Promise<void> {
   const { report: chromium, error: chromiumError } = await optional('chromium', 'BENCH_CHROMIUM', 'Chromium publishing: start-up, ramp, shaped uplink, keyframe policy', () => chromiumBench());
   const { report: auth, error: authError } = await optional('auth', 'BENCH_AUTH', 'cost of checking credentials', () => authBench(GATEWAY_NODE_ARGS));
   const { report: transcode, error: transcodeError } = await optional('transcode', 'BENCH_TRANSCODE', 'the VP8 -> H.264 transcoder at 360p, 720p, 1080p', () => transcodeBench(log));
+  const { report: g2g, error: g2gError } = await optional('g2g', 'BENCH_G2G', 'glass to glass: a Chromium canvas clock to /live, HLS, rtp (ffmpeg) and the watch page', () => glassToGlassBench());
   const janusLoads = loads.map((l) => l.n);
   const janusMissing = janusAvailable();
   const { report: janus, error: janusError } = janusMissing
@@ -552,6 +556,8 @@ async function main(): Promise<void> {
     janusError,
     transcode,
     transcodeError,
+    g2g,
+    g2gError,
     benchSeconds: r0((performance.now() - started) / 1000),
   };
   print(report);
@@ -583,6 +589,8 @@ function print(report: {
   janusError?: string;
   transcode?: TranscodeReport;
   transcodeError?: string;
+  g2g?: G2GReport;
+  g2gError?: string;
   benchSeconds: number;
 }): void {
   const o: string[] = [];
@@ -695,6 +703,8 @@ function print(report: {
   if (report.janusError) o.push(`-- 7. Anchor (Janus): not run: ${report.janusError}`, '');
   if (report.transcode) o.push(...printTranscode(report.transcode, report.nproc), '');
   if (report.transcodeError) o.push(`-- 8. Transcoder: FAILED ${report.transcodeError}`, '');
+  if (report.g2g) o.push(...printG2G(report.g2g), '');
+  if (report.g2gError) o.push(`-- 9. Glass to glass: FAILED ${report.g2gError}`, '');
   o.push('Gateway warnings/errors (LOG_LEVEL=warn):');
   for (const p of report.gatewayLog) {
     o.push(`  ${p.phase}: ${p.warnings}`);
