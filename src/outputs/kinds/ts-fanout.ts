@@ -1,10 +1,22 @@
 import { Writable } from 'node:stream';
-import { TS_PACKET, isH264, packetInfo, patPmtPids, pmtStreams } from './ts-packets.js';
+import { TS_PACKET, isH264, packetInfo, patPmtPids, pesPts, pmtStreams, ptsDiff } from './ts-packets.js';
 
 // One ffmpeg's MPEG-TS output shared by every HTTP viewer of /live/<stream>.ts. A new
-// viewer gets the latest PAT and PMT, then the packets since the last video keyframe, so
-// VLC starts with a picture at once. A viewer that cannot keep up (more than
-// `maxBufferedBytes` waiting in its socket) is dropped, never buffered without bound.
+// viewer gets the PAT and PMT, then the packets from a video keyframe on, so a player has
+// a picture at once. A viewer that cannot keep up (more than `maxBufferedBytes` waiting in
+// its socket) is dropped, never buffered without bound.
+//
+// The fan-out keeps the stream cut at its keyframes ("start points"), as far back as
+// `historySeconds` asks. Most viewers start at the latest keyframe (the lowest latency a
+// player can have); a viewer may ask for more (`backlogSeconds`): ffmpeg's own tools
+// (ffmpeg, ffplay, ffprobe) read 5 s of an MPEG-TS before they show anything (see
+// http/live.ts), and get those seconds at once instead of waiting for them.
+//
+// Every start is clean for a prober: PAT and PMT as they stood just before the keyframe
+// (so their continuity counters go on without a break in what follows), the keyframe's
+// packet (PCR, SPS/PPS, IDR), and of every other elementary stream (the AAC) nothing before
+// the first packet that begins one of its PES packets: no PES cut in the middle, so the
+// first audio a player sees begins with a whole ADTS frame and carries a PTS.
 
 export interface Viewer {
   write(chunk: Buffer): boolean;
@@ -15,25 +27,54 @@ export interface Viewer {
 
 export interface TsFanoutOptions {
   maxBufferedBytes?: number;
-  /** Largest keyframe cache kept for new viewers. */
+  /** Largest cache kept for new viewers: older start points go first, then all of it. */
   maxCacheBytes?: number;
+  /** Keep start points this far behind the newest data (stream time), for viewers that ask for a backlog. */
+  historySeconds?: number;
 }
+
+export interface ViewerStart {
+  /** Start at the latest keyframe at least this much (stream time) behind the newest data, or the oldest kept. */
+  backlogSeconds?: number;
+}
+
+/** The stream from one keyframe to the next. */
+interface StartPoint {
+  /** The PAT and PMT last seen before the keyframe. */
+  head: Buffer;
+  /** The keyframe's PTS (90 kHz), when it has one. */
+  pts: number | undefined;
+  chunks: Buffer[];
+  bytes: number;
+}
+
+/** Without video, a start point at an audio PES this often. */
+const AUDIO_START_TICKS = 0.5 * 90_000;
+/** The first packets of a start are searched this far for each elementary stream's first PES start. */
+const CLEAN_START_PACKETS = 4096;
 
 export class TsFanout extends Writable {
   private readonly viewers = new Set<Viewer>();
-  /** Viewers that joined before the first keyframe (or PAT/PMT) was seen. */
+  /** Viewers that joined before the first start point (or PAT/PMT) was seen. */
   private readonly pending = new Set<Viewer>();
   private rest: Buffer = Buffer.alloc(0);
   private pat: Buffer | undefined;
   private pmt: Buffer | undefined;
   private pmtPids = new Set<number>();
   private videoPid: number | undefined;
+  /** PIDs of the elementary streams in the PMT. */
+  private esPids = new Set<number>();
+  /** The PID start points are cut on: the video's, or without video the first stream's. */
+  private startPid: number | undefined;
   private hasVideo: boolean | undefined;
-  private gop: Buffer[] = [];
-  private gopBytes = 0;
-  private gopValid = false;
+  /** Start points, oldest first; the last one is growing. */
+  private points: StartPoint[] = [];
+  private cacheBytes = 0;
+  /** Newest PTS seen on the start PID. */
+  private edgePts: number | undefined;
   private readonly maxBufferedBytes: number;
   private readonly maxCacheBytes: number;
+  private readonly historyTicks: number;
   bytesIn = 0;
   dropped = 0;
 
@@ -41,17 +82,24 @@ export class TsFanout extends Writable {
     super();
     this.maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024;
     this.maxCacheBytes = options.maxCacheBytes ?? 16 * 1024 * 1024;
+    this.historyTicks = Math.max(0, options.historySeconds ?? 0) * 90_000;
   }
 
   get viewerCount(): number {
     return this.viewers.size;
   }
 
-  /** Adds a viewer; it gets PAT/PMT and the cached keyframe onward, or waits for one. */
-  add(viewer: Viewer): void {
+  /** Seconds of stream kept: from the oldest start point to the newest data. */
+  get historySeconds(): number {
+    const oldest = this.points[0]?.pts;
+    return oldest === undefined || this.edgePts === undefined ? 0 : ptsDiff(this.edgePts, oldest) / 90_000;
+  }
+
+  /** Adds a viewer; it gets PAT/PMT and a keyframe onward (see ViewerStart), or waits for one. */
+  add(viewer: Viewer, start: ViewerStart = {}): void {
     this.viewers.add(viewer);
-    if (this.pat && this.pmt && (this.gopValid || this.hasVideo === false)) {
-      this.send(viewer, Buffer.concat([this.pat, this.pmt, ...this.gop]));
+    if (this.pat && this.pmt && this.points.length) {
+      this.send(viewer, this.startFrom(this.pick(start.backlogSeconds ?? 0)));
     } else {
       this.pending.add(viewer);
     }
@@ -68,39 +116,36 @@ export class TsFanout extends Writable {
     const whole = data.length - (data.length % TS_PACKET);
     this.rest = Buffer.from(data.subarray(whole));
     data = data.subarray(0, whole);
-    let keyframeAt = -1;
+    const cuts: { at: number; head: Buffer; pts: number | undefined }[] = [];
     for (let off = 0; off < data.length; off += TS_PACKET) {
       const info = packetInfo(data, off);
       if (!info) continue;
-      const packet = data.subarray(off, off + TS_PACKET);
       if (info.pid === 0 && info.payloadStart) {
-        this.pat = Buffer.from(packet);
-        this.pmtPids = new Set(patPmtPids(packet));
+        this.pat = Buffer.from(data.subarray(off, off + TS_PACKET));
+        this.pmtPids = new Set(patPmtPids(this.pat));
       } else if (this.pmtPids.has(info.pid) && info.payloadStart) {
-        this.pmt = Buffer.from(packet);
-        const streams = pmtStreams(packet);
+        this.pmt = Buffer.from(data.subarray(off, off + TS_PACKET));
+        const streams = pmtStreams(this.pmt);
         this.videoPid = streams.find((s) => isH264(s.streamType))?.pid;
         this.hasVideo = this.videoPid !== undefined;
-      } else if (info.pid === this.videoPid && info.payloadStart && info.randomAccess) {
-        keyframeAt = off;
+        this.esPids = new Set(streams.map((s) => s.pid));
+        this.startPid = this.videoPid ?? streams[0]?.pid;
+      } else if (info.pid === this.startPid && info.payloadStart) {
+        const pts = pesPts(data, off);
+        const last = cuts.at(-1)?.pts ?? this.points.at(-1)?.pts;
+        const cut = this.hasVideo
+          ? info.randomAccess
+          : !this.points.length || pts === undefined || last === undefined || ptsDiff(pts, last) >= AUDIO_START_TICKS;
+        if (cut && this.pat && this.pmt) cuts.push({ at: off, head: Buffer.concat([this.pat, this.pmt]), pts });
+        if (pts !== undefined) this.edgePts = pts;
       }
     }
-    if (keyframeAt >= 0) {
-      this.cache(data.subarray(0, keyframeAt));
-      this.gop = [];
-      this.gopBytes = 0;
-      this.gopValid = true;
-      this.cache(data.subarray(keyframeAt));
-    } else {
-      this.cache(data);
-    }
+    this.cache(data, cuts);
     for (const v of this.viewers) {
       if (this.pending.has(v)) {
-        if (!this.pat || !this.pmt) continue;
-        if (keyframeAt >= 0) this.send(v, Buffer.concat([this.pat, this.pmt, data.subarray(keyframeAt)]));
-        else if (this.hasVideo === false) this.send(v, Buffer.concat([this.pat, this.pmt, data]));
-        else continue;
+        if (!cuts.length) continue;
         this.pending.delete(v);
+        this.send(v, this.startFrom(this.points.length - 1));
       } else {
         this.send(v, data);
       }
@@ -108,16 +153,76 @@ export class TsFanout extends Writable {
     done();
   }
 
-  private cache(part: Buffer): void {
-    if (!this.gopValid || part.length === 0) return;
-    if (this.gopBytes + part.length > this.maxCacheBytes) {
-      this.gop = [];
-      this.gopBytes = 0;
-      this.gopValid = false;
-      return;
+  /** Adds a chunk to the start points, cut at `cuts`, and drops what is no longer needed. */
+  private cache(data: Buffer, cuts: { at: number; head: Buffer; pts: number | undefined }[]): void {
+    let from = 0;
+    for (const cut of cuts) {
+      this.append(data.subarray(from, cut.at));
+      this.points.push({ head: cut.head, pts: cut.pts, chunks: [], bytes: 0 });
+      from = cut.at;
     }
-    this.gop.push(Buffer.from(part));
-    this.gopBytes += part.length;
+    this.append(data.subarray(from));
+    // The oldest start point goes once the next one is old enough for any backlog asked.
+    const age = (p: StartPoint) => (p.pts === undefined || this.edgePts === undefined ? 0 : ptsDiff(this.edgePts, p.pts));
+    while (this.points.length > 1 && (age(this.points[1]) >= this.historyTicks || this.cacheBytes > this.maxCacheBytes)) {
+      this.cacheBytes -= this.points.shift()!.bytes;
+    }
+    if (this.cacheBytes > this.maxCacheBytes) {
+      // One keyframe interval larger than the cache: nothing to start at until the next keyframe.
+      this.points = [];
+      this.cacheBytes = 0;
+    }
+  }
+
+  private append(part: Buffer): void {
+    const point = this.points.at(-1);
+    if (!point || part.length === 0) return;
+    point.chunks.push(Buffer.from(part));
+    point.bytes += part.length;
+    this.cacheBytes += part.length;
+  }
+
+  /** The newest start point at least `backlogSeconds` behind the newest data, else the oldest. */
+  private pick(backlogSeconds: number): number {
+    const ticks = backlogSeconds * 90_000;
+    if (ticks <= 0 || this.edgePts === undefined) return this.points.length - 1;
+    for (let i = this.points.length - 1; i > 0; i--) {
+      const pts = this.points[i].pts;
+      if (pts !== undefined && ptsDiff(this.edgePts, pts) >= ticks) return i;
+    }
+    return 0;
+  }
+
+  /**
+   * What a viewer starting at start point `index` is sent: its PAT and PMT, then everything
+   * kept from there on, less the packets of each elementary stream before its first PES
+   * start (the rest of a PES begun before the keyframe).
+   */
+  private startFrom(index: number): Buffer {
+    const point = this.points[index];
+    const chunks = this.points.slice(index).flatMap((p) => p.chunks);
+    const parts: Buffer[] = [point.head];
+    const waiting = new Set(this.esPids);
+    let scanned = 0;
+    let c = 0;
+    for (; c < chunks.length && waiting.size > 0 && scanned < CLEAN_START_PACKETS; c++) {
+      const chunk = chunks[c];
+      let keptFrom = 0;
+      let off = 0;
+      for (; off < chunk.length && waiting.size > 0 && scanned < CLEAN_START_PACKETS; off += TS_PACKET, scanned++) {
+        const info = packetInfo(chunk, off);
+        if (!info || !waiting.has(info.pid)) continue;
+        if (info.payloadStart) {
+          waiting.delete(info.pid);
+          continue;
+        }
+        if (off > keptFrom) parts.push(chunk.subarray(keptFrom, off)); // drop this packet
+        keptFrom = off + TS_PACKET;
+      }
+      if (keptFrom < chunk.length) parts.push(chunk.subarray(keptFrom));
+    }
+    for (; c < chunks.length; c++) parts.push(chunks[c]);
+    return Buffer.concat(parts);
   }
 
   private send(v: Viewer, data: Buffer): void {
