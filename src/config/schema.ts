@@ -237,6 +237,13 @@ export const configSchema = z
         idleStopSeconds: z.number().min(0).max(3600).default(10),
         /** A viewer with more than this many bytes waiting is dropped (it cannot keep up). */
         maxViewerBufferBytes: z.number().int().min(65_536).max(256 * 1024 * 1024).default(4 * 1024 * 1024),
+        /**
+         * ffmpeg, ffplay and ffprobe (User-Agent Lavf/...) start at the latest keyframe at
+         * least this many seconds back: they read 5 s of an MPEG-TS (their analyzeduration)
+         * before showing anything, and get them at once instead of waiting for them live.
+         * 0: they start at the latest keyframe as other players do.
+         */
+        probeBacklogSeconds: z.number().min(0).max(30).default(5.2),
       })
       .strict()
       .prefault({}),

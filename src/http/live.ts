@@ -7,8 +7,24 @@ import { sendError } from './errors.js';
 
 // GET /live/<stream>.ts: MPEG-TS over plain HTTP for VLC and TV players. The first viewer
 // starts the stream's mpegts-http output; it stops some seconds after the last one leaves.
+//
+// A viewer starts at the latest keyframe, except ffmpeg's own tools. ffmpeg, ffplay and
+// ffprobe open every input with `scan_all_pmts` on, so their MPEG-TS demuxer never says that
+// it has found all streams, and they read until one stream holds 5 s of packets (the
+// default analyzeduration) or 5 MB: started at the latest keyframe, they showed a picture
+// 4.5-5.2 s after the request, whatever the stream carried. They get `probeBacklogSeconds`
+// of the stream at once instead (their User-Agent is libavformat's, "Lavf/<version>"), and
+// a picture within 0.3 s. ffplay plays what it read while probing either way, so it stays
+// about as far behind as before (the backlog, up to a keyframe interval more than its 5 s
+// window); ffmpeg reads the backlog faster than real time and is at the edge after it.
 
 const FILE = new RegExp(`^(${NAME_PATTERN})\\.ts$`);
+const LAVF_AGENT = /^Lavf\//;
+
+/** How far back a /live viewer starts (seconds of stream before the newest data). */
+export function liveBacklogSeconds(userAgent: string | undefined, probeBacklogSeconds: number): number {
+  return userAgent !== undefined && LAVF_AGENT.test(userAgent) ? probeBacklogSeconds : 0;
+}
 
 export function liveRouter(registry: StreamRegistry, viewers: MpegtsHttpKind, access: Access): Router {
   const router = Router();
@@ -25,7 +41,7 @@ export function liveRouter(registry: StreamRegistry, viewers: MpegtsHttpKind, ac
     const viewer = res;
     res.on('close', () => viewers.removeViewer(stream, viewer));
     try {
-      await viewers.addViewer(stream, viewer);
+      await viewers.addViewer(stream, viewer, { backlogSeconds: liveBacklogSeconds(req.get('user-agent'), viewers.probeBacklogSeconds) });
     } catch (e) {
       res.destroy(e as Error);
     }

@@ -53,6 +53,29 @@ export function ffplayStreams(source: string, expectStreams = 2, timeoutMs = 15_
   });
 }
 
+/**
+ * ffmpeg opens `source` with its default probing (plus `inputArgs`) and decodes one video
+ * frame: the milliseconds from its start to the frame's first bytes on its stdout (NaN
+ * when none came within `timeoutMs`), and its debug log (how its probe ended).
+ */
+export function ffmpegFirstFrame(source: string, inputArgs: string[] = [], timeoutMs = 20_000): Promise<{ ms: number; log: string }> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const p = spawn('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'debug', ...inputArgs, '-i', source, '-map', '0:v:0', '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'gray', 'pipe:1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let ms = NaN;
+    let log = '';
+    p.stdout.on('data', () => {
+      if (Number.isNaN(ms)) ms = performance.now() - started;
+    });
+    p.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    const killer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('exit', () => {
+      clearTimeout(killer);
+      resolve({ ms, log });
+    });
+  });
+}
+
 /** An ffmpeg that receives (SRT listener, UDP reader...) and copies `seconds` of it to a file. */
 export function ffmpegReceiver(input: string, out: string, seconds: number): { done: Promise<number | null> } {
   const p = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-i', input, '-t', String(seconds), '-c', 'copy', '-f', 'mpegts', out], { stdio: 'ignore' });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ffprobe } from '../helpers/ffprobe.js';
 import { freeUdpPort } from '../helpers/free-port.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
-import { ffplayStreams, playerDir, vlcRecord } from '../helpers/players.js';
+import { ffmpegFirstFrame, ffplayStreams, playerDir, vlcRecord } from '../helpers/players.js';
 import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
 
 // Outputs that players open: MPEG-TS over HTTP (VLC), RTP + SDP (ffplay) and MPEG-TS over
@@ -62,6 +62,34 @@ describe('outputs for players', () => {
     expect(probe.streams.map((s) => s.codec_name).sort()).toEqual(['aac', 'h264']);
     const outputs = (await (await fetch(api('/outputs'))).json()) as OutputJson[];
     expect(outputs.filter((o) => o.type === 'mpegts-http')).toHaveLength(1);
+  });
+
+  it("starts ffmpeg's tools on /live at once, with their default probing: both streams' parameters, a picture well before their 5 s probe window", async () => {
+    // ffmpeg, ffplay and ffprobe read 5 s of an MPEG-TS before they show anything (their
+    // scan_all_pmts); from the latest keyframe of a running /live that took them 3.4-5.1 s.
+    // With a viewer holding the output for a while, they now get those seconds at once.
+    const live = `${t.url}/live/pl.ts`;
+    const release = holdOpen(live);
+    try {
+      await new Promise((r) => setTimeout(r, 6500));
+      const first = await ffmpegFirstFrame(live);
+      expect(first.ms).toBeLessThan(2000);
+      expect(first.log).toMatch(/Stream #0:\d.*Video: h264/);
+      const started = performance.now();
+      const probe = await ffprobe(live);
+      expect(performance.now() - started).toBeLessThan(2000);
+      expect(probe.streams.find((s) => s.codec_type === 'video')).toMatchObject({ codec_name: 'h264', width: 640, height: 360 });
+      expect(probe.streams.find((s) => s.codec_type === 'audio')).toMatchObject({ codec_name: 'aac', sample_rate: '48000', channels: 2 });
+      // A player on libavformat's own defaults (scan_all_pmts off, as apps on the library
+      // have) settles every stream from what it gets first, without waiting out the window.
+      const library = await ffmpegFirstFrame(live, ['-scan_all_pmts', '0']);
+      expect(library.log).toContain('All info found');
+      expect(library.log).not.toContain('max_analyze_duration');
+      expect(library.log).toMatch(/Audio: aac \(LC\).*48000 Hz, stereo/);
+      expect(library.ms).toBeLessThan(2000);
+    } finally {
+      release();
+    }
   });
 
   it('forwards plain RTP with an SDP that ffplay plays', async () => {
@@ -141,6 +169,15 @@ describe('outputs for players', () => {
     return file;
   }
 });
+
+/** Keeps an HTTP stream open (reading and dropping it) until the returned function is called. */
+function holdOpen(url: string): () => void {
+  const u = new URL(url);
+  const socket = net.connect(Number(u.port), u.hostname, () => socket.write(`GET ${u.pathname} HTTP/1.0\r\nHost: x\r\n\r\n`));
+  socket.on('data', () => undefined);
+  socket.on('error', () => undefined);
+  return () => socket.destroy();
+}
 
 /** Reads the first `bytes` of an HTTP stream with a raw socket, then closes it. */
 function readTs(url: string, bytes: number): Promise<Buffer> {

@@ -2,7 +2,7 @@ import type { Output } from '../../streams/output.js';
 import type { Stream } from '../../streams/stream.js';
 import { startPipeline } from '../pipeline-output.js';
 import type { KindRequest, KindServices, OutputKind } from '../kind.js';
-import { TsFanout, type Viewer } from './ts-fanout.js';
+import { TsFanout, type Viewer, type ViewerStart } from './ts-fanout.js';
 
 // MPEG-TS over HTTP (/live/<stream>.ts): one ffmpeg per stream writes MPEG-TS to its
 // stdout, and the fan-out hands it to every viewer. The first viewer starts the output;
@@ -11,6 +11,8 @@ import { TsFanout, type Viewer } from './ts-fanout.js';
 export interface MpegtsHttpOptions {
   maxViewerBufferBytes: number;
   idleStopSeconds: number;
+  /** Stream kept for viewers that ask for a backlog (ffmpeg's tools: see http/live.ts). */
+  probeBacklogSeconds: number;
 }
 
 export class MpegtsHttpKind implements OutputKind {
@@ -24,8 +26,13 @@ export class MpegtsHttpKind implements OutputKind {
     private readonly startOutput: (stream: Stream) => Promise<Output>,
   ) {}
 
+  /** How far back ffmpeg's tools start (see http/live.ts). */
+  get probeBacklogSeconds(): number {
+    return this.options.probeBacklogSeconds;
+  }
+
   start({ stream, definition, values, id, dir }: KindRequest): Output {
-    const fanout = new TsFanout({ maxBufferedBytes: this.options.maxViewerBufferBytes });
+    const fanout = new TsFanout({ maxBufferedBytes: this.options.maxViewerBufferBytes, historySeconds: this.options.probeBacklogSeconds });
     this.fanouts.set(stream, fanout);
     const output = startPipeline(stream, this.services, definition, dir, values, { id, stdout: fanout, urls: { stream: `/live/${stream.name}.ts` }, removeDirWhenDone: true });
     output.on('state', (s) => {
@@ -36,11 +43,11 @@ export class MpegtsHttpKind implements OutputKind {
     return output;
   }
 
-  async addViewer(stream: Stream, viewer: Viewer): Promise<void> {
+  async addViewer(stream: Stream, viewer: Viewer, start: ViewerStart = {}): Promise<void> {
     clearTimeout(this.idleTimers.get(stream));
     this.idleTimers.delete(stream);
     if (!stream.outputs.has('mpegts-http')) await this.startOutput(stream);
-    this.fanouts.get(stream)?.add(viewer);
+    this.fanouts.get(stream)?.add(viewer, start);
   }
 
   removeViewer(stream: Stream, viewer: Viewer): void {
