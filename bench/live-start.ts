@@ -12,7 +12,8 @@ import { buildGateway, GatewayProcess, sleep } from './gateway-process.js';
 // `node --import tsx bench/live-start.ts` (BENCH_SKIP_BUILD=1 to use the existing dist/,
 // BENCH_LIVE_RUNS=5). The gateway runs as its own process; a werift publisher sends 720p30
 // H.264 (a keyframe a second, as the gateway asks of browsers) and Opus for 6 s, then:
-// - cold: the stream's first /live viewer, ffmpeg, which starts the /live ffmpeg;
+// - cold: the stream's first /live viewer, ffmpeg, which starts the /live ffmpeg; then,
+//   once /live has stopped again (idleStopSeconds after), VLC the same way;
 // - warm: with another viewer holding /live open for 6.5 s, BENCH_LIVE_RUNS times each:
 //   ffmpeg with its default probing (time from its start to the first decoded frame's
 //   bytes on its stdout, and how its probe ended), ffprobe (time to its answer), ffmpeg
@@ -143,9 +144,15 @@ async function main(): Promise<void> {
     log(`/live start: ${viewer}: ${results.map((r) => `${r0(r.ms)} ms (${r.note})`).join(', ')}`);
   };
   add('ffmpeg, cold (its request starts /live)', [await ffmpegFirstFrame(live)]);
+  const vlc = spawnSync('which', ['cvlc']).status === 0;
+  if (vlc) {
+    // /live stops mpegtsHttp.idleStopSeconds (10 s) after its last viewer: then VLC starts it.
+    const outputUrl = `${gw.url}/api/streams/${NAME}/outputs/mpegts-http`;
+    for (let waited = 0; waited < 30_000 && (await fetch(outputUrl)).status !== 404; waited += 250) await sleep(250);
+    add('VLC 3, cold (first picture; its request starts /live)', [await vlcFirstPicture(live)]);
+  }
   const edge = edgeReader(live);
   await sleep(6500);
-  const vlc = spawnSync('which', ['cvlc']).status === 0;
   const results: Record<string, Timed[]> = { ffmpeg: [], ffprobe: [], library: [], vlc: [], ffplay: [] };
   for (let i = 0; i < RUNS; i++) {
     results.ffmpeg.push(await ffmpegFirstFrame(live));
