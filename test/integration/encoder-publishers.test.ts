@@ -1,0 +1,198 @@
+import sdpTransform from 'sdp-transform';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDataChannelPublisher, type DataChannelPublisher } from '../helpers/datachannel-publisher.js';
+import { ffprobe } from '../helpers/ffprobe.js';
+import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
+import { startGstPublisher } from '../helpers/gst-publisher.js';
+
+// Real non-browser WHIP publishers against the gateway: GStreamer's webrtcbin (libnice),
+// with both bundle policies, and libdatachannel shaped like OBS Studio's WHIP output, with
+// and without candidates in the offer. Each must go live over loopback, give HLS with
+// H.264 and AAC, report both tracks, and end on WHIP DELETE.
+
+interface StreamInfo {
+  state: string;
+  tracks: { kind: string; codec: string; packets: number }[];
+  ice?: { local: { address: string; type: string }; remote: { address: string; type: string } };
+}
+
+/** What the cases need of a publisher, whichever client it is. */
+interface AnyPublisher {
+  status: number;
+  offer: string;
+  answer: string;
+  location?: string;
+  errorText?: string;
+  answeredAt: number;
+  connected: () => Promise<void>;
+  stop: (opts?: { delete?: boolean }) => Promise<number | undefined>;
+}
+
+let t: TestGateway;
+/** The publisher of the first case (kept to the end for its measurement). */
+let closePub: DataChannelPublisher | undefined;
+
+beforeAll(async () => {
+  t = await startTestGateway();
+});
+
+afterAll(async () => {
+  await closePub?.stop({ delete: false });
+  await t?.close();
+});
+
+const streamInfo = async (name: string): Promise<StreamInfo | undefined> => {
+  const res = await fetch(`${t.url}/api/streams/${name}`);
+  return res.ok ? ((await res.json()) as StreamInfo) : undefined;
+};
+
+/** Resolves with ms from the WHIP answer to the first segment listed in the stream's playlist. */
+function firstSegmentAfter(name: string, answeredAt: () => number): Promise<number> {
+  return waitFor('a segment in the playlist', async () => {
+    const res = await fetch(`${t.url}/hls/${name}/index.m3u8`);
+    if (!res.ok) return undefined;
+    return /\.(ts|m4s)\b/.test(await res.text()) ? Math.round(performance.now() - answeredAt()) : undefined;
+  }, 25_000, 50);
+}
+
+/** For every section the offer sends: is it accepted (in the answer's BUNDLE group, a port, not inactive)? */
+function refusedSections(offer: string, answer: string): string[] {
+  const o = sdpTransform.parse(offer);
+  const a = sdpTransform.parse(answer);
+  const bundled = new Set(String(a.groups?.find((g) => g.type === 'BUNDLE')?.mids ?? '').split(/\s+/));
+  const refused: string[] = [];
+  for (const m of o.media) {
+    const am = a.media.find((x) => String(x.mid) === String(m.mid));
+    const why = !am ? ['missing'] : [am.port === 0 && 'port 0', am.direction === 'inactive' && 'a=inactive', !bundled.has(String(m.mid)) && 'not in BUNDLE'].filter(Boolean);
+    if (why.length) refused.push(`${m.type} (mid ${m.mid}): ${why.join(', ')}`);
+  }
+  return refused;
+}
+
+const candidateAddresses = (sdp: string): string[] => [...sdp.matchAll(/^a=candidate:\S+ \d+ \S+ \d+ (\S+) /gm)].map((m) => m[1]);
+
+/** The assertions every publisher has to meet, on a publisher of its own. */
+function publisherCases<P extends AnyPublisher>(label: string, name: string, start: (whipUrl: string) => Promise<P>, extra?: (p: () => P) => void): void {
+  describe(label, () => {
+    let pub: P;
+    let firstSegment: Promise<number>;
+
+    beforeAll(async () => {
+      pub = await start(`${t.url}/whip/${name}`);
+      firstSegment = firstSegmentAfter(name, () => pub.answeredAt);
+      firstSegment.catch(() => undefined);
+    });
+
+    afterAll(async () => {
+      await pub?.stop({ delete: true });
+    });
+
+    it('answers 201 with a Location', () => {
+      expect(pub.status, pub.errorText).toBe(201);
+      expect(pub.location).toMatch(new RegExp(`/whip/${name}/[0-9a-f-]{36}$`));
+      console.log(`[${label}] offer:\n${pub.offer}\n[${label}] answer:\n${pub.answer}`);
+    });
+
+    it('accepts both offered sections in the answer', () => {
+      expect(refusedSections(pub.offer, pub.answer)).toEqual([]);
+    });
+
+    it('goes live, connected over 127.0.0.1 on both sides', async () => {
+      await pub.connected();
+      const info = await waitFor('live stream with a selected pair', async () => {
+        const s = await streamInfo(name);
+        return s?.state === 'live' && s.ice ? s : undefined;
+      });
+      expect(info.ice?.local.address).toBe('127.0.0.1');
+      expect(info.ice?.remote.address).toBe('127.0.0.1');
+    });
+
+    it('reports an H.264 and an audio track', async () => {
+      const s = await waitFor('both tracks with packets', async () => {
+        const info = await streamInfo(name);
+        const ok = ['video', 'audio'].every((k) => info?.tracks.some((x) => x.kind === k && x.packets > 0));
+        return ok ? info : undefined;
+      }, 5000).catch(async () => streamInfo(name));
+      expect(s?.tracks.map((x) => `${x.kind} ${x.codec}`).sort()).toEqual(['audio opus', 'video H264']);
+      expect(s?.tracks.every((x) => x.packets > 0)).toBe(true);
+    });
+
+    it('gives HLS with H.264 and AAC', async () => {
+      const ms = await firstSegment;
+      console.log(`[${label}] first HLS segment listed ${ms} ms after the WHIP 201`);
+      const probe = await ffprobe(`${t.url}/hls/${name}/index.m3u8`);
+      expect(probe.streams.find((s) => s.codec_type === 'video')).toMatchObject({ codec_name: 'h264', width: 1280, height: 720 });
+      expect(probe.streams.find((s) => s.codec_type === 'audio')).toMatchObject({ codec_name: 'aac' });
+    });
+
+    extra?.(() => pub);
+
+    it('ends on WHIP DELETE', async () => {
+      expect(await pub.stop({ delete: true })).toBe(200);
+      await waitFor('the stream gone', async () => ((await fetch(`${t.url}/api/streams/${name}`)).status === 404 ? true : undefined), 5000);
+    });
+  });
+}
+
+// Started first so its ~30 s wait runs beside the other cases (see the case at the end).
+let closing: { pub: DataChannelPublisher; deletedAt: number; left: Promise<number | undefined> } | undefined;
+
+describe('libdatachannel (OBS shape) when the gateway ends the session', () => {
+  // it.fails: werift sends no DTLS close_notify when the gateway closes a session, so
+  // libdatachannel (and OBS, which stops its output on "disconnected"/"failed") only
+  // notices when ICE consent runs out, ~30 s later. Make this a plain `it` once the
+  // gateway sends close_notify.
+  it.fails('leaves "connected" within 2 s of DELETE /api/streams/<name>', async () => {
+    const pub = await startDataChannelPublisher({ whipUrl: `${t.url}/whip/obs-close`, candidates: 'none', width: 640, height: 360, videoKbps: 800 });
+    closePub = pub;
+    expect(pub.status, pub.errorText).toBe(201);
+    await pub.connected();
+    await waitFor('live', async () => ((await streamInfo('obs-close'))?.state === 'live' ? true : undefined));
+    const left = new Promise<number | undefined>((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), 40_000);
+      pub.onStateChange((s) => {
+        if (s !== 'connected') {
+          clearTimeout(timer);
+          resolve(Math.round(performance.now() - deletedAt));
+        }
+      });
+    });
+    const deletedAt = performance.now();
+    expect((await fetch(`${t.url}/api/streams/obs-close`, { method: 'DELETE' })).status).toBe(204);
+    closing = { pub, deletedAt, left };
+    await waitFor('the publisher to leave "connected"', () => (pub.state() !== 'connected' ? true : undefined), 2000, 20);
+  });
+});
+
+publisherCases('GStreamer webrtcbin, bundle-policy max-compat', 'gst-compat', (whipUrl) => startGstPublisher({ whipUrl, bundlePolicy: 'max-compat' }));
+
+// Today's gateway answers the audio section of a max-bundle offer (`m=audio 0`,
+// `a=bundle-only`) as rejected: port 0, a=inactive, out of the BUNDLE group; only video
+// arrives. Kept as plain tests: they pass once the gateway accepts bundle-only sections.
+publisherCases('GStreamer webrtcbin, bundle-policy max-bundle', 'gst-bundle', (whipUrl) => startGstPublisher({ whipUrl, bundlePolicy: 'max-bundle' }));
+
+publisherCases('libdatachannel (OBS < 30.1 shape), candidates in the offer', 'obs-cands', (whipUrl) => startDataChannelPublisher({ whipUrl, candidates: 'in-offer' }), (pub) => {
+  it('offers host candidates on 127.0.0.1 only', () => {
+    console.log(`[obs-cands] RTP packets dropped before the track opened: ${JSON.stringify(pub().dropped)}`);
+    const addrs = candidateAddresses(pub().offer);
+    expect(addrs.length).toBeGreaterThan(0);
+    expect(new Set(addrs)).toEqual(new Set(['127.0.0.1']));
+  });
+});
+
+publisherCases('libdatachannel (OBS 30.1+ shape), no candidates in the offer', 'obs-nocands', (whipUrl) => startDataChannelPublisher({ whipUrl, candidates: 'none' }), (pub) => {
+  it('offers no candidates; the gateway pairs with a peer-reflexive one', async () => {
+    console.log(`[obs-nocands] RTP packets dropped before the track opened: ${JSON.stringify(pub().dropped)}`);
+    expect(candidateAddresses(pub().offer)).toEqual([]);
+    expect((await streamInfo('obs-nocands'))?.ice?.remote.type).toBe('prflx');
+  });
+});
+
+describe('libdatachannel (OBS shape) when the gateway ends the session: how long it stays "connected"', () => {
+  it('is measured (reported, not asserted)', async () => {
+    expect(closing, 'the case above did not get as far as its DELETE').toBeDefined();
+    if (!closing) return;
+    const ms = await closing.left;
+    console.log(`[libdatachannel] left "connected" ${ms === undefined ? 'not within 40 s' : `${ms} ms`} after DELETE /api/streams/obs-close (states: ${closing.pub.states.map((s) => s.state).join(' -> ')})`);
+  }, 45_000);
+});
