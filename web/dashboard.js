@@ -120,8 +120,16 @@ function streamCard(s) {
     el('h3', {}, s.name, ' ', el('span', { class: `state-${s.state}` }, s.state), ' ', el('a', { href: `/watch/${s.name}` }, 'watch')),
     el('p', { class: 'muted' }, `since ${new Date(s.startedAt).toLocaleTimeString()}${s.ice ? ` · ICE ${s.ice.remote.type} ${s.ice.remote.protocol}` : ''}`),
     senderLine(s.sender),
+    ignoredLine(s.ignoredMedia),
     graph(history.get(s.name) ?? []),
     tracks, outputs, actions);
+}
+
+/** Sections the publisher offered that the gateway left out (a stream without sound or picture says why). */
+function ignoredLine(list) {
+  if (!list?.length) return undefined;
+  return el('p', { class: 'msg error', 'aria-label': 'offered media left out' },
+    `Left out of this stream: ${list.map((m) => `${m.kind}${m.mid !== undefined ? ` (mid ${m.mid})` : ''}: ${m.reason}`).join('; ')}`);
 }
 
 const kbit = (v) => (v === undefined ? '–' : v >= 1000 ? `${(v / 1000).toFixed(1)} Mbit/s` : `${v} kbit/s`);

@@ -27,6 +27,25 @@ function message(text, kind = 'error') {
   el.className = `msg ${kind}`;
 }
 
+/**
+ * Sections of our offer the gateway's answer rejected (port 0), with the reason it gives
+ * as the section's title (i=): e.g. a microphone codec it cannot take. Shown, not hidden.
+ */
+function rejectedIn(answer) {
+  return answer.split(/\r?\n(?=m=)/).slice(1).flatMap((section) => {
+    const m = /^m=(\w+) (\d+)/.exec(section);
+    if (!m || m[2] !== '0') return [];
+    const why = /^i=(.*)$/m.exec(section)?.[1];
+    return [`${m[1]}${why ? `: ${why}` : ''}`];
+  });
+}
+
+async function applyAnswer(sdp) {
+  await pc.setRemoteDescription({ type: 'answer', sdp });
+  const rejected = rejectedIn(sdp);
+  if (rejected.length) message(`The gateway left out part of what this page sends: ${rejected.join('; ')}`);
+}
+
 async function listDevices() {
   try {
     const devices = await navigator.mediaDevices.enumerateDevices();
@@ -96,7 +115,7 @@ async function publishWs(name) {
   ws.onclose = () => { if (pc) { state('disconnected'); message('The connection to the gateway closed.'); } };
   ws.onmessage = async (ev) => {
     const msg = JSON.parse(ev.data);
-    if (msg.type === 'answer') await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+    if (msg.type === 'answer') await applyAnswer(msg.sdp);
     else if (msg.type === 'candidate') await pc.addIceCandidate(msg.candidate || null).catch(() => {});
     else if (msg.type === 'error') { message(msg.code === 'stream-busy' ? `The name "${name}" is already being published. Pick another name.` : msg.message); stop(false); }
     else if (msg.type === 'unpublished') { message(`The gateway ended the stream: ${msg.reason}`, 'info'); stop(false); }
@@ -124,7 +143,7 @@ async function publishWhip(name) {
   if (res.status === 409) throw new Error(`The name "${name}" is already being published. Pick another name.`);
   if (res.status !== 201) throw new Error(`The gateway refused the stream (${res.status}): ${body.trim()}`);
   whipResource = new URL(res.headers.get('Location'), location.href).href;
-  await pc.setRemoteDescription({ type: 'answer', sdp: body });
+  await applyAnswer(body);
 }
 
 async function start() {

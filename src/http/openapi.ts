@@ -107,6 +107,11 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
             outputs: { type: 'array', items: ref('Output') },
             keyframeRequests: { type: 'integer', description: 'keyframe requests (PLI) sent to the publisher' },
             worker: { type: 'integer', description: 'the media worker thread the session runs on' },
+            ignoredMedia: {
+              type: 'array',
+              description: 'sections the publisher offered to send that the gateway left out of the session (answered with port 0): a section with no acceptable codec while another is usable, a second section of a kind already taken, port 0 without a=bundle-only',
+              items: { type: 'object', required: ['kind', 'reason'], properties: { mid: { type: 'string' }, kind: { type: 'string' }, reason: { type: 'string' } } },
+            },
             ice: { type: 'object', description: 'selected ICE candidate pair' },
             sender: {
               type: 'object',

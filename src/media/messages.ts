@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.js';
 import type { VideoBitrate } from '../sdp/answer.js';
+import type { IgnoredMedia } from '../sdp/offer.js';
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
 import type { CandidateInit, SelectedPair } from '../webrtc/publisher-peer.js';
 
@@ -54,6 +55,8 @@ export type ToWorker = (Request & { id: number }) | Command;
 export interface AnswerResult {
   answer: string;
   tracks: ChosenCodec[];
+  /** Sections offered to send that the answer rejects (port 0), with why. */
+  ignored: IgnoredMedia[];
 }
 
 /** An error as it crosses the thread: its class name picks the class it becomes again. */

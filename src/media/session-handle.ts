@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { IgnoredMedia } from '../sdp/offer.js';
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
 import type { CandidateInit, SelectedPair } from '../webrtc/publisher-peer.js';
 import { FeedHandle } from './feed-handle.js';
@@ -40,6 +41,8 @@ export class SessionHandle extends EventEmitter<SessionHandleEvents> {
 
   /** The tracks' codecs, in the worker's track order (set once the offer is answered). */
   codecs: ChosenCodec[] = [];
+  /** Sections the publisher offered to send that the answer left out, with why. */
+  ignored: IgnoredMedia[] = [];
 
   constructor(
     readonly id: string,

@@ -52,7 +52,7 @@ export class WorkerSession {
     for (const c of peer.localCandidates) send({ op: 'candidate', session: req.session, candidate: c });
     if (peer.gatheringComplete) send({ op: 'candidate', session: req.session, candidate: null });
     log.debug({ stream: req.stream, session: req.session }, 'media session created');
-    return { session, result: { answer, tracks: peer.tracks } };
+    return { session, result: { answer, tracks: peer.tracks, ignored: peer.ignored } };
   }
 
   addRemoteCandidate(c: CandidateInit | null): Promise<void> {

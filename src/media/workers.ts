@@ -197,6 +197,7 @@ export class MediaWorkers extends EventEmitter<MediaWorkersEvents> {
     try {
       const result = (await slot.request({ op: 'answer', ...req })) as AnswerResult;
       handle.codecs = result.tracks;
+      handle.ignored = result.ignored;
       return { handle, answer: result.answer };
     } catch (e) {
       slot.sessions.delete(req.session);

@@ -38,6 +38,8 @@ export interface StreamInfo {
   keyframeRequests: number;
   /** The media worker the session runs on. */
   worker: number;
+  /** Sections the publisher offered to send that the gateway left out of the session (answered with port 0), and why. */
+  ignoredMedia: { mid?: string; kind: string; reason: string }[];
   ice?: SelectedPair;
   /** The publisher's own view, reported within the last 10 s. */
   sender?: SenderReport & { ageSeconds: number };
@@ -228,6 +230,7 @@ export class Stream extends EventEmitter<StreamEvents> {
       outputs: [...this.outputs.values()].map((o) => o.info()),
       keyframeRequests: this.keyframeRequests,
       worker: this.media.worker,
+      ignoredMedia: this.media.ignored.map(({ mid, kind, reason }) => ({ ...(mid !== undefined ? { mid } : {}), kind, reason })),
       ...(this.state === 'live' ? { ice: this.media.selectedPair() } : {}),
       ...(sender ? { sender: { ...sender.report, ageSeconds: Math.round((performance.now() - sender.at) / 1000) } } : {}),
     };

@@ -15,7 +15,7 @@ import type { Config } from '../config/schema.js';
 import type { RtpPacketLite } from '../rtp/packet.js';
 import { formatFmtp } from '../sdp/render.js';
 import { shapeAnswer, transportCcExtensionIds, type VideoBitrate } from '../sdp/answer.js';
-import { isMdnsName, parseCandidate, withoutMdnsCandidates, writeSdp, type CandidateAddress, type ParsedOffer } from '../sdp/offer.js';
+import { isMdnsName, parseCandidate, withoutMdnsCandidates, writeSdp, type CandidateAddress, type IgnoredMedia, type ParsedOffer } from '../sdp/offer.js';
 import { chooseCodecs, restrictOffer, type ChosenCodec } from './codec-policy.js';
 import { CongestionFeedback } from './congestion-feedback.js';
 import { SsrcFollower } from './ssrc-follower.js';
@@ -79,7 +79,10 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
   private feedback: CongestionFeedback | undefined;
   private readonly follower: SsrcFollower;
   private readonly videoSsrc = new Map<number, number>(); // m-section index -> last SSRC seen
+  /** Transceivers by the offer m-section index of their track (werift makes none for a rejected section). */
   private readonly receivers = new Map<number, RTCRtpTransceiver>();
+  /** Each watched transceiver's way to its track (see watchTransceiver). */
+  private readonly watched = new Map<RTCRtpTransceiver, () => ChosenCodec | undefined>();
   private closed = false;
   /** Local candidates gathered so far (a late listener can catch up). */
   readonly localCandidates: CandidateInit[] = [];
@@ -88,6 +91,8 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
   private constructor(
     private readonly pc: RTCPeerConnection,
     readonly tracks: ChosenCodec[],
+    /** Sections the publisher offered to send that the answer rejects, and why. */
+    readonly ignored: IgnoredMedia[],
   ) {
     super();
     this.follower = new SsrcFollower(
@@ -109,7 +114,7 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
    * SdpError (406) when no acceptable codec was offered.
    */
   static async answer(offer: ParsedOffer, { ice, video, trickle = false }: AnswerOptions): Promise<{ peer: PublisherPeer; answer: string }> {
-    const tracks = chooseCodecs(offer);
+    const { tracks, ignored } = chooseCodecs(offer);
     const servers = gatewayServers(ice);
     const pc = new RTCPeerConnection({
       ...iceOptions(ice, servers),
@@ -122,7 +127,7 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
         audio: [useSdesMid(), useTransportWideCC()],
       },
     });
-    const peer = new PublisherPeer(pc, tracks);
+    const peer = new PublisherPeer(pc, tracks, ignored);
     pc.onTransceiverAdded.subscribe((t) => peer.watchTransceiver(t));
     pc.connectionStateChange.subscribe((state) => peer.emit('state', state));
     pc.onIceCandidate.subscribe((c) => {
@@ -139,9 +144,9 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
     });
     try {
       try {
-        await pc.setRemoteDescription({ type: 'offer', sdp: writeSdp(withoutMdnsCandidates(restrictOffer(offer.sdp, tracks))) });
+        await pc.setRemoteDescription({ type: 'offer', sdp: writeSdp(withoutMdnsCandidates(restrictOffer(offer.sdp, tracks, ignored))) });
         for (const t of pc.getTransceivers()) {
-          if (!peer.receivers.has(indexOf(pc, t))) peer.watchTransceiver(t);
+          peer.watchTransceiver(t);
           t.setDirection('recvonly');
         }
         keepToConfiguredStun(pc, servers);
@@ -154,7 +159,7 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
       if (!local) throw new OfferNotAnswerable('werift produced no answer');
       if (!trickle && !/^a=candidate:/m.test(local)) throw new AnswerUnavailable('the gateway could not gather any ICE candidate (check ice.addresses, and whether ice.portRange has a free port)');
       const twccIds = transportCcExtensionIds(local);
-      const answer = shapeAnswer(local, { video, transportCc: twccIds.length > 0 });
+      const answer = shapeAnswer(local, { video, transportCc: twccIds.length > 0, rejected: ignored });
       if (twccIds.length > 0) peer.feedback = new CongestionFeedback(pc, twccIds);
       for (const dtls of new Set(pc.dtlsTransports)) dtls.onRtp.subscribe((rtp) => !peer.closed && peer.follower.transportPacket(rtp));
       return { peer, answer };
@@ -164,26 +169,37 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
     }
   }
 
+  /**
+   * Subscribes to a transceiver's packets (werift adds it during setRemoteDescription,
+   * before it knows its mid). Its track is found by mid once it has one: werift makes no
+   * transceiver for a rejected section, so positions do not match the offer's.
+   */
   private watchTransceiver(t: RTCRtpTransceiver): void {
-    const index = indexOf(this.pc, t);
-    if (this.receivers.has(index)) return;
-    this.receivers.set(index, t);
-    const chosenFor = () => this.tracks.find((c) => (c.mid !== undefined ? c.mid === t.mid : c.index === index));
+    const known = this.watched.get(t);
+    if (known) return void known();
+    let chosen: ChosenCodec | undefined;
+    const chosenFor = (): ChosenCodec | undefined => {
+      chosen ??= this.tracks.find((c) => (c.mid !== undefined ? c.mid === t.mid : c.index === this.pc.getTransceivers().indexOf(t)));
+      if (chosen) this.receivers.set(chosen.index, t);
+      return chosen;
+    };
+    this.watched.set(t, chosenFor);
     t.receiver.onPacketLost.subscribe((nack) => {
-      const chosen = chosenFor();
-      if (chosen && !this.closed) this.emit('nack', chosen, nack.lost.length);
+      const c = chosenFor();
+      if (c && !this.closed) this.emit('nack', c, nack.lost.length);
     });
     t.onTrack.subscribe((track: MediaStreamTrack) => {
-      const chosen = chosenFor();
-      if (!chosen) return;
+      const c = chosenFor();
+      if (!c) return;
       track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
         // Only the primary payload goes on (werift already unwrapped RTX); RED/FEC are dropped.
-        if (rtp.header.payloadType !== chosen.payloadType || this.closed) return;
-        this.follower.weriftDelivered(chosen, rtp);
-        if (chosen.kind === 'video') this.videoSsrc.set(chosen.index, rtp.header.ssrc);
-        this.deliver(chosen, rtp);
+        if (rtp.header.payloadType !== c.payloadType || this.closed) return;
+        this.follower.weriftDelivered(c, rtp);
+        if (c.kind === 'video') this.videoSsrc.set(c.index, rtp.header.ssrc);
+        this.deliver(c, rtp);
       });
     });
+    chosenFor();
   }
 
   private deliver(chosen: ChosenCodec, rtp: RtpPacket): void {
@@ -231,10 +247,6 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
     this.feedback?.close();
     await this.pc.close().catch(() => undefined);
   }
-}
-
-function indexOf(pc: RTCPeerConnection, t: RTCRtpTransceiver): number {
-  return pc.getTransceivers().indexOf(t);
 }
 
 /** The codec (and RTX) werift should answer with, feedback chosen by the gateway. */

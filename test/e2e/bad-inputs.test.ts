@@ -80,13 +80,25 @@ describe('WHIP refuses bad requests with the right status and keeps serving', ()
   });
 
   it('406 for a Chromium offer with only AV1, naming what was offered and what is accepted', async () => {
-    const res = await page.publish(`${t.url}/whip/bad5`, { video: { width: 640, height: 480 }, audio: true, onlyVideo: ['AV1'] });
+    const res = await page.publish(`${t.url}/whip/bad5`, { video: { width: 640, height: 480 }, audio: false, onlyVideo: ['AV1'] });
     expect(res.offer).toMatch(/a=rtpmap:\d+ AV1\/90000/);
     expect(res.offer).not.toMatch(/H264|VP8/);
     expect(res.status).toBe(406);
     expect(res.body).toMatch(/offered AV1/);
     expect(res.body).toMatch(/H264.*VP8.*VP9/);
     expect((await getStream(t.url, 'bad5')).status).toBe(404);
+  });
+
+  it('AV1 video with Opus: 201 for the sound, the video section rejected and named (answer i=, API, log)', async () => {
+    const res = await page.publish(`${t.url}/whip/bad5b`, { video: { width: 640, height: 480 }, audio: true, onlyVideo: ['AV1'] });
+    expect(res.status, res.body).toBe(201); // and Chromium took the answer (publish() applies it)
+    const video = res.body.slice(res.body.indexOf('m=video'));
+    expect(video).toMatch(/^m=video 0 /);
+    expect(video).toMatch(/^i=no acceptable video codec: offered AV1\/90000; accepted H264/m);
+    const { info } = await getStream(t.url, 'bad5b');
+    expect(info?.ignoredMedia).toEqual([{ mid: '1', kind: 'video', reason: expect.stringMatching(/^no acceptable video codec: offered AV1/) }]);
+    expect(info?.tracks.map((x) => x.kind)).toEqual(['audio']);
+    expect(await page.stop()).toBe(200);
   });
 
   it('409 for a second publisher on a live name; the first one is untouched', async () => {

@@ -12,6 +12,7 @@ import { startGstPublisher } from '../helpers/gst-publisher.js';
 
 interface StreamInfo {
   state: string;
+  ignoredMedia: { mid?: string; kind: string; reason: string }[];
   tracks: { kind: string; codec: string; packets: number }[];
   ice?: { local: { address: string; type: string }; remote: { address: string; type: string } };
 }
@@ -93,8 +94,9 @@ function publisherCases<P extends AnyPublisher>(label: string, name: string, sta
       console.log(`[${label}] offer:\n${pub.offer}\n[${label}] answer:\n${pub.answer}`);
     });
 
-    it('accepts both offered sections in the answer', () => {
+    it('accepts both offered sections in the answer, and leaves nothing out', async () => {
       expect(refusedSections(pub.offer, pub.answer)).toEqual([]);
+      expect((await streamInfo(name))?.ignoredMedia).toEqual([]);
     });
 
     it('goes live, connected over 127.0.0.1 on both sides', async () => {
@@ -166,9 +168,8 @@ describe('libdatachannel (OBS shape) when the gateway ends the session', () => {
 
 publisherCases('GStreamer webrtcbin, bundle-policy max-compat', 'gst-compat', (whipUrl) => startGstPublisher({ whipUrl, bundlePolicy: 'max-compat' }));
 
-// Today's gateway answers the audio section of a max-bundle offer (`m=audio 0`,
-// `a=bundle-only`) as rejected: port 0, a=inactive, out of the BUNDLE group; only video
-// arrives. Kept as plain tests: they pass once the gateway accepts bundle-only sections.
+// A max-bundle offer's audio section is `m=audio 0` with `a=bundle-only` (RFC 8843): the
+// gateway takes it into the bundle (sdp/bundle-only.ts); it once answered it rejected.
 publisherCases('GStreamer webrtcbin, bundle-policy max-bundle', 'gst-bundle', (whipUrl) => startGstPublisher({ whipUrl, bundlePolicy: 'max-bundle' }));
 
 publisherCases('libdatachannel (OBS < 30.1 shape), candidates in the offer', 'obs-cands', (whipUrl) => startDataChannelPublisher({ whipUrl, candidates: 'in-offer' }), (pub) => {
