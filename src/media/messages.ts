@@ -42,6 +42,8 @@ export interface FeedTargetSpec {
 
 export type Command =
   | { op: 'keyframe'; session: string }
+  /** The gateway ends the session: tell the publisher now (RTCP BYE, DTLS close_notify); 'close' follows once the outputs have stopped. */
+  | { op: 'announce-close'; session: string; reason: string }
   /** Creates a feed; it sends nothing until 'feed-open'. */
   /** `encodes`: the local track this feed's ffmpeg encodes into (a shared encoder's input; see Feed's `prime`). */
   | { op: 'feed'; session: string; feed: number; targets: FeedTargetSpec[]; encodes?: number }

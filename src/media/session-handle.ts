@@ -88,6 +88,14 @@ export class SessionHandle extends EventEmitter<SessionHandleEvents> {
     return feed;
   }
 
+  /**
+   * Tells the publisher at once that the gateway ends the session (RTCP BYE, DTLS
+   * close_notify), while the outputs still drain; close() follows.
+   */
+  announceClose(reason: string): void {
+    if (!this.ended) this.link.command({ op: 'announce-close', session: this.id, reason });
+  }
+
   async close(): Promise<void> {
     if (this.ended) return;
     this.ended = true;

@@ -130,6 +130,11 @@ export class WorkerSession {
     }, TRANSCODER_SILENT_MS));
   }
 
+  /** Tells the publisher the session is over (see PublisherPeer.announceClose). */
+  announceClose(reason: string): Promise<unknown> {
+    return this.peer.announceClose(reason);
+  }
+
   stats(): SessionStats {
     return {
       session: this.id,

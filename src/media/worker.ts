@@ -62,6 +62,8 @@ function handleCommand(msg: Exclude<ToWorker, { id: number }>): void {
   switch (msg.op) {
     case 'keyframe':
       return sessions.get(msg.session)?.requestKeyframe();
+    case 'announce-close':
+      return void sessions.get(msg.session)?.announceClose(msg.reason);
     case 'feed': {
       const session = sessions.get(msg.session);
       if (session) feeds.set(msg.feed, { feed: session.openFeed(msg.feed, msg.targets, msg.encodes), session });

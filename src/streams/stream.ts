@@ -261,6 +261,9 @@ export class Stream extends EventEmitter<StreamEvents> {
   close(reason: string): Promise<void> {
     this.closing ??= (async () => {
       this.log.info({ event: 'closing', reason }, `stream closing: ${reason}`);
+      // The publisher hears of it now, not after the outputs have finished their files
+      // (they keep reading until then; see Feed.drain).
+      this.media.announceClose(reason);
       for (const t of this.timers) clearTimeout(t);
       if (this.disconnectTimer) clearTimeout(this.disconnectTimer);
       await Promise.all([...this.outputs.values()].map((o) => o.stop()));

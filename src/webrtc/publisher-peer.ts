@@ -17,6 +17,7 @@ import { formatFmtp } from '../sdp/render.js';
 import { shapeAnswer, transportCcExtensionIds, type VideoBitrate } from '../sdp/answer.js';
 import { isMdnsName, parseCandidate, withoutMdnsCandidates, writeSdp, type CandidateAddress, type IgnoredMedia, type ParsedOffer } from '../sdp/offer.js';
 import { chooseCodecs, restrictOffer, type ChosenCodec } from './codec-policy.js';
+import { announceClose } from './close-notify.js';
 import { CongestionFeedback } from './congestion-feedback.js';
 import { SsrcFollower } from './ssrc-follower.js';
 import { gatewayServers, iceOptions, keepToConfiguredStun } from './ice-options.js';
@@ -84,6 +85,7 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
   /** Each watched transceiver's way to its track (see watchTransceiver). */
   private readonly watched = new Map<RTCRtpTransceiver, () => ChosenCodec | undefined>();
   private closed = false;
+  private announced: Promise<unknown> | undefined;
   /** Local candidates gathered so far (a late listener can catch up). */
   readonly localCandidates: CandidateInit[] = [];
   gatheringComplete = false;
@@ -241,8 +243,18 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
     return local && remote ? { local, remote } : undefined;
   }
 
-  async close(): Promise<void> {
+  /**
+   * Tells the publisher the session is over (RTCP BYE and DTLS close_notify, see
+   * close-notify.ts), once; media may still arrive until close().
+   */
+  announceClose(reason: string): Promise<unknown> {
+    this.announced ??= announceClose(this.pc, reason).catch(() => 0);
+    return this.announced;
+  }
+
+  async close(reason = 'session ended'): Promise<void> {
     if (this.closed) return;
+    await this.announceClose(reason);
     this.closed = true;
     this.feedback?.close();
     await this.pc.close().catch(() => undefined);
