@@ -157,6 +157,9 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
               },
             },
             lost: { type: 'integer', description: 'packets given up on (lost and not repaired by retransmission)' },
+            nacked: { type: 'integer', description: 'packets the gateway asked the publisher to send again (NACK)' },
+            keyframeIntervalSeconds: { type: 'number', description: "video: the publisher's own keyframe spacing, learned from the keyframes it sent unasked (absent until known; browsers have none: they send keyframes when asked)" },
+            answersKeyframeRequests: { type: 'boolean', description: 'video: whether the publisher answers keyframe requests (PLI); one that does not (a fixed GOP: OBS, ffmpeg, hardware encoders) is asked at most once per its interval, and HLS segments follow its GOP' },
           },
         },
         Output: {

@@ -80,6 +80,10 @@ export interface TrackStats {
   nacked: number;
   /** Milliseconds since the last packet arrived (Infinity before the first). */
   idleMs: number;
+  /** Video from the publisher: its own keyframe spacing, once learned (media/keyframe-policy.ts). */
+  keyframeIntervalSeconds?: number;
+  /** Video from the publisher: whether it answers keyframe requests, once asked. */
+  answersKeyframeRequests?: boolean;
 }
 
 /** Sent when they change. H.264: SPS/PPS for session SDPs and the SPS's size; VP8/VP9: the keyframes' size. */

@@ -6,6 +6,7 @@ import { isTranscoded, type ChosenCodec } from '../webrtc/codec-policy.js';
 import { parseOffer } from '../sdp/offer.js';
 import { PublisherPeer, type CandidateInit } from '../webrtc/publisher-peer.js';
 import { Feed } from './feed.js';
+import { KeyframePolicy } from './keyframe-policy.js';
 import type { AnswerResult, FeedTargetSpec, FromWorker, LocalTrackResult, Request, SessionStats } from './messages.js';
 import { MediaTrack } from './track.js';
 
@@ -16,8 +17,6 @@ import { MediaTrack } from './track.js';
 
 /** A transcoder with no picture out for this long gets the publisher asked for a keyframe. */
 const TRANSCODER_SILENT_MS = 1000;
-/** Keyframe requests from several outputs within this gap are merged into one PLI. */
-const KEYFRAME_REQUEST_MIN_GAP_MS = 150;
 
 export class WorkerSession {
   readonly tracks: MediaTrack[];
@@ -26,8 +25,8 @@ export class WorkerSession {
   private readonly watchdogs = new Map<number, NodeJS.Timeout>();
   /** Sockets of the local tracks (see addLocalTrack). */
   private readonly sockets: dgram.Socket[] = [];
-  private keyframeRequests = 0;
-  private lastKeyframeRequest = -Infinity;
+  /** Every keyframe request of the session goes through it (see keyframe-policy.ts). */
+  private readonly keyframes: KeyframePolicy;
 
   private constructor(
     readonly id: string,
@@ -35,6 +34,15 @@ export class WorkerSession {
     private readonly send: (m: FromWorker) => void,
   ) {
     this.tracks = peer.tracks.map((c, i) => new MediaTrack(c, (sets) => send({ op: 'parameter-sets', session: id, track: i, sets })));
+    this.keyframes = new KeyframePolicy(() => peer.requestKeyframe());
+    const video = this.tracks.find((t) => t.kind === 'video');
+    if (video) video.onKeyframe = () => this.keyframes.keyframe();
+    // A new source (an encoder restarted under another SSRC): what was learned of the old
+    // one does not hold, and a keyframe is needed now.
+    peer.on('source', () => {
+      this.keyframes.reset();
+      this.keyframes.request();
+    });
     peer.on('rtp', (codec, packet) => this.tracks.find((t) => t.codec === codec)?.receive(packet));
     peer.on('nack', (codec, packets) => {
       const track = this.tracks.find((t) => t.codec === codec);
@@ -59,13 +67,9 @@ export class WorkerSession {
     return this.peer.addRemoteCandidate(c);
   }
 
-  /** Asks the publisher for a keyframe; requests from several outputs are merged. */
+  /** Asks the publisher for a keyframe, through the policy (merged, repeated until one comes, backed off for a publisher that ignores requests). */
   requestKeyframe(): void {
-    const now = performance.now();
-    if (now - this.lastKeyframeRequest < KEYFRAME_REQUEST_MIN_GAP_MS) return;
-    this.lastKeyframeRequest = now;
-    this.keyframeRequests++;
-    this.peer.requestKeyframe();
+    this.keyframes.request();
   }
 
   /**
@@ -136,15 +140,25 @@ export class WorkerSession {
   }
 
   stats(): SessionStats {
+    const policy = this.keyframes.info();
     return {
       session: this.id,
-      tracks: this.tracks.map((t) => t.stats()),
-      keyframeRequests: this.keyframeRequests,
+      tracks: this.tracks.map((t) => {
+        const stats = t.stats();
+        if (t.kind !== 'video' || t.local) return stats;
+        return {
+          ...stats,
+          ...(policy.intervalSeconds !== undefined ? { keyframeIntervalSeconds: policy.intervalSeconds } : {}),
+          ...(policy.answersRequests !== undefined ? { answersKeyframeRequests: policy.answersRequests } : {}),
+        };
+      }),
+      keyframeRequests: policy.requests,
       feeds: [...this.feeds].map(([id, f]) => [id, f.bytes]),
     };
   }
 
   async close(): Promise<void> {
+    this.keyframes.close();
     for (const id of [...this.feeds.keys()]) this.closeFeed(id);
     await this.peer.close();
     for (const s of this.sockets) s.close();

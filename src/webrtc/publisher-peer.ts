@@ -39,6 +39,8 @@ export interface PublisherPeerEvents {
   candidate: [candidate: CandidateInit | null];
   /** werift sent a NACK for `packets` packets of this track (a packet may be asked for again). */
   nack: [track: ChosenCodec, packets: number];
+  /** Video now comes from an SSRC the offer did not announce (a restarted encoder): a keyframe is needed. */
+  source: [track: ChosenCodec, ssrc: number];
 }
 
 export interface CandidateInit {
@@ -101,10 +103,10 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
       tracks,
       (codec, rtp) => this.deliver(codec, rtp),
       (codec, ssrc) => {
-        // A new SSRC: PLIs go to it, and a keyframe is asked for at once.
+        // A new SSRC: PLIs go to it, and whoever owns the keyframe policy asks for one.
         if (codec.kind !== 'video') return;
         this.videoSsrc.set(codec.index, ssrc);
-        this.requestKeyframe();
+        this.emit('source', codec, ssrc);
       },
     );
   }
@@ -221,7 +223,10 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
     await this.pc.addIceCandidate(c && c.candidate ? c : undefined);
   }
 
-  /** Sends a PLI for every video track (needs `nack pli`, which the policy negotiates). */
+  /**
+   * Sends a PLI for every video track now (needs `nack pli`, which the codec policy
+   * negotiates). Only the keyframe policy (media/keyframe-policy.ts) calls it.
+   */
   requestKeyframe(): void {
     if (this.closed) return;
     for (const [index, ssrc] of this.videoSsrc) {

@@ -59,6 +59,8 @@ export interface DataChannelPublisher {
   sent: { audio: number; video: number };
   /** Encoded packets dropped because the track was not open yet (OBS drops them too). */
   dropped: { audio: number; video: number };
+  /** Keyframe requests (RTCP PLI) the gateway sent, as the video track received them, with performance.now(). */
+  plis: number[];
   connected: () => Promise<void>;
   stop: (opts?: { delete?: boolean }) => Promise<number | undefined>;
 }
@@ -125,6 +127,22 @@ export async function startDataChannelPublisher(opts: DataChannelPublisherOption
   }
   const sent = { audio: 0, video: 0 };
   const dropped = { audio: 0, video: 0 };
+  const plis: number[] = [];
+  // RTCP reaching the video track, after libdatachannel's handlers (decrypted, compound):
+  // count the PLIs (PT 206, FMT 1). Like OBS, nothing acts on them. libdatachannel hands
+  // each one to onMessage twice, a few ms apart (measured; the gateway sends one, as a
+  // werift publisher counts): a repeat within 50 ms is not counted (the gateway never
+  // sends two within 150 ms).
+  let lastPli = -Infinity;
+  tracks[1].track.onMessage((msg) => {
+    for (let at = 0; at + 4 <= msg.length; at += 4 * (msg.readUInt16BE(at + 2) + 1)) {
+      if (msg[at] >> 6 !== 2) break;
+      if (msg[at + 1] !== 206 || (msg[at] & 0x1f) !== 1) continue;
+      const now = performance.now();
+      if (now - lastPli > 50) plis.push(now);
+      lastPli = now;
+    }
+  });
   const closers: (() => void)[] = [];
   const rx: Record<'audio' | 'video', number> = { audio: 0, video: 0 };
   for (const t of tracks) {
@@ -199,6 +217,7 @@ export async function startDataChannelPublisher(opts: DataChannelPublisherOption
     onStateChange: (cb) => stateListeners.add(cb),
     sent,
     dropped,
+    plis,
     ffmpegErrors: '',
     connected: () => connectedPromise,
     stop: async ({ delete: del = true } = {}) => {

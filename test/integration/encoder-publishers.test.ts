@@ -13,7 +13,8 @@ import { startGstPublisher } from '../helpers/gst-publisher.js';
 interface StreamInfo {
   state: string;
   ignoredMedia: { mid?: string; kind: string; reason: string }[];
-  tracks: { kind: string; codec: string; packets: number }[];
+  keyframeRequests: number;
+  tracks: { kind: string; codec: string; packets: number; keyframeIntervalSeconds?: number; answersKeyframeRequests?: boolean }[];
   ice?: { local: { address: string; type: string }; remote: { address: string; type: string } };
 }
 
@@ -162,6 +163,34 @@ publisherCases('GStreamer webrtcbin, bundle-policy max-compat', 'gst-compat', (w
 publisherCases('GStreamer webrtcbin, bundle-policy max-bundle', 'gst-bundle', (whipUrl) => startGstPublisher({ whipUrl, bundlePolicy: 'max-bundle' }));
 
 publisherCases('libdatachannel (OBS < 30.1 shape), candidates in the offer', 'obs-cands', (whipUrl) => startDataChannelPublisher({ whipUrl, candidates: 'in-offer' }), (pub) => {
+  it('is asked for keyframes about once per its 2 s GOP, which it keeps (it ignores requests); HLS segments follow the GOP', async () => {
+    // Like OBS, the client ignores PLIs: its encoder has a fixed 2 s GOP. The gateway
+    // learns both (media/keyframe-policy.ts); it asked 3-4 times a second before.
+    const video = await waitFor('the keyframe behaviour learned', async () => {
+      const v = (await streamInfo('obs-cands'))?.tracks.find((x) => x.kind === 'video');
+      return v?.answersKeyframeRequests === false && v.keyframeIntervalSeconds !== undefined ? v : undefined;
+    }, 20_000, 250);
+    expect(video.keyframeIntervalSeconds).toBeGreaterThan(1.7);
+    expect(video.keyframeIntervalSeconds).toBeLessThan(2.3);
+    const from = performance.now();
+    const before = (await streamInfo('obs-cands'))!.keyframeRequests;
+    await new Promise((r) => setTimeout(r, 10_000));
+    const received = pub().plis.filter((at) => at >= from).length;
+    const counted = (await streamInfo('obs-cands'))!.keyframeRequests - before;
+    console.log(`[obs-cands] PLIs in 10 s once learned: ${received} received by the client (${counted} counted by the gateway); keyframe interval ${video.keyframeIntervalSeconds} s`);
+    expect(received).toBeGreaterThanOrEqual(1); // still asked, in case it starts answering
+    expect(received).toBeLessThanOrEqual(6); // one per 2 s GOP, and a margin of one
+    // HLS cuts at the keyframes it gets: 2 s segments, and a target duration that says so.
+    const playlist = await (await fetch(`${t.url}/hls/obs-cands/index.m3u8`)).text();
+    const durations = [...playlist.matchAll(/^#EXTINF:([\d.]+),/gm)].map((m) => Number(m[1]));
+    const target = Number(/^#EXT-X-TARGETDURATION:(\d+)/m.exec(playlist)?.[1]);
+    console.log(`[obs-cands] HLS: #EXT-X-TARGETDURATION:${target}, segments ${durations.join(', ')} s`);
+    expect(durations.length).toBeGreaterThanOrEqual(3);
+    for (const d of durations.slice(1)) expect(d).toBeCloseTo(2, 0);
+    expect(target).toBe(2);
+    expect(Math.max(...durations.map(Math.round))).toBeLessThanOrEqual(target);
+  }, 40_000);
+
   it('offers host candidates on 127.0.0.1 only', () => {
     console.log(`[obs-cands] RTP packets dropped before the track opened: ${JSON.stringify(pub().dropped)}`);
     const addrs = candidateAddresses(pub().offer);
