@@ -81,6 +81,11 @@ export class KeyframePolicy {
     /** Sends the PLI (PublisherPeer.requestKeyframe). */
     private readonly sendPli: () => void,
     private readonly clock: KeyframeClock = systemClock,
+    /**
+     * Whether the publisher's video is arriving: a request made while it is not (its
+     * network changed, ICE restarts) cannot be judged, and is not held against it.
+     */
+    private readonly flowing: () => boolean = () => true,
   ) {}
 
   /** Someone needs a keyframe: the publisher is asked now or soon, and again until one comes. */
@@ -184,7 +189,7 @@ export class KeyframePolicy {
     this.judge = undefined;
     if (this.burstStart === undefined) return;
     this.burstJudged = true;
-    this.unanswered();
+    if (this.flowing()) this.unanswered();
     if (this.wanted) this.judge = this.clock.setTimeout(() => this.judgeBurst(), ANSWER_MS);
     // Known to ignore now: the pending retry waits for the back-off instead.
     if (this.ignoring && this.timer !== undefined) this.schedule();

@@ -3,11 +3,12 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
 import { parseRtp } from '../rtp/packet.js';
 import { isTranscoded, type ChosenCodec } from '../webrtc/codec-policy.js';
+import type { IceUpdate } from '../sdp/ice-fragment.js';
 import { parseOffer } from '../sdp/offer.js';
 import { PublisherPeer, type CandidateInit } from '../webrtc/publisher-peer.js';
 import { Feed } from './feed.js';
 import { KeyframePolicy } from './keyframe-policy.js';
-import type { AnswerResult, FeedTargetSpec, FromWorker, LocalTrackResult, Request, SessionStats } from './messages.js';
+import type { AnswerResult, FeedTargetSpec, FromWorker, IceUpdateResult, LocalTrackResult, Request, SessionStats } from './messages.js';
 import { MediaTrack } from './track.js';
 
 // One publisher in its media worker: the werift peer, its tracks and the feeds of its
@@ -17,6 +18,8 @@ import { MediaTrack } from './track.js';
 
 /** A transcoder with no picture out for this long gets the publisher asked for a keyframe. */
 const TRANSCODER_SILENT_MS = 1000;
+/** Video counts as arriving while its last packet is at most this old (the keyframe policy judges only then). */
+const VIDEO_FLOWING_MS = 500;
 
 export class WorkerSession {
   readonly tracks: MediaTrack[];
@@ -34,8 +37,8 @@ export class WorkerSession {
     private readonly send: (m: FromWorker) => void,
   ) {
     this.tracks = peer.tracks.map((c, i) => new MediaTrack(c, (sets) => send({ op: 'parameter-sets', session: id, track: i, sets })));
-    this.keyframes = new KeyframePolicy(() => peer.requestKeyframe());
     const video = this.tracks.find((t) => t.kind === 'video');
+    this.keyframes = new KeyframePolicy(() => peer.requestKeyframe(), undefined, () => video !== undefined && performance.now() - video.lastPacketAt < VIDEO_FLOWING_MS);
     if (video) video.onKeyframe = () => this.keyframes.keyframe();
     // A new source (an encoder restarted under another SSRC): what was learned of the old
     // one does not hold, and a keyframe is needed now.
@@ -50,6 +53,7 @@ export class WorkerSession {
     });
     peer.on('state', (state) => send({ op: 'state', session: id, state, ...(state === 'connected' ? { pair: peer.selectedPair() } : {}) }));
     peer.on('candidate', (candidate) => send({ op: 'candidate', session: id, candidate }));
+    peer.on('restarting', () => send({ op: 'ice-restarting', session: id }));
   }
 
   /** Answers the offer; candidates gathered before the answer is sent go with it (WHIP) or follow as events. */
@@ -65,6 +69,15 @@ export class WorkerSession {
 
   addRemoteCandidate(c: CandidateInit | null): Promise<void> {
     return this.peer.addRemoteCandidate(c);
+  }
+
+  /** Trickled candidates or an ICE restart (see PublisherPeer.updateIce). */
+  async updateIce(update: IceUpdate, trickle: boolean, mids?: string[]): Promise<IceUpdateResult> {
+    const result = await this.peer.updateIce(update, { trickle, mids });
+    // Whatever was lost while the path changed: outputs get a keyframe when media is back
+    // (the policy repeats the request until one comes).
+    if (result.restarted) this.keyframes.request();
+    return result;
   }
 
   /** Asks the publisher for a keyframe, through the policy (merged, repeated until one comes, backed off for a publisher that ignores requests). */
@@ -153,6 +166,7 @@ export class WorkerSession {
         };
       }),
       keyframeRequests: policy.requests,
+      pair: this.peer.selectedPair(),
       feeds: [...this.feeds].map(([id, f]) => [id, f.bytes]),
     };
   }

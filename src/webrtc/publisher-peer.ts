@@ -14,13 +14,17 @@ import {
 import type { Config } from '../config/schema.js';
 import type { RtpPacketLite } from '../rtp/packet.js';
 import { formatFmtp } from '../sdp/render.js';
-import { shapeAnswer, transportCcExtensionIds, type VideoBitrate } from '../sdp/answer.js';
-import { isMdnsName, parseCandidate, withoutMdnsCandidates, writeSdp, type CandidateAddress, type IgnoredMedia, type ParsedOffer } from '../sdp/offer.js';
+import { shapeAnswer, transportCcExtensionIds, type AnswerAdditions, type VideoBitrate } from '../sdp/answer.js';
+import { withIce, type IceUpdate } from '../sdp/ice-fragment.js';
+import { isMdnsName, MAX_CANDIDATES, parseCandidate, withoutMdnsCandidates, writeSdp, type CandidateAddress, type IgnoredMedia, type ParsedOffer } from '../sdp/offer.js';
 import { chooseCodecs, restrictOffer, type ChosenCodec } from './codec-policy.js';
 import { announceClose } from './close-notify.js';
 import { CongestionFeedback } from './congestion-feedback.js';
 import { SsrcFollower } from './ssrc-follower.js';
 import { gatewayServers, iceOptions, keepToConfiguredStun } from './ice-options.js';
+import { restartForNewCredentials } from './ice-restart.js';
+import { IceUpdateRefused } from './ice-update-refused.js';
+import type { IceServer } from './ice-servers.js';
 import { waitForPeerChecks } from './wait-for-peer-checks.js';
 
 waitForPeerChecks(); // publishers that send no candidate the gateway can check (see there)
@@ -41,6 +45,8 @@ export interface PublisherPeerEvents {
   nack: [track: ChosenCodec, packets: number];
   /** Video now comes from an SSRC the offer did not announce (a restarted encoder): a keyframe is needed. */
   source: [track: ChosenCodec, ssrc: number];
+  /** An ICE restart begins: the local candidates that follow are the new session's. */
+  restarting: [];
 }
 
 export interface CandidateInit {
@@ -88,9 +94,22 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
   private readonly watched = new Map<RTCRtpTransceiver, () => ChosenCodec | undefined>();
   private closed = false;
   private announced: Promise<unknown> | undefined;
-  /** Local candidates gathered so far (a late listener can catch up). */
+  /** Local candidates gathered so far in this ICE session (a late listener can catch up). */
   readonly localCandidates: CandidateInit[] = [];
   gatheringComplete = false;
+  /** The offer text werift answered (an ICE restart re-offers it with new credentials). */
+  private remoteOffer = '';
+  /** What shapeAnswer adds to each answer. */
+  private shape: AnswerAdditions | undefined;
+  private servers: IceServer[] = [];
+  /** Remote ufrags of earlier ICE sessions: candidates for them are stale. */
+  private readonly pastUfrags = new Set<string>();
+  /** Candidates trickled in this ICE session. */
+  private trickled = 0;
+  /** ICE restarts so far. */
+  iceRestarts = 0;
+  /** Serialises ICE updates (a restart is several werift steps). */
+  private iceQueue: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly pc: RTCPeerConnection,
@@ -132,6 +151,7 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
       },
     });
     const peer = new PublisherPeer(pc, tracks, ignored);
+    peer.servers = servers;
     pc.onTransceiverAdded.subscribe((t) => peer.watchTransceiver(t));
     pc.connectionStateChange.subscribe((state) => peer.emit('state', state));
     pc.onIceCandidate.subscribe((c) => {
@@ -148,7 +168,8 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
     });
     try {
       try {
-        await pc.setRemoteDescription({ type: 'offer', sdp: writeSdp(withoutMdnsCandidates(restrictOffer(offer.sdp, tracks, ignored))) });
+        peer.remoteOffer = writeSdp(withoutMdnsCandidates(restrictOffer(offer.sdp, tracks, ignored)));
+        await pc.setRemoteDescription({ type: 'offer', sdp: peer.remoteOffer });
         for (const t of pc.getTransceivers()) {
           peer.watchTransceiver(t);
           t.setDirection('recvonly');
@@ -163,7 +184,8 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
       if (!local) throw new OfferNotAnswerable('werift produced no answer');
       if (!trickle && !/^a=candidate:/m.test(local)) throw new AnswerUnavailable('the gateway could not gather any ICE candidate (check ice.addresses, and whether ice.portRange has a free port)');
       const twccIds = transportCcExtensionIds(local);
-      const answer = shapeAnswer(local, { video, transportCc: twccIds.length > 0, rejected: ignored });
+      peer.shape = { video, transportCc: twccIds.length > 0, rejected: ignored };
+      const answer = shapeAnswer(local, peer.shape);
       if (twccIds.length > 0) peer.feedback = new CongestionFeedback(pc, twccIds);
       for (const dtls of new Set(pc.dtlsTransports)) dtls.onRtp.subscribe((rtp) => !peer.closed && peer.follower.transportPacket(rtp));
       return { peer, answer };
@@ -221,6 +243,74 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
   async addRemoteCandidate(c: CandidateInit | null): Promise<void> {
     if (this.closed || (c?.candidate && isMdnsName(parseCandidate(c.candidate)?.address ?? ''))) return; // see withoutMdnsCandidates
     await this.pc.addIceCandidate(c && c.candidate ? c : undefined);
+  }
+
+  /**
+   * Trickled candidates or an ICE restart after the answer (WHIP PATCH, a WebSocket
+   * re-offer): new credentials restart ICE and resolve with the new answer (candidates in
+   * it unless `trickle`); otherwise the candidates are added. `mids`: a whole re-offer's
+   * sections, which must be the first offer's. Throws IceUpdateRefused saying why not.
+   */
+  updateIce(update: IceUpdate, { trickle = false, mids }: { trickle?: boolean; mids?: string[] } = {}): Promise<{ restarted: boolean; answer?: string }> {
+    const run = this.iceQueue.then(() => this.applyIce(update, trickle, mids));
+    this.iceQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyIce(update: IceUpdate, trickle: boolean, mids: string[] | undefined): Promise<{ restarted: boolean; answer?: string }> {
+    if (this.closed) throw new IceUpdateRefused('session-ended', 'the session has ended');
+    const taken = new Set(this.tracks.flatMap((t) => (t.mid !== undefined ? [t.mid] : [])));
+    const unknown = update.candidates.find((c) => c.mid !== undefined && !taken.has(c.mid));
+    if (unknown) throw new IceUpdateRefused('unknown-mid', `a candidate is for a=mid:${unknown.mid}, which is not a section of this session (it has ${[...taken].join(', ') || 'none with a mid'})`);
+    const current = this.pc.iceTransports[0]?.connection.remoteUsername;
+    if (update.ufrag !== undefined && update.pwd !== undefined && update.ufrag !== current) {
+      if (this.pastUfrags.has(update.ufrag)) throw new IceUpdateRefused('stale-ice-session', `ice-ufrag ${update.ufrag} belongs to an ICE session that has been restarted since`);
+      const offered = this.offeredMids();
+      if (mids && mids.join(' ') !== offered.join(' ')) throw new IceUpdateRefused('sections-changed', `the re-offer has sections ${mids.join(', ')}; the session has ${offered.join(', ')} (only ICE can be renegotiated)`);
+      return { restarted: true, answer: await this.restartIce({ ...update, ufrag: update.ufrag, pwd: update.pwd }, trickle) };
+    }
+    if (mids) throw new IceUpdateRefused('not-a-restart', 'the re-offer has the ICE credentials of the current session: restart ICE (restartIce()) before making it');
+    if ((this.trickled += update.candidates.length) > MAX_CANDIDATES) throw new IceUpdateRefused('too-many-candidates', `more than ${MAX_CANDIDATES} candidates in one ICE session`);
+    const mid = this.tracks.find((t) => t.mid !== undefined)?.mid;
+    try {
+      for (const c of update.candidates) await this.addRemoteCandidate({ candidate: c.candidate, sdpMid: c.mid ?? mid });
+      if (update.endOfCandidates) await this.addRemoteCandidate(null);
+    } catch (e) {
+      throw new IceUpdateRefused('bad-candidate', `a candidate could not be used: ${(e as Error).message}`);
+    }
+    return { restarted: false };
+  }
+
+  /** The mids of the offer's sections, in order (rejected ones too). */
+  private offeredMids(): string[] {
+    return [...this.remoteOffer.matchAll(/^a=mid:(\S+)/gm)].map((m) => m[1]);
+  }
+
+  /** An ICE restart (see webrtc/ice-restart.ts for what werift needs): the re-offer, the new answer. */
+  private async restartIce(update: IceUpdate & { ufrag: string; pwd: string }, trickle: boolean): Promise<string> {
+    const offer = withIce(this.remoteOffer, { ...update, candidates: update.candidates.filter((c) => !isMdnsName(parseCandidate(c.candidate)?.address ?? '')) });
+    const previous = this.pc.iceTransports[0]?.connection.remoteUsername;
+    this.emit('restarting');
+    this.localCandidates.length = 0;
+    this.gatheringComplete = false;
+    this.trickled = update.candidates.length;
+    try {
+      restartForNewCredentials(this.pc, update);
+      await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
+      keepToConfiguredStun(this.pc, this.servers);
+      await this.pc.setLocalDescription(await this.pc.createAnswer());
+    } catch (e) {
+      // werift is half-way through a renegotiation: this peer cannot go on.
+      void this.close('ICE restart failed');
+      throw new OfferNotAnswerable((e as Error).message ?? String(e));
+    }
+    if (previous) this.pastUfrags.add(previous);
+    this.remoteOffer = offer;
+    this.iceRestarts++;
+    if (!trickle) await waitForGathering(this.pc);
+    const local = this.pc.localDescription?.sdp;
+    if (!local || !this.shape) throw new OfferNotAnswerable('werift produced no answer');
+    return shapeAnswer(local, this.shape);
   }
 
   /**
