@@ -53,6 +53,8 @@ export interface CandidateInit {
   candidate: string;
   sdpMid?: string;
   sdpMLineIndex?: number;
+  /** The ICE session (its ufrag) the candidate belongs to, as browsers send it. */
+  usernameFragment?: string;
 }
 
 export interface SelectedPair {
@@ -239,9 +241,13 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
     });
   }
 
-  /** A candidate from the publisher (trickle ICE); null or empty means end of candidates. */
+  /**
+   * A candidate from the publisher (trickle ICE); null or empty means end of candidates.
+   * One of an earlier ICE session (a late one after a restart) is dropped.
+   */
   async addRemoteCandidate(c: CandidateInit | null): Promise<void> {
     if (this.closed || (c?.candidate && isMdnsName(parseCandidate(c.candidate)?.address ?? ''))) return; // see withoutMdnsCandidates
+    if (c?.usernameFragment && c.usernameFragment !== this.pc.iceTransports[0]?.connection.remoteUsername) return;
     await this.pc.addIceCandidate(c && c.candidate ? c : undefined);
   }
 
