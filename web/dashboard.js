@@ -94,7 +94,7 @@ function streamCard(s) {
     el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Track'), el('th', { scope: 'col' }, 'Codec'), el('th', { scope: 'col' }, 'Bitrate'), el('th', { scope: 'col', class: 'hide-sm' }, 'Packets'), el('th', { scope: 'col', class: 'hide-sm' }, 'Lost'))),
     el('tbody', {}, ...s.tracks.map((t) => el('tr', {},
       el('td', {}, t.kind),
-      el('td', {}, `${t.codec}${t.width ? ` ${t.width}×${t.height}` : ''}${t.fps !== undefined ? ` ${t.fps} fps` : ''}${t.kind === 'audio' ? ` ${t.channels === 2 ? 'stereo' : 'mono'}` : ''}`),
+      el('td', {}, `${t.codec}${t.width ? ` ${t.width}×${t.height}` : ''}${t.fps !== undefined ? ` ${t.fps} fps` : ''}${t.kind === 'audio' ? ` ${t.channels === 2 ? 'stereo' : 'mono'}` : ''}`, keyframeNote(t)),
       el('td', {}, `${t.bitrateKbps} kbit/s`),
       el('td', { class: 'hide-sm' }, String(t.packets)),
       el('td', { class: 'hide-sm' }, String(t.lost))))));
@@ -120,8 +120,24 @@ function streamCard(s) {
     el('h3', {}, s.name, ' ', el('span', { class: `state-${s.state}` }, s.state), ' ', el('a', { href: `/watch/${s.name}` }, 'watch')),
     el('p', { class: 'muted' }, `since ${new Date(s.startedAt).toLocaleTimeString()}${s.ice ? ` · ICE ${s.ice.remote.type} ${s.ice.remote.protocol}` : ''}`),
     senderLine(s.sender),
+    ignoredLine(s.ignoredMedia),
     graph(history.get(s.name) ?? []),
     tracks, outputs, actions);
+}
+
+/** The publisher's keyframes: its own interval, and whether it answers requests (a fixed GOP sets the HLS segment length). */
+function keyframeNote(t) {
+  if (t.kind !== 'video' || (t.keyframeIntervalSeconds === undefined && t.answersKeyframeRequests === undefined)) return undefined;
+  const every = t.keyframeIntervalSeconds !== undefined ? `keyframe every ${t.keyframeIntervalSeconds} s` : '';
+  const asked = t.answersKeyframeRequests === false ? 'ignores keyframe requests' : t.answersKeyframeRequests ? 'keyframes on request' : '';
+  return el('div', { class: 'muted', title: 'a publisher that ignores keyframe requests is asked at most once per its interval; HLS segments then last one interval' }, [every, asked].filter(Boolean).join(' · '));
+}
+
+/** Sections the publisher offered that the gateway left out (a stream without sound or picture says why). */
+function ignoredLine(list) {
+  if (!list?.length) return undefined;
+  return el('p', { class: 'msg error', 'aria-label': 'offered media left out' },
+    `Left out of this stream: ${list.map((m) => `${m.kind}${m.mid !== undefined ? ` (mid ${m.mid})` : ''}: ${m.reason}`).join('; ')}`);
 }
 
 const kbit = (v) => (v === undefined ? '–' : v >= 1000 ? `${(v / 1000).toFixed(1)} Mbit/s` : `${v} kbit/s`);

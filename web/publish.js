@@ -2,6 +2,14 @@
 // (trickle ICE) or WHIP, with a preview and live outgoing stats: what the browser really
 // sends (it lowers size and frame rate when the network or the CPU cannot keep up), and
 // why. The same figures go to the gateway every 2 s, for the dashboard.
+//
+// When the connection drops (Wi-Fi to LTE, a VPN coming up), the page restarts ICE in the
+// same session after 2 s: a new offer over a new WebSocket (the old one usually went down
+// with the network) or a WHIP PATCH. The stream, its outputs and its HLS playlist go on;
+// viewers see a gap, not an end. "Dropped" is the state "disconnected" or "failed", or
+// nothing at all from the gateway for 2 s (it sends congestion feedback every 50 ms):
+// Chromium, measured, says "disconnected" only 6.5 s after its network went away, and
+// the gateway gives up on a silent publisher after 5 s (ice.mediaTimeoutMs).
 import { authFetch, openSocket, withToken } from './auth.js';
 
 const $ = (id) => document.getElementById(id);
@@ -11,6 +19,14 @@ let ws;
 let whipResource;
 let statsTimer;
 let reportWs; // WHIP mode: a WebSocket only for reporting stats to the gateway
+let session; // { stream, id } of what is being published
+let restartTimer;
+let retiredWs; // the WebSocket a restart replaces, closed once the new one has its answer
+let watchdog;
+let heard; // { bytes, at }: the last time anything arrived from the gateway
+/** How long the connection is dropped before the page restarts ICE, and how long it then gives each try. */
+const RESTART_AFTER_MS = 2000;
+const RESTART_RETRY_MS = 5000;
 
 // The name rule is the input's pattern attribute (publish.html), written once for the page.
 const NAME = new RegExp(`^(?:${$('name').pattern})$`);
@@ -25,6 +41,25 @@ function message(text, kind = 'error') {
   el.hidden = !text;
   el.textContent = text || '';
   el.className = `msg ${kind}`;
+}
+
+/**
+ * Sections of our offer the gateway's answer rejected (port 0), with the reason it gives
+ * as the section's title (i=): e.g. a microphone codec it cannot take. Shown, not hidden.
+ */
+function rejectedIn(answer) {
+  return answer.split(/\r?\n(?=m=)/).slice(1).flatMap((section) => {
+    const m = /^m=(\w+) (\d+)/.exec(section);
+    if (!m || m[2] !== '0') return [];
+    const why = /^i=(.*)$/m.exec(section)?.[1];
+    return [`${m[1]}${why ? `: ${why}` : ''}`];
+  });
+}
+
+async function applyAnswer(sdp) {
+  await pc.setRemoteDescription({ type: 'answer', sdp });
+  const rejected = rejectedIn(sdp);
+  if (rejected.length) message(`The gateway left out part of what this page sends: ${rejected.join('; ')}`);
 }
 
 async function listDevices() {
@@ -82,9 +117,133 @@ async function newPeer() {
   }
   p.onconnectionstatechange = () => {
     state(p.connectionState);
-    if (p.connectionState === 'failed') message('The connection to the gateway failed (ICE). Check firewalls, or configure a TURN server.');
+    if (p.connectionState === 'disconnected' || p.connectionState === 'failed') restartTimer ??= setTimeout(() => restartIce(p), RESTART_AFTER_MS);
   };
   return p;
+}
+
+/**
+ * Every 500 ms: has anything come from the gateway in the last RESTART_AFTER_MS? If not,
+ * the connection dropped. Once it comes again after a restart, the connection is back (a
+ * restart begun while Chromium still said "connected" may bring no state change at all).
+ */
+async function checkHeard() {
+  const p = pc;
+  if (!p || !session) return;
+  let bytes;
+  (await p.getStats()).forEach((r) => { if (r.type === 'transport' && r.bytesReceived !== undefined) bytes = r.bytesReceived; });
+  const now = performance.now();
+  if (bytes === undefined || !heard || bytes !== heard.bytes) {
+    const back = heard !== undefined && bytes !== undefined && $('state').textContent === 'restarting' && p.connectionState === 'connected';
+    heard = { bytes, at: now };
+    if (back) {
+      clearTimeout(restartTimer);
+      restartTimer = undefined;
+      state('connected');
+    }
+    return;
+  }
+  if (!restartTimer && now - heard.at >= RESTART_AFTER_MS) restartIce(p);
+}
+
+/** The connection dropped: ICE restarts in the same session (and again every RESTART_RETRY_MS until it is back). */
+async function restartIce(p) {
+  restartTimer = undefined;
+  if (p !== pc || !session) return;
+  const silent = heard && performance.now() - heard.at >= RESTART_AFTER_MS;
+  if (!silent && !['disconnected', 'failed'].includes(p.connectionState)) return;
+  heard = undefined;
+  state('restarting');
+  restartTimer = setTimeout(() => restartIce(p), RESTART_RETRY_MS);
+  try {
+    p.restartIce();
+    const gathered = gatheringDone(p); // before the offer: the state is still "complete" from the last time
+    await p.setLocalDescription(await p.createOffer());
+    if (whipResource) await restartWhip(p, gathered);
+    else await restartWs(p);
+  } catch (e) {
+    message(`Reconnecting to the gateway: ${e.message}. Trying again.`, 'info');
+  }
+}
+
+/** A restart over a new WebSocket, which takes the session over from the old one. */
+async function restartWs(p) {
+  const fresh = openSocket();
+  await new Promise((resolve, reject) => {
+    fresh.onopen = resolve;
+    fresh.onerror = () => reject(new Error('the gateway cannot be reached'));
+  });
+  if (p !== pc) return fresh.close();
+  retiredWs = ws;
+  if (retiredWs) retiredWs.onclose = null;
+  ws = fresh;
+  wireSocket(fresh);
+  fresh.send(JSON.stringify({ type: 'restart', stream: session.stream, session: session.id, sdp: p.localDescription.sdp }));
+}
+
+/** A restart over WHIP (RFC 9725 §4.3.2): the new ICE lines in a PATCH, the gateway's in its 200. */
+async function restartWhip(p, gathered) {
+  await gathered;
+  const res = await authFetch(whipResource, { method: 'PATCH', headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': '*' }, body: iceFragmentOf(p.localDescription.sdp) });
+  const body = await res.text();
+  if (res.status !== 200) throw new Error(`the gateway answered ${res.status}: ${body.trim()}`);
+  if (p === pc) await p.setRemoteDescription({ type: 'answer', sdp: withIce(p.remoteDescription.sdp, body) });
+}
+
+/** The ICE lines of an SDP's first section (the bundle's), as an RFC 8840 fragment. */
+function iceFragmentOf(sdp) {
+  const lines = sdp.split(/\r?\n/);
+  const start = lines.findIndex((l) => l.startsWith('m='));
+  const next = lines.findIndex((l, i) => i > start && l.startsWith('m='));
+  const section = lines.slice(start, next < 0 ? undefined : next);
+  const first = (prefix) => section.find((l) => l.startsWith(prefix)) ?? lines.find((l) => l.startsWith(prefix));
+  return [section[0], first('a=mid:'), first('a=ice-ufrag:'), first('a=ice-pwd:'), ...section.filter((l) => l.startsWith('a=candidate:')), 'a=end-of-candidates', ''].join('\r\n');
+}
+
+/** `sdp` with the credentials and candidates of an ICE fragment: new credentials wherever it has them, the candidates on the first section. */
+function withIce(sdp, fragment) {
+  const get = (name) => new RegExp(`^a=${name}:(.*)$`, 'm').exec(fragment)?.[1];
+  const ufrag = get('ice-ufrag');
+  const pwd = get('ice-pwd');
+  const candidates = [...fragment.split(/\r?\n/).filter((l) => l.startsWith('a=candidate:')), 'a=end-of-candidates'];
+  const out = [];
+  let sections = 0;
+  for (const line of sdp.split(/\r?\n/)) {
+    if (!line || line.startsWith('a=candidate:') || line === 'a=end-of-candidates') continue;
+    if (line.startsWith('m=') && sections++ === 1) out.push(...candidates);
+    out.push(line.startsWith('a=ice-ufrag:') ? `a=ice-ufrag:${ufrag}` : line.startsWith('a=ice-pwd:') ? `a=ice-pwd:${pwd}` : line);
+  }
+  if (sections === 1) out.push(...candidates);
+  return `${out.join('\r\n')}\r\n`;
+}
+
+/** Resolves when the next gathering completes (or after `ms`). */
+function gatheringDone(p, ms = 2000) {
+  return new Promise((resolve) => {
+    const done = () => {
+      if (p.iceGatheringState !== 'complete') return;
+      p.removeEventListener('icegatheringstatechange', done);
+      resolve();
+    };
+    p.addEventListener('icegatheringstatechange', done);
+    setTimeout(resolve, ms);
+  });
+}
+
+/** What the gateway says on the signalling WebSocket. */
+function wireSocket(socket) {
+  socket.onclose = () => { if (pc && socket === ws) { state('disconnected'); message('The connection to the gateway closed.'); } };
+  socket.onmessage = async (ev) => {
+    const msg = JSON.parse(ev.data);
+    if (msg.type === 'answer') {
+      session = { stream: msg.stream, id: msg.session };
+      await applyAnswer(msg.sdp);
+      retiredWs?.close();
+      retiredWs = undefined;
+    } else if (msg.type === 'candidate') await pc?.addIceCandidate(msg.candidate || null).catch(() => {});
+    else if (msg.type === 'error') { message(msg.code === 'stream-busy' ? `The name "${$('name').value.trim()}" is already being published. Pick another name.` : msg.message); stop(false); }
+    else if (msg.type === 'unpublished') { message(`The gateway ended the stream: ${msg.reason}`, 'info'); stop(false); }
+  };
 }
 
 async function publishWs(name) {
@@ -93,15 +252,8 @@ async function publishWs(name) {
     ws.onopen = resolve;
     ws.onerror = () => reject(new Error('unreachable'));
   });
-  ws.onclose = () => { if (pc) { state('disconnected'); message('The connection to the gateway closed.'); } };
-  ws.onmessage = async (ev) => {
-    const msg = JSON.parse(ev.data);
-    if (msg.type === 'answer') await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
-    else if (msg.type === 'candidate') await pc.addIceCandidate(msg.candidate || null).catch(() => {});
-    else if (msg.type === 'error') { message(msg.code === 'stream-busy' ? `The name "${name}" is already being published. Pick another name.` : msg.message); stop(false); }
-    else if (msg.type === 'unpublished') { message(`The gateway ended the stream: ${msg.reason}`, 'info'); stop(false); }
-  };
-  pc.onicecandidate = (e) => ws.readyState === 1 && ws.send(JSON.stringify({ type: 'candidate', candidate: e.candidate ? e.candidate.toJSON() : null }));
+  wireSocket(ws);
+  pc.onicecandidate = (e) => ws?.readyState === 1 && ws.send(JSON.stringify({ type: 'candidate', candidate: e.candidate ? e.candidate.toJSON() : null }));
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
   ws.send(JSON.stringify({ type: 'publish', stream: name, sdp: offer.sdp }));
@@ -124,7 +276,8 @@ async function publishWhip(name) {
   if (res.status === 409) throw new Error(`The name "${name}" is already being published. Pick another name.`);
   if (res.status !== 201) throw new Error(`The gateway refused the stream (${res.status}): ${body.trim()}`);
   whipResource = new URL(res.headers.get('Location'), location.href).href;
-  await pc.setRemoteDescription({ type: 'answer', sdp: body });
+  session = { stream: name, id: whipResource.split('/').pop() };
+  await applyAnswer(body);
 }
 
 async function start() {
@@ -152,6 +305,7 @@ async function start() {
   $('stop').disabled = false;
   showLinks(name);
   statsTimer = setInterval(updateStats, 1000);
+  watchdog = setInterval(checkHeard, 500);
 }
 
 function showLinks(name) {
@@ -224,6 +378,13 @@ function reportToGateway(stats) {
 
 async function stop(sendBye = true) {
   clearInterval(statsTimer);
+  clearInterval(watchdog);
+  heard = undefined;
+  clearTimeout(restartTimer);
+  restartTimer = undefined;
+  session = undefined;
+  retiredWs?.close();
+  retiredWs = undefined;
   if (sendBye) {
     if (ws && ws.readyState === 1) ws.send(JSON.stringify({ type: 'unpublish' }));
     if (whipResource) await authFetch(whipResource, { method: 'DELETE' }).catch(() => {});

@@ -17,7 +17,8 @@ export function cors(origins: string[]): RequestHandler {
       res.setHeader('Access-Control-Allow-Methods', 'GET, POST, PATCH, DELETE, OPTIONS');
       res.setHeader('Access-Control-Allow-Headers', 'Content-Type, Authorization, If-Match');
       res.setHeader('Access-Control-Max-Age', '600');
-      if (req.path.startsWith('/whip/')) res.setHeader('Accept-Post', 'application/sdp');
+      if (/^\/whip\/[^/]+\/?$/.test(req.path)) res.setHeader('Accept-Post', 'application/sdp');
+      if (/^\/whip\/[^/]+\/[^/]+$/.test(req.path)) res.setHeader('Accept-Patch', 'application/trickle-ice-sdpfrag');
       res.status(204).end();
       return;
     }

@@ -35,7 +35,7 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
           parameters: [param('stream', 'stream name')],
           requestBody: { required: true, content: { 'application/sdp': { schema: { type: 'string' } } } },
           responses: {
-            '201': { description: 'SDP answer; Location and ETag headers name the session', content: { 'application/sdp': { schema: { type: 'string' } } } },
+            '201': { description: 'SDP answer; Location and ETag headers name the session (the ETag its current ICE session); Accept-Patch: application/trickle-ice-sdpfrag. A section left out is answered with port 0 and its reason as i=', content: { 'application/sdp': { schema: { type: 'string' } } } },
             '400': text('bad SDP or stream name; more than 8 m-sections or 64 candidates; sections not bundled'),
             '406': text('no acceptable codec offered'),
             '409': text('stream already being published (an offer that has not connected yet is replaced instead)'),
@@ -48,7 +48,22 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
       },
       '/whip/{stream}/{session}': {
         delete: { summary: 'End a WHIP session', parameters: [param('stream', 'stream name'), param('session', 'session id')], responses: { '200': { description: 'ended' }, '404': text('unknown session') } },
-        patch: { summary: 'Trickle ICE (not supported)', parameters: [param('stream', 'stream name'), param('session', 'session id')], responses: { '405': text('trickle ICE is not supported') } },
+        patch: {
+          summary: 'Trickle ICE and ICE restart (RFC 9725 §4.3): candidates gathered after the offer, or new ICE credentials',
+          description: 'If-Match: the ETag of the current ICE session for candidates, * for a restart; required (428) only when the fragment has no a=ice-ufrag either',
+          parameters: [param('stream', 'stream name'), param('session', 'session id')],
+          requestBody: { required: true, content: { 'application/trickle-ice-sdpfrag': { schema: { type: 'string' } } } },
+          responses: {
+            '200': { description: "ICE restarted: the gateway's new ice-ufrag, ice-pwd and candidates; a new ETag. The session, its outputs and HLS playlist go on", content: { 'application/trickle-ice-sdpfrag': { schema: { type: 'string' } } } },
+            '204': { description: 'candidates added' },
+            '400': text('not an SDP fragment, a malformed candidate or credentials, more than 64 candidates in one ICE session'),
+            '404': text('unknown session'),
+            '412': text('If-Match names an ICE session restarted since (the response carries the current ETag), or the fragment has the ice-ufrag of one'),
+            '415': text('Content-Type is not application/trickle-ice-sdpfrag'),
+            '422': text('a candidate names a section (a=mid) the session does not have'),
+            '428': text('neither If-Match nor a=ice-ufrag'),
+          },
+        },
       },
       '/api/ice-servers': { get: { summary: 'ICE servers for browser clients (fresh TURN credentials)', responses: { '200': json('RTCIceServer list', { type: 'array', items: { type: 'object' } }) } } },
       '/api/streams': { get: { summary: 'Live streams', responses: { '200': json('streams', { type: 'array', items: ref('Stream') }) } } },
@@ -107,6 +122,12 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
             outputs: { type: 'array', items: ref('Output') },
             keyframeRequests: { type: 'integer', description: 'keyframe requests (PLI) sent to the publisher' },
             worker: { type: 'integer', description: 'the media worker thread the session runs on' },
+            iceRestarts: { type: 'integer', description: 'ICE restarts of the session (WHIP PATCH or WebSocket restart): a publisher whose network changed goes on in the same session' },
+            ignoredMedia: {
+              type: 'array',
+              description: 'sections the publisher offered to send that the gateway left out of the session (answered with port 0): a section with no acceptable codec while another is usable, a second section of a kind already taken, port 0 without a=bundle-only',
+              items: { type: 'object', required: ['kind', 'reason'], properties: { mid: { type: 'string' }, kind: { type: 'string' }, reason: { type: 'string' } } },
+            },
             ice: { type: 'object', description: 'selected ICE candidate pair' },
             sender: {
               type: 'object',
@@ -152,6 +173,9 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
               },
             },
             lost: { type: 'integer', description: 'packets given up on (lost and not repaired by retransmission)' },
+            nacked: { type: 'integer', description: 'packets the gateway asked the publisher to send again (NACK)' },
+            keyframeIntervalSeconds: { type: 'number', description: "video: the publisher's own keyframe spacing, learned from the keyframes it sent unasked (absent until known; browsers have none: they send keyframes when asked)" },
+            answersKeyframeRequests: { type: 'boolean', description: 'video: whether the publisher answers keyframe requests (PLI); one that does not (a fixed GOP: OBS, ffmpeg, hardware encoders) is asked at most once per its interval, and HLS segments follow its GOP' },
           },
         },
         Output: {

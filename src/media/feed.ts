@@ -1,13 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { keyframeStartFor } from '../rtp/keyframes.js';
 import { RtpForwarder } from '../rtp/forwarder.js';
-import { askForKeyframe } from './ask-for-keyframe.js';
 import type { MediaTrack } from './track.js';
 
 // The RTP an output receives, sent from its publisher's media worker: one forwarder per track, to ffmpeg on loopback or to a
 // remote player. open() starts video at a keyframe (replaying the cached one at once when
-// there is one, else asking the publisher with PLIs until it comes) and audio from the
-// same moment, so both start together.
+// there is one, else asking the publisher for one: the session's keyframe policy repeats
+// the request until it comes) and audio from the same moment, so both start together.
 //
 // Keyframes can also be asked for at a cadence (HLS segments are cut at keyframes), on a
 // grid that starts at the first keyframe that went out: at first + n * interval. That is
@@ -27,8 +26,6 @@ export interface FeedEvents {
   flowing: [];
 }
 
-/** A requested keyframe that has not come after this long is asked for again (lost PLI). */
-const KEYFRAME_RETRY_MS = 500;
 /** H.264 NAL type 9 with primary_pic_type 7 (any): marks an access unit, carries no picture. */
 const ACCESS_UNIT_DELIMITER = Buffer.from([0x09, 0xf0]);
 /** How long open() waits, at most, for audio the gateway encodes itself (see open()). */
@@ -65,6 +62,7 @@ export class Feed extends EventEmitter<FeedEvents> {
 
   constructor(
     targets: FeedTarget[],
+    /** Asks the session's keyframe policy (media/keyframe-policy.ts), which merges, repeats and backs off. */
     private readonly requestKeyframe: () => void,
     private readonly prime?: FeedPrime,
   ) {
@@ -106,7 +104,7 @@ export class Feed extends EventEmitter<FeedEvents> {
       this.startAudio(since);
       if (since !== undefined) this.keyframeSent(since);
     } else {
-      this.timers.push(askForKeyframe(this.requestKeyframe, () => video.forwarder.started || this.closed));
+      this.requestKeyframe();
     }
   }
 
@@ -126,8 +124,7 @@ export class Feed extends EventEmitter<FeedEvents> {
     const ask = (): void => {
       if (this.closed) return;
       grid.asked = true;
-      this.requestKeyframe();
-      this.cadence = setTimeout(ask, KEYFRAME_RETRY_MS); // until it comes (a PLI can be lost)
+      this.requestKeyframe(); // the policy repeats it until a keyframe comes
     };
     this.cadence = setTimeout(ask, Math.max(0, grid.start + grid.next * interval - performance.now()));
   }

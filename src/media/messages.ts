@@ -1,5 +1,7 @@
 import type { Config } from '../config/schema.js';
 import type { VideoBitrate } from '../sdp/answer.js';
+import type { IceUpdate } from '../sdp/ice-fragment.js';
+import type { IgnoredMedia } from '../sdp/offer.js';
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
 import type { CandidateInit, SelectedPair } from '../webrtc/publisher-peer.js';
 
@@ -20,11 +22,22 @@ export type Request =
   | { op: 'answer'; session: string; stream: string; offer: string; ice: Config['ice']; video: VideoBitrate; trickle: boolean }
   | { op: 'candidate'; session: string; candidate: CandidateInit | null }
   /**
+   * Candidates trickled after the answer, or new ICE credentials (a restart), from a WHIP
+   * PATCH or a WebSocket re-offer (`mids`: that offer's sections). Replies IceUpdateResult.
+   */
+  | { op: 'ice-update'; session: string; update: IceUpdate; trickle: boolean; mids?: string[] }
+  /**
    * A track fed from loopback instead of the publisher (the stream's shared AAC, which an
    * ffmpeg of the gateway's sends back as RTP): the worker binds a port for it.
    */
   | { op: 'local-track'; session: string; codec: ChosenCodec; latencyMs: number }
   | { op: 'close'; session: string };
+
+export interface IceUpdateResult {
+  restarted: boolean;
+  /** The new answer, after a restart. */
+  answer?: string;
+}
 
 /** A local track: its index in the session (feeds name it by that) and the port it receives on. */
 export interface LocalTrackResult {
@@ -41,6 +54,8 @@ export interface FeedTargetSpec {
 
 export type Command =
   | { op: 'keyframe'; session: string }
+  /** The gateway ends the session: tell the publisher now (RTCP BYE, DTLS close_notify); 'close' follows once the outputs have stopped. */
+  | { op: 'announce-close'; session: string; reason: string }
   /** Creates a feed; it sends nothing until 'feed-open'. */
   /** `encodes`: the local track this feed's ffmpeg encodes into (a shared encoder's input; see Feed's `prime`). */
   | { op: 'feed'; session: string; feed: number; targets: FeedTargetSpec[]; encodes?: number }
@@ -54,6 +69,8 @@ export type ToWorker = (Request & { id: number }) | Command;
 export interface AnswerResult {
   answer: string;
   tracks: ChosenCodec[];
+  /** Sections offered to send that the answer rejects (port 0), with why. */
+  ignored: IgnoredMedia[];
 }
 
 /** An error as it crosses the thread: its class name picks the class it becomes again. */
@@ -62,6 +79,8 @@ export interface WireError {
   message: string;
   status?: number;
   detail?: string;
+  /** IceUpdateRefused: its code. */
+  code?: string;
 }
 
 /** A track's counters, as the worker last saw them. */
@@ -75,6 +94,10 @@ export interface TrackStats {
   nacked: number;
   /** Milliseconds since the last packet arrived (Infinity before the first). */
   idleMs: number;
+  /** Video from the publisher: its own keyframe spacing, once learned (media/keyframe-policy.ts). */
+  keyframeIntervalSeconds?: number;
+  /** Video from the publisher: whether it answers keyframe requests, once asked. */
+  answersKeyframeRequests?: boolean;
 }
 
 /** Sent when they change. H.264: SPS/PPS for session SDPs and the SPS's size; VP8/VP9: the keyframes' size. */
@@ -91,14 +114,18 @@ export interface SessionStats {
   keyframeRequests: number;
   /** Bytes each of the session's feeds sent so far, by feed id. */
   feeds: [feed: number, bytes: number][];
+  /** The ICE candidate pair in use (it changes with an ICE restart, while the connection state stays "connected"). */
+  pair?: SelectedPair;
 }
 
 export type FromWorker =
   | { op: 'ready' }
-  | { op: 'reply'; id: number; ok: true; value?: AnswerResult | LocalTrackResult }
+  | { op: 'reply'; id: number; ok: true; value?: AnswerResult | LocalTrackResult | IceUpdateResult }
   | { op: 'reply'; id: number; ok: false; error: WireError }
   | { op: 'state'; session: string; state: string; pair?: SelectedPair }
   | { op: 'candidate'; session: string; candidate: CandidateInit | null }
+  /** An ICE restart begins: local candidates that follow are the new ICE session's. */
+  | { op: 'ice-restarting'; session: string }
   | { op: 'parameter-sets'; session: string; track: number; sets: ParameterSetInfo }
   | { op: 'flowing'; feed: number }
   /** `load`: the worker's event-loop utilisation since the last report (0-1). */

@@ -1,8 +1,11 @@
 import { EventEmitter } from 'node:events';
+import type { IceUpdate } from '../sdp/ice-fragment.js';
+import type { IgnoredMedia } from '../sdp/offer.js';
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
 import type { CandidateInit, SelectedPair } from '../webrtc/publisher-peer.js';
+import { IceUpdateRefused } from '../webrtc/ice-update-refused.js';
 import { FeedHandle } from './feed-handle.js';
-import type { Command, FeedTargetSpec, LocalTrackResult, ParameterSetInfo, Request, SessionStats } from './messages.js';
+import type { Command, FeedTargetSpec, IceUpdateResult, LocalTrackResult, ParameterSetInfo, Request, SessionStats } from './messages.js';
 
 // The main thread's side of one publisher's media session, which lives in a media worker
 // (media/worker-session.ts). It keeps PublisherPeer's message-shaped surface (state and
@@ -12,6 +15,10 @@ import type { Command, FeedTargetSpec, LocalTrackResult, ParameterSetInfo, Reque
 export interface SessionHandleEvents {
   state: [state: string];
   candidate: [candidate: CandidateInit | null];
+  /** An ICE restart began (its answer and new candidates follow). */
+  'ice-restarting': [];
+  /** A new candidate pair after an ICE restart. */
+  pair: [pair: SelectedPair];
   'parameter-sets': [track: number, sets: ParameterSetInfo];
   stats: [SessionStats];
   /** The worker stopped (crashed): the session is gone. */
@@ -34,12 +41,16 @@ export class SessionHandle extends EventEmitter<SessionHandleEvents> {
   gatheringComplete = false;
   connectionState = 'new';
   keyframeRequests = 0;
+  /** ICE sessions since the first (restarts); WHIP's ETag names the current one. */
+  iceGeneration = 0;
   private pair: SelectedPair | undefined;
   private ended = false;
   readonly feeds = new Map<number, FeedHandle>();
 
   /** The tracks' codecs, in the worker's track order (set once the offer is answered). */
   codecs: ChosenCodec[] = [];
+  /** Sections the publisher offered to send that the answer left out, with why. */
+  ignored: IgnoredMedia[] = [];
 
   constructor(
     readonly id: string,
@@ -56,6 +67,17 @@ export class SessionHandle extends EventEmitter<SessionHandleEvents> {
   /** A candidate from the publisher (trickle ICE); null or empty means end of candidates. */
   async addRemoteCandidate(c: CandidateInit | null): Promise<void> {
     if (!this.ended) await this.link.request({ op: 'candidate', session: this.id, candidate: c });
+  }
+
+  /**
+   * Trickled candidates or an ICE restart after the answer (WHIP PATCH, WebSocket
+   * re-offer); see PublisherPeer.updateIce. Throws IceUpdateRefused saying why not.
+   */
+  async updateIce(update: IceUpdate, options: { trickle: boolean; mids?: string[] }): Promise<IceUpdateResult> {
+    if (this.ended) throw new IceUpdateRefused('session-ended', 'the session has ended');
+    const result = (await this.link.request({ op: 'ice-update', session: this.id, update, ...options })) as IceUpdateResult;
+    if (result.restarted) this.iceGeneration++;
+    return result;
   }
 
   /** Asks the publisher for a keyframe (the worker merges requests that come close together). */
@@ -85,6 +107,14 @@ export class SessionHandle extends EventEmitter<SessionHandleEvents> {
     return feed;
   }
 
+  /**
+   * Tells the publisher at once that the gateway ends the session (RTCP BYE, DTLS
+   * close_notify), while the outputs still drain; close() follows.
+   */
+  announceClose(reason: string): void {
+    if (!this.ended) this.link.command({ op: 'announce-close', session: this.id, reason });
+  }
+
   async close(): Promise<void> {
     if (this.ended) return;
     this.ended = true;
@@ -100,6 +130,13 @@ export class SessionHandle extends EventEmitter<SessionHandleEvents> {
     this.emit('state', state);
   }
 
+  /** An ICE restart begins in the worker: the candidates that follow are the new session's. */
+  onIceRestarting(): void {
+    this.localCandidates.length = 0;
+    this.gatheringComplete = false;
+    this.emit('ice-restarting');
+  }
+
   onCandidate(c: CandidateInit | null): void {
     if (c) this.localCandidates.push(c);
     else if (this.gatheringComplete) return;
@@ -109,6 +146,11 @@ export class SessionHandle extends EventEmitter<SessionHandleEvents> {
 
   onStats(stats: SessionStats): void {
     this.keyframeRequests = stats.keyframeRequests;
+    const pair = stats.pair;
+    if (pair && this.connectionState === 'connected' && JSON.stringify(pair) !== JSON.stringify(this.pair)) {
+      this.pair = pair;
+      if (this.iceGeneration > 0) this.emit('pair', pair);
+    }
     for (const [id, bytes] of stats.feeds) {
       const feed = this.feeds.get(id);
       if (feed) feed.bytes = bytes;

@@ -72,6 +72,8 @@ export class MediaTrack {
   /** VP8/VP9: the picture size in a keyframe's first packet. */
   private readonly keyframeSize: ((payload: Buffer) => PictureSize | undefined) | undefined;
   private size = '';
+  /** Called for each keyframe of the publisher's (the keyframe-request policy hears of it). */
+  onKeyframe: () => void = () => undefined;
 
   constructor(
     readonly codec: ChosenCodec,
@@ -118,10 +120,12 @@ export class MediaTrack {
       if (containsIdr(p.payload) && p.timestamp !== this.lastKeyframeTs) {
         this.lastKeyframeTs = p.timestamp;
         this.keyframes++;
+        this.onKeyframe();
       }
     } else if (this.kind === 'video' && this.startsKeyframe(p.payload) && p.timestamp !== this.lastKeyframeTs) {
       this.lastKeyframeTs = p.timestamp;
       this.keyframes++;
+      this.onKeyframe();
       const size = this.keyframeSize?.(p.payload);
       if (size && `${size.width}x${size.height}` !== this.size) {
         this.size = `${size.width}x${size.height}`;

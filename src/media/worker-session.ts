@@ -3,10 +3,12 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
 import { parseRtp } from '../rtp/packet.js';
 import { isTranscoded, type ChosenCodec } from '../webrtc/codec-policy.js';
+import type { IceUpdate } from '../sdp/ice-fragment.js';
 import { parseOffer } from '../sdp/offer.js';
 import { PublisherPeer, type CandidateInit } from '../webrtc/publisher-peer.js';
 import { Feed } from './feed.js';
-import type { AnswerResult, FeedTargetSpec, FromWorker, LocalTrackResult, Request, SessionStats } from './messages.js';
+import { KeyframePolicy } from './keyframe-policy.js';
+import type { AnswerResult, FeedTargetSpec, FromWorker, IceUpdateResult, LocalTrackResult, Request, SessionStats } from './messages.js';
 import { MediaTrack } from './track.js';
 
 // One publisher in its media worker: the werift peer, its tracks and the feeds of its
@@ -16,8 +18,8 @@ import { MediaTrack } from './track.js';
 
 /** A transcoder with no picture out for this long gets the publisher asked for a keyframe. */
 const TRANSCODER_SILENT_MS = 1000;
-/** Keyframe requests from several outputs within this gap are merged into one PLI. */
-const KEYFRAME_REQUEST_MIN_GAP_MS = 150;
+/** Video counts as arriving while its last packet is at most this old (the keyframe policy judges only then). */
+const VIDEO_FLOWING_MS = 500;
 
 export class WorkerSession {
   readonly tracks: MediaTrack[];
@@ -26,8 +28,8 @@ export class WorkerSession {
   private readonly watchdogs = new Map<number, NodeJS.Timeout>();
   /** Sockets of the local tracks (see addLocalTrack). */
   private readonly sockets: dgram.Socket[] = [];
-  private keyframeRequests = 0;
-  private lastKeyframeRequest = -Infinity;
+  /** Every keyframe request of the session goes through it (see keyframe-policy.ts). */
+  private readonly keyframes: KeyframePolicy;
 
   private constructor(
     readonly id: string,
@@ -35,6 +37,15 @@ export class WorkerSession {
     private readonly send: (m: FromWorker) => void,
   ) {
     this.tracks = peer.tracks.map((c, i) => new MediaTrack(c, (sets) => send({ op: 'parameter-sets', session: id, track: i, sets })));
+    const video = this.tracks.find((t) => t.kind === 'video');
+    this.keyframes = new KeyframePolicy(() => peer.requestKeyframe(), undefined, () => video !== undefined && performance.now() - video.lastPacketAt < VIDEO_FLOWING_MS);
+    if (video) video.onKeyframe = () => this.keyframes.keyframe();
+    // A new source (an encoder restarted under another SSRC): what was learned of the old
+    // one does not hold, and a keyframe is needed now.
+    peer.on('source', () => {
+      this.keyframes.reset();
+      this.keyframes.request();
+    });
     peer.on('rtp', (codec, packet) => this.tracks.find((t) => t.codec === codec)?.receive(packet));
     peer.on('nack', (codec, packets) => {
       const track = this.tracks.find((t) => t.codec === codec);
@@ -42,6 +53,7 @@ export class WorkerSession {
     });
     peer.on('state', (state) => send({ op: 'state', session: id, state, ...(state === 'connected' ? { pair: peer.selectedPair() } : {}) }));
     peer.on('candidate', (candidate) => send({ op: 'candidate', session: id, candidate }));
+    peer.on('restarting', () => send({ op: 'ice-restarting', session: id }));
   }
 
   /** Answers the offer; candidates gathered before the answer is sent go with it (WHIP) or follow as events. */
@@ -52,20 +64,25 @@ export class WorkerSession {
     for (const c of peer.localCandidates) send({ op: 'candidate', session: req.session, candidate: c });
     if (peer.gatheringComplete) send({ op: 'candidate', session: req.session, candidate: null });
     log.debug({ stream: req.stream, session: req.session }, 'media session created');
-    return { session, result: { answer, tracks: peer.tracks } };
+    return { session, result: { answer, tracks: peer.tracks, ignored: peer.ignored } };
   }
 
   addRemoteCandidate(c: CandidateInit | null): Promise<void> {
     return this.peer.addRemoteCandidate(c);
   }
 
-  /** Asks the publisher for a keyframe; requests from several outputs are merged. */
+  /** Trickled candidates or an ICE restart (see PublisherPeer.updateIce). */
+  async updateIce(update: IceUpdate, trickle: boolean, mids?: string[]): Promise<IceUpdateResult> {
+    const result = await this.peer.updateIce(update, { trickle, mids });
+    // Whatever was lost while the path changed: outputs get a keyframe when media is back
+    // (the policy repeats the request until one comes).
+    if (result.restarted) this.keyframes.request();
+    return result;
+  }
+
+  /** Asks the publisher for a keyframe, through the policy (merged, repeated until one comes, backed off for a publisher that ignores requests). */
   requestKeyframe(): void {
-    const now = performance.now();
-    if (now - this.lastKeyframeRequest < KEYFRAME_REQUEST_MIN_GAP_MS) return;
-    this.lastKeyframeRequest = now;
-    this.keyframeRequests++;
-    this.peer.requestKeyframe();
+    this.keyframes.request();
   }
 
   /**
@@ -130,16 +147,32 @@ export class WorkerSession {
     }, TRANSCODER_SILENT_MS));
   }
 
+  /** Tells the publisher the session is over (see PublisherPeer.announceClose). */
+  announceClose(reason: string): Promise<unknown> {
+    return this.peer.announceClose(reason);
+  }
+
   stats(): SessionStats {
+    const policy = this.keyframes.info();
     return {
       session: this.id,
-      tracks: this.tracks.map((t) => t.stats()),
-      keyframeRequests: this.keyframeRequests,
+      tracks: this.tracks.map((t) => {
+        const stats = t.stats();
+        if (t.kind !== 'video' || t.local) return stats;
+        return {
+          ...stats,
+          ...(policy.intervalSeconds !== undefined ? { keyframeIntervalSeconds: policy.intervalSeconds } : {}),
+          ...(policy.answersRequests !== undefined ? { answersKeyframeRequests: policy.answersRequests } : {}),
+        };
+      }),
+      keyframeRequests: policy.requests,
+      pair: this.peer.selectedPair(),
       feeds: [...this.feeds].map(([id, f]) => [id, f.bytes]),
     };
   }
 
   async close(): Promise<void> {
+    this.keyframes.close();
     for (const id of [...this.feeds.keys()]) this.closeFeed(id);
     await this.peer.close();
     for (const s of this.sockets) s.close();

@@ -2,6 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { createLogger } from '../log.js';
 import { AnswerUnavailable, OfferNotAnswerable } from '../webrtc/publisher-peer.js';
+import { IceUpdateRefused } from '../webrtc/ice-update-refused.js';
 import { SdpError } from '../sdp/offer.js';
 import { installFastRtpHeaderParse } from '../webrtc/rtp-header-parse.js';
 import { installKeyObjectCache } from '../webrtc/srtp-keys.js';
@@ -40,6 +41,11 @@ async function handleRequest(msg: Request & { id: number }): Promise<void> {
       case 'candidate':
         await sessions.get(msg.session)?.addRemoteCandidate(msg.candidate);
         return send({ op: 'reply', id: msg.id, ok: true });
+      case 'ice-update': {
+        const session = sessions.get(msg.session);
+        if (!session) throw new IceUpdateRefused('session-ended', 'the session has ended');
+        return send({ op: 'reply', id: msg.id, ok: true, value: await session.updateIce(msg.update, msg.trickle, msg.mids) });
+      }
       case 'local-track': {
         const session = sessions.get(msg.session);
         if (!session) throw new Error(`no media session ${msg.session}`);
@@ -62,6 +68,8 @@ function handleCommand(msg: Exclude<ToWorker, { id: number }>): void {
   switch (msg.op) {
     case 'keyframe':
       return sessions.get(msg.session)?.requestKeyframe();
+    case 'announce-close':
+      return void sessions.get(msg.session)?.announceClose(msg.reason);
     case 'feed': {
       const session = sessions.get(msg.session);
       if (session) feeds.set(msg.feed, { feed: session.openFeed(msg.feed, msg.targets, msg.encodes), session });
@@ -83,6 +91,7 @@ function toWire(e: unknown): WireError {
   if (err instanceof SdpError) return { name: 'SdpError', message: err.message, status: err.status };
   if (err instanceof OfferNotAnswerable) return { name: 'OfferNotAnswerable', message: err.message, detail: err.detail };
   if (err instanceof AnswerUnavailable) return { name: 'AnswerUnavailable', message: err.message };
+  if (err instanceof IceUpdateRefused) return { name: 'IceUpdateRefused', message: err.message, code: err.code };
   return { name: 'Error', message: err.message };
 }
 

@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import { SdpError } from '../sdp/offer.js';
 import { AnswerUnavailable, OfferNotAnswerable } from '../webrtc/publisher-peer.js';
+import { ICE_UPDATE_REFUSALS, IceUpdateRefused, type IceUpdateRefusalCode } from '../webrtc/ice-update-refused.js';
 import type { AnswerResult, Command, FromWorker, Request, WireError, WorkerSetup } from './messages.js';
 import { SessionHandle, type WorkerLink } from './session-handle.js';
 
@@ -118,6 +119,8 @@ class Slot implements WorkerLink {
         return this.sessions.get(m.session)?.onState(m.state, m.pair);
       case 'candidate':
         return this.sessions.get(m.session)?.onCandidate(m.candidate);
+      case 'ice-restarting':
+        return this.sessions.get(m.session)?.onIceRestarting();
       case 'parameter-sets':
         return void this.sessions.get(m.session)?.emit('parameter-sets', m.track, m.sets);
       case 'flowing':
@@ -197,6 +200,7 @@ export class MediaWorkers extends EventEmitter<MediaWorkersEvents> {
     try {
       const result = (await slot.request({ op: 'answer', ...req })) as AnswerResult;
       handle.codecs = result.tracks;
+      handle.ignored = result.ignored;
       return { handle, answer: result.answer };
     } catch (e) {
       slot.sessions.delete(req.session);
@@ -227,5 +231,6 @@ function fromWire(e: WireError): Error {
   if (e.name === 'SdpError') return new SdpError(e.status === 406 ? 406 : 400, e.message);
   if (e.name === 'OfferNotAnswerable') return new OfferNotAnswerable(e.detail ?? e.message);
   if (e.name === 'AnswerUnavailable') return new AnswerUnavailable(e.message);
+  if (e.name === 'IceUpdateRefused' && e.code !== undefined && e.code in ICE_UPDATE_REFUSALS) return new IceUpdateRefused(e.code as IceUpdateRefusalCode, e.message);
   return new Error(e.message);
 }

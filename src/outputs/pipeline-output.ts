@@ -7,7 +7,6 @@ import { udpPortsBound, type PortAllocator } from '../rtp/ports.js';
 import { renderSessionSdp } from '../sdp/render.js';
 import { buildArgs, type BuiltArgs, type PipelineDefinition, type Values } from '../pipelines/definition.js';
 import { FfmpegProcess, type FfmpegExit } from '../pipelines/ffmpeg-process.js';
-import { askForKeyframe } from '../media/ask-for-keyframe.js';
 import type { FeedHandle } from '../media/feed-handle.js';
 import type { Stream } from '../streams/stream.js';
 import type { Track } from '../streams/track.js';
@@ -171,10 +170,10 @@ export class PipelineOutput extends OutputBase {
     const video = await this.track('video');
     const audio = await this.track('audio');
     if (video && (this.options.waitForParameterSets ?? true)) {
-      // SPS/PPS come with a keyframe: asked for only if they are not cached already.
-      const pli = askForKeyframe(this.ctx.requestKeyframe, () => this.stopping, false);
+      // SPS/PPS come with a keyframe: asked for only if they are not cached already (the
+      // session's keyframe policy repeats the request until one comes).
+      if (video.codec.name === 'H264' && !video.parameterSets.sprop) this.ctx.requestKeyframe();
       const ready = await video.parameterSetsReady(PARAMETER_SET_WAIT_MS);
-      clearInterval(pli);
       if (!ready && !this.stopping) this.ctx.log.warn({ output: this.id }, 'no SPS/PPS from the publisher yet; starting without sprop-parameter-sets');
     }
     const targets: FeedTarget[] = [];

@@ -13,6 +13,9 @@ import * as sdpTransform from 'sdp-transform';
 //   bandwidth estimate begins instead of 300 kbit/s, so the picture is sharp from the
 //   first seconds. Browsers that ignore the x-google parameters (Firefox) start low and
 //   climb on the feedback alone.
+// - For a section the answer rejects (port 0) that the publisher offered to send, the
+//   reason as the section's title (`i=`, RFC 8866 §5.4), so that a client or a person
+//   reading the answer sees why (the built-in publish page shows it).
 
 /** The transport-wide sequence number header extension. */
 export const TRANSPORT_CC_URI = 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01';
@@ -26,12 +29,19 @@ export interface AnswerAdditions {
   video: VideoBitrate;
   /** Advertise transport-cc feedback where the extension was negotiated. */
   transportCc: boolean;
+  /** Sections left out, by offer position, with why. */
+  rejected?: { index: number; reason: string }[];
 }
 
 const NOT_PRIMARY = new Set(['rtx', 'red', 'ulpfec', 'flexfec-03']);
 
 export function shapeAnswer(answer: string, add: AnswerAdditions): string {
   const sdp = sdpTransform.parse(answer);
+  for (const r of add.rejected ?? []) {
+    const m = sdp.media[r.index];
+    // One line of printable text (RFC 8866 text is UTF-8 without CR/LF).
+    if (m && m.port === 0) m.description = r.reason.replace(/[\r\n]+/g, ' ');
+  }
   for (const m of sdp.media) {
     if (m.type !== 'audio' && m.type !== 'video') continue;
     const primaries = (m.rtp ?? []).filter((r) => !NOT_PRIMARY.has(r.codec.toLowerCase())).map((r) => r.payload);

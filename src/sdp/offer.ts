@@ -1,4 +1,5 @@
 import * as sdpTransform from 'sdp-transform';
+import { acceptBundleOnly } from './bundle-only.js';
 
 // Reading a publisher's SDP offer: parse, check it can be answered, and list what each
 // m-section offers. Every problem becomes an SdpError with the HTTP status a WHIP
@@ -45,10 +46,25 @@ export interface OfferedMedia {
   codecs: OfferedCodec[];
 }
 
+/**
+ * An m-section the publisher offered to send that the gateway leaves out of the session
+ * (answered with port 0): named in the log, the stream's API entry and the built-in pages,
+ * so that a stream without sound or picture says why.
+ */
+export interface IgnoredMedia {
+  /** Position of the m-section in the offer. */
+  index: number;
+  mid?: string;
+  kind: string;
+  reason: string;
+}
+
 export interface ParsedOffer {
   sdp: sdpTransform.SessionDescription;
   /** audio and video m-sections that send media (port not 0, direction sends). */
   sending: OfferedMedia[];
+  /** Sections that would send but cannot be taken (port 0 without a bundle to join). */
+  ignored: IgnoredMedia[];
 }
 
 export function parseFmtp(config: string | undefined): Record<string, string> {
@@ -88,26 +104,41 @@ export function parseOffer(text: string): ParsedOffer {
     throw new SdpError(400, `unparseable SDP: ${(e as Error).message}`);
   }
   if (!sdp.media || sdp.media.length === 0) throw new SdpError(400, 'SDP offer has no m= sections');
+  // Before anything reads a port: bundle-only sections (port 0) join their bundle.
+  const bundleOnly = acceptBundleOnly(sdp);
   const av = sdp.media
     .map((m, index) => ({ m, index }))
     .filter(({ m }) => m.type === 'audio' || m.type === 'video');
   if (av.length === 0) throw new SdpError(400, 'SDP offer has no audio or video section');
   const sending: OfferedMedia[] = [];
+  const ignored: IgnoredMedia[] = [];
   for (const { m, index } of av) {
     if (!m.rtp || m.rtp.length === 0 || !m.protocol.includes('RTP')) {
       throw new SdpError(400, `m-section ${index} (${m.type}) lists no RTP payload types`);
     }
     const direction = m.direction ?? sdp.direction ?? 'sendrecv';
+    const mid = m.mid === undefined ? undefined : String(m.mid);
+    if (m.port === 0) {
+      // Port 0 in an offer disables the section (RFC 3264 §8.2), unless it is bundle-only
+      // (taken into its bundle above). Its transport attributes do not matter.
+      if (direction === 'recvonly' || direction === 'inactive') continue;
+      const reason = bundleOnly.refused.find((r) => r.index === index)?.reason ?? 'port 0 without a=bundle-only: the publisher disabled this section';
+      ignored.push({ index, mid, kind: m.type, reason });
+      continue;
+    }
     const ufrag = m.iceUfrag ?? sdp.iceUfrag;
     const pwd = m.icePwd ?? sdp.icePwd;
     if (!ufrag || !pwd) throw new SdpError(400, `m-section ${index} (${m.type}) has no ice-ufrag/ice-pwd`);
     if (!(m.fingerprint ?? sdp.fingerprint)) throw new SdpError(400, `m-section ${index} (${m.type}) has no DTLS fingerprint`);
-    if (m.port === 0 || direction === 'recvonly' || direction === 'inactive') continue;
-    sending.push({ index, kind: m.type as MediaKind, mid: m.mid === undefined ? undefined : String(m.mid), direction, codecs: mediaCodecs(m) });
+    if (direction === 'recvonly' || direction === 'inactive') continue;
+    sending.push({ index, kind: m.type as MediaKind, mid, direction, codecs: mediaCodecs(m) });
   }
-  if (sending.length === 0) throw new SdpError(400, 'SDP offer does not send any audio or video (all sections are recvonly, inactive or disabled)');
+  if (sending.length === 0) {
+    const why = ignored.length ? `: ${ignored.map((i) => `${sectionName(i)}: ${i.reason}`).join('; ')}` : '';
+    throw new SdpError(400, `SDP offer does not send any audio or video (all sections are recvonly, inactive or disabled)${why}`);
+  }
   checkBundled(sdp);
-  return { sdp, sending };
+  return { sdp, sending, ignored };
 }
 
 /**
@@ -123,6 +154,11 @@ function checkBundled(sdp: sdpTransform.SessionDescription): void {
   if (outside.length > 0) {
     throw new SdpError(400, `SDP offer must bundle its sections on one transport (a=group:BUNDLE with every mid); ${outside.map((m) => `${m.type}${m.mid !== undefined ? ` (mid ${m.mid})` : ''}`).join(', ')} not bundled`);
   }
+}
+
+/** "audio (mid 1)": how messages name an m-section. */
+export function sectionName(m: { kind: string; mid?: string }): string {
+  return m.mid !== undefined ? `${m.kind} (mid ${m.mid})` : m.kind;
 }
 
 export function describeCodec(c: OfferedCodec): string {

@@ -1,4 +1,5 @@
 import type { PublishRefusalCode } from '../streams/publish-refused.js';
+import type { IceUpdateRefusalCode } from '../webrtc/ice-update-refused.js';
 import { z } from 'zod';
 import type { SenderReport } from '../streams/stream.js';
 
@@ -35,6 +36,13 @@ export const clientMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('publish'), stream: z.string(), sdp: z.string().max(128 * 1024) }).strict(),
   /** A publisher ICE candidate; null = end of candidates. */
   z.object({ type: z.literal('candidate'), candidate }).strict(),
+  /**
+   * An ICE restart (a publisher whose network changed): a new offer with new ICE
+   * credentials for the session being published. From the publishing connection, or,
+   * when that one went down with the network, from a new connection naming the stream
+   * and session, which then takes the session over. Only ICE is renegotiated.
+   */
+  z.object({ type: z.literal('restart'), sdp: z.string().max(128 * 1024), stream: z.string().max(64).optional(), session: z.string().max(64).optional() }).strict(),
   z.object({ type: z.literal('unpublish') }).strict(),
   /** Receive gateway events and, every second, the stream list with stats. */
   z.object({ type: z.literal('subscribe'), stats: z.boolean().default(true) }).strict(),
@@ -50,7 +58,7 @@ export const clientMessage = z.discriminatedUnion('type', [
 export type ClientMessage = z.infer<typeof clientMessage>;
 
 /** Refusals of a publish (the same as WHIP's, streams/publish-refused.ts) and the signalling's own. */
-export type ErrorCode = PublishRefusalCode | 'bad-message' | 'already-publishing' | 'not-publishing' | 'unauthorized' | 'forbidden' | 'rate-limited' | 'internal';
+export type ErrorCode = PublishRefusalCode | IceUpdateRefusalCode | 'bad-message' | 'already-publishing' | 'not-publishing' | 'unauthorized' | 'forbidden' | 'rate-limited' | 'internal';
 
 export type ServerMessage =
   | { type: 'answer'; stream: string; session: string; sdp: string }

@@ -8,15 +8,20 @@ import type { Authorizer } from '../auth/authorizer.js';
 import { OPEN, type Action, type Grant } from '../auth/permissions.js';
 import type { EventBus, GatewayEvent } from '../events/bus.js';
 import type { Logger } from '../log.js';
+import { iceUpdateOfOffer } from '../sdp/ice-fragment.js';
+import { SdpError } from '../sdp/offer.js';
 import { PublishRefused } from '../streams/publish-refused.js';
+import { IceUpdateRefused } from '../webrtc/ice-update-refused.js';
 import type { StreamRegistry } from '../streams/registry.js';
 import type { Stream } from '../streams/stream.js';
 import type { CandidateInit } from '../webrtc/publisher-peer.js';
-import { clientMessage, type ErrorCode, type ServerMessage } from './messages.js';
+import { clientMessage, type ClientMessage, type ErrorCode, type ServerMessage } from './messages.js';
 
-// WebSocket signalling for the built-in pages: publish with trickle ICE both ways, and a
-// live feed of events and stream stats for the dashboard. A malformed message gets an
-// error reply and nothing else; a closed socket ends the session it published.
+// WebSocket signalling for the built-in pages: publish with trickle ICE both ways, ICE
+// restarts, and a live feed of events and stream stats for the dashboard. A malformed
+// message gets an error reply and nothing else; a closed socket ends the session it
+// published, unless another connection has taken that session over with a restart (a
+// publisher whose network changed lost its WebSocket with it, and signals on a new one).
 //
 // Credentials (when auth is on): browsers cannot set headers on a WebSocket, so the token
 // comes as a subprotocol, `new WebSocket(url, ['webrtc-rtp-gateway', 'token.' +
@@ -29,6 +34,8 @@ const STATS_INTERVAL_MS = 1000;
 const MAX_MESSAGE_BYTES = 256 * 1024;
 export const WS_PROTOCOL = 'webrtc-rtp-gateway';
 const TOKEN_PROTOCOL = 'token.';
+/** The connection that signals for each session (the one that published it, or the last that restarted its ICE). */
+const owners = new WeakMap<Stream, Connection>();
 
 /** The token a client put in its Sec-WebSocket-Protocol list, if any. */
 export function tokenFromProtocols(protocols: Iterable<string>): string | undefined {
@@ -104,8 +111,9 @@ export function attachSignalling(server: http.Server | https.Server, services: S
 class Connection {
   private stream: Stream | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
-  /** True while a publish offer is being answered; candidates meanwhile wait in `early`. */
+  /** True while a publish offer or a restart is being answered; candidates meanwhile wait in `early`. */
   private publishing = false;
+  private restarting = false;
   private readonly early: (CandidateInit | null)[] = [];
   /** What a subscriber may see (set by subscribe). */
   private readGrant: Grant = OPEN;
@@ -169,14 +177,18 @@ class Connection {
         case 'publish':
           return await this.publish(msg.stream, msg.sdp);
         case 'candidate': {
-          const c = msg.candidate ? { candidate: msg.candidate.candidate, sdpMid: msg.candidate.sdpMid ?? undefined, sdpMLineIndex: msg.candidate.sdpMLineIndex ?? undefined } : null;
-          // Candidates trickled while the offer is still being answered wait for the peer.
-          if (this.publishing) return void this.early.push(c);
+          const c = msg.candidate
+            ? { candidate: msg.candidate.candidate, sdpMid: msg.candidate.sdpMid ?? undefined, sdpMLineIndex: msg.candidate.sdpMLineIndex ?? undefined, usernameFragment: msg.candidate.usernameFragment ?? undefined }
+            : null;
+          // Candidates trickled while the offer (or a restart) is being answered wait for the peer.
+          if (this.publishing || this.restarting) return void this.early.push(c);
           if (!this.stream) return this.error('not-publishing', 'send "publish" before candidates');
           // A candidate werift cannot use is the client's mistake: an error reply, no log
           // line (one per candidate would flood the log).
           return await this.stream.addRemoteCandidate(c).catch(() => this.error('bad-message', 'candidate: not an ICE candidate the gateway can use'));
         }
+        case 'restart':
+          return await this.restart(msg);
         case 'unpublish':
           if (!this.stream) return this.error('not-publishing', 'nothing is being published on this connection');
           return void (await this.stream.close('publisher ended the session'));
@@ -228,19 +240,69 @@ class Connection {
     try {
       if (!(await this.allowed('publish', name))) return;
       const { stream, answer } = await this.services.registry.publish(name, sdp, { trickle: true, from: this.from });
-      this.stream = stream;
       for (const c of this.early.splice(0)) await stream.addRemoteCandidate(c);
       this.send({ type: 'answer', stream: name, session: stream.sessionId, sdp: answer });
-      for (const c of stream.media.localCandidates) this.send({ type: 'candidate', candidate: c });
-      if (stream.media.gatheringComplete) this.send({ type: 'candidate', candidate: null });
-      stream.media.on('candidate', (c) => this.send({ type: 'candidate', candidate: c }));
-      stream.media.on('state', (state) => this.send({ type: 'state', state }));
-      stream.once('closed', (reason) => this.send({ type: 'unpublished', stream: name, reason }));
+      this.adopt(stream);
     } catch (e) {
       if (e instanceof PublishRefused) return this.error(e.code, e.message, e.retryAfterSeconds);
       throw e;
     } finally {
       this.publishing = false;
+      this.early.length = 0;
+    }
+  }
+
+  /**
+   * This connection signals for `stream` from now on: the gateway's candidates (those
+   * gathered so far at once), its state, its end. The connection that did before stops.
+   */
+  private adopt(stream: Stream): void {
+    this.stream = stream;
+    owners.set(stream, this);
+    const mine = () => owners.get(stream) === this;
+    for (const c of stream.media.localCandidates) this.send({ type: 'candidate', candidate: c });
+    if (stream.media.gatheringComplete) this.send({ type: 'candidate', candidate: null });
+    stream.media.on('candidate', (c) => mine() && !this.restarting && this.send({ type: 'candidate', candidate: c }));
+    stream.media.on('state', (state) => mine() && this.send({ type: 'state', state }));
+    stream.once('closed', (reason) => mine() && this.send({ type: 'unpublished', stream: stream.name, reason }));
+  }
+
+  /**
+   * An ICE restart: a new offer (new credentials) for the session this connection
+   * publishes, or for `stream`/`session` when it comes on a new connection (the old one
+   * went down with the network), which then takes the session over. The answer comes at
+   * once, the gateway's new candidates follow; only ICE is renegotiated.
+   */
+  private async restart(msg: Extract<ClientMessage, { type: 'restart' }>): Promise<void> {
+    let stream = this.stream && !this.stream.closed ? this.stream : undefined;
+    if (!stream || (msg.stream !== undefined && msg.stream !== stream.name)) {
+      const named = msg.stream !== undefined ? this.services.registry.get(msg.stream) : undefined;
+      if (!named || named.closed || named.sessionId !== msg.session) return this.error('not-publishing', 'restart needs the stream this connection publishes, or a live stream and its session id');
+      if (!(await this.allowed('publish', named.name))) return;
+      stream = named;
+    }
+    let update;
+    try {
+      update = iceUpdateOfOffer(msg.sdp);
+    } catch (e) {
+      if (e instanceof SdpError) return this.error('bad-sdp', e.message);
+      throw e;
+    }
+    this.restarting = true;
+    try {
+      const { answer } = await stream.updateIce(update, { trickle: true, mids: update.mids });
+      this.send({ type: 'answer', stream: stream.name, session: stream.sessionId, sdp: answer ?? '' });
+      this.restarting = false;
+      if (stream === this.stream) {
+        for (const c of stream.media.localCandidates) this.send({ type: 'candidate', candidate: c });
+        if (stream.media.gatheringComplete) this.send({ type: 'candidate', candidate: null });
+      } else this.adopt(stream);
+      for (const c of this.early.splice(0)) await stream.addRemoteCandidate(c).catch(() => undefined);
+    } catch (e) {
+      if (e instanceof IceUpdateRefused) return this.error(e.code, e.message);
+      throw e;
+    } finally {
+      this.restarting = false;
       this.early.length = 0;
     }
   }
@@ -265,6 +327,6 @@ class Connection {
   private onClose(): void {
     clearTimeout(this.authTimer);
     this.unsubscribe();
-    if (this.stream && !this.stream.closed) void this.stream.close('signalling connection closed');
+    if (this.stream && !this.stream.closed && owners.get(this.stream) === this) void this.stream.close('signalling connection closed');
   }
 }

@@ -9,7 +9,7 @@ export const PUBLISH_REFUSALS = {
     status: 400,
     meaning: 'the offer cannot be answered: not SDP, no audio or video section, nothing sent, more than 8 sections or 64 candidates, sections not bundled on one transport, a part werift cannot read',
   },
-  'no-codec': { status: 406, meaning: 'no acceptable codec (the message lists what was offered and what is accepted)' },
+  'no-codec': { status: 406, meaning: 'no section with an acceptable codec (the message lists what was offered and what is accepted); a section without one next to a usable one is left out and named instead' },
   'stream-busy': { status: 409, meaning: 'the name is already being published (or set streams.replaceExisting)' },
   'too-many-connecting': { status: 429, meaning: 'this address has streams.maxConnectingPerAddress offers still connecting' },
   'gateway-busy': { status: 503, meaning: 'the gateway has streams.maxConnecting offers still connecting' },

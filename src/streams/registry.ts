@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { EventBus } from '../events/bus.js';
 import type { Logger } from '../log.js';
 import type { MediaWorkers } from '../media/workers.js';
-import { parseOffer, SdpError } from '../sdp/offer.js';
+import { parseOffer, SdpError, sectionName } from '../sdp/offer.js';
 import { chooseCodecs, isTranscoded } from '../webrtc/codec-policy.js';
 import { AnswerUnavailable, OfferNotAnswerable } from '../webrtc/publisher-peer.js';
 import { STREAM_NAME, STREAM_NAME_RULE } from './names.js';
@@ -102,6 +102,8 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
       }, options.from);
       this.streams.set(name, stream);
       stream.log.info({ event: 'session-created', tracks: handle.codecs.map((t) => `${t.kind}:${t.name}/${t.payloadType}`) }, 'publisher session created');
+      // Refused loudly, not dropped quietly: a stream without sound or picture says why.
+      for (const m of handle.ignored) stream.log.warn({ event: 'media-ignored', mid: m.mid, kind: m.kind, reason: m.reason }, `offered ${sectionName(m)} left out: ${m.reason}`);
       stream.once('closed', (reason) => {
         if (this.streams.get(name) === stream) this.streams.delete(name);
         this.events.publish({ type: 'stream.stopped', stream: name, session: sessionId, reason });
@@ -203,9 +205,9 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
 }
 
 /** The codecs the gateway takes from an offer; what is wrong with it is the client's to fix (400, 406). */
-function codecsOf(text: string): ReturnType<typeof chooseCodecs> {
+function codecsOf(text: string): ReturnType<typeof chooseCodecs>['tracks'] {
   try {
-    return chooseCodecs(parseOffer(text));
+    return chooseCodecs(parseOffer(text)).tracks;
   } catch (e) {
     if (e instanceof SdpError) throw new PublishRefused(e.status === 406 ? 'no-codec' : 'bad-sdp', e.message);
     throw e;

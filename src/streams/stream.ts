@@ -1,8 +1,10 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
 import type { FeedHandle } from '../media/feed-handle.js';
-import type { FeedTargetSpec } from '../media/messages.js';
+import type { FeedTargetSpec, IceUpdateResult } from '../media/messages.js';
 import type { SessionHandle } from '../media/session-handle.js';
+import type { IceUpdate } from '../sdp/ice-fragment.js';
+import { IceUpdateRefused } from '../webrtc/ice-update-refused.js';
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
 import type { CandidateInit, SelectedPair } from '../webrtc/publisher-peer.js';
 import type { Output, OutputInfo } from './output.js';
@@ -38,6 +40,10 @@ export interface StreamInfo {
   keyframeRequests: number;
   /** The media worker the session runs on. */
   worker: number;
+  /** ICE restarts the session went through (a publisher whose network changed). */
+  iceRestarts: number;
+  /** Sections the publisher offered to send that the gateway left out of the session (answered with port 0), and why. */
+  ignoredMedia: { mid?: string; kind: string; reason: string }[];
   ice?: SelectedPair;
   /** The publisher's own view, reported within the last 10 s. */
   sender?: SenderReport & { ageSeconds: number };
@@ -92,6 +98,9 @@ export class Stream extends EventEmitter<StreamEvents> {
   private timers: NodeJS.Timeout[] = [];
   private disconnectTimer: NodeJS.Timeout | undefined;
   private liveSince = 0;
+  /** The last ICE restart: the media timeout counts from it (the new path needs a moment). */
+  private restartedAt = 0;
+  private iceQueue: Promise<unknown> = Promise.resolve();
   private sender: { report: SenderReport; at: number } | undefined;
   private readonly helpers = new Map<string, StreamHelper>();
   /** Tracks the gateway feeds itself (see localTrack), by index in the session. */
@@ -112,6 +121,7 @@ export class Stream extends EventEmitter<StreamEvents> {
     media.on('stats', (stats) => stats.tracks.forEach((t, i) => (this.tracks[i] ?? this.local.get(i))?.updateStats(t)));
     media.on('parameter-sets', (i, sets) => (this.tracks[i] ?? this.local.get(i))?.updateParameterSets(sets));
     media.on('lost', (reason) => void this.close(reason));
+    media.on('pair', (pair) => this.log.info({ event: 'ice-pair', ice: pair }, 'publisher connected again after an ICE restart'));
     // A state the worker reported while the answer was on its way, taken once the registry
     // (which builds this stream) has attached its listeners.
     if (media.connectionState !== 'new') process.nextTick(() => this.onPeerState(media.connectionState));
@@ -124,7 +134,7 @@ export class Stream extends EventEmitter<StreamEvents> {
     this.timers.push(
       setInterval(() => {
         if (this.state !== 'live') return;
-        const last = Math.max(...this.tracks.map((t) => t.lastPacketAt), this.liveSince);
+        const last = Math.max(...this.tracks.map((t) => t.lastPacketAt), this.liveSince, this.restartedAt);
         if (performance.now() - last > mediaTimeoutMs) void this.close('no media from the publisher');
       }, 1000),
     );
@@ -152,6 +162,30 @@ export class Stream extends EventEmitter<StreamEvents> {
   /** A candidate the publisher trickled (WebSocket signalling); null = end of candidates. */
   addRemoteCandidate(c: CandidateInit | null): Promise<void> {
     return this.media.addRemoteCandidate(c);
+  }
+
+  /** WHIP's entity tag for the session: it names the current ICE session, so it changes with each restart (RFC 9725 §4.3). */
+  get etag(): string {
+    return `"${this.sessionId}.${this.media.iceGeneration}"`;
+  }
+
+  /**
+   * Candidates trickled after the answer, or an ICE restart (WHIP PATCH, a WebSocket
+   * re-offer), one at a time. A restart keeps everything else: the session, its outputs,
+   * its HLS playlist. Throws IceUpdateRefused (or SdpError) saying why not.
+   */
+  updateIce(update: IceUpdate, options: { trickle: boolean; mids?: string[] }): Promise<IceUpdateResult> {
+    const run = this.iceQueue.then(async () => {
+      if (this.closing) throw new IceUpdateRefused('session-ended', 'the session has ended');
+      const result = await this.media.updateIce(update, options);
+      if (result.restarted) {
+        this.restartedAt = performance.now();
+        this.log.info({ event: 'ice-restart', generation: this.media.iceGeneration }, 'publisher restarted ICE');
+      }
+      return result;
+    });
+    this.iceQueue = run.catch(() => undefined);
+    return run;
   }
 
   /** Asks the publisher for a keyframe; requests from several outputs are merged. */
@@ -228,6 +262,8 @@ export class Stream extends EventEmitter<StreamEvents> {
       outputs: [...this.outputs.values()].map((o) => o.info()),
       keyframeRequests: this.keyframeRequests,
       worker: this.media.worker,
+      iceRestarts: this.media.iceGeneration,
+      ignoredMedia: this.media.ignored.map(({ mid, kind, reason }) => ({ ...(mid !== undefined ? { mid } : {}), kind, reason })),
       ...(this.state === 'live' ? { ice: this.media.selectedPair() } : {}),
       ...(sender ? { sender: { ...sender.report, ageSeconds: Math.round((performance.now() - sender.at) / 1000) } } : {}),
     };
@@ -258,6 +294,9 @@ export class Stream extends EventEmitter<StreamEvents> {
   close(reason: string): Promise<void> {
     this.closing ??= (async () => {
       this.log.info({ event: 'closing', reason }, `stream closing: ${reason}`);
+      // The publisher hears of it now, not after the outputs have finished their files
+      // (they keep reading until then; see Feed.drain).
+      this.media.announceClose(reason);
       for (const t of this.timers) clearTimeout(t);
       if (this.disconnectTimer) clearTimeout(this.disconnectTimer);
       await Promise.all([...this.outputs.values()].map((o) => o.stop()));

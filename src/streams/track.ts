@@ -39,6 +39,10 @@ export interface TrackInfo {
   lost: number;
   /** Packets the gateway asked the publisher to send again (NACK entries; one packet may be asked for more than once). */
   nacked: number;
+  /** Video: the publisher's own keyframe spacing in seconds (learned from keyframes it sent unasked), once known. */
+  keyframeIntervalSeconds?: number;
+  /** Video: whether the publisher answers keyframe requests (PLI); a publisher that does not is asked at most once per its interval. */
+  answersKeyframeRequests?: boolean;
 }
 
 const NO_STATS: TrackStats = { packets: 0, bytes: 0, bitrateKbps: 0, keyframes: 0, lost: 0, nacked: 0, idleMs: Infinity };
@@ -124,7 +128,7 @@ export class Track {
   }
 
   info(): TrackInfo {
-    const { packets, bytes, bitrateKbps, keyframes, fps, lost, nacked } = this.stats;
+    const { packets, bytes, bitrateKbps, keyframes, fps, lost, nacked, keyframeIntervalSeconds, answersKeyframeRequests } = this.stats;
     const { width, height } = this.sets;
     return {
       kind: this.kind,
@@ -141,6 +145,8 @@ export class Track {
       ...(isTranscoded(this.codec) ? { transcoded: true } : {}),
       lost,
       nacked,
+      ...(keyframeIntervalSeconds !== undefined ? { keyframeIntervalSeconds } : {}),
+      ...(answersKeyframeRequests !== undefined ? { answersKeyframeRequests } : {}),
     };
   }
 

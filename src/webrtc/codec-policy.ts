@@ -1,6 +1,6 @@
 import { parseProfileLevelId, Profile } from 'h264-profile-level-id';
 import type { SessionDescription } from 'sdp-transform';
-import { describeCodec, SdpError, type MediaKind, type OfferedCodec, type ParsedOffer } from '../sdp/offer.js';
+import { describeCodec, SdpError, sectionName, type IgnoredMedia, type MediaKind, type OfferedCodec, type ParsedOffer } from '../sdp/offer.js';
 
 // Which codec the gateway takes from each offered m-section. werift's answer takes the
 // first offered codec whose MIME type matches, whatever its fmtp (packetization-mode=0,
@@ -11,6 +11,11 @@ import { describeCodec, SdpError, type MediaKind, type OfferedCodec, type Parsed
 // Video: H.264 packetization-mode=1 only (ffmpeg copies it into HLS/TS untouched),
 // preferring Constrained Baseline 42e01f (RFC 7742), then other constrained baseline,
 // baseline, main, high. Audio: the publisher's first choice among Opus, PCMU, PCMA.
+//
+// One track of each kind is taken: a section with no acceptable codec, or a second
+// section of a kind already taken (the outputs use one video and one audio track), is
+// left out of the session (answered with port 0) and named, rather than refusing a whole
+// offer of which another section is usable. Only an offer with nothing usable gets 406.
 
 export const ACCEPTED = {
   video: ['H264 (packetization-mode=1)', 'VP8', 'VP9 (profile 0; both transcoded to H.264)'],
@@ -76,9 +81,18 @@ function audioName(c: OfferedCodec): ChosenCodec['name'] | undefined {
   return undefined;
 }
 
-/** Picks one codec per sending m-section, or throws SdpError 406 naming what was offered. */
-export function chooseCodecs(offer: ParsedOffer): ChosenCodec[] {
-  const chosen: ChosenCodec[] = [];
+export interface CodecChoice {
+  /** One codec per section the gateway takes, in offer order. */
+  tracks: ChosenCodec[];
+  /** Every section that sends but is left out (the offer's own port-0 sections too), in offer order. */
+  ignored: IgnoredMedia[];
+}
+
+/** Picks one codec per sending m-section; throws SdpError 406 naming what was offered when no section is usable. */
+export function chooseCodecs(offer: ParsedOffer): CodecChoice {
+  const tracks: ChosenCodec[] = [];
+  const ignored: IgnoredMedia[] = [...offer.ignored];
+  const unusable: string[] = [];
   for (const m of offer.sending) {
     const primaries = m.codecs.filter((c) => !['rtx', 'red', 'ulpfec', 'flexfec-03'].includes(c.name.toLowerCase()));
     let pick: { codec: OfferedCodec; name: ChosenCodec['name'] } | undefined;
@@ -102,13 +116,18 @@ export function chooseCodecs(offer: ParsedOffer): ChosenCodec[] {
     }
     if (!pick) {
       const offered = [...new Set(primaries.map(describeCodec))].join(', ') || 'nothing';
-      throw new SdpError(
-        406,
-        `no acceptable ${m.kind} codec: offered ${offered}; accepted ${ACCEPTED[m.kind].join(', ')}`,
-      );
+      const reason = `no acceptable ${m.kind} codec: offered ${offered}; accepted ${ACCEPTED[m.kind].join(', ')}`;
+      unusable.push(reason);
+      ignored.push({ index: m.index, mid: m.mid, kind: m.kind, reason });
+      continue;
+    }
+    const taken = tracks.find((t) => t.kind === m.kind);
+    if (taken) {
+      ignored.push({ index: m.index, mid: m.mid, kind: m.kind, reason: `a second ${m.kind} section: the outputs take one ${m.kind} track, from ${sectionName(taken)}` });
+      continue;
     }
     const rtx = m.codecs.find((c) => c.name.toLowerCase() === 'rtx' && c.fmtp.apt === String(pick.codec.payloadType));
-    chosen.push({
+    tracks.push({
       kind: m.kind,
       index: m.index,
       mid: m.mid,
@@ -120,7 +139,8 @@ export function chooseCodecs(offer: ParsedOffer): ChosenCodec[] {
       rtxPayloadType: rtx?.payloadType,
     });
   }
-  return chosen;
+  if (tracks.length === 0) throw new SdpError(406, unusable.join('; '));
+  return { tracks, ignored: ignored.sort((a, b) => a.index - b.index) };
 }
 
 /** Opus is always "opus/48000/2" in SDP; whether the sender sends stereo is sprop-stereo. */
@@ -130,14 +150,15 @@ function opusChannels(c: OfferedCodec): number {
 
 /**
  * A copy of the offer that lists only the chosen payload types (and their RTX) in each
- * sending m-section, for werift to answer. Other sections are left as they are.
+ * sending m-section, and rejects (port 0, out of the BUNDLE group) every section left
+ * out, for werift to answer. Other sections are left as they are.
  *
  * transport-cc feedback is taken out: werift negotiates the offer's own codec entries, and
  * starts its (wrong) transport-cc generator for any whose offer lists transport-cc. The
  * gateway sends that feedback itself and writes transport-cc into the answer
  * (sdp/answer.ts).
  */
-export function restrictOffer(sdp: SessionDescription, chosen: ChosenCodec[]): SessionDescription {
+export function restrictOffer(sdp: SessionDescription, chosen: ChosenCodec[], ignored: IgnoredMedia[] = []): SessionDescription {
   const copy = structuredClone(sdp);
   for (const c of chosen) {
     const m = copy.media[c.index];
@@ -147,5 +168,35 @@ export function restrictOffer(sdp: SessionDescription, chosen: ChosenCodec[]): S
     m.rtcpFb = m.rtcpFb?.filter((f) => (f.payload === '*' || keep.has(Number(f.payload))) && f.type !== 'transport-cc');
     m.payloads = [...keep].join(' ');
   }
+  rejectSections(copy, ignored.map((i) => i.index));
   return copy;
+}
+
+/**
+ * Sections werift is to answer as rejected: port 0 (werift then answers port 0 and
+ * a=inactive) and out of the BUNDLE group. When one was the group's first section (the
+ * tag, whose transport werift takes), the candidates it carried move to the new first.
+ */
+function rejectSections(sdp: SessionDescription, indexes: number[]): void {
+  if (indexes.length === 0) return;
+  const rejected = new Set(indexes.map((i) => sdp.media[i]).filter((m) => m !== undefined));
+  const mids = new Set([...rejected].flatMap((m) => (m.mid === undefined ? [] : [String(m.mid)])));
+  for (const group of (sdp.groups ?? []).filter((g) => g.type === 'BUNDLE')) {
+    const before = String(group.mids).split(/\s+/).filter(Boolean);
+    const after = before.filter((mid) => !mids.has(mid));
+    group.mids = after.join(' ');
+    const oldTag = sdp.media.find((m) => String(m.mid) === before[0]);
+    const newTag = sdp.media.find((m) => String(m.mid) === after[0]);
+    if (oldTag && newTag && oldTag !== newTag && !newTag.candidates?.length && oldTag.candidates?.length) {
+      newTag.candidates = oldTag.candidates;
+      if (oldTag.endOfCandidates) newTag.endOfCandidates = oldTag.endOfCandidates;
+    }
+  }
+  sdp.groups = (sdp.groups ?? []).filter((g) => g.type !== 'BUNDLE' || String(g.mids).trim() !== '');
+  for (const m of rejected) {
+    m.port = 0;
+    delete m.bundleOnly;
+    delete m.candidates;
+    delete m.endOfCandidates;
+  }
 }

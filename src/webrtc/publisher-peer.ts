@@ -14,12 +14,17 @@ import {
 import type { Config } from '../config/schema.js';
 import type { RtpPacketLite } from '../rtp/packet.js';
 import { formatFmtp } from '../sdp/render.js';
-import { shapeAnswer, transportCcExtensionIds, type VideoBitrate } from '../sdp/answer.js';
-import { isMdnsName, parseCandidate, withoutMdnsCandidates, writeSdp, type CandidateAddress, type ParsedOffer } from '../sdp/offer.js';
+import { shapeAnswer, transportCcExtensionIds, type AnswerAdditions, type VideoBitrate } from '../sdp/answer.js';
+import { withIce, type IceUpdate } from '../sdp/ice-fragment.js';
+import { isMdnsName, MAX_CANDIDATES, parseCandidate, withoutMdnsCandidates, writeSdp, type CandidateAddress, type IgnoredMedia, type ParsedOffer } from '../sdp/offer.js';
 import { chooseCodecs, restrictOffer, type ChosenCodec } from './codec-policy.js';
+import { announceClose } from './close-notify.js';
 import { CongestionFeedback } from './congestion-feedback.js';
 import { SsrcFollower } from './ssrc-follower.js';
 import { gatewayServers, iceOptions, keepToConfiguredStun } from './ice-options.js';
+import { restartForNewCredentials } from './ice-restart.js';
+import { IceUpdateRefused } from './ice-update-refused.js';
+import type { IceServer } from './ice-servers.js';
 import { waitForPeerChecks } from './wait-for-peer-checks.js';
 
 waitForPeerChecks(); // publishers that send no candidate the gateway can check (see there)
@@ -38,12 +43,18 @@ export interface PublisherPeerEvents {
   candidate: [candidate: CandidateInit | null];
   /** werift sent a NACK for `packets` packets of this track (a packet may be asked for again). */
   nack: [track: ChosenCodec, packets: number];
+  /** Video now comes from an SSRC the offer did not announce (a restarted encoder): a keyframe is needed. */
+  source: [track: ChosenCodec, ssrc: number];
+  /** An ICE restart begins: the local candidates that follow are the new session's. */
+  restarting: [];
 }
 
 export interface CandidateInit {
   candidate: string;
   sdpMid?: string;
   sdpMLineIndex?: number;
+  /** The ICE session (its ufrag) the candidate belongs to, as browsers send it. */
+  usernameFragment?: string;
 }
 
 export interface SelectedPair {
@@ -79,25 +90,44 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
   private feedback: CongestionFeedback | undefined;
   private readonly follower: SsrcFollower;
   private readonly videoSsrc = new Map<number, number>(); // m-section index -> last SSRC seen
+  /** Transceivers by the offer m-section index of their track (werift makes none for a rejected section). */
   private readonly receivers = new Map<number, RTCRtpTransceiver>();
+  /** Each watched transceiver's way to its track (see watchTransceiver). */
+  private readonly watched = new Map<RTCRtpTransceiver, () => ChosenCodec | undefined>();
   private closed = false;
-  /** Local candidates gathered so far (a late listener can catch up). */
+  private announced: Promise<unknown> | undefined;
+  /** Local candidates gathered so far in this ICE session (a late listener can catch up). */
   readonly localCandidates: CandidateInit[] = [];
   gatheringComplete = false;
+  /** The offer text werift answered (an ICE restart re-offers it with new credentials). */
+  private remoteOffer = '';
+  /** What shapeAnswer adds to each answer. */
+  private shape: AnswerAdditions | undefined;
+  private servers: IceServer[] = [];
+  /** Remote ufrags of earlier ICE sessions: candidates for them are stale. */
+  private readonly pastUfrags = new Set<string>();
+  /** Candidates trickled in this ICE session. */
+  private trickled = 0;
+  /** ICE restarts so far. */
+  iceRestarts = 0;
+  /** Serialises ICE updates (a restart is several werift steps). */
+  private iceQueue: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly pc: RTCPeerConnection,
     readonly tracks: ChosenCodec[],
+    /** Sections the publisher offered to send that the answer rejects, and why. */
+    readonly ignored: IgnoredMedia[],
   ) {
     super();
     this.follower = new SsrcFollower(
       tracks,
       (codec, rtp) => this.deliver(codec, rtp),
       (codec, ssrc) => {
-        // A new SSRC: PLIs go to it, and a keyframe is asked for at once.
+        // A new SSRC: PLIs go to it, and whoever owns the keyframe policy asks for one.
         if (codec.kind !== 'video') return;
         this.videoSsrc.set(codec.index, ssrc);
-        this.requestKeyframe();
+        this.emit('source', codec, ssrc);
       },
     );
   }
@@ -109,7 +139,7 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
    * SdpError (406) when no acceptable codec was offered.
    */
   static async answer(offer: ParsedOffer, { ice, video, trickle = false }: AnswerOptions): Promise<{ peer: PublisherPeer; answer: string }> {
-    const tracks = chooseCodecs(offer);
+    const { tracks, ignored } = chooseCodecs(offer);
     const servers = gatewayServers(ice);
     const pc = new RTCPeerConnection({
       ...iceOptions(ice, servers),
@@ -122,7 +152,8 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
         audio: [useSdesMid(), useTransportWideCC()],
       },
     });
-    const peer = new PublisherPeer(pc, tracks);
+    const peer = new PublisherPeer(pc, tracks, ignored);
+    peer.servers = servers;
     pc.onTransceiverAdded.subscribe((t) => peer.watchTransceiver(t));
     pc.connectionStateChange.subscribe((state) => peer.emit('state', state));
     pc.onIceCandidate.subscribe((c) => {
@@ -139,9 +170,10 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
     });
     try {
       try {
-        await pc.setRemoteDescription({ type: 'offer', sdp: writeSdp(withoutMdnsCandidates(restrictOffer(offer.sdp, tracks))) });
+        peer.remoteOffer = writeSdp(withoutMdnsCandidates(restrictOffer(offer.sdp, tracks, ignored)));
+        await pc.setRemoteDescription({ type: 'offer', sdp: peer.remoteOffer });
         for (const t of pc.getTransceivers()) {
-          if (!peer.receivers.has(indexOf(pc, t))) peer.watchTransceiver(t);
+          peer.watchTransceiver(t);
           t.setDirection('recvonly');
         }
         keepToConfiguredStun(pc, servers);
@@ -154,7 +186,8 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
       if (!local) throw new OfferNotAnswerable('werift produced no answer');
       if (!trickle && !/^a=candidate:/m.test(local)) throw new AnswerUnavailable('the gateway could not gather any ICE candidate (check ice.addresses, and whether ice.portRange has a free port)');
       const twccIds = transportCcExtensionIds(local);
-      const answer = shapeAnswer(local, { video, transportCc: twccIds.length > 0 });
+      peer.shape = { video, transportCc: twccIds.length > 0, rejected: ignored };
+      const answer = shapeAnswer(local, peer.shape);
       if (twccIds.length > 0) peer.feedback = new CongestionFeedback(pc, twccIds);
       for (const dtls of new Set(pc.dtlsTransports)) dtls.onRtp.subscribe((rtp) => !peer.closed && peer.follower.transportPacket(rtp));
       return { peer, answer };
@@ -164,26 +197,37 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
     }
   }
 
+  /**
+   * Subscribes to a transceiver's packets (werift adds it during setRemoteDescription,
+   * before it knows its mid). Its track is found by mid once it has one: werift makes no
+   * transceiver for a rejected section, so positions do not match the offer's.
+   */
   private watchTransceiver(t: RTCRtpTransceiver): void {
-    const index = indexOf(this.pc, t);
-    if (this.receivers.has(index)) return;
-    this.receivers.set(index, t);
-    const chosenFor = () => this.tracks.find((c) => (c.mid !== undefined ? c.mid === t.mid : c.index === index));
+    const known = this.watched.get(t);
+    if (known) return void known();
+    let chosen: ChosenCodec | undefined;
+    const chosenFor = (): ChosenCodec | undefined => {
+      chosen ??= this.tracks.find((c) => (c.mid !== undefined ? c.mid === t.mid : c.index === this.pc.getTransceivers().indexOf(t)));
+      if (chosen) this.receivers.set(chosen.index, t);
+      return chosen;
+    };
+    this.watched.set(t, chosenFor);
     t.receiver.onPacketLost.subscribe((nack) => {
-      const chosen = chosenFor();
-      if (chosen && !this.closed) this.emit('nack', chosen, nack.lost.length);
+      const c = chosenFor();
+      if (c && !this.closed) this.emit('nack', c, nack.lost.length);
     });
     t.onTrack.subscribe((track: MediaStreamTrack) => {
-      const chosen = chosenFor();
-      if (!chosen) return;
+      const c = chosenFor();
+      if (!c) return;
       track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
         // Only the primary payload goes on (werift already unwrapped RTX); RED/FEC are dropped.
-        if (rtp.header.payloadType !== chosen.payloadType || this.closed) return;
-        this.follower.weriftDelivered(chosen, rtp);
-        if (chosen.kind === 'video') this.videoSsrc.set(chosen.index, rtp.header.ssrc);
-        this.deliver(chosen, rtp);
+        if (rtp.header.payloadType !== c.payloadType || this.closed) return;
+        this.follower.weriftDelivered(c, rtp);
+        if (c.kind === 'video') this.videoSsrc.set(c.index, rtp.header.ssrc);
+        this.deliver(c, rtp);
       });
     });
+    chosenFor();
   }
 
   private deliver(chosen: ChosenCodec, rtp: RtpPacket): void {
@@ -197,13 +241,88 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
     });
   }
 
-  /** A candidate from the publisher (trickle ICE); null or empty means end of candidates. */
+  /**
+   * A candidate from the publisher (trickle ICE); null or empty means end of candidates.
+   * One of an earlier ICE session (a late one after a restart) is dropped.
+   */
   async addRemoteCandidate(c: CandidateInit | null): Promise<void> {
     if (this.closed || (c?.candidate && isMdnsName(parseCandidate(c.candidate)?.address ?? ''))) return; // see withoutMdnsCandidates
+    if (c?.usernameFragment && c.usernameFragment !== this.pc.iceTransports[0]?.connection.remoteUsername) return;
     await this.pc.addIceCandidate(c && c.candidate ? c : undefined);
   }
 
-  /** Sends a PLI for every video track (needs `nack pli`, which the policy negotiates). */
+  /**
+   * Trickled candidates or an ICE restart after the answer (WHIP PATCH, a WebSocket
+   * re-offer): new credentials restart ICE and resolve with the new answer (candidates in
+   * it unless `trickle`); otherwise the candidates are added. `mids`: a whole re-offer's
+   * sections, which must be the first offer's. Throws IceUpdateRefused saying why not.
+   */
+  updateIce(update: IceUpdate, { trickle = false, mids }: { trickle?: boolean; mids?: string[] } = {}): Promise<{ restarted: boolean; answer?: string }> {
+    const run = this.iceQueue.then(() => this.applyIce(update, trickle, mids));
+    this.iceQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyIce(update: IceUpdate, trickle: boolean, mids: string[] | undefined): Promise<{ restarted: boolean; answer?: string }> {
+    if (this.closed) throw new IceUpdateRefused('session-ended', 'the session has ended');
+    const taken = new Set(this.tracks.flatMap((t) => (t.mid !== undefined ? [t.mid] : [])));
+    const unknown = update.candidates.find((c) => c.mid !== undefined && !taken.has(c.mid));
+    if (unknown) throw new IceUpdateRefused('unknown-mid', `a candidate is for a=mid:${unknown.mid}, which is not a section of this session (it has ${[...taken].join(', ') || 'none with a mid'})`);
+    const current = this.pc.iceTransports[0]?.connection.remoteUsername;
+    if (update.ufrag !== undefined && update.pwd !== undefined && update.ufrag !== current) {
+      if (this.pastUfrags.has(update.ufrag)) throw new IceUpdateRefused('stale-ice-session', `ice-ufrag ${update.ufrag} belongs to an ICE session that has been restarted since`);
+      const offered = this.offeredMids();
+      if (mids && mids.join(' ') !== offered.join(' ')) throw new IceUpdateRefused('sections-changed', `the re-offer has sections ${mids.join(', ')}; the session has ${offered.join(', ')} (only ICE can be renegotiated)`);
+      return { restarted: true, answer: await this.restartIce({ ...update, ufrag: update.ufrag, pwd: update.pwd }, trickle) };
+    }
+    if (mids) throw new IceUpdateRefused('not-a-restart', 'the re-offer has the ICE credentials of the current session: restart ICE (restartIce()) before making it');
+    if ((this.trickled += update.candidates.length) > MAX_CANDIDATES) throw new IceUpdateRefused('too-many-candidates', `more than ${MAX_CANDIDATES} candidates in one ICE session`);
+    const mid = this.tracks.find((t) => t.mid !== undefined)?.mid;
+    try {
+      for (const c of update.candidates) await this.addRemoteCandidate({ candidate: c.candidate, sdpMid: c.mid ?? mid });
+      if (update.endOfCandidates) await this.addRemoteCandidate(null);
+    } catch (e) {
+      throw new IceUpdateRefused('bad-candidate', `a candidate could not be used: ${(e as Error).message}`);
+    }
+    return { restarted: false };
+  }
+
+  /** The mids of the offer's sections, in order (rejected ones too). */
+  private offeredMids(): string[] {
+    return [...this.remoteOffer.matchAll(/^a=mid:(\S+)/gm)].map((m) => m[1]);
+  }
+
+  /** An ICE restart (see webrtc/ice-restart.ts for what werift needs): the re-offer, the new answer. */
+  private async restartIce(update: IceUpdate & { ufrag: string; pwd: string }, trickle: boolean): Promise<string> {
+    const offer = withIce(this.remoteOffer, { ...update, candidates: update.candidates.filter((c) => !isMdnsName(parseCandidate(c.candidate)?.address ?? '')) });
+    const previous = this.pc.iceTransports[0]?.connection.remoteUsername;
+    this.emit('restarting');
+    this.localCandidates.length = 0;
+    this.gatheringComplete = false;
+    this.trickled = update.candidates.length;
+    try {
+      restartForNewCredentials(this.pc, update);
+      await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
+      keepToConfiguredStun(this.pc, this.servers);
+      await this.pc.setLocalDescription(await this.pc.createAnswer());
+    } catch (e) {
+      // werift is half-way through a renegotiation: this peer cannot go on.
+      void this.close('ICE restart failed');
+      throw new OfferNotAnswerable((e as Error).message ?? String(e));
+    }
+    if (previous) this.pastUfrags.add(previous);
+    this.remoteOffer = offer;
+    this.iceRestarts++;
+    if (!trickle) await waitForGathering(this.pc);
+    const local = this.pc.localDescription?.sdp;
+    if (!local || !this.shape) throw new OfferNotAnswerable('werift produced no answer');
+    return shapeAnswer(local, this.shape);
+  }
+
+  /**
+   * Sends a PLI for every video track now (needs `nack pli`, which the codec policy
+   * negotiates). Only the keyframe policy (media/keyframe-policy.ts) calls it.
+   */
   requestKeyframe(): void {
     if (this.closed) return;
     for (const [index, ssrc] of this.videoSsrc) {
@@ -225,16 +344,22 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
     return local && remote ? { local, remote } : undefined;
   }
 
-  async close(): Promise<void> {
+  /**
+   * Tells the publisher the session is over (RTCP BYE and DTLS close_notify, see
+   * close-notify.ts), once; media may still arrive until close().
+   */
+  announceClose(reason: string): Promise<unknown> {
+    this.announced ??= announceClose(this.pc, reason).catch(() => 0);
+    return this.announced;
+  }
+
+  async close(reason = 'session ended'): Promise<void> {
     if (this.closed) return;
+    await this.announceClose(reason);
     this.closed = true;
     this.feedback?.close();
     await this.pc.close().catch(() => undefined);
   }
-}
-
-function indexOf(pc: RTCPeerConnection, t: RTCRtpTransceiver): number {
-  return pc.getTransceivers().indexOf(t);
 }
 
 /** The codec (and RTX) werift should answer with, feedback chosen by the gateway. */

@@ -80,13 +80,25 @@ describe('WHIP refuses bad requests with the right status and keeps serving', ()
   });
 
   it('406 for a Chromium offer with only AV1, naming what was offered and what is accepted', async () => {
-    const res = await page.publish(`${t.url}/whip/bad5`, { video: { width: 640, height: 480 }, audio: true, onlyVideo: ['AV1'] });
+    const res = await page.publish(`${t.url}/whip/bad5`, { video: { width: 640, height: 480 }, audio: false, onlyVideo: ['AV1'] });
     expect(res.offer).toMatch(/a=rtpmap:\d+ AV1\/90000/);
     expect(res.offer).not.toMatch(/H264|VP8/);
     expect(res.status).toBe(406);
     expect(res.body).toMatch(/offered AV1/);
     expect(res.body).toMatch(/H264.*VP8.*VP9/);
     expect((await getStream(t.url, 'bad5')).status).toBe(404);
+  });
+
+  it('AV1 video with Opus: 201 for the sound, the video section rejected and named (answer i=, API, log)', async () => {
+    const res = await page.publish(`${t.url}/whip/bad5b`, { video: { width: 640, height: 480 }, audio: true, onlyVideo: ['AV1'] });
+    expect(res.status, res.body).toBe(201); // and Chromium took the answer (publish() applies it)
+    const video = res.body.slice(res.body.indexOf('m=video'));
+    expect(video).toMatch(/^m=video 0 /);
+    expect(video).toMatch(/^i=no acceptable video codec: offered AV1\/90000; accepted H264/m);
+    const { info } = await getStream(t.url, 'bad5b');
+    expect(info?.ignoredMedia).toEqual([{ mid: '1', kind: 'video', reason: expect.stringMatching(/^no acceptable video codec: offered AV1/) }]);
+    expect(info?.tracks.map((x) => x.kind)).toEqual(['audio']);
+    expect(await page.stop()).toBe(200);
   });
 
   it('409 for a second publisher on a live name; the first one is untouched', async () => {
@@ -116,15 +128,14 @@ describe('WHIP refuses bad requests with the right status and keeps serving', ()
     expect((await getStream(t.url, 'busy1')).info).toMatchObject({ state: 'live', session: info!.session });
   });
 
-  it('405 for PATCH (trickle ICE) on a session resource', async () => {
+  it('PATCH on a session: 415 for another content type, 400 naming what is wrong with a fragment; the live stream untouched', async () => {
     const location = new URL(live!.location!, t.url);
-    const res = await fetch(location, {
-      method: 'PATCH',
-      headers: { 'Content-Type': 'application/trickle-ice-sdpfrag' },
-      body: 'a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdef0123456789\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9999 typ host\r\n',
-    });
-    await expectRefused(res, 405, /trickle ICE is not supported/);
-    expect(res.headers.get('allow')).toMatch(/DELETE/);
+    const patch = (body: string, type = 'application/trickle-ice-sdpfrag') => fetch(location, { method: 'PATCH', headers: { 'Content-Type': type, 'If-Match': live!.etag()! }, body });
+    const wrong = await patch('a=candidate:1 1 udp 2130706431 127.0.0.1 9999 typ host\r\n', 'application/sdp');
+    await expectRefused(wrong, 415, /application\/trickle-ice-sdpfrag/);
+    expect(wrong.headers.get('accept-patch')).toBe('application/trickle-ice-sdpfrag');
+    await expectRefused(await patch(goodOffer), 400, /a whole SDP .*a PATCH takes an application\/trickle-ice-sdpfrag fragment/);
+    await expectRefused(await patch('a=ice-ufrag:abcd\r\n'), 400, /a=ice-ufrag without a=ice-pwd/);
     expect((await getStream(t.url, 'busy1')).info?.state).toBe('live');
   });
 

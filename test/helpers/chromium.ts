@@ -49,10 +49,12 @@ export interface LaunchOptions {
   cameraFile?: string;
   /** Another executable (a wrapper that enters a network namespace). */
   executablePath?: string;
+  /** More switches, after (and so over) the ones above. */
+  extraArgs?: string[];
 }
 
 export function chromiumArgs(opts: LaunchOptions = {}): string[] {
-  return opts.cameraFile ? [...CHROMIUM_ARGS, `--use-file-for-fake-video-capture=${opts.cameraFile}`] : CHROMIUM_ARGS;
+  return [...CHROMIUM_ARGS, ...(opts.cameraFile ? [`--use-file-for-fake-video-capture=${opts.cameraFile}`] : []), ...(opts.extraArgs ?? [])];
 }
 
 export function launchChromium(opts: LaunchOptions = {}): Promise<Browser> {

@@ -18,6 +18,7 @@ export interface StreamInfoJson {
   tracks: { kind: string; codec: string; packets: number; keyframes: number; width?: number; height?: number; fps?: number; channels: number; lost: number }[];
   outputs: { id: string; type: string; state: string; restarts: number; error?: string }[];
   ice?: { local: Endpoint; remote: Endpoint };
+  ignoredMedia: { mid?: string; kind: string; reason: string }[];
 }
 
 export async function getStream(base: string, name: string): Promise<{ status: number; info?: StreamInfoJson }> {

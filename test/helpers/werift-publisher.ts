@@ -13,6 +13,7 @@ import {
   useTransportWideCC,
   useTWCC,
 } from 'werift';
+import { parseIceFragment, withIce } from '../../src/sdp/ice-fragment.js';
 import { keepToConfiguredStun } from '../../src/webrtc/ice-options.js';
 
 // A real WebRTC publisher for tests and benchmarks: ffmpeg encodes a test pattern (H.264
@@ -45,8 +46,19 @@ export interface PublisherOptions {
    * (as an encoder restart in some WHIP clients does).
    */
   switchVideoSsrcAfterMs?: number;
-  /** Sent as `Authorization: Bearer` with the WHIP POST and DELETE. */
+  /** Sent as `Authorization: Bearer` with the WHIP POST, PATCH and DELETE. */
   token?: string;
+  /**
+   * 'patch': the offer goes out without candidates and they follow after the 201 in a
+   * WHIP PATCH (trickle ICE, RFC 9725 §4.3.1), as a client that gathers slowly sends them.
+   */
+  trickle?: 'patch';
+  /**
+   * Take no candidate from the answer: this publisher then checks nothing itself and is
+   * reached only by the gateway's checks, to the candidates it trickled (so a test can
+   * tell that the trickled ones were used).
+   */
+  ignoreAnswerCandidates?: boolean;
   /**
    * Sync marks instead of the test pattern and tone: for the first 100 ms of every second
    * the picture is white (else black) and a 1 kHz beep sounds (else silence).
@@ -73,11 +85,52 @@ export interface Publisher {
    * packets werift's own parser might drop.
    */
   twccSenders: Map<number, number>;
+  /** The offer as POSTed. */
+  offer: string;
+  /** The WHIP session's ETag, as the last response gave it. */
+  etag: () => string | undefined;
+  /** Status of the trickle PATCH (option trickle 'patch'), once sent. */
+  tricklePatch: () => Promise<number>;
+  /**
+   * An ICE restart over WHIP PATCH (RFC 9725 §4.3.2), as after a network change: with
+   * `newSocket` the old ICE socket is closed first and a new one gathered on another port,
+   * `lostForMs` after that (the time a client takes to notice).
+   */
+  restartIce: (opts?: { newSocket?: boolean; lostForMs?: number }) => Promise<IceRestartResult>;
   connected: () => Promise<void>;
   stop: (opts?: { delete?: boolean }) => Promise<void>;
 }
 
+export interface IceRestartResult {
+  status: number;
+  /** The PATCH body sent and the response body. */
+  fragment: string;
+  answer: string;
+  etag?: string;
+  /** performance.now() when the old socket was closed, the PATCH sent, and the answer applied. */
+  lostAt: number;
+  patchedAt: number;
+  appliedAt: number;
+}
+
 const SWITCHED_SSRC = 0x5eed5eed;
+
+/**
+ * werift as the offering (controlling) side of an ICE restart never starts its checks:
+ * RTCPeerConnection.connect() returns early while DTLS is connected, so no pair is
+ * nominated and it sends nothing (test/integration/werift-patches.test.ts shows it). A
+ * browser checks by itself; this test publisher starts werift's checks after applying
+ * the restart's answer.
+ */
+export async function resumeIceChecks(pc: RTCPeerConnection): Promise<void> {
+  await Promise.allSettled(
+    pc.dtlsTransports
+      .filter((d) => d.state === 'connected')
+      .map((d) => d.iceTransport)
+      .filter((t) => t.state !== 'closed' && !t.connection.nominated && !(t as unknown as { waitStart?: unknown }).waitStart)
+      .map((t) => t.start()),
+  );
+}
 
 async function udpReceiver(onPacket: (buf: Buffer) => void): Promise<{ port: number; close: () => void }> {
   const socket = dgram.createSocket('udp4');
@@ -191,12 +244,16 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
     if (pc.iceGatheringState === 'complete') return resolve();
     pc.iceGatheringStateChange.subscribe((s) => s === 'complete' && resolve());
   });
+  const gathered = pc.localDescription!.sdp;
+  // Trickling: the offer as first made, without candidates; they follow in a PATCH.
+  const offer = opts.trickle === 'patch' ? gathered.replace(/^a=(candidate:|end-of-candidates).*\r?\n/gm, '') : gathered;
   const res = await fetch(opts.whipUrl, {
     method: 'POST',
     headers: { 'Content-Type': 'application/sdp', ...bearer(opts.token) },
-    body: pc.localDescription!.sdp,
+    body: offer,
   });
   const body = await res.text();
+  let etag = res.headers.get('etag') ?? undefined;
   const connectedPromise = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('publisher did not connect in 10 s')), 10_000);
     pc.connectionStateChange.subscribe((s) => {
@@ -208,8 +265,51 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
     });
   });
   connectedPromise.catch(() => undefined);
+  const sessionUrl = () => new URL(publisher.location!, opts.whipUrl);
+  const patch = async (fragment: string, ifMatch: string | undefined) => {
+    const r = await fetch(sessionUrl(), { method: 'PATCH', headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', ...(ifMatch ? { 'If-Match': ifMatch } : {}), ...bearer(opts.token) }, body: fragment });
+    etag = r.headers.get('etag') ?? etag;
+    return { status: r.status, body: await r.text() };
+  };
+  /** The ICE lines of an SDP's first (bundle tag) section, as a WHIP client PATCHes them (RFC 8840 fragment). */
+  const fragmentOf = (sdp: string) => {
+    const lines = sdp.split(/\r?\n/);
+    const start = lines.findIndex((l) => l.startsWith('m='));
+    const end = lines.findIndex((l, i) => i > start && l.startsWith('m='));
+    const section = lines.slice(start, end < 0 ? undefined : end);
+    const first = (prefix: string) => section.find((l) => l.startsWith(prefix)) ?? lines.find((l) => l.startsWith(prefix));
+    return ['a=ice-options:trickle', section[0], first('a=mid:'), first('a=ice-ufrag:'), first('a=ice-pwd:'), ...section.filter((l) => l.startsWith('a=candidate:')), 'a=end-of-candidates', ''].join('\r\n');
+  };
+  let tricklePatch: Promise<number> | undefined;
   const publisher: Publisher = {
     status: res.status,
+    offer,
+    etag: () => etag,
+    tricklePatch: () => tricklePatch ?? Promise.reject(new Error('no trickle PATCH (option trickle)')),
+    restartIce: async ({ newSocket = false, lostForMs = 0 } = {}) => {
+      const lostAt = performance.now();
+      if (newSocket) {
+        // The network changed: the old socket is gone; gathering opens a new one.
+        const conn = pc.iceTransports[0].connection as unknown as { protocols: { close?: () => Promise<void> }[] };
+        for (const p of conn.protocols) await p.close?.();
+        conn.protocols = [];
+      }
+      await new Promise((r) => setTimeout(r, lostForMs));
+      pc.restartIce();
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise<void>((resolve) => {
+        if (pc.iceGatheringState === 'complete') return resolve();
+        const sub = pc.iceGatheringStateChange.subscribe((s) => s === 'complete' && (sub.unSubscribe(), resolve()));
+      });
+      const fragment = fragmentOf(pc.localDescription!.sdp);
+      const patchedAt = performance.now();
+      const r = await patch(fragment, '*');
+      if (r.status !== 200) return { status: r.status, fragment, answer: r.body, etag, lostAt, patchedAt, appliedAt: performance.now() };
+      const update = parseIceFragment(r.body);
+      await pc.setRemoteDescription({ type: 'answer', sdp: withIce(publisher.answer, { ...update, ufrag: update.ufrag!, pwd: update.pwd! }) });
+      void resumeIceChecks(pc); // werift as the offerer skips its checks after a restart too (see that file)
+      return { status: r.status, fragment, answer: r.body, etag, lostAt, patchedAt, appliedAt: performance.now() };
+    },
     answer: res.status === 201 ? body : '',
     errorText: res.status === 201 ? undefined : body,
     location: res.headers.get('location') ?? undefined,
@@ -234,7 +334,9 @@ export async function startWeriftPublisher(opts: PublisherOptions): Promise<Publ
     await publisher.stop({ delete: false });
     return publisher;
   }
-  await pc.setRemoteDescription({ type: 'answer', sdp: body });
+  const answer = opts.ignoreAnswerCandidates ? body.replace(/^a=(candidate:|end-of-candidates).*\r?\n/gm, '') : body;
+  await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+  if (opts.trickle === 'patch') tricklePatch = patch(fragmentOf(gathered), etag).then((r) => r.status);
   for (const dtls of new Set(pc.dtlsTransports)) {
     dtls.iceTransport.connection.onData.subscribe((data: Buffer) => {
       // RTCP (not STUN or DTLS): version 2, PT 205 (transport feedback), FMT 15.

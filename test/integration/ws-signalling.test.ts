@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI } from 'werift';
 import WebSocket from 'ws';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
+import { resumeIceChecks } from '../helpers/werift-publisher.js';
 
 // The WebSocket signalling protocol at /ws, with a real werift peer: trickle ICE both ways,
 // malformed messages, two publishers on one name, a closed socket ending its session.
@@ -121,6 +122,50 @@ describe('WebSocket signalling', () => {
     });
     expect(c.messages.filter((m) => m.type === 'error')).toEqual([]);
     c.close();
+    await pc.close();
+  });
+
+  it('restarts ICE in the same session from a new connection, which takes the session over', async () => {
+    const c = await Client.open(ws);
+    const pc = peer();
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitFor('gathered', () => (pc.iceGatheringState === 'complete' ? true : undefined));
+    c.send({ type: 'publish', stream: 'ws4', sdp: pc.localDescription!.sdp });
+    const answer = await c.next('answer');
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp as string });
+    await waitFor('live', async () => ((await (await fetch(`${t.url}/api/streams/ws4`)).json()) as { state: string }).state === 'live' || undefined);
+    // Without new credentials it is no restart; a stranger's connection without the session id gets nothing.
+    c.send({ type: 'restart', sdp: pc.localDescription!.sdp });
+    expect(await c.next('error')).toMatchObject({ code: 'not-a-restart' });
+    const c2 = await Client.open(ws);
+    c2.send({ type: 'restart', stream: 'ws4', session: 'not-the-session', sdp: pc.localDescription!.sdp });
+    expect(await c2.next('error')).toMatchObject({ code: 'not-publishing' });
+    // The real restart, on the new connection (the old one "went down with the network").
+    pc.restartIce();
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitFor('gathered', () => (pc.iceGatheringState === 'complete' ? true : undefined));
+    const extra = pc.localDescription!.sdp.replace(/a=group:BUNDLE (\S+)/, 'a=group:BUNDLE $1 9') + 'm=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=mid:9\r\na=sendonly\r\na=rtpmap:0 PCMU/8000\r\n';
+    c2.send({ type: 'restart', stream: 'ws4', session: answer.session, sdp: extra });
+    expect(await c2.next('error')).toMatchObject({ code: 'sections-changed' });
+    c2.send({ type: 'restart', stream: 'ws4', session: answer.session, sdp: pc.localDescription!.sdp });
+    const again = await c2.next('answer');
+    expect(again).toMatchObject({ stream: 'ws4', session: answer.session });
+    expect(again.sdp).not.toMatch(new RegExp(`a=ice-ufrag:${/a=ice-ufrag:(\S+)/.exec(answer.sdp as string)![1]}\r`));
+    await pc.setRemoteDescription({ type: 'answer', sdp: again.sdp as string });
+    const candidate = await c2.next('candidate');
+    await pc.addIceCandidate(candidate.candidate as { candidate: string });
+    void resumeIceChecks(pc);
+    const restarted = await waitFor('the restart counted, over a pair again', async () => {
+      const s = (await (await fetch(`${t.url}/api/streams/ws4`)).json()) as { state: string; session: string; iceRestarts: number };
+      return s.iceRestarts === 1 && pc.iceTransports[0].connection.nominated ? s : undefined;
+    });
+    expect(restarted).toMatchObject({ state: 'live', session: answer.session });
+    // The old connection closing no longer ends the session; the new one's does.
+    c.close();
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await fetch(`${t.url}/api/streams/ws4`)).status).toBe(200);
+    c2.close();
+    await waitFor('stream gone', async () => ((await fetch(`${t.url}/api/streams/ws4`)).status === 404 ? true : undefined));
     await pc.close();
   });
 

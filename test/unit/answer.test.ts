@@ -55,6 +55,14 @@ describe('SDP answer additions', () => {
     expect(text).not.toContain('transport-cc');
   });
 
+  it('gives a rejected section its reason as i= (media title), right after its m= line', () => {
+    const rejected = answer.replace('m=audio 9 UDP/TLS/RTP/SAVPF 111', 'm=audio 0 UDP/TLS/RTP/SAVPF 111');
+    const text = shapeAnswer(rejected, { video: { maxKbps: 4000, startKbps: 2000 }, transportCc: false, rejected: [{ index: 0, reason: 'no acceptable audio codec:\r\noffered AAC' }] });
+    expect(text).toContain('m=audio 0 UDP/TLS/RTP/SAVPF 111\r\ni=no acceptable audio codec: offered AAC\r\nc=IN IP4');
+    // Only on rejected sections: one the answer takes keeps no title.
+    expect(shapeAnswer(answer, { video: { maxKbps: 4000, startKbps: 2000 }, transportCc: false, rejected: [{ index: 0, reason: 'x' }] })).not.toMatch(/^i=/m);
+  });
+
   it('caps the start bitrate at the maximum', () => {
     expect(shapeAnswer(answer, { video: { maxKbps: 800, startKbps: 2000 }, transportCc: false })).toContain('x-google-max-bitrate=800;x-google-start-bitrate=800');
   });
