@@ -26,7 +26,7 @@ import { authEnabled } from './auth/policy.js';
 import { autostartOutputs } from './outputs/autostart.js';
 import { OutputCatalog } from './outputs/catalog.js';
 import { ResumeOutputs } from './outputs/resume.js';
-import { PushTargets } from './pipelines/push-targets.js';
+import { PushTargets } from './egress/allowed-targets.js';
 import { Recordings } from './recordings/recordings.js';
 import { PortAllocator } from './rtp/ports.js';
 import { Webhooks } from './events/webhooks.js';

@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ACTIONS } from '../auth/permissions.js';
 import { EVENT_TYPES } from '../events/bus.js';
-import { targetEntryProblem } from '../pipelines/push-targets.js';
+import { targetEntryProblem } from '../egress/allowed-targets.js';
 import { MAX_PATTERN_LENGTH } from './wildcard.js';
 
 // The one place where every setting and its default lives. A config file, environment

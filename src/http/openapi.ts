@@ -1,6 +1,6 @@
 import { EVENT_TYPES } from '../events/bus.js';
 import { NAME_PATTERN } from '../streams/names.js';
-import { OUTPUT_STATES } from '../streams/output.js';
+import { OUTPUT_STATES } from '../streams/output-contract.js';
 import { z } from 'zod';
 import { rtpParams } from '../outputs/kinds/rtp.js';
 import { paramsSchema, type PipelineDefinition } from '../pipelines/definition.js';

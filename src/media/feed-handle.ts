@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Command } from './messages.js';
+import type { Command } from './worker-messages.js';
 
 // The main thread's side of an output's feed (media/feed.ts runs in the publisher's
 // worker): the ports ffmpeg listens on, open/drain/close as messages, and what the worker

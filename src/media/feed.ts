@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { keyframeStartFor } from '../rtp/keyframes.js';
 import { RtpForwarder } from '../rtp/forwarder.js';
-import type { MediaTrack } from './track.js';
+import type { MediaTrack } from './media-track.js';
 
 // The RTP an output receives, sent from its publisher's media worker: one forwarder per track, to ffmpeg on loopback or to a
 // remote player. open() starts video at a keyframe (replaying the cached one at once when

@@ -5,7 +5,7 @@ import type { ChosenCodec } from '../webrtc/codec-policy.js';
 import type { CandidateInit, SelectedPair } from '../webrtc/publisher-peer.js';
 import { IceUpdateRefused } from '../webrtc/ice-update-refused.js';
 import { FeedHandle } from './feed-handle.js';
-import type { Command, FeedTargetSpec, IceUpdateResult, LocalTrackResult, ParameterSetInfo, Request, SessionStats } from './messages.js';
+import type { Command, FeedTargetSpec, IceUpdateResult, LocalTrackResult, ParameterSetInfo, Request, SessionStats } from './worker-messages.js';
 
 // The main thread's side of one publisher's media session, which lives in a media worker
 // (media/worker-session.ts). It keeps PublisherPeer's message-shaped surface (state and

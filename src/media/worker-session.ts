@@ -8,8 +8,8 @@ import { parseOffer } from '../sdp/offer.js';
 import { PublisherPeer, type CandidateInit } from '../webrtc/publisher-peer.js';
 import { Feed } from './feed.js';
 import { KeyframePolicy } from './keyframe-policy.js';
-import type { AnswerResult, FeedTargetSpec, FromWorker, IceUpdateResult, LocalTrackResult, Request, SessionStats } from './messages.js';
-import { MediaTrack } from './track.js';
+import type { AnswerResult, FeedTargetSpec, FromWorker, IceUpdateResult, LocalTrackResult, Request, SessionStats } from './worker-messages.js';
+import { MediaTrack } from './media-track.js';
 
 // One publisher in its media worker: the werift peer, its tracks and the feeds of its
 // outputs. Packets go peer -> track -> feeds -> ffmpeg without leaving the thread; what

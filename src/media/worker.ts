@@ -7,12 +7,12 @@ import { SdpError } from '../sdp/offer.js';
 import { installFastRtpHeaderParse } from '../webrtc/rtp-header-parse.js';
 import { installKeyObjectCache } from '../webrtc/srtp-keys.js';
 import type { Feed } from './feed.js';
-import type { FromWorker, Request, ToWorker, WireError, WorkerSetup } from './messages.js';
+import type { FromWorker, Request, ToWorker, WireError, WorkerSetup } from './worker-messages.js';
 import { WorkerSession } from './worker-session.js';
 
 // A media worker (node:worker_threads): the werift peers, ICE sockets and RTP forwarding
 // of the sessions the main thread placed here. It does what the messages say and reports
-// back (messages.ts); the main thread owns everything else.
+// back (worker-messages.ts); the main thread owns everything else.
 
 // Two costs of werift's per-packet path, taken out in this thread (see each file).
 installKeyObjectCache();

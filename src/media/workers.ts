@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import { SdpError } from '../sdp/offer.js';
 import { AnswerUnavailable, OfferNotAnswerable } from '../webrtc/publisher-peer.js';
 import { ICE_UPDATE_REFUSALS, IceUpdateRefused, type IceUpdateRefusalCode } from '../webrtc/ice-update-refused.js';
-import type { AnswerResult, Command, FromWorker, Request, WireError, WorkerSetup } from './messages.js';
+import type { AnswerResult, Command, FromWorker, Request, WireError, WorkerSetup } from './worker-messages.js';
 import { SessionHandle, type WorkerLink } from './session-handle.js';
 
 // The media plane: `media.workers` worker threads (one per core by default), each owning

@@ -3,7 +3,7 @@ import type { Grant } from '../auth/permissions.js';
 import type { LimitKind } from '../http/limits.js';
 import type { WorkerInfo } from '../media/workers.js';
 import type { StreamRegistry } from '../streams/registry.js';
-import type { Output } from '../streams/output.js';
+import type { Output } from '../streams/output-contract.js';
 import type { Stream } from '../streams/stream.js';
 
 // GET /metrics for Prometheus (prom-client). Counts that live in the streams (packets,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Output, OutputEvents, OutputInfo, OutputState } from '../streams/output.js';
+import type { Output, OutputEvents, OutputInfo, OutputState } from '../streams/output-contract.js';
 
 // What every output has in common: an id, a type, a state that announces its changes, an
 // error, links for players, and the info() the API shows.

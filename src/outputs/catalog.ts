@@ -1,10 +1,10 @@
 import type { Config } from '../config/schema.js';
 import type { EventBus } from '../events/bus.js';
 import { ParamError, resolveParams, type PipelineDefinition, type Values } from '../pipelines/definition.js';
-import type { PushTargets } from '../pipelines/push-targets.js';
+import type { PushTargets } from '../egress/allowed-targets.js';
 import type { Recordings } from '../recordings/recordings.js';
 import type { PortAllocator } from '../rtp/ports.js';
-import type { Output } from '../streams/output.js';
+import type { Output } from '../streams/output-contract.js';
 import type { Stream } from '../streams/stream.js';
 import { newOutputId } from './base.js';
 import { checkTarget, OutputRequestError, outputDir, type KindServices, type OutputKind, type PushTarget } from './kind.js';

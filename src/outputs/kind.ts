@@ -1,9 +1,9 @@
 import path from 'node:path';
 import type { EventBus } from '../events/bus.js';
 import type { PipelineDefinition, Values } from '../pipelines/definition.js';
-import { PushTargetError } from '../pipelines/push-url.js';
-import { PushTargetRefused, type PinnedTarget, type PushTargets } from '../pipelines/push-targets.js';
-import type { Output } from '../streams/output.js';
+import { PushTargetError } from '../egress/push-url.js';
+import { PushTargetRefused, type PinnedTarget, type PushTargets } from '../egress/allowed-targets.js';
+import type { Output } from '../streams/output-contract.js';
 import type { Stream } from '../streams/stream.js';
 import type { PipelineServices } from './pipeline-output.js';
 

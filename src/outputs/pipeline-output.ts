@@ -9,7 +9,7 @@ import { buildArgs, type BuiltArgs, type PipelineDefinition, type Values } from 
 import { FfmpegProcess, type FfmpegExit } from '../pipelines/ffmpeg-process.js';
 import type { FeedHandle } from '../media/feed-handle.js';
 import type { Stream } from '../streams/stream.js';
-import type { Track } from '../streams/track.js';
+import type { TrackView } from '../streams/track-view.js';
 import { isTranscoded } from '../webrtc/codec-policy.js';
 import { OutputBase } from './base.js';
 import { sdpMedia } from './sdp-media.js';
@@ -22,7 +22,7 @@ import { sdpMedia } from './sdp-media.js';
 
 /** A track the stream's outputs share (outputs/shared-encoder.ts), as an output uses it. */
 export interface SharedTrack {
-  acquire(): Promise<Track>;
+  acquire(): Promise<TrackView>;
   release(): void;
 }
 
@@ -34,7 +34,7 @@ export interface SharedTracks {
 
 export interface OutputContext {
   streamName: string;
-  tracks: Track[];
+  tracks: TrackView[];
   shared?: SharedTracks;
   ports: PortAllocator;
   ffmpegPath: string;
@@ -45,7 +45,7 @@ export interface OutputContext {
 }
 
 interface FeedTarget {
-  track: Track;
+  track: TrackView;
   host: string;
   port: number;
 }
@@ -111,7 +111,7 @@ export class PipelineOutput extends OutputBase {
   /** ffmpeg processes started so far (the next one is a restart when > 0). */
   private launches = 0;
   /** Shared tracks in use, held from the first start to the end (released once). */
-  private readonly leases = new Map<'audio' | 'video', { shared: SharedTrack; track: Promise<Track> }>();
+  private readonly leases = new Map<'audio' | 'video', { shared: SharedTrack; track: Promise<TrackView> }>();
 
   constructor(
     readonly definition: PipelineDefinition,
@@ -147,7 +147,7 @@ export class PipelineOutput extends OutputBase {
    * shared encode of it: AAC when the audio input is `aac`, H.264 when the publisher
    * sends VP8/VP9 (outputs copy H.264, unless told to take the VP8/VP9 as sent).
    */
-  private async track(kind: 'audio' | 'video'): Promise<Track | undefined> {
+  private async track(kind: 'audio' | 'video'): Promise<TrackView | undefined> {
     const source = this.ctx.tracks.find((t) => t.kind === kind);
     const wanted = kind === 'audio' ? (this.options.audioInput ?? this.definition.audioInput) === 'aac' : source !== undefined && isTranscoded(source.codec) && this.options.videoInput !== 'source';
     const shared = this.ctx.shared?.[kind];
@@ -178,7 +178,7 @@ export class PipelineOutput extends OutputBase {
     }
     const targets: FeedTarget[] = [];
     try {
-      for (const track of [video, audio].filter((t): t is Track => t !== undefined)) {
+      for (const track of [video, audio].filter((t): t is TrackView => t !== undefined)) {
         if (this.stopping) break;
         targets.push({ track, host: LOOPBACK, port: await this.ctx.ports.allocate() });
       }

@@ -1,8 +1,8 @@
-import type { OutputInfo } from '../streams/output.js';
+import type { OutputInfo } from '../streams/output-contract.js';
 import type { StreamRegistry } from '../streams/registry.js';
 import type { OutputRequest, Stream } from '../streams/stream.js';
 import type { OutputCatalog } from './catalog.js';
-import type { Output } from '../streams/output.js';
+import type { Output } from '../streams/output-contract.js';
 
 // Outputs a REST client started are remembered on their stream. With
 // streams.resumeOutputsSeconds, when the publisher leaves they wait that long (listed as

@@ -1,7 +1,7 @@
 import type { FeedHandle } from '../media/feed-handle.js';
 import { renderSessionSdp } from '../sdp/render.js';
 import type { Stream } from '../streams/stream.js';
-import type { Track } from '../streams/track.js';
+import type { TrackView } from '../streams/track-view.js';
 import { OutputBase } from './base.js';
 import type { SharedTrack } from './pipeline-output.js';
 import { sdpMedia } from './sdp-media.js';
@@ -23,7 +23,7 @@ const KEYFRAME_INTERVAL_SECONDS = 2;
 export class RtpOutput extends OutputBase {
   private feed: FeedHandle | undefined;
   /** The shared H.264 while this output sends it. */
-  private video: Track | undefined;
+  private video: TrackView | undefined;
 
   constructor(
     private readonly stream: Pick<Stream, 'name' | 'tracks' | 'openFeed'>,
@@ -46,7 +46,7 @@ export class RtpOutput extends OutputBase {
   }
 
   /** Tracks that have a port in the target. */
-  private sent(): { track: Track; port: number }[] {
+  private sent(): { track: TrackView; port: number }[] {
     return this.stream.tracks.flatMap((track) => {
       const port = track.kind === 'video' ? this.target.videoPort : this.target.audioPort;
       return port ? [{ track: (track.kind === 'video' && this.video) || track, port }] : [];

@@ -1,8 +1,8 @@
 import type { SdpMedia } from '../sdp/render.js';
-import type { Track } from '../streams/track.js';
+import type { TrackView } from '../streams/track-view.js';
 
 /** The SDP m-section that describes what a feed sends for one track. */
-export function sdpMedia(track: Track, port: number): SdpMedia {
+export function sdpMedia(track: TrackView, port: number): SdpMedia {
   const c = track.codec;
   if (c.name === 'H264') {
     const ps = track.parameterSets;

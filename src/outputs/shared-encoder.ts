@@ -2,7 +2,7 @@ import type { ChosenCodec } from '../webrtc/codec-policy.js';
 import { loadSharedDefinition, resolveParams, type PipelineDefinition, type Values } from '../pipelines/definition.js';
 import { ProcessCpu } from '../pipelines/process-cpu.js';
 import type { Stream, StreamHelper } from '../streams/stream.js';
-import type { EncoderInfo, Track } from '../streams/track.js';
+import type { EncoderInfo, TrackView } from '../streams/track-view.js';
 import { outputDir } from './kind.js';
 import { PipelineOutput, type OutputContext, type PipelineServices } from './pipeline-output.js';
 
@@ -20,7 +20,7 @@ import { PipelineOutput, type OutputContext, type PipelineServices } from './pip
 // starts at 320x240). So when the publisher's keyframes come with a new size, a new
 // encoder is started next to the running one, from that keyframe (the worker's cached
 // one). The worker takes the new encoder's packets from its first one on and drops the
-// old one's (media/track.ts), so the picture goes on without a gap (stopping the old
+// old one's (media/media-track.ts), so the picture goes on without a gap (stopping the old
 // encoder first left 700 ms without pictures); the old one is stopped once the new one's
 // parameter sets have arrived. The outputs' feeds carry on across the change of SSRC
 // (rtp/forwarder.ts).
@@ -30,9 +30,9 @@ export interface SharedEncoderSpec {
   pipeline: string;
   kind: 'audio' | 'video';
   /** The codec of what the encoder sends back, for the local track. */
-  codec: (source: Track) => ChosenCodec;
+  codec: (source: TrackView) => ChosenCodec;
   /** The encoder's values besides `port`. */
-  values: (source: Track) => Values;
+  values: (source: TrackView) => Values;
   /** How much later than the source the encoded media arrives (measured; see each spec). */
   latencyMs: number;
   /** Start the encoder again when the source's picture size changes (video). */
@@ -44,14 +44,14 @@ const CPU_SAMPLE_MS = 2000;
 /** A replaced encoder is stopped after this long even if its successor has sent nothing yet. */
 const REPLACED_STOP_MS = 5000;
 
-function sizeOf(source: Track): string | undefined {
+function sizeOf(source: TrackView): string | undefined {
   const { width, height } = source.parameterSets;
   return width && height ? `${width}x${height}` : undefined;
 }
 
 export class SharedEncoder implements StreamHelper {
   private users = 0;
-  private local: Promise<{ track: Track; port: number }> | undefined;
+  private local: Promise<{ track: TrackView; port: number }> | undefined;
   private encoder: PipelineOutput | undefined;
   private stopping: Promise<void> | undefined;
   private definition: PipelineDefinition | undefined;
@@ -73,7 +73,7 @@ export class SharedEncoder implements StreamHelper {
   ) {}
 
   /** The encoded track, with its encoder running; give it back with release(). */
-  async acquire(): Promise<Track> {
+  async acquire(): Promise<TrackView> {
     this.users++;
     const source = this.stream.tracks.find((t) => t.kind === this.spec.kind);
     if (!source) throw new Error(`stream ${this.stream.name} has no ${this.spec.kind} to encode`);
@@ -85,7 +85,7 @@ export class SharedEncoder implements StreamHelper {
   }
 
   /** The source's picture size changed: a new encoder for it (see the top of this file). */
-  private async sizeChanged(source: Track, port: number): Promise<void> {
+  private async sizeChanged(source: TrackView, port: number): Promise<void> {
     const size = sizeOf(source);
     if (!this.encoder || !size || size === this.encodedSize) return;
     if (this.encodedSize === undefined) {
@@ -110,7 +110,7 @@ export class SharedEncoder implements StreamHelper {
    * Resolves when the new encoder's parameter sets reached the local track, after
    * REPLACED_STOP_MS at most, or at once when the function given to `now` is called.
    */
-  private whenReplaced(local: Track, now: (resolveNow: () => void) => void): Promise<void> {
+  private whenReplaced(local: TrackView, now: (resolveNow: () => void) => void): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -128,7 +128,7 @@ export class SharedEncoder implements StreamHelper {
     if (this.users === 0) void this.stopEncoder();
   }
 
-  private startEncoder(source: Track, local: Track, port: number): void {
+  private startEncoder(source: TrackView, local: TrackView, port: number): void {
     this.definition ??= loadSharedDefinition(this.spec.pipeline);
     const s = this.stream;
     // Each encoder its own folder (a replaced one finishes next to its successor).

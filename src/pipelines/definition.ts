@@ -2,7 +2,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { pushUrlProblem } from './push-url.js';
+import { pushUrlProblem } from '../egress/push-url.js';
 
 // Pipeline definitions are data (pipelines/*.json at the package root): this file loads
 // and checks them, validates caller parameters against them, and fills their

@@ -15,7 +15,7 @@ import { IceUpdateRefused } from '../webrtc/ice-update-refused.js';
 import type { StreamRegistry } from '../streams/registry.js';
 import type { Stream } from '../streams/stream.js';
 import type { CandidateInit } from '../webrtc/publisher-peer.js';
-import { clientMessage, type ClientMessage, type ErrorCode, type ServerMessage } from './messages.js';
+import { clientMessage, type ClientMessage, type ErrorCode, type ServerMessage } from './protocol.js';
 
 // WebSocket signalling for the built-in pages: publish with trickle ICE both ways, ICE
 // restarts, and a live feed of events and stream stats for the dashboard. A malformed

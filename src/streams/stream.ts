@@ -1,14 +1,14 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
 import type { FeedHandle } from '../media/feed-handle.js';
-import type { FeedTargetSpec, IceUpdateResult } from '../media/messages.js';
+import type { FeedTargetSpec, IceUpdateResult } from '../media/worker-messages.js';
 import type { SessionHandle } from '../media/session-handle.js';
 import type { IceUpdate } from '../sdp/ice-fragment.js';
 import { IceUpdateRefused } from '../webrtc/ice-update-refused.js';
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
 import type { CandidateInit, SelectedPair } from '../webrtc/publisher-peer.js';
-import type { Output, OutputInfo } from './output.js';
-import { Track, type EncoderInfo, type TrackInfo } from './track.js';
+import type { Output, OutputInfo } from './output-contract.js';
+import { TrackView, type EncoderInfo, type TrackInfo } from './track-view.js';
 
 // A stream is a name with one publisher session and the outputs fed from it. The session's
 // media runs in a media worker (`media`); the stream keeps its story: state, time-outs,
@@ -89,7 +89,7 @@ const SENDER_REPORT_FRESH_MS = 10_000;
 export class Stream extends EventEmitter<StreamEvents> {
   state: StreamState = 'connecting';
   readonly startedAt = new Date();
-  readonly tracks: Track[];
+  readonly tracks: TrackView[];
   readonly outputs = new Map<string, Output>();
   /** Outputs started over REST and not stopped since, by id. */
   readonly requested = new Map<string, OutputRequest>();
@@ -104,7 +104,7 @@ export class Stream extends EventEmitter<StreamEvents> {
   private sender: { report: SenderReport; at: number } | undefined;
   private readonly helpers = new Map<string, StreamHelper>();
   /** Tracks the gateway feeds itself (see localTrack), by index in the session. */
-  private readonly local = new Map<number, Track>();
+  private readonly local = new Map<number, TrackView>();
 
   constructor(
     readonly name: string,
@@ -116,7 +116,7 @@ export class Stream extends EventEmitter<StreamEvents> {
   ) {
     super();
     this.log = deps.log.child({ stream: name, session: sessionId, worker: media.worker });
-    this.tracks = media.codecs.map((c, i) => new Track(c, i));
+    this.tracks = media.codecs.map((c, i) => new TrackView(c, i));
     media.on('state', (s) => this.onPeerState(s));
     media.on('stats', (stats) => stats.tracks.forEach((t, i) => (this.tracks[i] ?? this.local.get(i))?.updateStats(t)));
     media.on('parameter-sets', (i, sets) => (this.tracks[i] ?? this.local.get(i))?.updateParameterSets(sets));
@@ -202,7 +202,7 @@ export class Stream extends EventEmitter<StreamEvents> {
    * Starts forwarding tracks to an output's ports (it sends once opened). `encodes`: the
    * local track that output's ffmpeg makes (a shared encoder's input).
    */
-  openFeed(targets: { track: Track; host: string; port: number }[], encodes?: Track): FeedHandle {
+  openFeed(targets: { track: TrackView; host: string; port: number }[], encodes?: TrackView): FeedHandle {
     const specs: FeedTargetSpec[] = targets.map((t) => ({ track: t.track.index, host: t.host, port: t.port }));
     return this.media.openFeed(specs, encodes?.index);
   }
@@ -211,9 +211,9 @@ export class Stream extends EventEmitter<StreamEvents> {
    * A track fed from loopback by the gateway itself (a shared encode); its media worker
    * receives it on `port`. `latencyMs`: how much later than the publisher's media it comes.
    */
-  async localTrack(codec: ChosenCodec, latencyMs: number): Promise<{ track: Track; port: number }> {
+  async localTrack(codec: ChosenCodec, latencyMs: number): Promise<{ track: TrackView; port: number }> {
     const { track: index, port } = await this.media.addLocalTrack(codec, latencyMs);
-    const track = new Track(codec, index);
+    const track = new TrackView(codec, index);
     this.local.set(index, track);
     return { track, port };
   }

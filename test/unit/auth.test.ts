@@ -5,7 +5,7 @@ import { authEnabled, authProblem } from '../../src/auth/policy.js';
 import { Tickets } from '../../src/auth/tickets.js';
 import { parseConfig } from '../../src/config/load.js';
 import { withTicket } from '../../src/http/hls.js';
-import { PushTargets } from '../../src/pipelines/push-targets.js';
+import { PushTargets } from '../../src/egress/allowed-targets.js';
 
 // The pure parts of access control: which configurations may run, what a set of
 // permissions allows, HLS tickets, the failure limit, and push-target rules.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parsePushUrl, pushUrlProblem, resolvePushHost, withHost, type PushUrl } from '../../src/pipelines/push-url.js';
+import { parsePushUrl, pushUrlProblem, resolvePushHost, withHost, type PushUrl } from '../../src/egress/push-url.js';
 
 // Push URLs reach ffmpeg's command line: they are read as ffmpeg 5.1 reads them
 // (av_url_split, av_find_info_tag), and what it could read otherwise than the check did

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packetInfo, patPmtPids, pesPayload, pesPts, pmtStreams, TS_PACKET } from '../../src/outputs/kinds/ts-packets.js';
+import { packetInfo, patPmtPids, pesPayload, pesPts, pmtStreams, TS_PACKET } from '../../src/mpegts/packets.js';
 import { TsFanout, type Viewer } from '../../src/outputs/kinds/ts-fanout.js';
 
 // A real MPEG-TS made by ffmpeg at test time (muxed as pipelines/mpegts-http.json muxes it),

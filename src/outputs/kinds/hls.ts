@@ -1,6 +1,6 @@
 import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { Output } from '../../streams/output.js';
+import type { Output } from '../../streams/output-contract.js';
 import { startPipeline } from '../pipeline-output.js';
 import { OutputRequestError, type KindRequest, type KindServices, type OutputKind } from '../kind.js';
 

@@ -1,4 +1,4 @@
-import type { Output } from '../../streams/output.js';
+import type { Output } from '../../streams/output-contract.js';
 import type { Stream } from '../../streams/stream.js';
 import { startPipeline } from '../pipeline-output.js';
 import type { KindRequest, KindServices, OutputKind } from '../kind.js';

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import type { Values } from '../../pipelines/definition.js';
 import { renderSessionSdp } from '../../sdp/render.js';
-import type { Output } from '../../streams/output.js';
+import type { Output } from '../../streams/output-contract.js';
 import { startPipeline } from '../pipeline-output.js';
 import { sdpUrl, type KindRequest, type KindServices, type OutputKind } from '../kind.js';
 
@@ -11,7 +11,7 @@ import { sdpUrl, type KindRequest, type KindServices, type OutputKind } from '..
 // again before every (re)start, and ffmpeg gets what was checked, so a name cannot be
 // re-pointed between the check and the send: a host param becomes the checked address,
 // a URL param the URL with the checked address in place of its host (or, for rtmp(s),
-// the listed name that was checked: push-targets.ts says why). An output with host and
+// the listed name that was checked: egress/allowed-targets.ts says why). An output with host and
 // port also gets an SDP for players.
 
 export class PushKind implements OutputKind {

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Recordings } from '../../recordings/recordings.js';
-import type { Output } from '../../streams/output.js';
+import type { Output } from '../../streams/output-contract.js';
 import { isTranscoded } from '../../webrtc/codec-policy.js';
 import { startPipeline } from '../pipeline-output.js';
 import { OutputRequestError, type KindRequest, type KindServices, type OutputKind } from '../kind.js';

@@ -1,8 +1,8 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import type { Output } from '../../streams/output.js';
+import type { Output } from '../../streams/output-contract.js';
 import type { Stream } from '../../streams/stream.js';
-import type { PushTargets } from '../../pipelines/push-targets.js';
+import type { PushTargets } from '../../egress/allowed-targets.js';
 import { EVEN_PORT_RULE } from '../../pipelines/definition.js';
 import { checkTarget, OutputRequestError, sdpUrl } from '../kind.js';
 import { isTranscoded } from '../../webrtc/codec-policy.js';

@@ -1,6 +1,6 @@
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { Output } from '../../streams/output.js';
+import type { Output } from '../../streams/output-contract.js';
 import type { Stream } from '../../streams/stream.js';
 import { startPipeline } from '../pipeline-output.js';
 import { outputDir, type KindRequest, type KindServices, type OutputKind } from '../kind.js';

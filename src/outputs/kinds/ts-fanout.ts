@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { TS_PACKET, isH264, packetInfo, patPmtPids, pesPts, pmtStreams, ptsDiff } from './ts-packets.js';
+import { TS_PACKET, isH264, packetInfo, patPmtPids, pesPts, pmtStreams, ptsDiff } from '../../mpegts/packets.js';
 
 // One ffmpeg's MPEG-TS output shared by every HTTP viewer of /live/<stream>.ts. A new
 // viewer gets the PAT and PMT, then the packets from a video keyframe on, so a player has

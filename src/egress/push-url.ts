@@ -27,7 +27,7 @@ import { isIP } from 'node:net';
 //   each opens or binds a port on this machine instead of only sending, unless the
 //   configuration allows it (push.allowListeners). Options after a '#' cannot slip past:
 //   ffmpeg reads none before the '?', and after it a '#' is part of a value.
-// The host is resolved before every (re)connect (push-targets.ts), and ffmpeg is given
+// The host is resolved before every (re)connect (allowed-targets.ts), and ffmpeg is given
 // the address that was checked (withHost), not the name.
 
 export interface PushUrlRules {

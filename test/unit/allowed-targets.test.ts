@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { PushTargetError } from '../../src/pipelines/push-url.js';
-import { PushTargetRefused, PushTargets, targetEntryProblem } from '../../src/pipelines/push-targets.js';
+import { PushTargetError } from '../../src/egress/push-url.js';
+import { PushTargetRefused, PushTargets, targetEntryProblem } from '../../src/egress/allowed-targets.js';
 
 // push.allowedTargets: URL patterns matched part by part (a * stays in its part), every
 // address of a name allowed, and ffmpeg given the checked address (rtmp(s) keeps a name

@@ -4,7 +4,7 @@ import type { PictureSize } from '../rtp/vpx.js';
 import { ReorderBuffer } from '../rtp/reorder.js';
 import type { RtpPacketLite } from '../rtp/packet.js';
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
-import type { ParameterSetInfo, TrackStats } from './messages.js';
+import type { ParameterSetInfo, TrackStats } from './worker-messages.js';
 import { RateWindow } from './rate-window.js';
 
 // One track of a publisher, in its media worker: counters (sent to the main thread as

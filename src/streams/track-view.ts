@@ -1,9 +1,9 @@
-import type { ParameterSetInfo, TrackStats } from '../media/messages.js';
+import type { ParameterSetInfo, TrackStats } from '../media/worker-messages.js';
 import { isTranscoded, type ChosenCodec } from '../webrtc/codec-policy.js';
 
 // A publisher's track as the main thread sees it: the negotiated codec, the H.264
 // parameter sets (for session SDPs) or VP8/VP9 picture size, and the counters its media
-// worker reports every second (media/track.ts holds the packets themselves).
+// worker reports every second (media/media-track.ts holds the packets themselves).
 
 /** What GET /api/streams shows of a shared encoder (outputs/shared-encoder.ts), on the track it encodes. */
 export interface EncoderInfo {
@@ -47,7 +47,7 @@ export interface TrackInfo {
 
 const NO_STATS: TrackStats = { packets: 0, bytes: 0, bitrateKbps: 0, keyframes: 0, lost: 0, nacked: 0, idleMs: Infinity };
 
-export class Track {
+export class TrackView {
   private stats = NO_STATS;
   private statsAt = 0;
   private sets: ParameterSetInfo = {};
