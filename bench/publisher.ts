@@ -5,7 +5,7 @@ import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, useNACK, us
 import { onCleanup, track as trackProcess } from './cleanup.js';
 import { directSink } from './direct-sender.js';
 import { AUDIO_PT, encoderArgs, VIDEO_PT, type EncodeOptions, type ReplaySink } from './media.js';
-import { keepToConfiguredStun } from '../src/webrtc/ice-options.js';
+import { keepToConfiguredStun } from '../src/werift/stun-default.js';
 
 // A werift WHIP publisher for the bench, configured like test/helpers/werift-publisher.ts
 // (ICE on 127.0.0.1 only, H.264 42e01f packetization-mode=1 + Opus), whose media comes

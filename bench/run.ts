@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { cleanupAll, installExitHandlers } from './cleanup.js';
-import { installKeyObjectCache } from '../src/webrtc/srtp-keys.js';
+import { installSrtpKeyCache } from '../src/werift/srtp-key-cache.js';
 import { buildGateway, GatewayProcess, killTree, sleep } from './gateway-process.js';
 import { encodeClip, Replay, ReplayClock, type Clip, type EncodeOptions } from './media.js';
 import { watchEvents, type SeenEvent } from './events.js';
@@ -479,7 +479,7 @@ async function optional<T>(name: string, flag: string, what: string, run: () => 
 
 async function main(): Promise<void> {
   installExitHandlers();
-  if (!process.env.BENCH_PLAIN_CRYPTO) installKeyObjectCache();
+  if (!process.env.BENCH_PLAIN_CRYPTO) installSrtpKeyCache();
   const started = performance.now();
   const env = { ...environment(), machineBusyBeforeStart: await machineBusy() };
   log(`${env.date}  ${env.nproc} x ${env.cpuModel}  node ${env.node}  ffmpeg ${env.ffmpeg}  machine ${env.machineBusyBeforeStart}% busy before start`);

@@ -4,8 +4,7 @@ import { createLogger } from '../log.js';
 import { AnswerUnavailable, OfferNotAnswerable } from '../webrtc/publisher-peer.js';
 import { IceUpdateRefused } from '../webrtc/ice-update-refused.js';
 import { SdpError } from '../sdp/offer.js';
-import { installFastRtpHeaderParse } from '../webrtc/rtp-header-parse.js';
-import { installKeyObjectCache } from '../webrtc/srtp-keys.js';
+import { installWeriftPatches } from '../werift/install.js';
 import type { Feed } from './feed.js';
 import type { FromWorker, Request, ToWorker, WireError, WorkerSetup } from './worker-messages.js';
 import { WorkerSession } from './worker-session.js';
@@ -14,9 +13,8 @@ import { WorkerSession } from './worker-session.js';
 // of the sessions the main thread placed here. It does what the messages say and reports
 // back (worker-messages.ts); the main thread owns everything else.
 
-// Two costs of werift's per-packet path, taken out in this thread (see each file).
-installKeyObjectCache();
-installFastRtpHeaderParse();
+// This thread runs werift peers: what the gateway changes in werift (src/werift/install.ts).
+installWeriftPatches();
 
 const setup = workerData as WorkerSetup;
 const port = parentPort!;

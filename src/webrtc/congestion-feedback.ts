@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
-import type { RTCDtlsTransport, RTCPeerConnection, RtcpPacket, RtpPacket } from 'werift';
+import type { RTCDtlsTransport, RTCPeerConnection, RtpPacket } from 'werift';
 import { serializeFeedback, TwccRecorder } from '../rtp/twcc.js';
+import { rawRtcp } from '../werift/raw-rtcp.js';
 
 // Sends the publisher transport-wide congestion control feedback (see rtp/twcc.ts for
 // why werift's own is not used). Every decrypted RTP packet of the transport is recorded
@@ -23,9 +24,6 @@ interface Recorded {
 export class CongestionFeedback {
   private readonly recorded: Recorded[] = [];
   private readonly timer: NodeJS.Timeout;
-  /** Feedback packets sent (for stats and tests). */
-  reportsSent = 0;
-  packetsRecorded = 0;
 
   constructor(
     pc: RTCPeerConnection,
@@ -43,7 +41,6 @@ export class CongestionFeedback {
       const at = performance.now();
       const ext = rtp.header.extensions.find((e) => this.extensionIds.includes(e.id));
       if (!ext || ext.payload.length < 2) return;
-      this.packetsRecorded++;
       recorder.record(ext.payload.readUInt16BE(0), Math.round(at * 1000), rtp.header.ssrc);
     });
     this.recorded.push({ transport, recorder, unsubscribe: () => sub.unSubscribe() });
@@ -53,13 +50,11 @@ export class CongestionFeedback {
     for (const { transport, recorder } of this.recorded) {
       const reports = recorder.feedback();
       if (reports.length === 0) continue;
-      // werift's sendRtcp serialises whatever it is given; these are ready-made packets.
       const packets = reports.map((r) => {
         const bytes = serializeFeedback(r);
-        return { serialize: () => bytes } as unknown as RtcpPacket;
+        return { serialize: () => bytes };
       });
-      this.reportsSent += packets.length;
-      transport.sendRtcp(packets).catch(() => undefined);
+      transport.sendRtcp(rawRtcp(...packets)).catch(() => undefined);
     }
   }
 

@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import type { PeerConfig, RTCPeerConnection } from 'werift';
+import type { PeerConfig } from 'werift';
 import type { Config } from '../config/schema.js';
 import { iceServers, type IceServer } from './ice-servers.js';
 
@@ -41,19 +41,6 @@ export function iceOptions(ice: Config['ice'], servers: IceServer[] = gatewaySer
       ...(v6.length === 1 ? { udp6: v6[0] } : {}),
     },
   };
-}
-
-/**
- * werift's ICE layer replaces a missing STUN server with stun.l.google.com:19302 (even for
- * `iceServers: []`), so without this the gateway would resolve and query it on every
- * publish, and where DNS or the internet is out of reach each answer waited ~5 s for that
- * query. Call after the transports exist (setRemoteDescription / addTransceiver) and
- * before gathering (setLocalDescription).
- */
-export function keepToConfiguredStun(pc: RTCPeerConnection, servers: IceServer[]): void {
-  const hasStun = servers.some((s) => (Array.isArray(s.urls) ? s.urls : [s.urls]).some((u) => /^stun:/i.test(u)));
-  if (hasStun) return;
-  for (const t of pc.iceTransports) t.connection.stunServer = undefined;
 }
 
 /** The ICE servers the gateway's own peers use: TURN is left out when turnForGateway is off. */

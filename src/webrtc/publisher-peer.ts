@@ -18,16 +18,15 @@ import { shapeAnswer, transportCcExtensionIds, type AnswerAdditions, type VideoB
 import { withIce, type IceUpdate } from '../sdp/ice-fragment.js';
 import { isMdnsName, MAX_CANDIDATES, parseCandidate, withoutMdnsCandidates, writeSdp, type CandidateAddress, type IgnoredMedia, type ParsedOffer } from '../sdp/offer.js';
 import { chooseCodecs, restrictOffer, type ChosenCodec } from './codec-policy.js';
-import { announceClose } from './close-notify.js';
+import { announceClose } from '../werift/close-notify.js';
 import { CongestionFeedback } from './congestion-feedback.js';
 import { SsrcFollower } from './ssrc-follower.js';
-import { gatewayServers, iceOptions, keepToConfiguredStun } from './ice-options.js';
-import { restartForNewCredentials } from './ice-restart.js';
+import { gatewayServers, iceOptions } from './ice-options.js';
+import { keepToConfiguredStun } from '../werift/stun-default.js';
+import { restartForNewCredentials } from '../werift/ice-restart.js';
 import { IceUpdateRefused } from './ice-update-refused.js';
 import type { IceServer } from './ice-servers.js';
-import { waitForPeerChecks } from './wait-for-peer-checks.js';
 
-waitForPeerChecks(); // publishers that send no candidate the gateway can check (see there)
 
 // One publisher's werift peer connection: answers the offer with the codec policy, hands
 // decrypted RTP out as plain packets, and takes keyframe requests. The rest of the gateway

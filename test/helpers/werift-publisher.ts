@@ -14,7 +14,7 @@ import {
   useTWCC,
 } from 'werift';
 import { parseIceFragment, withIce } from '../../src/sdp/ice-fragment.js';
-import { keepToConfiguredStun } from '../../src/webrtc/ice-options.js';
+import { keepToConfiguredStun } from '../../src/werift/stun-default.js';
 
 // A real WebRTC publisher for tests and benchmarks: ffmpeg encodes a test pattern (H.264
 // Constrained Baseline, SPS/PPS before every IDR as browsers do) and a tone (Opus) to RTP

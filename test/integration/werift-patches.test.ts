@@ -3,10 +3,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, usePLI, useNACK } from 'werift';
 import { acceptBundleOnly } from '../../src/sdp/bundle-only.js';
 import { credentialsOf } from '../../src/sdp/ice-fragment.js';
-import { announceClose } from '../../src/webrtc/close-notify.js';
-import { keepToConfiguredStun } from '../../src/webrtc/ice-options.js';
-import { restartForNewCredentials } from '../../src/webrtc/ice-restart.js';
-import { waitForPeerChecks } from '../../src/webrtc/wait-for-peer-checks.js';
+import { announceClose } from '../../src/werift/close-notify.js';
+import { installIceConnectWait } from '../../src/werift/ice-connect-wait.js';
+import { restartForNewCredentials } from '../../src/werift/ice-restart.js';
+import { keepToConfiguredStun } from '../../src/werift/stun-default.js';
 import { waitFor } from '../helpers/gateway.js';
 import { resumeIceChecks } from '../helpers/werift-publisher.js';
 
@@ -114,7 +114,7 @@ describe('werift closes silently; close-notify.ts makes it heard', () => {
 });
 
 describe('ICE restart: werift answers it (ice-restart.ts covers one case); as the offerer it needs a push', () => {
-  waitForPeerChecks();
+  installIceConnectWait();
 
   it('werift as the offerer does not check after a restart: no pair, no media (the test publisher resumes its checks)', async () => {
     // Fails once werift's connect() starts the checks after a restart itself: then the

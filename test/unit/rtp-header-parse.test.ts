@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseRtpHeader, weriftDeSerialize } from '../../src/webrtc/rtp-header-parse.js';
+import { RtpHeader } from 'werift';
+import { installFastRtpHeaderParse, parseRtpHeader, weriftDeSerialize } from '../../src/werift/rtp-header-parse.js';
 
 // The media workers parse RTP headers with bit operations instead of werift's string-based
 // parser; every field werift reads must come out the same, or werift's SRTP, NACK and
@@ -43,15 +44,25 @@ const cases: Record<string, Buffer> = {
   'padding after an extension': packet({ ext: { profile: 0xbede, body: [0x10, 0x31] }, padding: 4, marker: true }),
 };
 
+const plain = (h: RtpHeader) => ({ ...h, extensions: h.extensions.map((e) => ({ id: e.id, payload: [...e.payload] })) });
+
 describe('RTP header parse (media workers)', () => {
+  it('compares against werift\'s own parser, not against itself', () => {
+    // Nothing in this thread has installed the patch: what werift calls is still its own.
+    expect(RtpHeader.deSerialize).not.toBe(parseRtpHeader);
+    expect(weriftDeSerialize).not.toBe(parseRtpHeader);
+    expect(plain(weriftDeSerialize(cases.plain))).toEqual(plain(RtpHeader.deSerialize(cases.plain)));
+  });
+
   for (const [name, buf] of Object.entries(cases)) {
     it(`reads ${name} as werift does`, () => {
-      const ours = parseRtpHeader(buf);
-      const theirs = weriftDeSerialize(buf);
-      expect({ ...ours, extensions: ours.extensions.map((e) => ({ id: e.id, payload: [...e.payload] })) }).toEqual({
-        ...theirs,
-        extensions: theirs.extensions.map((e) => ({ id: e.id, payload: [...e.payload] })),
-      });
+      expect(plain(parseRtpHeader(buf))).toEqual(plain(weriftDeSerialize(buf)));
     });
   }
+
+  it('installed, it is what werift calls, with werift\'s results', () => {
+    installFastRtpHeaderParse();
+    expect(RtpHeader.deSerialize).toBe(parseRtpHeader);
+    for (const buf of Object.values(cases)) expect(plain(RtpHeader.deSerialize(buf))).toEqual(plain(weriftDeSerialize(buf)));
+  });
 });

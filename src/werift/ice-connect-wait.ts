@@ -12,7 +12,8 @@ import { Connection } from 'werift';
 //
 // So, until werift does it itself, its connect() first waits (up to the gateway's connect
 // timeout) for a remote candidate or an incoming check, which werift keeps as an "early
-// check" and pairs when connect() runs.
+// check" (its private earlyChecks) and pairs when connect() runs. Installed by
+// installWeriftPatches() (install.ts).
 
 const WAIT_MS = 10_000;
 const STEP_MS = 20;
@@ -27,7 +28,7 @@ interface ConnectionInternals {
 
 let installed = false;
 
-export function waitForPeerChecks(): void {
+export function installIceConnectWait(): void {
   if (installed) return;
   installed = true;
   const proto = Connection.prototype as unknown as ConnectionInternals;

@@ -4,12 +4,10 @@ import { RtpHeader } from 'werift';
 // its receiver) by turning each header byte into a string of '0' and '1' characters and
 // back (its getBit()): 5 % of a media worker's time at 10 publishers, plus the garbage.
 // This is the same parse with bit operations, put in place of RtpHeader.deSerialize
-// (werift's callers look it up on the class at each call). A unit test holds it to
-// werift's own result.
+// (werift's callers look it up on the class at each call) by installWeriftPatches(). A
+// unit test holds it to werift's own parser, which this module keeps (weriftDeSerialize).
 
 type Extension = { id: number; payload: Buffer };
-
-export const weriftDeSerialize = RtpHeader.deSerialize.bind(RtpHeader);
 
 /** The header as werift's RtpHeader.deSerialize returns it. */
 export function parseRtpHeader(raw: Buffer): RtpHeader {
@@ -74,6 +72,9 @@ export function parseRtpHeader(raw: Buffer): RtpHeader {
   if (h.padding) h.paddingSize = raw[raw.length - 1];
   return h;
 }
+
+/** werift's own parser, as it was before any install (tests compare against it). */
+export const weriftDeSerialize: (buf: Buffer) => RtpHeader = RtpHeader.deSerialize.bind(RtpHeader);
 
 let installed = false;
 

@@ -24,7 +24,7 @@ function keyObject<T>(key: T): T | crypto.KeyObject {
 
 let installed = false;
 
-export function installKeyObjectCache(): void {
+export function installSrtpKeyCache(): void {
   if (installed) return;
   installed = true;
   type Factory = (alg: string, key: unknown, ...rest: unknown[]) => unknown;

@@ -1,4 +1,5 @@
 import { RtcpRrPacket, type RTCDtlsTransport, type RTCPeerConnection } from 'werift';
+import { rawRtcp } from './raw-rtcp.js';
 
 // werift (0.25) says nothing when it closes a peer connection: RTCDtlsTransport.stop()
 // has "todo impl send alert", no RTCP BYE goes out, and the remote end only notices when
@@ -99,8 +100,7 @@ export async function announceClose(pc: RTCPeerConnection, reason: string): Prom
       .map((t) => t.receiver.rtcpSsrc)
       .filter((s): s is number => typeof s === 'number');
     if (own.length) {
-      const packets = [new RtcpRrPacket({ ssrc: own[0], reports: [] }), rtcpBye(own, reason)] as unknown as Parameters<RTCDtlsTransport['sendRtcp']>[0];
-      await dtls.sendRtcp(packets).catch(() => undefined);
+      await dtls.sendRtcp(rawRtcp(new RtcpRrPacket({ ssrc: own[0], reports: [] }), rtcpBye(own, reason))).catch(() => undefined);
     }
     if (await sendDtlsCloseNotify(dtls).catch(() => false)) told++;
   }
