@@ -18,7 +18,7 @@ import { MediaWorkers } from './media/workers.js';
 import { GatewayMetrics } from './metrics/metrics.js';
 import type { Logger } from './log.js';
 import { loadDefinitions, type PipelineDefinition } from './pipelines/definition.js';
-import { warmUpFfmpeg } from './pipelines/ffmpeg-process.js';
+import { warmUpFfmpeg } from './pipelines/ffmpeg-runner.js';
 import { stopOrphanedFfmpegs } from './pipelines/orphans.js';
 import { StreamRegistry } from './streams/registry.js';
 import { EventBus } from './events/bus.js';

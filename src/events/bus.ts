@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { CloseCause } from '../streams/close-cause.js';
 
 // Gateway events, for webhooks and the live feeds (/api/events, WebSocket). One shape for
 // all: a type, a time, the stream, and what the event is about. Each event has a number
@@ -18,6 +19,8 @@ export interface GatewayEvent {
   output?: { id: string; type: string; error?: string };
   recording?: { file: string; url: string; bytes: number; startedAt: string; endedAt: string | null; durationSeconds: number | null };
   reason?: string;
+  /** stream.stopped: why, as a typed cause (streams/close-cause.ts). */
+  cause?: CloseCause;
 }
 
 /** Events kept for clients that resume. */

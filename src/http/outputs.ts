@@ -52,8 +52,7 @@ export function outputsRouter({ registry, catalog, resume }: OutputServices, max
   });
 
   access.route(router, 'delete', '/api/streams/:name/outputs/:id', 'control', stream, async (req, res) => {
-    const stream = registry.get(req.params.name);
-    const stopped = (stream && (await stream.removeOutput(req.params.id))) || resume.cancel(req.params.name, req.params.id);
+    const stopped = await resume.stop(req.params.name, registry.get(req.params.name), req.params.id);
     if (!stopped) return sendError(res, 404, `no output ${req.params.id} on stream ${req.params.name}`);
     res.status(204).end();
   });

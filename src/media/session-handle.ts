@@ -5,7 +5,7 @@ import type { ChosenCodec } from '../webrtc/codec-policy.js';
 import type { CandidateInit, SelectedPair } from '../webrtc/publisher-peer.js';
 import { IceUpdateRefused } from '../webrtc/ice-update-refused.js';
 import { FeedHandle } from './feed-handle.js';
-import type { Command, FeedTargetSpec, IceUpdateResult, LocalTrackResult, ParameterSetInfo, Request, SessionStats } from './worker-messages.js';
+import type { Command, FeedTargetSpec, IceUpdateResult, LocalTrackResult, ParameterSetInfo, ReplyTo, Request, SessionStats } from './worker-messages.js';
 
 // The main thread's side of one publisher's media session, which lives in a media worker
 // (media/worker-session.ts). It keeps PublisherPeer's message-shaped surface (state and
@@ -28,7 +28,7 @@ export interface SessionHandleEvents {
 /** How a handle reaches its worker. */
 export interface WorkerLink {
   readonly index: number;
-  request(r: Request): Promise<unknown>;
+  request<R extends Request>(r: R): Promise<ReplyTo<R>>;
   command(c: Command): void;
   /** A new feed id, unique in this worker. */
   nextFeedId(): number;
@@ -75,7 +75,7 @@ export class SessionHandle extends EventEmitter<SessionHandleEvents> {
    */
   async updateIce(update: IceUpdate, options: { trickle: boolean; mids?: string[] }): Promise<IceUpdateResult> {
     if (this.ended) throw new IceUpdateRefused('session-ended', 'the session has ended');
-    const result = (await this.link.request({ op: 'ice-update', session: this.id, update, ...options })) as IceUpdateResult;
+    const result = await this.link.request({ op: 'ice-update', session: this.id, update, ...options });
     if (result.restarted) this.iceGeneration++;
     return result;
   }
@@ -93,7 +93,7 @@ export class SessionHandle extends EventEmitter<SessionHandleEvents> {
   /** A track fed from loopback (see WorkerSession.addLocalTrack): its index and port. */
   async addLocalTrack(codec: ChosenCodec, latencyMs: number): Promise<LocalTrackResult> {
     if (this.ended) throw new Error(`media session ${this.id} has ended`);
-    return (await this.link.request({ op: 'local-track', session: this.id, codec, latencyMs })) as LocalTrackResult;
+    return this.link.request({ op: 'local-track', session: this.id, codec, latencyMs });
   }
 
   /** Starts forwarding this session's tracks to `targets` (it sends once opened). */

@@ -33,6 +33,17 @@ export type Request =
   | { op: 'local-track'; session: string; codec: ChosenCodec; latencyMs: number }
   | { op: 'close'; session: string };
 
+/** What the worker replies to each request, by its op. */
+export interface Replies {
+  answer: AnswerResult;
+  candidate: undefined;
+  'ice-update': IceUpdateResult;
+  'local-track': LocalTrackResult;
+  close: undefined;
+}
+
+export type ReplyTo<R extends Request> = Replies[R['op']];
+
 export interface IceUpdateResult {
   restarted: boolean;
   /** The new answer, after a restart. */
@@ -120,7 +131,7 @@ export interface SessionStats {
 
 export type FromWorker =
   | { op: 'ready' }
-  | { op: 'reply'; id: number; ok: true; value?: AnswerResult | LocalTrackResult | IceUpdateResult }
+  | { op: 'reply'; id: number; ok: true; value?: Replies[keyof Replies] }
   | { op: 'reply'; id: number; ok: false; error: WireError }
   | { op: 'state'; session: string; state: string; pair?: SelectedPair }
   | { op: 'candidate'; session: string; candidate: CandidateInit | null }

@@ -6,7 +6,7 @@ import { IceUpdateRefused } from '../webrtc/ice-update-refused.js';
 import { SdpError } from '../sdp/offer.js';
 import { installWeriftPatches } from '../werift/install.js';
 import type { Feed } from './feed.js';
-import type { FromWorker, Request, ToWorker, WireError, WorkerSetup } from './worker-messages.js';
+import type { FromWorker, ReplyTo, Request, ToWorker, WireError, WorkerSetup } from './worker-messages.js';
 import { WorkerSession } from './worker-session.js';
 
 // A media worker (node:worker_threads): the werift peers, ICE sockets and RTP forwarding
@@ -28,33 +28,38 @@ port.on('message', (msg: ToWorker) => {
   else handleCommand(msg);
 });
 
+/** The reply to `msg`, typed by what its op answers (worker-messages.ts Replies). */
+function reply<R extends Request>(msg: R & { id: number }, value: ReplyTo<R>): void {
+  send({ op: 'reply', id: msg.id, ok: true, ...(value === undefined ? {} : { value }) });
+}
+
 async function handleRequest(msg: Request & { id: number }): Promise<void> {
   try {
     switch (msg.op) {
       case 'answer': {
         const { session, result } = await WorkerSession.answer(msg, send, log);
         sessions.set(msg.session, session);
-        return send({ op: 'reply', id: msg.id, ok: true, value: result });
+        return reply(msg, result);
       }
       case 'candidate':
         await sessions.get(msg.session)?.addRemoteCandidate(msg.candidate);
-        return send({ op: 'reply', id: msg.id, ok: true });
+        return reply(msg, undefined);
       case 'ice-update': {
         const session = sessions.get(msg.session);
         if (!session) throw new IceUpdateRefused('session-ended', 'the session has ended');
-        return send({ op: 'reply', id: msg.id, ok: true, value: await session.updateIce(msg.update, msg.trickle, msg.mids) });
+        return reply(msg, await session.updateIce(msg.update, msg.trickle, msg.mids));
       }
       case 'local-track': {
         const session = sessions.get(msg.session);
         if (!session) throw new Error(`no media session ${msg.session}`);
-        return send({ op: 'reply', id: msg.id, ok: true, value: await session.addLocalTrack(msg.codec, msg.latencyMs) });
+        return reply(msg, await session.addLocalTrack(msg.codec, msg.latencyMs));
       }
       case 'close': {
         const session = sessions.get(msg.session);
         sessions.delete(msg.session);
         for (const [id, f] of feeds) if (f.session === session) feeds.delete(id);
         await session?.close();
-        return send({ op: 'reply', id: msg.id, ok: true });
+        return reply(msg, undefined);
       }
     }
   } catch (e) {

@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import { SdpError } from '../sdp/offer.js';
 import { AnswerUnavailable, OfferNotAnswerable } from '../webrtc/publisher-peer.js';
 import { ICE_UPDATE_REFUSALS, IceUpdateRefused, type IceUpdateRefusalCode } from '../webrtc/ice-update-refused.js';
-import type { AnswerResult, Command, FromWorker, Request, WireError, WorkerSetup } from './worker-messages.js';
+import type { Command, FromWorker, ReplyTo, Request, WireError, WorkerSetup } from './worker-messages.js';
 import { SessionHandle, type WorkerLink } from './session-handle.js';
 
 // The media plane: `media.workers` worker threads (one per core by default), each owning
@@ -133,10 +133,15 @@ class Slot implements WorkerLink {
     }
   }
 
-  request(r: Request): Promise<unknown> {
+  /**
+   * Sends a request; resolves with the worker's reply to it. The reply's type is the
+   * protocol's (worker-messages.ts Replies; the worker's side is typed the same way):
+   * what crosses the thread is structured-cloned, so this is the one place that says so.
+   */
+  request<R extends Request>(r: R): Promise<ReplyTo<R>> {
     if (!this.up) return Promise.reject(new AnswerUnavailable(`media worker ${this.index} is restarting`));
     const id = this.nextRequest++;
-    return new Promise((resolve, reject) => {
+    return new Promise<ReplyTo<R>>((resolve, reject) => {
       // A worker stuck in a loop must not hold a stream's close (or the gateway's stop) forever.
       const timer = setTimeout(() => {
         this.pending.delete(id);
@@ -146,7 +151,7 @@ class Slot implements WorkerLink {
         clearTimeout(timer);
         f(v);
       };
-      this.pending.set(id, { resolve: settle(resolve), reject: settle(reject) });
+      this.pending.set(id, { resolve: settle((v) => resolve(v as ReplyTo<R>)), reject: settle(reject) });
       this.worker.postMessage({ ...r, id });
     });
   }
@@ -198,7 +203,7 @@ export class MediaWorkers extends EventEmitter<MediaWorkersEvents> {
     const handle = new SessionHandle(req.session, slot);
     slot.sessions.set(req.session, handle);
     try {
-      const result = (await slot.request({ op: 'answer', ...req })) as AnswerResult;
+      const result = await slot.request({ op: 'answer', ...req });
       handle.codecs = result.tracks;
       handle.ignored = result.ignored;
       return { handle, answer: result.answer };

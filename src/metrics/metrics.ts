@@ -124,7 +124,7 @@ export class GatewayMetrics {
         },
       });
     perTrack('gateway_rtp_packets_total', 'RTP packets received from the publisher', (t) => t.packets);
-    perTrack('gateway_rtp_bytes_total', 'RTP payload bytes received from the publisher', (t) => t.bytes);
+    perTrack('gateway_rtp_bytes_total', 'RTP bytes received from the publisher (payloads and their 12-byte headers)', (t) => t.bytes);
     perTrack('gateway_rtp_lost_total', 'Packets given up as lost (never arrived, even after NACKs)', (t) => t.lost);
     perTrack('gateway_rtp_nacked_total', 'Packets asked for again with NACK (one packet may be asked more than once)', (t) => t.nacked);
     new Counter({

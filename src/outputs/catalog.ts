@@ -14,7 +14,7 @@ import { PushKind } from './kinds/push.js';
 import { RecordKind } from './kinds/record.js';
 import { RtpKind, rtpUrl } from './kinds/rtp.js';
 import { SnapshotKind } from './kinds/snapshot.js';
-import { sharedAac } from './shared-aac.js';
+import { aacSettings, sharedAac } from './shared-aac.js';
 import { sharedH264 } from './shared-h264.js';
 
 // The output types a stream can have: one per pipeline JSON (pipelines/*.json), plus
@@ -97,8 +97,7 @@ export class OutputCatalog {
     const audio = stream.tracks.find((t) => t.kind === 'audio');
     const values: Values = {
       ...params,
-      audioChannels: audio?.codec.channels ?? 2,
-      audioBitrate: audio?.codec.channels === 2 ? '128k' : '96k',
+      ...aacSettings(audio?.codec.channels ?? 2),
       file: '',
     };
     const id = definition.singleton ? type : (options.id ?? newOutputId());

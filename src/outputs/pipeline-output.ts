@@ -1,346 +1,87 @@
-import type { Writable } from 'node:stream';
-import { existsSync } from 'node:fs';
-import { mkdir, rm, rmdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import type { Logger } from '../log.js';
-import { udpPortsBound, type PortAllocator } from '../rtp/ports.js';
-import { renderSessionSdp } from '../sdp/render.js';
-import { buildArgs, type BuiltArgs, type PipelineDefinition, type Values } from '../pipelines/definition.js';
-import { FfmpegProcess, type FfmpegExit } from '../pipelines/ffmpeg-process.js';
-import type { FeedHandle } from '../media/feed-handle.js';
-import type { Stream } from '../streams/stream.js';
-import type { TrackView } from '../streams/track-view.js';
-import { isTranscoded } from '../webrtc/codec-policy.js';
+import type { PipelineDefinition, Values } from '../pipelines/definition.js';
+import type { Stream, StreamEncoder } from '../streams/stream.js';
 import { OutputBase } from './base.js';
-import { sdpMedia } from './sdp-media.js';
+import { PipelineRun, type PipelineRunOptions, type RunContext } from './pipeline-run.js';
 
-// One output = one pipeline definition + one ffmpeg process, fed by its own RTP forwarders
-// (in the publisher's media worker) on its own loopback ports. Starting, stopping or crashing one output touches nothing
-// else. Start sequence: wait for SPS/PPS (asking for a keyframe), render the session SDP
-// into the output folder, spawn ffmpeg, wait until it listens, then forward video from the
-// next keyframe (PLI until it comes) and audio from that moment on, so both start together.
+// An output as the API shows it (state, restarts, error, links) around one pipeline run
+// (pipeline-run.ts: one ffmpeg at a time, fed on its own loopback ports). Starting,
+// stopping or crashing one output touches nothing else.
 
-/** A track the stream's outputs share (outputs/shared-encoder.ts), as an output uses it. */
-export interface SharedTrack {
-  acquire(): Promise<TrackView>;
-  release(): void;
-}
-
-/** The stream's shared encodes: AAC (for outputs whose audio input is `aac`), H.264 (from VP8/VP9). */
-export interface SharedTracks {
-  audio?: () => SharedTrack;
-  video?: () => SharedTrack;
-}
-
-export interface OutputContext {
-  streamName: string;
-  tracks: TrackView[];
-  shared?: SharedTracks;
-  ports: PortAllocator;
-  ffmpegPath: string;
-  stopTimeoutMs: number;
-  requestKeyframe: () => void;
-  openFeed: Stream['openFeed'];
-  log: Logger;
-}
-
-interface FeedTarget {
-  track: TrackView;
-  host: string;
-  port: number;
-}
-
-export interface PipelineOutputOptions {
+export interface PipelineOutputOptions extends Omit<PipelineRunOptions, 'id'> {
   id?: string;
-  /** For stdout pipelines: where ffmpeg's output goes (kept open across restarts). */
-  stdout?: Writable;
   /** Links shown in info(). */
   urls?: Record<string, string>;
-  /**
-   * Wait (up to 5 s, asking for a keyframe) for SPS/PPS before starting ffmpeg, so the
-   * session SDP carries sprop-parameter-sets. Off for an output started while the
-   * publisher is still connecting: ffmpeg then starts at once and is listening when the
-   * first keyframe arrives, which brings its SPS/PPS in-band (browsers send them before
-   * every IDR, and the feed starts at one).
-   */
-  waitForParameterSets?: boolean;
-  /**
-   * Values for each start of ffmpeg (`restart` after it died), merged over the output's
-   * values: a recording writes each run into its own part file.
-   */
-  launchValues?: (restart: boolean) => Values | Promise<Values>;
-  /** The folder is the output's own (its session SDP): removed when the output ends. */
-  removeDirWhenDone?: boolean;
   /** The session SDP a remote player opens (an output that sends RTP away). */
   sdp?: string;
-  /** Overrides the definition's audioInput (the kind knows: HLS audio copy, a recording's container). */
-  audioInput?: PipelineDefinition['audioInput'];
-  /** `source`: the publisher's VP8/VP9 as sent instead of the stream's H.264 from it (a recording that keeps the original). */
-  videoInput?: 'source' | 'h264';
 }
-
-/** Where every ffmpeg input listens and every forwarder sends: nobody else can inject RTP. */
-const LOOPBACK = '127.0.0.1';
-/**
- * ffmpeg's sdp demuxer binds its RTP/RTCP sockets to the wildcard address unless told
- * otherwise, whatever the SDP's c= line says: anyone on the network could send into an
- * output. Every pipeline's input gets these options, so no pipeline can forget them.
- */
-const INPUT_ON_LOOPBACK = ['-localaddr', LOOPBACK];
-const MAX_RESTARTS = 5;
-/**
- * ffmpeg errors that another try cannot fix: the output fails at once with this reason
- * (restarting on a full disk only made a new part every 30 s and never said why).
- */
-const FATAL: { pattern: RegExp; reason: string }[] = [{ pattern: /No space left on device/i, reason: 'disk full' }];
-const STABLE_RUN_MS = 30_000;
-const SILENT_STOP_TIMEOUT_MS = 1000;
-const PARAMETER_SET_WAIT_MS = 5000;
-const LISTEN_WAIT_MS = 5000;
 
 export class PipelineOutput extends OutputBase {
   /** The session SDP of an output that sends to a remote player (rtp-mpegts). */
   readonly sdp?: () => string;
-  private process: FfmpegProcess | undefined;
-  private feed: FeedHandle | undefined;
-  private timers: NodeJS.Timeout[] = [];
-  private stopping = false;
-  private failuresInARow = 0;
-  private spawnedAt = 0;
-  private bytesBefore = 0;
-  /** ffmpeg processes started so far (the next one is a restart when > 0). */
-  private launches = 0;
-  /** Shared tracks in use, held from the first start to the end (released once). */
-  private readonly leases = new Map<'audio' | 'video', { shared: SharedTrack; track: Promise<TrackView> }>();
+  private readonly run: PipelineRun;
 
-  constructor(
-    readonly definition: PipelineDefinition,
-    /** Folder for the session SDP and (for file outputs) the media. */
-    readonly dir: string,
-    private readonly values: Values,
-    private readonly ctx: OutputContext,
-    private readonly options: PipelineOutputOptions = {},
-  ) {
+  constructor(definition: PipelineDefinition, dir: string, values: Values, ctx: RunContext, options: PipelineOutputOptions = {}) {
     super(definition.type, options.id, options.urls);
     const sdp = options.sdp;
     if (sdp !== undefined) this.sdp = () => sdp;
+    this.run = new PipelineRun(definition, dir, values, ctx, { ...options, id: this.id });
+    this.run.on('flowing', () => {
+      this.startedAt ??= new Date();
+      this.setState('running');
+    });
+    this.run.on('restarting', (error) => {
+      this.error = error;
+      this.restarts = this.run.restarts;
+      this.setState('restarting');
+    });
+    this.run.on('failed', (error) => {
+      this.error = error;
+      this.setState('failed');
+    });
+    this.run.on('finished', () => this.setState('stopped'));
   }
 
   protected bytesOut(): number {
-    return this.bytesBefore + (this.process?.bytesOut ?? 0);
+    return this.run.bytesOut;
   }
 
   get pid(): number | undefined {
-    return this.process?.running ? this.process.pid : undefined;
+    return this.run.pid;
   }
 
-  async start(): Promise<void> {
-    try {
-      await this.launch();
-    } catch (e) {
-      this.fail((e as Error).message);
-    }
+  start(): Promise<void> {
+    return this.run.start();
   }
 
   /**
-   * What this output's ffmpeg reads of `kind`: the publisher's track, or the stream's
-   * shared encode of it: AAC when the audio input is `aac`, H.264 when the publisher
-   * sends VP8/VP9 (outputs copy H.264, unless told to take the VP8/VP9 as sent).
-   */
-  private async track(kind: 'audio' | 'video'): Promise<TrackView | undefined> {
-    const source = this.ctx.tracks.find((t) => t.kind === kind);
-    const wanted = kind === 'audio' ? (this.options.audioInput ?? this.definition.audioInput) === 'aac' : source !== undefined && isTranscoded(source.codec) && this.options.videoInput !== 'source';
-    const shared = this.ctx.shared?.[kind];
-    if (!source || !wanted || !shared) return source;
-    let lease = this.leases.get(kind);
-    if (!lease) {
-      const s = shared();
-      lease = { shared: s, track: s.acquire() };
-      this.leases.set(kind, lease);
-    }
-    return lease.track;
-  }
-
-  private releaseShared(): void {
-    for (const lease of this.leases.values()) lease.shared.release();
-    this.leases.clear();
-  }
-
-  private async launch(): Promise<void> {
-    const video = await this.track('video');
-    const audio = await this.track('audio');
-    if (video && (this.options.waitForParameterSets ?? true)) {
-      // SPS/PPS come with a keyframe: asked for only if they are not cached already (the
-      // session's keyframe policy repeats the request until one comes).
-      if (video.codec.name === 'H264' && !video.parameterSets.sprop) this.ctx.requestKeyframe();
-      const ready = await video.parameterSetsReady(PARAMETER_SET_WAIT_MS);
-      if (!ready && !this.stopping) this.ctx.log.warn({ output: this.id }, 'no SPS/PPS from the publisher yet; starting without sprop-parameter-sets');
-    }
-    const targets: FeedTarget[] = [];
-    try {
-      for (const track of [video, audio].filter((t): t is TrackView => t !== undefined)) {
-        if (this.stopping) break;
-        targets.push({ track, host: LOOPBACK, port: await this.ctx.ports.allocate() });
-      }
-    } catch (e) {
-      for (const t of targets) this.ctx.ports.release(t.port);
-      throw e;
-    }
-    if (this.stopping) {
-      for (const t of targets) this.ctx.ports.release(t.port);
-      return;
-    }
-    this.feed = this.ctx.openFeed(targets);
-    this.feed.on('flowing', () => this.onFlowing());
-    const sdpPath = `${this.dir}/session.sdp`;
-    await mkdir(this.dir, { recursive: true });
-    await writeFile(sdpPath, renderSessionSdp({ name: this.ctx.streamName, address: LOOPBACK, media: targets.map((t) => sdpMedia(t.track, t.port)) }));
-    const restart = this.launches++ > 0;
-    const launch = (await this.options.launchValues?.(restart)) ?? {};
-    const args = buildArgs(this.definition, { ...this.values, ...launch, dir: this.dir, stream: this.ctx.streamName }, { video: !!video, audio: !!audio, restart });
-    if (!args.overwrite && existsSync(args.target)) throw new Error(`${args.target} exists and ${this.type} never overwrites`);
-    this.spawn(sdpPath, args);
-  }
-
-  private spawn(sdpPath: string, args: BuiltArgs): void {
-    if (this.stopping) return;
-    if (this.process) this.bytesBefore += this.process.bytesOut;
-    const proc = new FfmpegProcess(this.ctx.ffmpegPath, sdpPath, { ...args, inputOptions: [...INPUT_ON_LOOPBACK, ...args.inputOptions] }, this.options.stdout);
-    this.spawnedAt = performance.now();
-    this.process = proc;
-    proc.on('start', (cmd) => this.ctx.log.debug({ output: this.id, cmd }, 'ffmpeg started'));
-    proc.on('exit', (exit) => this.onExit(exit));
-    proc.start();
-    void this.openWhenListening(proc, args.keyframeIntervalSeconds);
-  }
-
-  /** Forwarding starts once ffmpeg has bound its input ports, so no keyframe is sent into a closed port. */
-  private async openWhenListening(proc: FfmpegProcess, keyframeIntervalSeconds: number | undefined): Promise<void> {
-    const feed = this.feed;
-    if (!feed) return;
-    const deadline = Date.now() + LISTEN_WAIT_MS;
-    while (proc.running && !this.stopping && Date.now() < deadline && !(await udpPortsBound(feed.ports))) {
-      await delay(20);
-    }
-    if (!proc.running || this.stopping || this.feed !== feed) return;
-    feed.open(keyframeIntervalSeconds);
-  }
-
-  /** Media reaches ffmpeg: the output runs. */
-  private onFlowing(): void {
-    this.startedAt ??= new Date();
-    this.setState('running');
-  }
-
-  private onExit(exit: FfmpegExit): void {
-    this.clearTimers();
-    if (this.stopping || exit.requested) return;
-    if (this.definition.mode === 'oneshot') {
-      // A one-shot pipeline (snapshot) is done when ffmpeg exits by itself.
-      this.releaseFeed();
-      return exit.error ? this.fail(describeExit(exit)) : this.setState('stopped');
-    }
-    const fatal = FATAL.find((f) => exit.lastLines.some((l) => f.pattern.test(l)));
-    if (fatal) {
-      this.releaseFeed();
-      return this.fail(`${fatal.reason}: ${describeExit(exit)}`);
-    }
-    // A crash after a long healthy run starts the count again; a crash loop does not.
-    if (performance.now() - this.spawnedAt > STABLE_RUN_MS) this.failuresInARow = 0;
-    this.failuresInARow++;
-    this.error = describeExit(exit);
-    this.ctx.log.warn({ output: this.id, type: this.type, error: this.error, lastLines: exit.lastLines.slice(-5) }, 'ffmpeg exited');
-    if (this.failuresInARow > MAX_RESTARTS) return this.fail(this.error);
-    this.restarts++;
-    this.setState('restarting');
-    // Restart with back-off, on fresh ports (the old ones may be what failed: a port
-    // taken by another program between our check and ffmpeg's bind), from a keyframe.
-    this.releaseFeed();
-    const backoff = Math.min(500 * 2 ** (this.failuresInARow - 1), 10_000);
-    this.timers.push(setTimeout(() => void this.start(), backoff));
-  }
-
-  private fail(message: string): void {
-    this.error = message;
-    this.ctx.log.error({ output: this.id, type: this.type, error: message }, 'output failed');
-    this.clearTimers();
-    this.releaseFeed();
-    this.releaseShared();
-    this.setState('failed');
-    void this.removeDir();
-  }
-
-  /**
-   * An output's own folder goes when it ends (and the stream's, once empty); stop() waits
-   * for it, so a pipeline started again with the same folder (a shared encoder following a
-   * new picture size) does not lose its new session SDP to the old one's clean-up.
-   */
-  private async removeDir(): Promise<void> {
-    if (!this.options.removeDirWhenDone) return;
-    await rm(this.dir, { recursive: true, force: true });
-    await rmdir(path.dirname(this.dir)).catch(() => undefined);
-  }
-
-  /**
-   * Stops cleanly: forwarding ends, ffmpeg finishes its files (SIGINT), ports are released.
-   * With `failure`, the output ends as failed with that reason (stopped before the disk
-   * filled up: what was written is finished and kept, but it did not end as asked).
+   * Stops cleanly (ffmpeg finishes its files). With `failure`, the output ends as failed
+   * with that reason (stopped before the disk filled up: what was written is finished and
+   * kept, but it did not end as asked).
    */
   async stop(failure?: string): Promise<void> {
-    if (this.stopping) return;
-    this.stopping = true;
-    if (failure) {
-      this.error = failure;
-      this.ctx.log.error({ output: this.id, type: this.type, error: failure }, 'output stopped: failed');
-    }
-    this.clearTimers();
-    // Packets keep flowing until ffmpeg has exited, so it finishes the last segment. ffmpeg
-    // acts on SIGINT only between two input packets: when the publisher has stopped
-    // sending, the feed nudges it with one harmless packet at a time (Feed.drain), and it
-    // finishes its files (MP4 index, MKV duration, #EXT-X-ENDLIST). Without any packet
-    // (no feed yet, or its worker is gone) it gets a short grace instead of the full timeout.
-    const proc = this.process;
-    const silent = !this.feed || this.feed.silent;
-    this.feed?.drain();
-    if (proc?.running) await proc.stop(silent ? SILENT_STOP_TIMEOUT_MS : this.ctx.stopTimeoutMs);
-    this.releaseFeed();
-    this.releaseShared();
+    if (this.run.stopped) return;
+    if (failure) this.error = failure;
+    await this.run.stop();
     if (failure) this.setState('failed');
     else if (this.state !== 'failed') this.setState('stopped');
-    await this.removeDir();
-  }
-
-  private releaseFeed(): void {
-    if (!this.feed) return;
-    this.feed.close();
-    for (const port of this.feed.ports) this.ctx.ports.release(port);
-    this.feed = undefined;
-  }
-
-  private clearTimers(): void {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers = [];
   }
 }
 
 /** What a pipeline output needs besides its definition: where ffmpeg is and how long it may take to stop. */
 export interface PipelineServices {
-  ports: PortAllocator;
+  ports: RunContext['ports'];
   ffmpegPath: string;
   stopTimeoutMs: number;
   /** The stream's shared encodes (the catalog wires outputs/shared-aac.ts and shared-h264.ts in). */
-  shared?: { audio?: (stream: Stream) => SharedTrack; video?: (stream: Stream) => SharedTrack };
+  shared?: { [K in 'audio' | 'video']?: (stream: Stream) => StreamEncoder };
 }
 
-/**
- * Starts a pipeline output on a stream. An output started while the publisher is still
- * connecting does not wait for SPS/PPS (see waitForParameterSets).
- */
-export function startPipeline(stream: Stream, services: PipelineServices, definition: PipelineDefinition, dir: string, values: Values, options: PipelineOutputOptions = {}): PipelineOutput {
-  if (stream.closed) throw new Error(`stream ${stream.name} is closing`);
-  if (options.id && stream.outputs.has(options.id)) throw new Error(`output ${options.id} already exists`);
-  const ctx: OutputContext = {
-    ...services,
+/** What a run on `stream` is given (outputs and shared encoders alike). */
+export function runContext(stream: Stream, services: PipelineServices): RunContext {
+  return {
+    ports: services.ports,
+    ffmpegPath: services.ffmpegPath,
+    stopTimeoutMs: services.stopTimeoutMs,
     streamName: stream.name,
     tracks: stream.tracks,
     shared: {
@@ -351,16 +92,14 @@ export function startPipeline(stream: Stream, services: PipelineServices, defini
     openFeed: (targets) => stream.openFeed(targets),
     log: stream.log,
   };
-  return stream.attachOutput(new PipelineOutput(definition, dir, values, ctx, { waitForParameterSets: stream.state === 'live', ...options }));
 }
 
-/** ffmpeg's exit status with its last error lines, for the API and the logs. */
-function describeExit(exit: FfmpegExit): string {
-  const lines = exit.lastLines.map((l) => l.replace(/^\[(error|warning|fatal)\]\s*/, '').trim()).filter(Boolean);
-  const status = (exit.error ?? 'ffmpeg exited unexpectedly').replace(/:\s*$/, '');
-  return [status, ...lines.slice(-3)].join(' | ');
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+/**
+ * Starts a pipeline output on a stream. An output started while the publisher is still
+ * connecting does not wait for SPS/PPS (see waitForParameterSets).
+ */
+export function startPipeline(stream: Stream, services: PipelineServices, definition: PipelineDefinition, dir: string, values: Values, options: PipelineOutputOptions = {}): PipelineOutput {
+  if (stream.closed) throw new Error(`stream ${stream.name} is closing`);
+  if (options.id && stream.outputs.has(options.id)) throw new Error(`output ${options.id} already exists`);
+  return stream.attachOutput(new PipelineOutput(definition, dir, values, runContext(stream, services), { waitForParameterSets: stream.state === 'live', ...options }));
 }

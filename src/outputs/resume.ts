@@ -1,20 +1,31 @@
-import type { OutputInfo } from '../streams/output-contract.js';
+import type { CloseCause } from '../streams/close-cause.js';
+import type { Output, OutputInfo } from '../streams/output-contract.js';
 import type { StreamRegistry } from '../streams/registry.js';
-import type { OutputRequest, Stream } from '../streams/stream.js';
+import type { Stream } from '../streams/stream.js';
 import type { OutputCatalog } from './catalog.js';
-import type { Output } from '../streams/output-contract.js';
 
-// Outputs a REST client started are remembered on their stream. With
+// Outputs a REST client started are remembered (here, per stream). With
 // streams.resumeOutputsSeconds, when the publisher leaves they wait that long (listed as
 // "waiting", and can be cancelled), and start again under their old ids when a publisher
-// returns under the same name. Not after DELETE /api/streams/:name, nor when the gateway
-// stops. Everything about it is here.
+// returns under the same name. Not when an operator removed the stream, nor when the
+// gateway stops (the stream's close cause says which).
+
+/** An output as a REST client asked for it (kept to start it again for a returning publisher). */
+export interface OutputRequest {
+  type: string;
+  params: Record<string, unknown>;
+}
+
+/** Ends after which the outputs do not wait for a return. */
+const NO_RETURN: CloseCause[] = ['removed', 'shutdown'];
 
 export class ResumeOutputs {
   private readonly waiting = new Map<string, { outputs: Map<string, OutputRequest>; timer: NodeJS.Timeout }>();
+  /** Outputs started over REST and not stopped since, by stream and id. */
+  private readonly requested = new WeakMap<Stream, Map<string, OutputRequest>>();
 
   constructor(
-    private readonly registry: StreamRegistry,
+    registry: StreamRegistry,
     private readonly catalog: OutputCatalog,
     private readonly seconds: number,
   ) {
@@ -24,8 +35,23 @@ export class ResumeOutputs {
   /** Starts an output a REST client asked for, remembered for a returning publisher. */
   async start(stream: Stream, type: string, params: Record<string, unknown>): Promise<Output> {
     const output = await this.catalog.start(stream, type, params);
-    stream.requested.set(output.id, { type, params });
+    this.requestedOf(stream).set(output.id, { type, params });
     return output;
+  }
+
+  /** Stops an output a client asked to stop (on the live stream, or one waiting for its publisher). */
+  async stop(name: string, stream: Stream | undefined, id: string): Promise<boolean> {
+    if (stream && (await stream.removeOutput(id))) {
+      this.requested.get(stream)?.delete(id);
+      return true;
+    }
+    return this.cancel(name, id);
+  }
+
+  private requestedOf(stream: Stream): Map<string, OutputRequest> {
+    let m = this.requested.get(stream);
+    if (!m) this.requested.set(stream, (m = new Map()));
+    return m;
   }
 
   /** The outputs that waited for this publisher, started again under their ids. */
@@ -34,7 +60,7 @@ export class ResumeOutputs {
       if (stream.outputs.has(id)) continue; // e.g. an hls output the configuration started already
       try {
         await this.catalog.start(stream, o.type, o.params, { id });
-        stream.requested.set(id, o);
+        this.requestedOf(stream).set(id, o);
         stream.log.info({ event: 'output-resumed', output: id, type: o.type }, `${o.type} output started again for the returning publisher`);
       } catch (e) {
         stream.log.error({ event: 'output-resume-error', output: id, type: o.type, error: (e as Error).message }, `${o.type} output could not start again`);
@@ -49,7 +75,7 @@ export class ResumeOutputs {
   }
 
   /** Drops one waiting output (a REST client stops it while the publisher is away). */
-  cancel(name: string, id: string): boolean {
+  private cancel(name: string, id: string): boolean {
     const w = this.waiting.get(name);
     if (!w?.outputs.delete(id)) return false;
     if (w.outputs.size === 0) this.take(name);
@@ -63,7 +89,8 @@ export class ResumeOutputs {
   /** A publisher left: its REST-started outputs wait for a publisher under the same name. */
   private keepForReturn(stream: Stream): void {
     const seconds = this.seconds;
-    if (seconds <= 0 || this.registry.stopping || this.registry.wasRemoved(stream) || stream.requested.size === 0) return;
+    const requested = this.requested.get(stream);
+    if (seconds <= 0 || !requested?.size || NO_RETURN.includes(stream.end?.cause ?? 'shutdown')) return;
     this.take(stream.name);
     const timer = setTimeout(() => {
       if (this.waiting.get(stream.name)?.timer !== timer) return;
@@ -71,8 +98,8 @@ export class ResumeOutputs {
       stream.log.info({ event: 'outputs-not-resumed', seconds }, `no publisher returned within ${seconds} s; its outputs end`);
     }, seconds * 1000);
     timer.unref();
-    this.waiting.set(stream.name, { outputs: new Map(stream.requested), timer });
-    stream.log.info({ event: 'outputs-waiting', outputs: [...stream.requested.keys()], seconds }, `outputs wait ${seconds} s for a publisher to return`);
+    this.waiting.set(stream.name, { outputs: new Map(requested), timer });
+    stream.log.info({ event: 'outputs-waiting', outputs: [...requested.keys()], seconds }, `outputs wait ${seconds} s for a publisher to return`);
   }
 
   /** The outputs waiting for `name` (removed from the waiting list), if any. */

@@ -1,9 +1,8 @@
 import type { FeedHandle } from '../media/feed-handle.js';
 import { renderSessionSdp } from '../sdp/render.js';
-import type { Stream } from '../streams/stream.js';
+import type { Stream, StreamEncoder } from '../streams/stream.js';
 import type { TrackView } from '../streams/track-view.js';
 import { OutputBase } from './base.js';
-import type { SharedTrack } from './pipeline-output.js';
 import { sdpMedia } from './sdp-media.js';
 
 // Plain RTP to a remote player: no ffmpeg, the gateway's forwarders send straight to
@@ -31,7 +30,7 @@ export class RtpOutput extends OutputBase {
     id: string | undefined,
     urls: (id: string) => Record<string, string>,
     /** Send this instead of the publisher's video (its VP8/VP9 transcoded). */
-    private readonly transcoded?: SharedTrack,
+    private readonly transcoded?: StreamEncoder,
   ) {
     super('rtp', id);
     Object.assign(this.urls, urls(this.id));

@@ -1,5 +1,5 @@
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
-import type { Stream } from '../streams/stream.js';
+import type { Stream, StreamEncoder } from '../streams/stream.js';
 import type { PipelineServices } from './pipeline-output.js';
 import { SharedEncoder } from './shared-encoder.js';
 
@@ -13,7 +13,12 @@ export function aacConfig(channels: number): string {
   return ((2 << 11) | (3 << 7) | (channels << 3)).toString(16).padStart(4, '0');
 }
 
-/** The codec of the shared AAC track, as the encoder's RTP muxer sends it (AAC-hbr). */
+/** How the stream's AAC is made from audio of `channels` (1 or 2): what every pipeline that encodes AAC is given. */
+export function aacSettings(channels: number): { audioChannels: number; audioBitrate: string } {
+  return channels === 1 ? { audioChannels: 1, audioBitrate: '96k' } : { audioChannels: 2, audioBitrate: '128k' };
+}
+
+/** The codec of the shared AAC track, as the encoder's RTP muxer sends it (AAC-hbr; its payload type goes to the encoder as {{payloadType}}). */
 export function aacCodec(channels: number): ChosenCodec {
   return {
     kind: 'audio',
@@ -35,12 +40,12 @@ export function aacCodec(channels: number): ChosenCodec {
 const ENCODER_LATENCY_MS = 55;
 
 /** The stream's shared AAC (made on first use). */
-export function sharedAac(stream: Stream, services: PipelineServices & { dataDir: string }): SharedEncoder {
-  return stream.helper('shared-aac', () => new SharedEncoder(stream, services, {
+export function sharedAac(stream: Stream, services: PipelineServices & { dataDir: string }): StreamEncoder {
+  return stream.encoder('audio', () => new SharedEncoder(stream, services, {
     pipeline: 'aac',
     kind: 'audio',
     codec: (source) => aacCodec(source.codec.channels === 1 ? 1 : 2),
-    values: (source) => ({ audioChannels: source.codec.channels === 1 ? 1 : 2, audioBitrate: source.codec.channels === 1 ? '96k' : '128k' }),
+    values: (source) => ({ ...aacSettings(source.codec.channels), payloadType: aacCodec(1).payloadType }),
     latencyMs: ENCODER_LATENCY_MS,
   }));
 }

@@ -1,14 +1,16 @@
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
 import { loadSharedDefinition, resolveParams, type PipelineDefinition, type Values } from '../pipelines/definition.js';
 import { ProcessCpu } from '../pipelines/process-cpu.js';
-import type { Stream, StreamHelper } from '../streams/stream.js';
+import type { Stream, StreamEncoder } from '../streams/stream.js';
 import type { EncoderInfo, TrackView } from '../streams/track-view.js';
 import { outputDir } from './kind.js';
-import { PipelineOutput, type OutputContext, type PipelineServices } from './pipeline-output.js';
+import { runContext, type PipelineServices } from './pipeline-output.js';
+import { PipelineRun } from './pipeline-run.js';
 
 // An encode a stream's outputs share instead of each doing its own (shared-aac.ts: the
-// audio to AAC; shared-h264.ts: VP8/VP9 video to H.264). One ffmpeg (a pipeline in
-// pipelines/shared/) reads one of the publisher's tracks and sends the result back as RTP
+// audio to AAC; shared-h264.ts: VP8/VP9 video to H.264), a member of its stream (one per
+// kind of track). One ffmpeg (a pipeline in pipelines/shared/, run by a PipelineRun as
+// outputs are) reads one of the publisher's tracks and sends the result back as RTP
 // to the stream's media worker, where it becomes one more track of the session (a "local
 // track"); the outputs that need it are fed that track and copy it. The encoder starts
 // with the first output that asks for it and stops after the last one has finished (so an
@@ -49,10 +51,10 @@ function sizeOf(source: TrackView): string | undefined {
   return width && height ? `${width}x${height}` : undefined;
 }
 
-export class SharedEncoder implements StreamHelper {
+export class SharedEncoder implements StreamEncoder {
   private users = 0;
   private local: Promise<{ track: TrackView; port: number }> | undefined;
-  private encoder: PipelineOutput | undefined;
+  private encoder: PipelineRun | undefined;
   private stopping: Promise<void> | undefined;
   private definition: PipelineDefinition | undefined;
   /** The picture size the running encoder started with (when it follows sizes). */
@@ -64,7 +66,7 @@ export class SharedEncoder implements StreamHelper {
   private readonly cpu = new ProcessCpu();
   private cpuTimer: NodeJS.Timeout | undefined;
   /** Encoders replaced for a new picture size, until they have stopped. */
-  private readonly replaced = new Map<PipelineOutput, { stopped: Promise<void>; stopNow: () => void }>();
+  private readonly replaced = new Map<PipelineRun, { stopped: Promise<void>; stopNow: () => void }>();
 
   constructor(
     private readonly stream: Stream,
@@ -133,24 +135,20 @@ export class SharedEncoder implements StreamHelper {
     const s = this.stream;
     // Each encoder its own folder (a replaced one finishes next to its successor).
     const id = `shared-${this.spec.pipeline}${this.resizes ? `-${this.resizes}` : ''}`;
-    const ctx: OutputContext = {
-      ports: this.services.ports,
-      ffmpegPath: this.services.ffmpegPath,
-      stopTimeoutMs: this.services.stopTimeoutMs,
-      streamName: s.name,
-      tracks: [source],
-      requestKeyframe: () => s.requestKeyframe(),
-      openFeed: (targets) => s.openFeed(targets, local),
-      log: s.log,
-    };
-    // The definition's defaults for what the spec leaves out.
-    const values = { ...resolveParams(this.definition, { port }), ...this.spec.values(source), port, file: '' };
+    // It reads the publisher's track only, and its feed is the local track's input.
+    const ctx = { ...runContext(s, this.services), tracks: [source], shared: undefined, openFeed: (targets: Parameters<Stream['openFeed']>[0]) => s.openFeed(targets, local) };
+    // The spec's values, checked against the definition's params, with its defaults for what the spec leaves out.
+    const given: Values = { ...this.spec.values(source), port };
+    const params = Object.fromEntries(Object.entries(given).filter(([k]) => k in this.definition!.params));
+    const values = { ...given, ...resolveParams(this.definition, params), file: '' };
     if (this.spec.followPictureSize) {
       this.encodedSize = sizeOf(source);
       this.unwatch ??= source.watchParameterSets(() => void this.sizeChanged(source, port));
     }
-    this.encoder = new PipelineOutput(this.definition, outputDir(this.services.dataDir, s.name, id), values, ctx, { id, removeDirWhenDone: true, waitForParameterSets: false });
-    this.encoder.on('state', (state) => s.log.debug({ event: id, state, error: this.encoder?.error }, `${id} encoder ${state}`));
+    const encoder = new PipelineRun(this.definition, outputDir(this.services.dataDir, s.name, id), values, ctx, { id, removeDirWhenDone: true, waitForParameterSets: false });
+    this.encoder = encoder;
+    encoder.on('restarting', (error) => s.log.debug({ event: id, state: 'restarting', error }, `${id} encoder restarting`));
+    encoder.on('failed', (error) => s.log.warn({ event: id, state: 'failed', error }, `${id} encoder failed`));
     void this.encoder.start();
     this.cpuTimer ??= setInterval(() => this.cpu.sample(this.encoder?.pid), CPU_SAMPLE_MS);
     this.cpuTimer.unref();
@@ -161,14 +159,11 @@ export class SharedEncoder implements StreamHelper {
   }
 
   /** The track's encoder as the API shows it. */
-  info(): { kind: 'audio' | 'video'; encoder: EncoderInfo } {
+  info(): EncoderInfo {
     const e = this.encoder;
     const state = !e ? 'stopped' : e.pid !== undefined ? 'running' : 'starting';
     const cpuPercent = e ? this.cpu.percent : undefined;
-    return {
-      kind: this.spec.kind,
-      encoder: { pipeline: this.spec.pipeline, state, ...(cpuPercent !== undefined ? { cpuPercent } : {}), restarts: this.earlierRestarts + (e?.restarts ?? 0), resizes: this.resizes },
-    };
+    return { pipeline: this.spec.pipeline, state, ...(cpuPercent !== undefined ? { cpuPercent } : {}), restarts: this.earlierRestarts + (e?.restarts ?? 0), resizes: this.resizes };
   }
 
   private stopEncoder(): Promise<void> {

@@ -1,5 +1,5 @@
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
-import type { Stream } from '../streams/stream.js';
+import type { Stream, StreamEncoder } from '../streams/stream.js';
 import type { PipelineServices } from './pipeline-output.js';
 import { SharedEncoder } from './shared-encoder.js';
 
@@ -15,7 +15,10 @@ import { SharedEncoder } from './shared-encoder.js';
 // 640x480, 210 kbit/s at 320x240, at most transcode.videoKbps. A fixed 2.5 Mbit/s spent
 // ten times what Firefox's 320x240 start needs.
 
-/** The codec of the transcoded track: what the encoder's RTP muxer sends. */
+/**
+ * The codec of the transcoded track: what the encoder's RTP muxer sends. Its payload type
+ * and level go to the encoder ({{payloadType}}, {{level}}): Constrained Baseline, level 4.0.
+ */
 export const TRANSCODED_H264: ChosenCodec = {
   kind: 'video',
   index: -1,
@@ -44,15 +47,21 @@ export interface TranscodeSettings {
 }
 
 /** The stream's shared H.264 (made on first use). */
-export function sharedH264(stream: Stream, services: PipelineServices & { dataDir: string }, settings: TranscodeSettings): SharedEncoder {
-  return stream.helper('shared-h264', () => new SharedEncoder(stream, services, {
+export function sharedH264(stream: Stream, services: PipelineServices & { dataDir: string }, settings: TranscodeSettings): StreamEncoder {
+  return stream.encoder('video', () => new SharedEncoder(stream, services, {
     pipeline: 'h264',
     kind: 'video',
     codec: () => TRANSCODED_H264,
-    values: (source) => ({ ...settings, videoKbps: transcodeKbps(source.parameterSets, settings) }),
+    values: (source) => ({ ...settings, videoKbps: transcodeKbps(source.parameterSets, settings), payloadType: TRANSCODED_H264.payloadType, level: levelOf(TRANSCODED_H264) }),
     latencyMs: TRANSCODER_LATENCY_MS,
     followPictureSize: true,
   }));
+}
+
+/** x264's -level for a profile-level-id (its last byte is level_idc: 0x28 = 40 = level 4.0). */
+export function levelOf(codec: ChosenCodec): string {
+  const idc = parseInt((codec.fmtp['profile-level-id'] ?? '42e01f').slice(4), 16);
+  return (idc / 10).toFixed(1);
 }
 
 const BITS_PER_PIXEL = 0.09;

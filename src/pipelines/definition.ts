@@ -6,7 +6,7 @@ import { pushUrlProblem } from '../egress/push-url.js';
 
 // Pipeline definitions are data (pipelines/*.json at the package root): this file loads
 // and checks them, validates caller parameters against them, and fills their
-// placeholders. Running them is ffmpeg-process.ts's job.
+// placeholders. Running them is ffmpeg-runner.ts's job.
 
 export const PIPELINE_DIR = fileURLToPath(new URL('../../pipelines/', import.meta.url));
 

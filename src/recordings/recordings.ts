@@ -10,8 +10,11 @@ import { NAME_PATTERN, STREAM_NAME } from '../streams/names.js';
 //
 // Nothing written is ever overwritten: when a recording's ffmpeg dies and is started
 // again, it writes the next *part* (<name>.part2.mp4, ...) and the recording lists its
-// parts; ffmpeg itself is told never to overwrite (-n). Names are reserved before ffmpeg
-// creates the file, so two recordings started in the same second get two names.
+// parts. Names are reserved before ffmpeg runs, so two recordings started in the same
+// second get two names, and a part name taken by a file already there is skipped; the
+// file itself is then created exclusively (O_EXCL) just before ffmpeg writes into it
+// (outputs/pipeline-run.ts, for pipelines with overwrite: false), so no other writer can
+// slip in between.
 
 /** Recording containers (record.json's formats) and what they are served as. */
 export const RECORDING_TYPES: Record<string, string> = { mp4: 'video/mp4', mkv: 'video/x-matroska', webm: 'video/webm' };
@@ -113,12 +116,16 @@ export class Recordings {
     await this.writeSidecar(stream, file, { startedAt: startedAt.toISOString(), endedAt: null, durationSeconds: null, state: 'recording', parts: [file] });
   }
 
-  /** ffmpeg was started again: it writes part `n`. */
-  async partStarted(stream: string, first: string, n: number): Promise<void> {
+  /**
+   * ffmpeg is started again: the number of the part it writes, the first after `after`
+   * whose file is not there (a file someone else left is never written over).
+   */
+  async nextPart(stream: string, first: string, after: number): Promise<number> {
+    let n = after + 1;
+    while (existsSync(path.join(this.dir(stream), this.partFile(first, n)))) n++;
     const side = await this.readSidecar(stream, first);
-    if (!side) return;
-    const part = this.partFile(first, n);
-    await this.writeSidecar(stream, first, { ...side, parts: [...new Set([...(side.parts ?? [first]), part])] });
+    if (side) await this.writeSidecar(stream, first, { ...side, parts: [...new Set([...(side.parts ?? [first]), this.partFile(first, n)])] });
+    return n;
   }
 
   /** Measures every part and writes the end; returns the recording (undefined if nothing was written). */

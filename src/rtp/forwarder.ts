@@ -23,7 +23,6 @@ const MAX_PENDING = 1000;
 
 export class RtpForwarder {
   readonly ssrc = randomInt(1, 0xffffffff);
-  packets = 0;
   bytes = 0;
   /** False while waiting for a keyframe (video) or for `open()`. */
   private flowing = false;
@@ -88,7 +87,6 @@ export class RtpForwarder {
     this.lastOutTs = timestamp;
     this.lastPacket = p;
     this.lastSentAt = performance.now();
-    this.packets++;
     this.bytes += out.length;
     if (!this.pending) this.socket.send(out);
     else if (this.pending.length < MAX_PENDING) this.pending.push(out);
@@ -97,7 +95,7 @@ export class RtpForwarder {
   /**
    * One more packet, one frame after the last: the last payload again, or `payload`
    * instead. ffmpeg, asked to stop while its input is silent, only notices between two
-   * packets (see PipelineOutput.stop); this is that packet.
+   * packets (see PipelineRun.stop); this is that packet.
    */
   sendNext(payload?: Buffer): void {
     const last = this.lastPacket;

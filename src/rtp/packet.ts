@@ -23,7 +23,7 @@ export function serializeRtp(p: RtpPacketLite): Buffer {
   return out;
 }
 
-/** Parses a plain RTP packet (used by tests and tools reading what the gateway sent). */
+/** Parses a plain RTP packet (what the gateway's own encoders send back on loopback, media/worker-session.ts; tests read outputs with it too). */
 export function parseRtp(buf: Buffer): RtpPacketLite {
   if (buf.length < 12 || buf[0] >> 6 !== 2) throw new Error('not an RTP packet');
   const csrcCount = buf[0] & 0x0f;

@@ -1,4 +1,5 @@
 import * as sdpTransform from 'sdp-transform';
+import { isPrimaryCodec } from './offer.js';
 
 // What the gateway adds to werift's SDP answer before the publisher sees it:
 //
@@ -33,7 +34,6 @@ export interface AnswerAdditions {
   rejected?: { index: number; reason: string }[];
 }
 
-const NOT_PRIMARY = new Set(['rtx', 'red', 'ulpfec', 'flexfec-03']);
 
 export function shapeAnswer(answer: string, add: AnswerAdditions): string {
   const sdp = sdpTransform.parse(answer);
@@ -44,7 +44,7 @@ export function shapeAnswer(answer: string, add: AnswerAdditions): string {
   }
   for (const m of sdp.media) {
     if (m.type !== 'audio' && m.type !== 'video') continue;
-    const primaries = (m.rtp ?? []).filter((r) => !NOT_PRIMARY.has(r.codec.toLowerCase())).map((r) => r.payload);
+    const primaries = (m.rtp ?? []).filter((r) => isPrimaryCodec(r.codec)).map((r) => r.payload);
     if (add.transportCc && m.ext?.some((e) => e.uri === TRANSPORT_CC_URI)) {
       m.rtcpFb ??= [];
       for (const pt of primaries) {

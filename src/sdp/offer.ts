@@ -161,6 +161,14 @@ export function sectionName(m: { kind: string; mid?: string }): string {
   return m.mid !== undefined ? `${m.kind} (mid ${m.mid})` : m.kind;
 }
 
+/** Payload types that carry no media of their own: retransmission, redundancy, FEC. */
+const NOT_PRIMARY = new Set(['rtx', 'red', 'ulpfec', 'flexfec-03']);
+
+/** Whether a codec (by its encoding name) carries the media itself, not repairs of it. */
+export function isPrimaryCodec(name: string): boolean {
+  return !NOT_PRIMARY.has(name.toLowerCase());
+}
+
 export function describeCodec(c: OfferedCodec): string {
   const pm = c.fmtp['packetization-mode'];
   const profile = c.fmtp['profile-level-id'];

@@ -191,7 +191,7 @@ class Connection {
           return await this.restart(msg);
         case 'unpublish':
           if (!this.stream) return this.error('not-publishing', 'nothing is being published on this connection');
-          return void (await this.stream.close('publisher ended the session'));
+          return void (await this.stream.close('left'));
         case 'subscribe': {
           const grant = await this.allowed('read');
           return grant ? this.subscribe(msg.stats, grant) : undefined;
@@ -264,7 +264,7 @@ class Connection {
     if (stream.media.gatheringComplete) this.send({ type: 'candidate', candidate: null });
     stream.media.on('candidate', (c) => mine() && !this.restarting && this.send({ type: 'candidate', candidate: c }));
     stream.media.on('state', (state) => mine() && this.send({ type: 'state', state }));
-    stream.once('closed', (reason) => mine() && this.send({ type: 'unpublished', stream: stream.name, reason }));
+    stream.once('closed', ({ reason }) => mine() && this.send({ type: 'unpublished', stream: stream.name, reason }));
   }
 
   /**
@@ -327,6 +327,6 @@ class Connection {
   private onClose(): void {
     clearTimeout(this.authTimer);
     this.unsubscribe();
-    if (this.stream && !this.stream.closed && owners.get(this.stream) === this) void this.stream.close('signalling connection closed');
+    if (this.stream && !this.stream.closed && owners.get(this.stream) === this) void this.stream.close('left', 'its signalling connection closed');
   }
 }

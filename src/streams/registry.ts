@@ -43,8 +43,6 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
   private readonly pending = new Map<string, string | undefined>();
   private shuttingDown = false;
   private gathering: Promise<void> = Promise.resolve();
-  /** Streams an operator removed (DELETE /api/streams/:name): their outputs do not wait. */
-  private readonly removed = new WeakSet<Stream>();
 
   constructor(
     private readonly config: Config,
@@ -85,7 +83,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     this.checkConnecting(options.from, existing);
     this.pending.set(name, options.from);
     try {
-      if (existing) await existing.close(existing.state === 'connecting' ? 'replaced by a new offer before it connected' : 'replaced by a new publisher');
+      if (existing) await existing.close('replaced', existing.state === 'connecting' ? 'replaced by a new offer before it connected' : undefined);
       const sessionId = randomUUID();
       const { handle, answer } = await this.answerSerially(() =>
         this.media.answer({ session: sessionId, stream: name, offer: offerText, ice: this.config.ice, video: videoBitrateFor(this.config.video, name), trickle: options.trickle ?? false }),
@@ -104,9 +102,9 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
       stream.log.info({ event: 'session-created', tracks: handle.codecs.map((t) => `${t.kind}:${t.name}/${t.payloadType}`) }, 'publisher session created');
       // Refused loudly, not dropped quietly: a stream without sound or picture says why.
       for (const m of handle.ignored) stream.log.warn({ event: 'media-ignored', mid: m.mid, kind: m.kind, reason: m.reason }, `offered ${sectionName(m)} left out: ${m.reason}`);
-      stream.once('closed', (reason) => {
+      stream.once('closed', ({ cause, reason }) => {
         if (this.streams.get(name) === stream) this.streams.delete(name);
-        this.events.publish({ type: 'stream.stopped', stream: name, session: sessionId, reason });
+        this.events.publish({ type: 'stream.stopped', stream: name, session: sessionId, cause, reason });
       });
       stream.on('live', () => this.events.publish({ type: 'stream.started', stream: name, session: sessionId }));
       this.emit('stream', stream);
@@ -169,7 +167,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
   async unpublish(name: string, sessionId?: string): Promise<boolean> {
     const stream = this.streams.get(name);
     if (!stream || (sessionId !== undefined && stream.sessionId !== sessionId)) return false;
-    await stream.close('publisher ended the session');
+    await stream.close('left');
     return true;
   }
 
@@ -177,25 +175,14 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
   async remove(name: string): Promise<boolean> {
     const stream = this.streams.get(name);
     if (!stream) return false;
-    this.removed.add(stream);
-    await stream.close('removed over the API');
+    await stream.close('removed');
     return true;
-  }
-
-  /** Whether the gateway is stopping (its streams are closing for that reason). */
-  get stopping(): boolean {
-    return this.shuttingDown;
-  }
-
-  /** Whether an operator removed this stream (DELETE /api/streams/:name). */
-  wasRemoved(stream: Stream): boolean {
-    return this.removed.has(stream);
   }
 
   /** Stops every stream and output; ffmpeg processes finish their files. */
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
-    await Promise.all([...this.streams.values()].map((s) => s.close('gateway shutting down')));
+    await Promise.all([...this.streams.values()].map((s) => s.close('shutdown')));
   }
 
   /** PIDs of running ffmpeg processes (health, tests). */

@@ -8,6 +8,7 @@ import { IceUpdateRefused } from '../webrtc/ice-update-refused.js';
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
 import type { CandidateInit, SelectedPair } from '../webrtc/publisher-peer.js';
 import type { Output, OutputInfo } from './output-contract.js';
+import { streamEnd, type CloseCause, type StreamEnd } from './close-cause.js';
 import { TrackView, type EncoderInfo, type TrackInfo } from './track-view.js';
 
 // A stream is a name with one publisher session and the outputs fed from it. The session's
@@ -51,14 +52,8 @@ export interface StreamInfo {
 
 export interface StreamEvents {
   live: [];
-  closed: [reason: string];
+  closed: [end: StreamEnd];
   output: [Output];
-}
-
-/** An output as a REST client asked for it (kept to start it again for a returning publisher). */
-export interface OutputRequest {
-  type: string;
-  params: Record<string, unknown>;
 }
 
 export interface StreamTimeouts {
@@ -68,15 +63,19 @@ export interface StreamTimeouts {
 }
 
 /**
- * Something the stream's outputs share (the AAC encode): made on first use, stopped when
- * the stream closes, after its outputs.
+ * An encode the stream's outputs share (outputs/shared-encoder.ts: the AAC of its audio,
+ * the H.264 of its VP8/VP9): made on first use, given back by each output, stopped when
+ * the stream closes, after its outputs. One per kind of track.
  */
-export interface StreamHelper {
+export interface StreamEncoder {
+  /** The encoded track, with its encoder running; give it back with release(). */
+  acquire(): Promise<TrackView>;
+  release(): void;
   stop(): Promise<void>;
-  /** What the API shows of it, on the stream's track of that kind. */
-  info?(): { kind: 'audio' | 'video'; encoder: EncoderInfo };
+  /** What the API shows of it, on the stream's track of its kind. */
+  info(): EncoderInfo;
   /** Its running ffmpeg processes. */
-  pids?(): number[];
+  pids(): number[];
 }
 
 export interface StreamDeps {
@@ -91,8 +90,6 @@ export class Stream extends EventEmitter<StreamEvents> {
   readonly startedAt = new Date();
   readonly tracks: TrackView[];
   readonly outputs = new Map<string, Output>();
-  /** Outputs started over REST and not stopped since, by id. */
-  readonly requested = new Map<string, OutputRequest>();
   readonly log: Logger;
   private closing: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -102,7 +99,10 @@ export class Stream extends EventEmitter<StreamEvents> {
   private restartedAt = 0;
   private iceQueue: Promise<unknown> = Promise.resolve();
   private sender: { report: SenderReport; at: number } | undefined;
-  private readonly helpers = new Map<string, StreamHelper>();
+  /** The shared encoders, one per kind of track (see StreamEncoder). */
+  private readonly sharedEncoders: { [K in 'audio' | 'video']?: StreamEncoder } = {};
+  /** Why it ended, once it has. */
+  end: StreamEnd | undefined;
   /** Tracks the gateway feeds itself (see localTrack), by index in the session. */
   private readonly local = new Map<number, TrackView>();
 
@@ -120,7 +120,7 @@ export class Stream extends EventEmitter<StreamEvents> {
     media.on('state', (s) => this.onPeerState(s));
     media.on('stats', (stats) => stats.tracks.forEach((t, i) => (this.tracks[i] ?? this.local.get(i))?.updateStats(t)));
     media.on('parameter-sets', (i, sets) => (this.tracks[i] ?? this.local.get(i))?.updateParameterSets(sets));
-    media.on('lost', (reason) => void this.close(reason));
+    media.on('lost', (reason) => void this.close('workerLost', reason));
     media.on('pair', (pair) => this.log.info({ event: 'ice-pair', ice: pair }, 'publisher connected again after an ICE restart'));
     // A state the worker reported while the answer was on its way, taken once the registry
     // (which builds this stream) has attached its listeners.
@@ -128,14 +128,14 @@ export class Stream extends EventEmitter<StreamEvents> {
     const { connectTimeoutMs, mediaTimeoutMs } = deps.timeouts;
     this.timers.push(
       setTimeout(() => {
-        if (this.state === 'connecting') void this.close('ICE/DTLS did not connect in time');
+        if (this.state === 'connecting') void this.close('unconnected');
       }, connectTimeoutMs),
     );
     this.timers.push(
       setInterval(() => {
         if (this.state !== 'live') return;
         const last = Math.max(...this.tracks.map((t) => t.lastPacketAt), this.liveSince, this.restartedAt);
-        if (performance.now() - last > mediaTimeoutMs) void this.close('no media from the publisher');
+        if (performance.now() - last > mediaTimeoutMs) void this.close('lost', 'no media from the publisher');
       }, 1000),
     );
   }
@@ -153,9 +153,9 @@ export class Stream extends EventEmitter<StreamEvents> {
         this.emit('live');
       }
     } else if (state === 'disconnected') {
-      this.disconnectTimer ??= setTimeout(() => void this.close('publisher disconnected'), this.deps.timeouts.disconnectTimeoutMs);
+      this.disconnectTimer ??= setTimeout(() => void this.close('lost', 'publisher disconnected'), this.deps.timeouts.disconnectTimeoutMs);
     } else if (state === 'failed' || state === 'closed') {
-      void this.close(state === 'failed' ? 'ICE/DTLS failed' : 'publisher closed the connection');
+      void (state === 'failed' ? this.close('lost', 'ICE/DTLS failed') : this.close('left', 'the publisher closed the connection'));
     }
   }
 
@@ -218,12 +218,10 @@ export class Stream extends EventEmitter<StreamEvents> {
     return { track, port };
   }
 
-  /** The stream's helper under `key`, made by `make` the first time. */
-  helper<T extends StreamHelper>(key: string, make: () => T): T {
+  /** The stream's shared encoder for tracks of `kind`, made by `make` the first time. */
+  encoder(kind: 'audio' | 'video', make: () => StreamEncoder): StreamEncoder {
     if (this.closing) throw new Error(`stream ${this.name} is closing`);
-    let h = this.helpers.get(key);
-    if (!h) this.helpers.set(key, (h = make()));
-    return h as T;
+    return (this.sharedEncoders[kind] ??= make());
   }
 
   /** Registers an output (src/outputs/ makes them) and starts it; it runs until stopped or the stream closes. */
@@ -242,7 +240,6 @@ export class Stream extends EventEmitter<StreamEvents> {
     if (!output) return false;
     await output.stop();
     this.outputs.delete(id);
-    this.requested.delete(id);
     return true;
   }
 
@@ -273,39 +270,46 @@ export class Stream extends EventEmitter<StreamEvents> {
     return this.closing !== undefined;
   }
 
-  /** The stream's running ffmpeg processes: its outputs' and its helpers' (the shared encoders). */
+  /** The stream's running ffmpeg processes: its outputs' and its shared encoders'. */
   ffmpegPids(): number[] {
     const outputs = [...this.outputs.values()].map((o) => o.pid).filter((p): p is number => p !== undefined);
-    return [...outputs, ...[...this.helpers.values()].flatMap((h) => h.pids?.() ?? [])];
+    return [...outputs, ...Object.values(this.sharedEncoders).flatMap((e) => e.pids())];
   }
 
   /** The stream's shared encoders (shared-encoder.ts), with the kind of track each encodes. */
   encoders(): { kind: 'audio' | 'video'; encoder: EncoderInfo }[] {
-    return [...this.helpers.values()].flatMap((h) => h.info?.() ?? []);
+    return (['audio', 'video'] as const).flatMap((kind) => {
+      const e = this.sharedEncoders[kind];
+      return e ? [{ kind, encoder: e.info() }] : [];
+    });
   }
 
   /** The shared encoder working on the track of `kind`, if any. */
   private encoderOf(kind: 'audio' | 'video'): { encoder: EncoderInfo } | undefined {
-    const e = this.encoders().find((x) => x.kind === kind);
-    return e && { encoder: e.encoder };
+    const e = this.sharedEncoders[kind];
+    return e && { encoder: e.info() };
   }
 
-  /** Stops every output (files finalised), then the peer. Safe to call more than once. */
-  close(reason: string): Promise<void> {
+  /**
+   * Stops every output (files finalised), then the peer. Safe to call more than once: the
+   * first cause is the one it ended with.
+   */
+  close(cause: CloseCause, detail?: string): Promise<void> {
     this.closing ??= (async () => {
-      this.log.info({ event: 'closing', reason }, `stream closing: ${reason}`);
+      const end = (this.end = streamEnd(cause, detail));
+      this.log.info({ event: 'closing', cause, reason: end.reason }, `stream closing: ${end.reason}`);
       // The publisher hears of it now, not after the outputs have finished their files
       // (they keep reading until then; see Feed.drain).
-      this.media.announceClose(reason);
+      this.media.announceClose(end.reason);
       for (const t of this.timers) clearTimeout(t);
       if (this.disconnectTimer) clearTimeout(this.disconnectTimer);
       await Promise.all([...this.outputs.values()].map((o) => o.stop()));
-      await Promise.all([...this.helpers.values()].map((h) => h.stop()));
+      await Promise.all(Object.values(this.sharedEncoders).map((e) => e.stop()));
       await this.media.close();
       for (const t of [...this.tracks, ...this.local.values()]) t.close();
       this.state = 'closed';
-      this.log.info({ event: 'closed', reason }, 'stream closed');
-      this.emit('closed', reason);
+      this.log.info({ event: 'closed', cause, reason: end.reason }, 'stream closed');
+      this.emit('closed', end);
     })();
     return this.closing;
   }

@@ -1,6 +1,6 @@
 import { parseProfileLevelId, Profile } from 'h264-profile-level-id';
 import type { SessionDescription } from 'sdp-transform';
-import { describeCodec, SdpError, sectionName, type IgnoredMedia, type MediaKind, type OfferedCodec, type ParsedOffer } from '../sdp/offer.js';
+import { describeCodec, isPrimaryCodec, SdpError, sectionName, type IgnoredMedia, type MediaKind, type OfferedCodec, type ParsedOffer } from '../sdp/offer.js';
 
 // Which codec the gateway takes from each offered m-section. werift's answer takes the
 // first offered codec whose MIME type matches, whatever its fmtp (packetization-mode=0,
@@ -8,9 +8,11 @@ import { describeCodec, SdpError, sectionName, type IgnoredMedia, type MediaKind
 // the offer handed to werift lists only that codec (and its RTX). The negotiation is
 // then deterministic, and ffmpeg's session SDP is known the moment the answer is sent.
 //
-// Video: H.264 packetization-mode=1 only (ffmpeg copies it into HLS/TS untouched),
-// preferring Constrained Baseline 42e01f (RFC 7742), then other constrained baseline,
-// baseline, main, high. Audio: the publisher's first choice among Opus, PCMU, PCMA.
+// Video: H.264 packetization-mode=1 whenever it is offered (ffmpeg copies it into HLS/TS
+// untouched), preferring Constrained Baseline 42e01f (RFC 7742), then other constrained
+// baseline, baseline, main, high; without usable H.264, VP8, then VP9 profile 0, which
+// the gateway transcodes to H.264 once per stream. Audio: the publisher's first choice
+// among Opus, PCMU, PCMA.
 //
 // One track of each kind is taken: a section with no acceptable codec, or a second
 // section of a kind already taken (the outputs use one video and one audio track), is
@@ -94,7 +96,7 @@ export function chooseCodecs(offer: ParsedOffer): CodecChoice {
   const ignored: IgnoredMedia[] = [...offer.ignored];
   const unusable: string[] = [];
   for (const m of offer.sending) {
-    const primaries = m.codecs.filter((c) => !['rtx', 'red', 'ulpfec', 'flexfec-03'].includes(c.name.toLowerCase()));
+    const primaries = m.codecs.filter((c) => isPrimaryCodec(c.name));
     let pick: { codec: OfferedCodec; name: ChosenCodec['name'] } | undefined;
     if (m.kind === 'video') {
       const ranked = primaries

@@ -28,10 +28,10 @@ import { IceUpdateRefused } from './ice-update-refused.js';
 import type { IceServer } from './ice-servers.js';
 
 
-// One publisher's werift peer connection: answers the offer with the codec policy, hands
-// decrypted RTP out as plain packets, and takes keyframe requests. The rest of the gateway
-// talks to it only through the events below and `requestKeyframe`/`close`, a message-shaped
-// surface that can later move into a worker thread.
+// One publisher's werift peer connection, in its media worker (media/worker-session.ts):
+// answers the offer with the codec policy, hands decrypted RTP out as plain packets, and
+// takes keyframe requests and ICE updates. The rest of the worker talks to it only
+// through the events below and its methods.
 
 export interface PublisherPeerEvents {
   /** A decrypted RTP packet of the primary codec of one track. */

@@ -57,7 +57,7 @@ export class RecordKind implements OutputKind {
       urls: { file: this.recordings.url(stream.name, file) },
       removeDirWhenDone: true,
       launchValues: async () => {
-        if (++part > 1) await this.recordings.partStarted(stream.name, file, part);
+        part = part === 0 ? 1 : await this.recordings.nextPart(stream.name, file, part);
         return { file: path.join(folder, this.recordings.partFile(file, part)) };
       },
     });

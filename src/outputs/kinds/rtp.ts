@@ -1,12 +1,11 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { Output } from '../../streams/output-contract.js';
-import type { Stream } from '../../streams/stream.js';
+import type { Stream, StreamEncoder } from '../../streams/stream.js';
 import type { PushTargets } from '../../egress/allowed-targets.js';
 import { EVEN_PORT_RULE } from '../../pipelines/definition.js';
 import { checkTarget, OutputRequestError, sdpUrl } from '../kind.js';
 import { isTranscoded } from '../../webrtc/codec-policy.js';
-import type { SharedTrack } from '../pipeline-output.js';
 import { RtpOutput } from '../rtp-output.js';
 
 // "rtp": the publisher's RTP forwarded as it is to a remote player, no ffmpeg (so no
@@ -35,7 +34,7 @@ export class RtpKind {
   constructor(
     private readonly targets: PushTargets,
     /** The stream's H.264 made from VP8/VP9 (shared-h264.ts). */
-    private readonly sharedVideo?: (stream: Stream) => SharedTrack,
+    private readonly sharedVideo?: (stream: Stream) => StreamEncoder,
   ) {}
 
   async start(stream: Stream, body: Record<string, unknown>, id?: string): Promise<Output> {

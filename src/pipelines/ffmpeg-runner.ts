@@ -1,12 +1,19 @@
-import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { readdir, readFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import ffmpeg from 'fluent-ffmpeg';
 import type { BuiltArgs } from './definition.js';
 
-// One running ffmpeg, started through fluent-ffmpeg. Stopping asks ffmpeg to finish (the HLS
-// muxer writes #EXT-X-ENDLIST, MP4 gets its index), then SIGKILLs it if it has not exited
-// in time. The last stderr lines are kept for error reports.
+// The one module that runs ffmpeg: every output, the shared AAC and H.264 encoders (and
+// whatever else the gateway runs ffmpeg for) start their process here. It uses
+// fluent-ffmpeg, through its public API only, and nothing else in the gateway knows
+// fluent-ffmpeg: replacing it (it was archived upstream in May 2025) is this one file.
+//
+// Stopping asks ffmpeg to finish (SIGINT: the HLS muxer writes #EXT-X-ENDLIST, MP4 gets
+// its index), then SIGKILLs it if it has not exited in time. The last stderr lines are
+// kept for error reports. fluent-ffmpeg gives the command line on 'start' but not the
+// process: its pid (health, CPU, the CLI's last-resort kill) is read from /proc, the one
+// child of this process running exactly that command line.
 
 /**
  * fluent-ffmpeg checks formats and encoders before its first run in a process, by running
@@ -28,15 +35,16 @@ export interface FfmpegExit {
   lastLines: string[];
 }
 
-export interface FfmpegProcessEvents {
+export interface FfmpegRunnerEvents {
   start: [commandLine: string];
   exit: [FfmpegExit];
 }
 
-export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
+export class FfmpegRunner extends EventEmitter<FfmpegRunnerEvents> {
   private readonly command: ffmpeg.FfmpegCommand;
   private readonly lines: string[] = [];
   private stopRequested = false;
+  private started = false;
   private exited = false;
   private stopTimeoutMs = 5000;
   private killTimer: NodeJS.Timeout | undefined;
@@ -51,8 +59,8 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
     this.command = ffmpeg({ stdoutLines: 50 }).setFfmpegPath(ffmpegPath).input(input).inputOptions(args.inputOptions);
     if (stdout) this.command.output(stdout, { end: false });
     else this.command.output(args.target);
-    // fluent-ffmpeg adds -y itself for file targets (and ffmpeg exits when given -y and -n),
-    // so a definition that must not overwrite is guarded before the start (PipelineOutput).
+    // fluent-ffmpeg adds -y itself for file targets (and ffmpeg refuses -y with -n): a
+    // pipeline that must never overwrite has its target created exclusively first (PipelineRun).
     this.command.outputOptions(['-nostats', '-loglevel', 'level+warning', '-progress', 'pipe:2', '-stats_period', '1', '-y', ...args.outputOptions]);
     this.exitPromise = new Promise((resolve) => {
       const done = (error?: string) => {
@@ -63,9 +71,12 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
         resolve(exit);
       };
       this.command.on('start', (cmd: string) => {
-        this.pid = this.proc()?.pid;
+        this.started = true;
         this.emit('start', cmd);
         if (this.stopRequested) this.sendQuit(); // stop() came before the spawn
+        void childRunning(cmd).then((pid) => {
+          if (!this.exited) this.pid = pid;
+        });
       });
       this.command.on('stderr', (line: string) => {
         // -progress lines ("key=value") give the output size; everything else is a message.
@@ -88,23 +99,14 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
   }
 
   /**
-   * The child's pid (health, metrics, the CLI's last-resort kill). fluent-ffmpeg's public
-   * API gives the command line on 'start' but not the process: this is the one place that
-   * reads its `ffmpegProc` field. Signals go through its public kill().
-   */
-  private proc(): ChildProcess | undefined {
-    return (this.command as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc;
-  }
-
-  /**
    * ffmpeg's own clean stop: on SIGINT it leaves its main loop and writes the trailers
    * (#EXT-X-ENDLIST, MP4 index). Its main loop only turns while input arrives, so a
    * silent input keeps it waiting; then it is SIGKILLed after the timeout. Never a second
    * SIGINT: ffmpeg 5.1 then aborts its writes and leaves a 0-byte playlist. Whoever stops
-   * a silent output finishes its files itself (see PipelineOutput).
+   * a silent output finishes its files itself (see PipelineRun).
    */
   private sendQuit(): void {
-    if (this.pid === undefined) return; // not spawned yet: 'start' sends it
+    if (!this.started || this.exited) return; // not spawned yet: 'start' sends it
     this.command.kill('SIGINT');
     this.killTimer ??= setTimeout(() => this.command.kill('SIGKILL'), this.stopTimeoutMs);
   }
@@ -123,4 +125,22 @@ export class FfmpegProcess extends EventEmitter<FfmpegProcessEvents> {
     if (this.killTimer) clearTimeout(this.killTimer);
     return exit;
   }
+}
+
+/**
+ * The pid of this process's child running `commandLine` (as fluent-ffmpeg prints it:
+ * the program, then its arguments joined by spaces), from /proc (Linux); undefined where
+ * /proc is not there or the child is gone already.
+ */
+async function childRunning(commandLine: string): Promise<number | undefined> {
+  const args = commandLine.slice(commandLine.indexOf(' ') + 1);
+  const tasks = await readdir(`/proc/${process.pid}/task`).catch(() => [] as string[]);
+  for (const task of tasks) {
+    const children = await readFile(`/proc/${process.pid}/task/${task}/children`, 'utf8').catch(() => '');
+    for (const child of children.split(' ').filter(Boolean)) {
+      const argv = (await readFile(`/proc/${child}/cmdline`, 'utf8').catch(() => '')).split('\0').filter(Boolean);
+      if (argv.slice(1).join(' ') === args) return Number(child);
+    }
+  }
+  return undefined;
 }
