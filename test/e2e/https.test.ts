@@ -22,6 +22,8 @@ import { makeCert, type TestCert } from '../helpers/tls-cert.js';
 // UDP candidate reads 127.0.0.1 (see test/helpers/chromium.ts); the pair is checked.
 
 const TOKEN = 'studio-token-0001';
+/** An operator's token: only control on a stream shows where its publisher is (the ICE pair). */
+const OPS_TOKEN = 'studio-ops-token-1';
 const TOKEN_KEY = 'webrtc-rtp-gateway.token';
 
 /** A GET over HTTPS trusting the test certificate. */
@@ -76,7 +78,12 @@ describe('built-in HTTPS and WSS with credentials', () => {
     cert = await makeCert(dir);
     t = await startTestGateway({
       http: { tls: { cert: cert.cert, key: cert.key } },
-      auth: { tokens: [{ token: TOKEN, permissions: [{ action: 'publish', streams: 'secure-*' }, { action: 'read', streams: 'secure-*' }] }] },
+      auth: {
+        tokens: [
+          { token: TOKEN, permissions: [{ action: 'publish', streams: 'secure-*' }, { action: 'read', streams: 'secure-*' }] },
+          { token: OPS_TOKEN, permissions: [{ action: 'control', streams: 'secure-*' }, { action: 'read', streams: 'secure-*' }] },
+        ],
+      },
     });
     base = t.url.replace('127.0.0.1', 'localhost');
     browser = await launchChromium();
@@ -113,7 +120,7 @@ describe('built-in HTTPS and WSS with credentials', () => {
       throw new Error(`${(e as Error).message}; state=${await publish.textContent('#state')} message=${await publish.textContent('#message')}`);
     });
     const info = await waitFor('live on loopback', async () => {
-      const r = await get(`${t.url}/api/streams/secure-1`, cert.pem, TOKEN);
+      const r = await get(`${t.url}/api/streams/secure-1`, cert.pem, OPS_TOKEN);
       const s = r.status === 200 ? (JSON.parse(r.text) as { state: string; ice?: { local: { address: string } }; tracks: { kind: string; codec: string; packets: number }[] }) : undefined;
       return s?.state === 'live' && s.tracks.some((x) => x.kind === 'video' && x.packets > 30) ? s : undefined;
     }, 20_000);

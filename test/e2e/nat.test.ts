@@ -63,7 +63,8 @@ describe.skipIf(unsupported !== undefined)(`NAT traversal in network namespaces$
       HOST: '0.0.0.0',
       PORT: '8080',
       // Not on loopback, so the gateway needs credentials: the publisher gets a token.
-      AUTH_TOKENS: JSON.stringify([{ token: LAB_TOKEN, permissions: [{ action: 'publish' }, { action: 'read' }] }]),
+      // control too: the test reads the selected ICE pair, which only control shows.
+      AUTH_TOKENS: JSON.stringify([{ token: LAB_TOKEN, permissions: [{ action: 'publish' }, { action: 'read' }, { action: 'control' }] }]),
       DATA_DIR: dataDir,
       LOG_LEVEL: 'warn',
       ICE_ADDRESSES: lab.addr.gw,
