@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildArgs, loadDefinitions, loadSharedDefinition, parseDefinition, resolveParams } from '../../src/pipelines/definition.js';
 import { aacCodec } from '../../src/outputs/shared-aac.js';
-import { transcodeKbps } from '../../src/outputs/shared-h264.js';
+import { levelOf, transcodeKbps, TRANSCODED_H264 } from '../../src/outputs/shared-h264.js';
 
 describe('pipeline definitions', () => {
   const defs = loadDefinitions();
@@ -26,8 +26,10 @@ describe('pipeline definitions', () => {
       if (def.audio.some((a) => a === 'aac')) throw new Error(`${def.type} encodes AAC itself`);
     }
     const encoder = loadSharedDefinition('aac');
-    const enc = buildArgs(encoder, { ...resolveParams(encoder, { port: 40000 }), dir: '/d', stream: 's', audioChannels: 1, audioBitrate: '96k', file: '' }, { video: false, audio: true });
+    const enc = buildArgs(encoder, { ...resolveParams(encoder, { port: 40000, payloadType: aacCodec(1).payloadType }), dir: '/d', stream: 's', audioChannels: 1, audioBitrate: '96k', file: '' }, { video: false, audio: true });
     expect(enc.outputOptions.join(' ')).toContain('-c:a aac -b:a 96k -ac 1 -ar 48000 -f rtp');
+    // The encoder sends the payload type the gateway's AAC track is declared with (one source: shared-aac.ts).
+    expect(enc.outputOptions.join(' ')).toContain(`-payload_type ${aacCodec(1).payloadType}`);
     expect(enc.target).toBe('rtp://127.0.0.1:40000?rtcpport=40000&localaddr=127.0.0.1&pkt_size=1200');
     // RFC 3640 config: AAC-LC, 48 kHz, channels (what ffmpeg's encoder writes as extradata).
     expect(aacCodec(2).fmtp.config).toBe('1190');
@@ -52,12 +54,15 @@ describe('pipeline definitions', () => {
   it('transcodes VP8/VP9 with the configured x264 preset and height cap (defaults veryfast, 720)', () => {
     const h264 = loadSharedDefinition('h264');
     const args = (given: Record<string, unknown>) =>
-      buildArgs(h264, { ...resolveParams(h264, { port: 40000, ...given }), dir: '/d', stream: 's', audioChannels: 2, audioBitrate: '128k', file: '' }, { video: true, audio: false }).outputOptions.join(' ');
+      buildArgs(h264, { ...resolveParams(h264, { port: 40000, payloadType: TRANSCODED_H264.payloadType, level: levelOf(TRANSCODED_H264), ...given }), dir: '/d', stream: 's', audioChannels: 2, audioBitrate: '128k', file: '' }, { video: true, audio: false }).outputOptions.join(' ');
     expect(args({})).toContain('-vf scale=-2:trunc(min(ih\\,720)/2)*2 ');
+    // Payload type and level come from the track's codec (one source: shared-h264.ts): 42e028 is level 4.0.
+    expect(args({})).toContain('-profile:v baseline -level 4.0 ');
+    expect(args({})).toContain(`-payload_type ${TRANSCODED_H264.payloadType}`);
     expect(args({})).toContain('-preset veryfast -tune zerolatency');
     expect(args({ preset: 'fast', maxHeight: 480 })).toContain('-vf scale=-2:trunc(min(ih\\,480)/2)*2 ');
     expect(args({ preset: 'fast', maxHeight: 480 })).toContain('-preset fast -tune zerolatency');
-    expect(() => resolveParams(h264, { port: 40000, preset: 'placebo' })).toThrow(/preset/);
+    expect(() => resolveParams(h264, { port: 40000, payloadType: 102, level: '4.0', preset: 'placebo' })).toThrow(/preset/);
   });
 
   it('goes on with the playlist when HLS ffmpeg is started again after it died', () => {
