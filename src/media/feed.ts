@@ -2,18 +2,13 @@ import { EventEmitter } from 'node:events';
 import { keyframeStartFor } from '../rtp/keyframes.js';
 import { RtpForwarder } from '../rtp/forwarder.js';
 import type { MediaTrack } from './media-track.js';
+import { SegmentCadence } from './segment-cadence.js';
 
 // The RTP an output receives, sent from its publisher's media worker: one forwarder per track, to ffmpeg on loopback or to a
 // remote player. open() starts video at a keyframe (replaying the cached one at once when
 // there is one, else asking the publisher for one: the session's keyframe policy repeats
 // the request until it comes) and audio from the same moment, so both start together.
-//
-// Keyframes can also be asked for at a cadence (HLS segments are cut at keyframes), on a
-// grid that starts at the first keyframe that went out: at first + n * interval. That is
-// where ffmpeg's HLS muxer cuts (at the first keyframe at or after n * hls_time), so the
-// first segment closes one interval after the first keyframe, and every segment lasts
-// exactly one interval. Keyframes the publisher sends by itself (a resolution change)
-// do not move the grid: one that came early would not make ffmpeg cut.
+// An output that cuts segments also asks for keyframes at their cadence (segment-cadence.ts).
 
 export interface FeedTarget {
   track: MediaTrack;
@@ -53,12 +48,9 @@ export class Feed extends EventEmitter<FeedEvents> {
   private readonly attached: Attached[];
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
-  private keyframeIntervalMs = 0;
   private waitedForAudioMs = 0;
-  private cadence: NodeJS.Timeout | undefined;
+  private cadence: SegmentCadence | undefined;
   private nudger: NodeJS.Timeout | undefined;
-  /** The keyframe grid: when the first keyframe went out, the next slot, and whether it was asked for. */
-  private grid: { start: number; next: number; asked: boolean } | undefined;
 
   constructor(
     targets: FeedTarget[],
@@ -90,7 +82,7 @@ export class Feed extends EventEmitter<FeedEvents> {
       this.prime?.started(since);
       return;
     }
-    this.keyframeIntervalMs = (keyframeIntervalSeconds ?? 0) * 1000;
+    if (keyframeIntervalSeconds) this.cadence ??= new SegmentCadence(keyframeIntervalSeconds * 1000, this.requestKeyframe);
     const since = video.track.cachedKeyframeAt;
     video.forwarder.open();
     // The cached keyframe is replayed only when every audio track has what was heard when
@@ -110,23 +102,7 @@ export class Feed extends EventEmitter<FeedEvents> {
 
   /** A keyframe went out at `at` (performance.now()). */
   private keyframeSent(at = performance.now()): void {
-    const interval = this.keyframeIntervalMs;
-    if (!interval || this.closed) return;
-    if (!this.grid) this.grid = { start: at, next: 1, asked: false };
-    else if (this.grid.asked) {
-      // The answer to our request: on to the next slot (skipping any this one came too late for).
-      const g = this.grid;
-      g.next = Math.max(g.next + 1, Math.floor((at - g.start) / interval) + 1);
-      g.asked = false;
-    } else return; // not asked for: the grid stays
-    clearTimeout(this.cadence);
-    const grid = this.grid;
-    const ask = (): void => {
-      if (this.closed) return;
-      grid.asked = true;
-      this.requestKeyframe(); // the policy repeats it until a keyframe comes
-    };
-    this.cadence = setTimeout(ask, Math.max(0, grid.start + grid.next * interval - performance.now()));
+    if (!this.closed) this.cadence?.keyframeSent(at);
   }
 
   private attach(target: FeedTarget): Attached {
@@ -205,7 +181,7 @@ export class Feed extends EventEmitter<FeedEvents> {
 
   close(): void {
     this.closed = true;
-    clearTimeout(this.cadence);
+    this.cadence?.stop();
     clearInterval(this.nudger);
     for (const t of this.timers) clearInterval(t);
     for (const a of this.attached) {

@@ -323,7 +323,7 @@ export class PipelineRun extends EventEmitter<PipelineRunEvents> {
  * Creates a pipeline's target file, failing if it exists (O_EXCL: no other writer can
  * slip in between a check and the create). ffmpeg then writes into the empty file.
  */
-async function createExclusively(target: string, type: string): Promise<void> {
+export async function createExclusively(target: string, type: string): Promise<void> {
   try {
     await (await open(target, 'wx')).close();
   } catch (e) {

@@ -56,7 +56,7 @@ describe('recordings lose nothing', () => {
     await t?.close();
   });
 
-  it('a recorder killed with SIGKILL writes a second part; the first keeps everything it had', async () => {
+  it('a recorder killed with SIGKILL writes its next part, never over a file that is there; the first keeps everything it had', async () => {
     const rec = await startRecord(t.url, 'rec1');
     expect(rec.status, rec.text).toBe(201);
     const output = () => t.gw.registry.get('rec1')!.outputs.get(rec.id!)!;
@@ -64,6 +64,9 @@ describe('recordings lose nothing', () => {
     const first = path.join(t.dataDir, 'recordings', 'rec1', path.basename(rec.url!));
     await waitFor('3 s recorded', async () => ((await stat(first)).size > 150_000 ? true : undefined), 15_000);
     const before = (await stat(first)).size;
+    // Someone else's file where part 2 would go: it is skipped, not overwritten.
+    const foreign = first.replace(/\.mp4$/, '.part2.mp4');
+    await writeFile(foreign, 'not the gateway\'s');
     process.kill(output().pid!, 'SIGKILL');
     await waitFor('restarted', () => (output().state === 'running' && output().info().restarts === 1) || undefined, 15_000);
     await new Promise((r) => setTimeout(r, 2500));
@@ -71,7 +74,8 @@ describe('recordings lose nothing', () => {
     const listed = await waitFor('recording finished', async () => (await recordings(t.url)).find((r) => r.url === rec.url && r.state === 'finished'));
     // The output's own folder (its session SDP) went with it.
     await waitFor('output folder removed', () => stat(path.join(t.dataDir, 'outputs', 'rec1', rec.id!)).then(() => undefined, () => true));
-    expect(listed.parts.map((p) => p.file)).toEqual([path.basename(first), path.basename(first).replace(/\.mp4$/, '.part2.mp4')]);
+    expect(listed.parts.map((p) => p.file)).toEqual([path.basename(first), path.basename(first).replace(/\.mp4$/, '.part3.mp4')]);
+    expect(await readFile(foreign, 'utf8')).toBe("not the gateway's");
     // The first part was not reopened: it has at least what it had before the kill.
     expect((await stat(first)).size).toBeGreaterThanOrEqual(before);
     for (const part of listed.parts) {
