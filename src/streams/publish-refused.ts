@@ -1,3 +1,5 @@
+import { Refusal } from '../refusal.js';
+
 // Every reason an offer to publish is refused, with the HTTP status WHIP answers and the
 // code the WebSocket signalling sends: one list, so both say the same thing (they had
 // drifted: a transcode-capacity refusal was 503 over WHIP and "internal" over WebSocket),
@@ -20,17 +22,8 @@ export const PUBLISH_REFUSALS = {
 export type PublishRefusalCode = keyof typeof PUBLISH_REFUSALS;
 
 /** An offer the gateway does not take: the reason, in words for the client, and when to try again. */
-export class PublishRefused extends Error {
-  constructor(
-    readonly code: PublishRefusalCode,
-    message: string,
-    /** For 429 and 503: when trying again may succeed. */
-    readonly retryAfterSeconds?: number,
-  ) {
-    super(message);
-  }
-
-  get status(): number {
-    return PUBLISH_REFUSALS[this.code].status;
+export class PublishRefused extends Refusal<PublishRefusalCode> {
+  constructor(code: PublishRefusalCode, message: string, retryAfterSeconds?: number) {
+    super(code, message, PUBLISH_REFUSALS[code].status, retryAfterSeconds);
   }
 }

@@ -1,3 +1,5 @@
+import { Refusal } from '../refusal.js';
+
 // Every reason an ICE update of a live session (trickled candidates, an ICE restart) is
 // refused, with the HTTP status a WHIP PATCH answers and the code the WebSocket signalling
 // sends: one list, as for publishing (streams/publish-refused.ts). A malformed fragment or
@@ -15,15 +17,8 @@ export const ICE_UPDATE_REFUSALS = {
 
 export type IceUpdateRefusalCode = keyof typeof ICE_UPDATE_REFUSALS;
 
-export class IceUpdateRefused extends Error {
-  constructor(
-    readonly code: IceUpdateRefusalCode,
-    message: string,
-  ) {
-    super(message);
-  }
-
-  get status(): number {
-    return ICE_UPDATE_REFUSALS[this.code].status;
+export class IceUpdateRefused extends Refusal<IceUpdateRefusalCode> {
+  constructor(code: IceUpdateRefusalCode, message: string) {
+    super(code, message, ICE_UPDATE_REFUSALS[code].status);
   }
 }
