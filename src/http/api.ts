@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { Router } from 'express';
+import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import type { PortAllocator } from '../rtp/ports.js';
 import type { StreamRegistry } from '../streams/registry.js';
@@ -9,6 +10,20 @@ import { sendError } from './errors.js';
 import { streamFor } from './stream-view.js';
 
 // REST API: what is live, with per-track counters and outputs; and a health check.
+
+/** GET /healthz; /api/openapi.json is generated from it. */
+export const health = z.strictObject({
+  status: z.literal('ok'),
+  auth: z.boolean().describe('whether credentials are needed (the built-in pages then ask for a token)'),
+  uptimeSeconds: z.number().int().min(0),
+  streams: z.number().int().min(0),
+  ffmpegProcesses: z.number().int().min(0),
+  rtpPortsInUse: z.number().int().min(0),
+  memoryMB: z.number().int().min(0).describe("the gateway process's resident memory (not its ffmpeg children)"),
+  cpuPercent: z.number().min(0).describe('CPU of the gateway process (not its ffmpeg children) since the previous health check, in % of one core'),
+  load: z.number().min(0).describe("the machine's 1-minute load average"),
+});
+export type Health = z.infer<typeof health>;
 
 export function apiRouter(registry: StreamRegistry, ports: PortAllocator, startedAt: Date, ice: Config['ice'], access: Access): Router {
   const router = Router();
@@ -44,9 +59,8 @@ export function apiRouter(registry: StreamRegistry, ports: PortAllocator, starte
     const used = now.usage.user + now.usage.system - lastCpu.usage.user - lastCpu.usage.system;
     const cpuPercent = Math.round((used / 1000 / Math.max(1, now.at - lastCpu.at)) * 1000) / 10;
     lastCpu = now;
-    res.json({
+    const body: Health = {
       status: 'ok',
-      /** Whether credentials are needed (the built-in pages then ask for a token). */
       auth: access.enabled,
       uptimeSeconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
       streams: registry.all().length,
@@ -55,7 +69,8 @@ export function apiRouter(registry: StreamRegistry, ports: PortAllocator, starte
       memoryMB: Math.round(mem.rss / 1e6),
       cpuPercent,
       load: os.loadavg()[0],
-    });
+    };
+    res.json(body);
   });
 
   return router;

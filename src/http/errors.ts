@@ -1,11 +1,19 @@
 import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler, Response } from 'express';
+import { z } from 'zod';
 import type { Logger } from '../log.js';
 
 // Every refusal names the problem in one line. The REST API answers JSON
 // {"error": "<status in words>", "message": "<what to fix>"}; WHIP, HLS, /live and the
 // pages answer plain text (a WHIP client or curl user reads it as is). Unexpected errors
 // are logged, never crash.
+
+/** An error under /api/; /api/openapi.json is generated from it. */
+export const errorBody = z.strictObject({
+  error: z.string().describe('the status in words: not-found, bad-request, ...').meta({ examples: ['not-found'] }),
+  message: z.string().describe('what to fix'),
+});
+export type ErrorBody = z.infer<typeof errorBody>;
 
 /** "Not Found" -> "not-found". */
 function code(status: number): string {
@@ -14,7 +22,7 @@ function code(status: number): string {
 
 export function sendError(res: Response, status: number, message: string): void {
   res.status(status);
-  if (res.req?.path?.startsWith('/api/')) res.json({ error: code(status), message });
+  if (res.req?.path?.startsWith('/api/')) res.json({ error: code(status), message } satisfies ErrorBody);
   else res.type('text/plain').send(`${message}\n`);
 }
 

@@ -1,14 +1,25 @@
-import { EVENT_TYPES } from '../events/bus.js';
-import { NAME_PATTERN } from '../streams/names.js';
-import { OUTPUT_STATES } from '../streams/output-contract.js';
 import { z } from 'zod';
+import { iceServerSchema } from '../config/schema.js';
+import { gatewayEvent } from '../events/bus.js';
 import { rtpParams } from '../outputs/kinds/rtp.js';
 import { paramsSchema, type PipelineDefinition } from '../pipelines/definition.js';
+import { recordingInfo } from '../recordings/recordings.js';
+import { NAME_PATTERN } from '../streams/names.js';
+import { outputInfo } from '../streams/output-contract.js';
+import { streamInfo } from '../streams/stream.js';
+import { encoderInfo, trackInfo } from '../streams/track-view.js';
 import type { RouteRule } from './access.js';
+import { health } from './api.js';
+import { errorBody } from './errors.js';
 
 // The OpenAPI 3.1 description of the gateway's HTTP API, served at /api/openapi.json.
-// test/integration/outputs-api.test.ts checks it against the routes the app really has.
-// The right each operation needs, and its security, come from the app's route rules.
+// Its schemas are generated from the zod schemas the code's own types come from: request
+// bodies from the ones that check them (the pipeline JSONs' params, rtp's), response
+// bodies from the ones whose z.infer types the handlers return, so a handler cannot send
+// a property the document lacks without a type error. test/integration/outputs-api.test.ts
+// checks the paths against the routes the app really has, and openapi-live.test.ts the
+// schemas against what a live gateway answers. The right each operation needs, and its
+// security, come from the app's route rules.
 
 type Json = Record<string, unknown>;
 
@@ -65,7 +76,7 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
           },
         },
       },
-      '/api/ice-servers': { get: { summary: 'ICE servers for browser clients (fresh TURN credentials)', responses: { '200': json('RTCIceServer list', { type: 'array', items: { type: 'object' } }) } } },
+      '/api/ice-servers': { get: { summary: 'ICE servers for browser clients (fresh TURN credentials)', responses: { '200': json('RTCIceServer list', { type: 'array', items: ref('IceServer') }) } } },
       '/api/streams': { get: { summary: 'Live streams', responses: { '200': json('streams', { type: 'array', items: ref('Stream') }) } } },
       '/api/streams/{name}': {
         get: { summary: 'One stream', parameters: [streamParam], responses: { '200': json('stream', ref('Stream')), '404': text('unknown stream') } },
@@ -77,7 +88,7 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
           summary: 'Start an output',
           parameters: [streamParam],
           requestBody: { required: true, content: { 'application/json': { schema: ref('OutputRequest') } } },
-          responses: { '201': json('the new output', ref('Output')), '400': text('unknown type or bad parameter (named)'), '404': text('unknown stream'), '409': text('the stream already has this output'), '507': text('record: not enough free disk space (recordings.minFreeMB)') },
+          responses: { '201': json('the new output', ref('Output')), '400': text('unknown type or bad parameter (named)'), '404': text('unknown stream'), '409': text('the stream already has this output'), '415': text('Content-Type is not application/json'), '507': text('record: not enough free disk space (recordings.minFreeMB)') },
         },
       },
       '/api/streams/{name}/outputs/{id}': {
@@ -99,7 +110,7 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
       },
       '/api/events': { get: { summary: 'Gateway events as server-sent events', responses: { '200': { description: 'text/event-stream of Event', content: { 'text/event-stream': { schema: ref('Event') } } } } } },
       '/api/openapi.json': { get: { summary: 'This document', responses: { '200': json('OpenAPI document', { type: 'object' }) } } },
-      '/healthz': { get: { summary: 'Health', responses: { '200': json('health', { type: 'object', properties: { status: { const: 'ok' }, streams: { type: 'integer' }, ffmpegProcesses: { type: 'integer' } } }) } } },
+      '/healthz': { get: { summary: 'Health', responses: { '200': json('health', ref('Health')) } } },
       '/hls/{stream}/{file}': { get: { summary: 'HLS playlist (index.m3u8) and segments', parameters: [param('stream', 'stream name'), param('file', 'index.m3u8 or a segment')], responses: { '200': { description: 'playlist or segment' }, '404': text('not found') } } },
       '/metrics': { get: { summary: 'Prometheus metrics (streams, outputs, packets, loss, NACKs, keyframe requests, ffmpeg restarts, ICE connect time, event-loop lag)', responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': {} } } } } },
       '/live/{file}': { get: { summary: 'MPEG-TS over HTTP: /live/<stream>.ts (starts on demand)', parameters: [param('file', '<stream>.ts')], responses: { '200': { description: 'endless MPEG-TS', content: { 'video/mp2t': {} } }, '404': text('no live stream') } } },
@@ -110,125 +121,35 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
         queryToken: { type: 'apiKey', in: 'query', name: 'token', description: 'for players, which cannot send headers (HLS, /live)' },
       },
       schemas: {
-        Error: { type: 'object', required: ['error', 'message'], properties: { error: { type: 'string', examples: ['not-found'] }, message: { type: 'string' } } },
-        Stream: {
-          type: 'object',
-          properties: {
-            name: { type: 'string' },
-            session: { type: 'string' },
-            state: { enum: ['connecting', 'live', 'closed'] },
-            startedAt: { type: 'string', format: 'date-time' },
-            tracks: { type: 'array', items: ref('Track') },
-            outputs: { type: 'array', items: ref('Output') },
-            keyframeRequests: { type: 'integer', description: 'keyframe requests (PLI) sent to the publisher' },
-            worker: { type: 'integer', description: 'the media worker thread the session runs on' },
-            iceRestarts: { type: 'integer', description: 'ICE restarts of the session (WHIP PATCH or WebSocket restart): a publisher whose network changed goes on in the same session' },
-            ignoredMedia: {
-              type: 'array',
-              description: 'sections the publisher offered to send that the gateway left out of the session (answered with port 0): a section with no acceptable codec while another is usable, a second section of a kind already taken, port 0 without a=bundle-only',
-              items: { type: 'object', required: ['kind', 'reason'], properties: { mid: { type: 'string' }, kind: { type: 'string' }, reason: { type: 'string' } } },
-            },
-            ice: { type: 'object', description: 'selected ICE candidate pair' },
-            sender: {
-              type: 'object',
-              description: "what the publisher's browser says it sends (its getStats(), reported by the built-in publish page within the last 10 s)",
-              properties: {
-                frameWidth: { type: 'integer' },
-                frameHeight: { type: 'integer' },
-                framesPerSecond: { type: 'number' },
-                bitrateKbps: { type: 'number' },
-                targetKbps: { type: 'number', description: "the encoder's target" },
-                availableKbps: { type: 'number', description: "the browser's bandwidth estimate" },
-                qualityLimitationReason: { enum: ['none', 'bandwidth', 'cpu', 'other'] },
-                ageSeconds: { type: 'integer' },
-              },
-            },
-          },
-        },
-        Track: {
-          type: 'object',
-          properties: {
-            kind: { enum: ['audio', 'video'] },
-            codec: { enum: ['H264', 'VP8', 'VP9', 'opus', 'PCMU', 'PCMA'] },
-            payloadType: { type: 'integer' },
-            clockRate: { type: 'integer' },
-            channels: { type: 'integer' },
-            packets: { type: 'integer' },
-            bytes: { type: 'integer' },
-            bitrateKbps: { type: 'integer' },
-            keyframes: { type: 'integer' },
-            width: { type: 'integer' },
-            height: { type: 'integer' },
-            fps: { type: 'integer', description: 'video: frames per second arriving at the gateway' },
-            transcoded: { type: 'boolean', description: 'VP8/VP9 video: outputs get it transcoded to H.264, once for the stream' },
-            encoder: {
-              type: 'object',
-              description: 'the ffmpeg that makes the stream\'s H.264 (VP8/VP9 video) or AAC from this track, once for all outputs, after the first output that needed it',
-              properties: {
-                pipeline: { type: 'string', description: 'pipelines/shared/<pipeline>.json: h264 or aac' },
-                state: { enum: ['starting', 'running', 'stopped'] },
-                cpuPercent: { type: 'number', description: 'its share of one core over the last 2 s' },
-                restarts: { type: 'integer', description: 'started again after ffmpeg died' },
-                resizes: { type: 'integer', description: 'started again for a new picture size from the publisher' },
-              },
-            },
-            lost: { type: 'integer', description: 'packets given up on (lost and not repaired by retransmission)' },
-            nacked: { type: 'integer', description: 'packets the gateway asked the publisher to send again (NACK)' },
-            keyframeIntervalSeconds: { type: 'number', description: "video: the publisher's own keyframe spacing, learned from the keyframes it sent unasked (absent until known; browsers have none: they send keyframes when asked)" },
-            answersKeyframeRequests: { type: 'boolean', description: 'video: whether the publisher answers keyframe requests (PLI); one that does not (a fixed GOP: OBS, ffmpeg, hardware encoders) is asked at most once per its interval, and HLS segments follow its GOP' },
-          },
-        },
-        Output: {
-          type: 'object',
-          properties: {
-            id: { type: 'string' },
-            type: { enum: [...definitions.keys(), 'rtp'].sort() },
-            state: { enum: [...OUTPUT_STATES] },
-            startedAt: { type: 'string', format: 'date-time' },
-            uptimeSeconds: { type: 'integer' },
-            bytesOut: { type: 'integer' },
-            restarts: { type: 'integer' },
-            error: { type: 'string', description: "ffmpeg's last error lines" },
-            urls: { type: 'object', additionalProperties: { type: 'string' } },
-          },
-        },
+        ...responseSchemas([...definitions.keys(), 'rtp'].sort()),
         OutputRequest: outputRequest(definitions),
-        Recording: {
-          type: 'object',
-          properties: {
-            stream: { type: 'string' },
-            file: { type: 'string' },
-            url: { type: 'string' },
-            bytes: { type: 'integer' },
-            startedAt: { type: 'string', format: 'date-time' },
-            endedAt: { type: ['string', 'null'], format: 'date-time' },
-            durationSeconds: { type: ['number', 'null'] },
-            state: { enum: ['recording', 'finished', 'failed', 'interrupted'] },
-            error: { type: 'string', description: 'why it failed (e.g. disk full) or was interrupted' },
-            parts: {
-              type: 'array',
-              description: 'one file per run of the recording ffmpeg (more than one when it had to be started again)',
-              items: { type: 'object', properties: { file: { type: 'string' }, url: { type: 'string' }, bytes: { type: 'integer' }, durationSeconds: { type: ['number', 'null'] } } },
-            },
-          },
-        },
-        Event: {
-          type: 'object',
-          properties: {
-            type: { enum: [...EVENT_TYPES] },
-            at: { type: 'string', format: 'date-time' },
-            stream: { type: 'string' },
-            session: { type: 'string' },
-            output: { type: 'object' },
-            recording: ref('Recording'),
-            reason: { type: 'string' },
-          },
-        },
       },
     },
   };
   annotate(doc.paths as Record<string, Record<string, Json>>, rules);
   return doc;
+}
+
+/**
+ * The response bodies' schemas, under the names the document has always given them
+ * (clients generate code from them). A schema used inside another is referred to by name.
+ */
+const RESPONSES = { Stream: streamInfo, Track: trackInfo, Encoder: encoderInfo, Output: outputInfo, Recording: recordingInfo, Event: gatewayEvent, Health: health, IceServer: iceServerSchema, Error: errorBody };
+
+function responseSchemas(outputTypes: string[]): Record<string, Json> {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(RESPONSES)) registry.add(schema, { id });
+  const { schemas } = z.toJSONSchema(registry, {
+    uri: (id) => `#/components/schemas/${id}`,
+    override: ({ zodSchema, jsonSchema }) => {
+      // Which output types there are is known only at run time: the pipelines loaded, and rtp.
+      if (zodSchema === outputInfo.shape.type) jsonSchema.enum = outputTypes;
+      // What zod adds that says nothing `integer` and `format: date-time` do not.
+      if (jsonSchema.maximum === Number.MAX_SAFE_INTEGER) delete jsonSchema.maximum;
+      if (jsonSchema.format === 'date-time') delete jsonSchema.pattern;
+    },
+  });
+  return Object.fromEntries(Object.entries(schemas).map(([id, { $schema: _, $id: __, ...schema }]) => [id, schema]));
 }
 
 /** One schema per output type, from the same zod schemas that check requests: the pipeline JSONs' params, and rtp's. */

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { z } from 'zod';
 import { NAME_PATTERN, STREAM_NAME } from '../streams/names.js';
 
 // Recordings live in data/recordings/<stream>/<stream>_<UTC time>.<mp4|mkv|webm>, each with a
@@ -24,31 +25,35 @@ export const RECORDING_FILE = new RegExp(`^${NAME_PATTERN}_\\d{8}-\\d{6}(-\\d+)?
 /** A recording's first part (the name the API lists it under). */
 const FIRST_PART = new RegExp(`^${NAME_PATTERN}_\\d{8}-\\d{6}(-\\d+)?\\.${EXTENSION}$`);
 
-export type RecordingState = 'recording' | 'finished' | 'failed' | 'interrupted';
+const RECORDING_STATES = ['recording', 'finished', 'failed', 'interrupted'] as const;
+export type RecordingState = (typeof RECORDING_STATES)[number];
 
-export interface RecordingPart {
-  file: string;
-  url: string;
-  bytes: number;
-  durationSeconds: number | null;
-}
+const seconds = z.number().min(0).nullable().describe('null until measured (while recording), or where it could not be');
 
-export interface RecordingInfo {
-  stream: string;
-  /** The first part; the recording is listed, downloaded and deleted under this name. */
-  file: string;
-  url: string;
-  /** All parts together. */
-  bytes: number;
-  startedAt: string;
-  endedAt: string | null;
-  durationSeconds: number | null;
-  /** recording; finished; failed (see error; what was written is kept); interrupted (the gateway stopped without finishing it). */
-  state: RecordingState;
-  error?: string;
-  /** More than one when ffmpeg had to be started again: one file per run, in order. */
-  parts: RecordingPart[];
-}
+export const recordingPart = z.strictObject({
+  file: z.string(),
+  url: z.string(),
+  bytes: z.number().int().min(0),
+  durationSeconds: seconds,
+});
+export type RecordingPart = z.infer<typeof recordingPart>;
+
+/** What GET /api/recordings shows of a recording (and the recording.finished event carries). */
+export const recordingInfo = z.strictObject({
+  stream: z.string(),
+  file: z.string().describe('the first part: the recording is listed, downloaded and deleted under this name'),
+  url: z.string(),
+  bytes: z.number().int().min(0).describe('all parts together'),
+  startedAt: z.iso.datetime(),
+  endedAt: z.iso.datetime().nullable(),
+  durationSeconds: seconds,
+  state: z
+    .enum(RECORDING_STATES)
+    .describe('recording; finished; failed (see error; what was written is kept); interrupted (the gateway stopped without finishing it, measured at the next start)'),
+  error: z.string().optional().describe('why it failed (e.g. disk full) or was interrupted'),
+  parts: z.array(recordingPart).describe('one file per run of the recording ffmpeg, in order: more than one when it had to be started again'),
+});
+export type RecordingInfo = z.infer<typeof recordingInfo>;
 
 interface Sidecar {
   startedAt: string;

@@ -1,5 +1,7 @@
 import * as sdpTransform from 'sdp-transform';
+import type { z } from 'zod';
 import { acceptBundleOnly } from './bundle-only.js';
+import type { candidateAddress, ignoredMedia } from './offer-shapes.js';
 
 // Reading a publisher's SDP offer: parse, check it can be answered, and list what each
 // m-section offers. Every problem becomes an SdpError with the HTTP status a WHIP
@@ -46,18 +48,8 @@ export interface OfferedMedia {
   codecs: OfferedCodec[];
 }
 
-/**
- * An m-section the publisher offered to send that the gateway leaves out of the session
- * (answered with port 0): named in the log, the stream's API entry and the built-in pages,
- * so that a stream without sound or picture says why.
- */
-export interface IgnoredMedia {
-  /** Position of the m-section in the offer. */
-  index: number;
-  mid?: string;
-  kind: string;
-  reason: string;
-}
+/** An m-section left out of the session, and why (see offer-shapes.ts). */
+export type IgnoredMedia = z.infer<typeof ignoredMedia>;
 
 export interface ParsedOffer {
   sdp: sdpTransform.SessionDescription;
@@ -180,12 +172,7 @@ export function writeSdp(sdp: sdpTransform.SessionDescription): string {
   return sdpTransform.write(sdp);
 }
 
-export interface CandidateAddress {
-  address: string;
-  port: number;
-  type: string;
-  protocol: string;
-}
+export type CandidateAddress = z.infer<typeof candidateAddress>;
 
 /** "candidate:f 1 udp 2130706431 127.0.0.1 5000 typ host ..." -> its address parts. */
 export function parseCandidate(line: string): CandidateAddress | undefined {

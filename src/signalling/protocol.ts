@@ -15,19 +15,21 @@ const candidate = z
   })
   .nullable();
 
-/** What the publisher's browser says it sends (its getStats()); the type is the stream's. */
+/**
+ * What the publisher's browser says it sends (its getStats()); the type is the stream's.
+ * The same keys as SenderReport, no more (the stream shows what it is given, so a key
+ * added only here would reach the API undescribed), with the bounds a client is held to.
+ */
 const kbps = z.number().min(0).max(1_000_000);
-export const senderStats = z
-  .object({
-    frameWidth: z.number().int().min(0).max(16384).optional(),
-    frameHeight: z.number().int().min(0).max(16384).optional(),
-    framesPerSecond: z.number().min(0).max(1000).optional(),
-    bitrateKbps: kbps.optional(),
-    targetKbps: kbps.optional(),
-    availableKbps: kbps.optional(),
-    qualityLimitationReason: z.enum(['none', 'bandwidth', 'cpu', 'other']).optional(),
-  })
-  .strict() satisfies z.ZodType<SenderReport>;
+export const senderStats = z.strictObject({
+  frameWidth: z.number().int().min(0).max(16384).optional(),
+  frameHeight: z.number().int().min(0).max(16384).optional(),
+  framesPerSecond: z.number().min(0).max(1000).optional(),
+  bitrateKbps: kbps.optional(),
+  targetKbps: kbps.optional(),
+  availableKbps: kbps.optional(),
+  qualityLimitationReason: z.enum(['none', 'bandwidth', 'cpu', 'other']).optional(),
+} satisfies Record<keyof SenderReport, z.ZodType>) satisfies z.ZodType<SenderReport>;
 
 export const clientMessage = z.discriminatedUnion('type', [
   /** The token for the messages that follow (when the subprotocol did not carry one). */

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { z } from 'zod';
 import type { Logger } from '../log.js';
 import type { FeedHandle } from '../media/feed-handle.js';
 import type { FeedTargetSpec, IceUpdateResult } from '../media/worker-messages.js';
@@ -6,49 +7,54 @@ import type { SessionHandle } from '../media/session-handle.js';
 import type { IceUpdate } from '../sdp/ice-fragment.js';
 import { IceUpdateRefused } from '../webrtc/ice-update-refused.js';
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
-import type { CandidateInit, SelectedPair } from '../webrtc/publisher-peer.js';
-import type { Output, OutputInfo } from './output-contract.js';
+import { ignoredMedia } from '../sdp/offer-shapes.js';
+import type { CandidateInit } from '../webrtc/publisher-peer.js';
+import { selectedPair } from '../webrtc/selected-pair.js';
+import { outputInfo, type Output } from './output-contract.js';
 import { streamEnd, type CloseCause, type StreamEnd } from './close-cause.js';
-import { TrackView, type EncoderInfo, type TrackInfo } from './track-view.js';
+import { trackInfo, TrackView, type EncoderInfo } from './track-view.js';
 
 // A stream is a name with one publisher session and the outputs fed from it. The session's
 // media runs in a media worker (`media`); the stream keeps its story: state, time-outs,
 // outputs. close() cascades exactly once: outputs stop (ffmpeg finalises its files), then
 // the session closes.
 
-export type StreamState = 'connecting' | 'live' | 'closed';
+const streamState = z.enum(['connecting', 'live', 'closed']);
+export type StreamState = z.infer<typeof streamState>;
 
-/** What the publisher's browser reported it sends (built-in publish page), if it did. */
-export interface SenderReport {
-  frameWidth?: number;
-  frameHeight?: number;
-  framesPerSecond?: number;
-  bitrateKbps?: number;
-  targetKbps?: number;
-  availableKbps?: number;
-  /** Why the encoder sends less than the camera gives: bandwidth, cpu, other or none. */
-  qualityLimitationReason?: 'none' | 'bandwidth' | 'cpu' | 'other';
-}
+/** What the publisher's browser reported it sends (its getStats(), from the built-in publish page), if it did. */
+export const senderReport = z.strictObject({
+  frameWidth: z.number().int().min(0).optional(),
+  frameHeight: z.number().int().min(0).optional(),
+  framesPerSecond: z.number().min(0).optional(),
+  bitrateKbps: z.number().min(0).optional(),
+  targetKbps: z.number().min(0).optional().describe("the encoder's target"),
+  availableKbps: z.number().min(0).optional().describe("the browser's bandwidth estimate"),
+  qualityLimitationReason: z.enum(['none', 'bandwidth', 'cpu', 'other']).optional().describe('why the encoder sends less than the camera gives'),
+});
+export type SenderReport = z.infer<typeof senderReport>;
 
-export interface StreamInfo {
-  name: string;
-  session: string;
-  state: StreamState;
-  startedAt: string;
-  tracks: TrackInfo[];
-  outputs: OutputInfo[];
-  /** Keyframe requests (PLI) sent to the publisher. */
-  keyframeRequests: number;
-  /** The media worker the session runs on. */
-  worker: number;
-  /** ICE restarts the session went through (a publisher whose network changed). */
-  iceRestarts: number;
-  /** Sections the publisher offered to send that the gateway left out of the session (answered with port 0), and why. */
-  ignoredMedia: { mid?: string; kind: string; reason: string }[];
-  ice?: SelectedPair;
-  /** The publisher's own view, reported within the last 10 s. */
-  sender?: SenderReport & { ageSeconds: number };
-}
+/** What GET /api/streams shows of a stream; /api/openapi.json is generated from it. */
+export const streamInfo = z.strictObject({
+  name: z.string(),
+  session: z.string(),
+  state: streamState,
+  startedAt: z.iso.datetime(),
+  tracks: z.array(trackInfo),
+  outputs: z.array(outputInfo),
+  keyframeRequests: z.number().int().min(0).describe('keyframe requests (PLI) sent to the publisher'),
+  worker: z.number().int().min(0).describe('the media worker thread the session runs on'),
+  iceRestarts: z.number().int().min(0).describe('ICE restarts the session went through (WHIP PATCH or WebSocket restart): a publisher whose network changed goes on in the same session'),
+  ignoredMedia: z
+    .array(ignoredMedia.omit({ index: true }))
+    .describe('sections the publisher offered to send that the gateway left out of the session (answered with port 0), and why: a section with no acceptable codec while another is usable, a second section of a kind already taken, port 0 without a=bundle-only'),
+  ice: selectedPair.optional(),
+  sender: senderReport
+    .extend({ ageSeconds: z.number().int().min(0).describe('how long ago the browser reported it') })
+    .optional()
+    .describe("what the publisher's browser says it sends, reported within the last 10 s (the built-in publish page does)"),
+});
+export type StreamInfo = z.infer<typeof streamInfo>;
 
 export interface StreamEvents {
   live: [];

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { ParameterSetInfo, TrackStats } from '../media/worker-messages.js';
 import { isTranscoded, type ChosenCodec } from '../webrtc/codec-policy.js';
 
@@ -5,45 +6,49 @@ import { isTranscoded, type ChosenCodec } from '../webrtc/codec-policy.js';
 // parameter sets (for session SDPs) or VP8/VP9 picture size, and the counters its media
 // worker reports every second (media/media-track.ts holds the packets themselves).
 
-/** What GET /api/streams shows of a shared encoder (outputs/shared-encoder.ts), on the track it encodes. */
-export interface EncoderInfo {
-  /** pipelines/shared/<pipeline>.json */
-  pipeline: string;
-  state: 'running' | 'starting' | 'stopped';
-  /** Its ffmpeg's share of one core over the last 2 s. */
-  cpuPercent?: number;
-  /** Started again after its ffmpeg died. */
-  restarts: number;
-  /** Started again for a new picture size. */
-  resizes: number;
-}
+const count = z.number().int().min(0);
 
-export interface TrackInfo {
-  kind: 'audio' | 'video';
-  codec: string;
-  payloadType: number;
-  clockRate: number;
-  channels: number;
-  packets: number;
-  bytes: number;
-  bitrateKbps: number;
-  keyframes: number;
-  width?: number;
-  height?: number;
-  /** Video: frames per second arriving at the gateway (RTP marker bits, last 2 s). */
-  fps?: number;
-  /** VP8/VP9: every output gets it transcoded to H.264, once for the stream. */
-  transcoded?: boolean;
-  /** The encoder that makes the stream's H.264 (VP8/VP9) or AAC from this track, while there is one. */
-  encoder?: EncoderInfo;
-  lost: number;
-  /** Packets the gateway asked the publisher to send again (NACK entries; one packet may be asked for more than once). */
-  nacked: number;
-  /** Video: the publisher's own keyframe spacing in seconds (learned from keyframes it sent unasked), once known. */
-  keyframeIntervalSeconds?: number;
-  /** Video: whether the publisher answers keyframe requests (PLI); a publisher that does not is asked at most once per its interval. */
-  answersKeyframeRequests?: boolean;
-}
+/** What GET /api/streams shows of a shared encoder (outputs/shared-encoder.ts), on the track it encodes. */
+export const encoderInfo = z
+  .strictObject({
+    pipeline: z.string().describe('pipelines/shared/<pipeline>.json: h264 or aac'),
+    state: z.enum(['running', 'starting', 'stopped']),
+    cpuPercent: z.number().min(0).optional().describe("its ffmpeg's share of one core over the last 2 s"),
+    restarts: count.describe('started again after its ffmpeg died'),
+    resizes: count.describe('started again for a new picture size from the publisher'),
+  })
+  .describe("the ffmpeg that makes the stream's H.264 (VP8/VP9 video) or AAC from this track, once for all outputs, while an output needs it");
+export type EncoderInfo = z.infer<typeof encoderInfo>;
+
+/** A publisher's track as GET /api/streams shows it: counters as of the worker's last report (every second). */
+export const trackInfo = z.strictObject({
+  kind: z.enum(['audio', 'video']),
+  codec: z.enum(['H264', 'VP8', 'VP9', 'opus', 'PCMU', 'PCMA', 'AAC']).describe('as negotiated (AAC is only the gateway\'s own encode, never a publisher\'s track)'),
+  payloadType: z.number().int().min(0).max(127),
+  clockRate: z.number().int().min(1),
+  channels: z.number().int().min(1),
+  packets: count,
+  bytes: count.describe('RTP received: payloads and their 12-byte headers'),
+  bitrateKbps: count.describe('over the last 2 s'),
+  keyframes: count,
+  width: count.optional(),
+  height: count.optional(),
+  fps: count.optional().describe('video: frames per second arriving at the gateway (RTP marker bits, last 2 s)'),
+  transcoded: z.literal(true).optional().describe('VP8/VP9 video: outputs get it transcoded to H.264, once for the stream'),
+  encoder: encoderInfo.optional(),
+  lost: count.describe('packets given up on (never arrived, not repaired by retransmission)'),
+  nacked: count.describe('packets the gateway asked the publisher to send again (NACK entries; one packet may be asked for more than once)'),
+  keyframeIntervalSeconds: z
+    .number()
+    .min(0)
+    .optional()
+    .describe("video: the publisher's own keyframe spacing, learned from the keyframes it sent unasked (absent until known; browsers have none: they send keyframes when asked)"),
+  answersKeyframeRequests: z
+    .boolean()
+    .optional()
+    .describe('video: whether the publisher answers keyframe requests (PLI), absent until asked; one that does not (a fixed GOP: OBS, ffmpeg, hardware encoders) is asked at most once per its interval, and HLS segments follow its GOP'),
+});
+export type TrackInfo = z.infer<typeof trackInfo>;
 
 const NO_STATS: TrackStats = { packets: 0, bytes: 0, bitrateKbps: 0, keyframes: 0, lost: 0, nacked: 0, idleMs: Infinity };
 

@@ -1,16 +1,17 @@
 import { createHmac } from 'node:crypto';
-import type { Config } from '../config/schema.js';
+import type { z } from 'zod';
+import type { Config, iceServerSchema } from '../config/schema.js';
 
 // ICE servers as handed to werift, WHIP clients (Link headers) and the built-in pages.
 // TURN URLs with a shared secret get time-limited credentials (the "TURN REST API" that
 // coturn implements with use-auth-secret): username = "<expiry>:<user>", credential =
 // base64(HMAC-SHA1(secret, username)).
 
-export interface IceServer {
-  urls: string | string[];
-  username?: string;
-  credential?: string;
-}
+/**
+ * One STUN or TURN server, as the configuration gives it (config/schema.ts's
+ * iceServerSchema, which also describes GET /api/ice-servers in /api/openapi.json).
+ */
+export type IceServer = z.infer<typeof iceServerSchema>;
 
 export function turnRestCredentials(secret: string, user: string, ttlSeconds: number, now = Date.now()): { username: string; credential: string } {
   const username = `${Math.floor(now / 1000) + ttlSeconds}:${user}`;

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { z } from 'zod';
 import {
   RTCPeerConnection,
   RTCRtpCodecParameters,
@@ -16,7 +17,7 @@ import type { RtpPacketLite } from '../rtp/packet.js';
 import { formatFmtp } from '../sdp/render.js';
 import { shapeAnswer, transportCcExtensionIds, type AnswerAdditions, type VideoBitrate } from '../sdp/answer.js';
 import { withIce, type IceUpdate } from '../sdp/ice-fragment.js';
-import { isMdnsName, MAX_CANDIDATES, parseCandidate, withoutMdnsCandidates, writeSdp, type CandidateAddress, type IgnoredMedia, type ParsedOffer } from '../sdp/offer.js';
+import { isMdnsName, MAX_CANDIDATES, parseCandidate, withoutMdnsCandidates, writeSdp, type IgnoredMedia, type ParsedOffer } from '../sdp/offer.js';
 import { chooseCodecs, restrictOffer, type ChosenCodec } from './codec-policy.js';
 import { announceClose } from '../werift/close-notify.js';
 import { CongestionFeedback } from './congestion-feedback.js';
@@ -26,6 +27,7 @@ import { keepToConfiguredStun } from '../werift/stun-default.js';
 import { restartForNewCredentials } from '../werift/ice-restart.js';
 import { IceUpdateRefused } from './ice-update-refused.js';
 import type { IceServer } from './ice-servers.js';
+import type { selectedPair } from './selected-pair.js';
 
 
 // One publisher's werift peer connection, in its media worker (media/worker-session.ts):
@@ -56,10 +58,7 @@ export interface CandidateInit {
   usernameFragment?: string;
 }
 
-export interface SelectedPair {
-  local: CandidateAddress;
-  remote: CandidateAddress;
-}
+export type SelectedPair = z.infer<typeof selectedPair>;
 
 /**
  * The gateway cannot answer for a reason of its own (no ICE candidate could be gathered:
