@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ACTIONS } from '../auth/permissions.js';
-import { EVENT_TYPES } from '../events/bus.js';
+import { EVENT_TYPES } from '../events/event-types.js';
 import { targetEntryProblem } from '../egress/allowed-targets.js';
 import { MAX_PATTERN_LENGTH } from './wildcard.js';
 

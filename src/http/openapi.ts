@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { iceServerSchema } from '../config/schema.js';
-import { gatewayEvent } from '../events/bus.js';
+import { gatewayEvent } from '../events/event-schema.js';
 import { rtpParams } from '../outputs/kinds/rtp.js';
 import { paramsSchema, type PipelineDefinition } from '../pipelines/definition.js';
 import { recordingInfo } from '../recordings/recordings.js';
