@@ -107,12 +107,6 @@ export interface PublishOptions {
   recvOnly?: boolean;
   /** A data channel and nothing else (no audio or video m-section). */
   dataChannelOnly?: boolean;
-  /**
-   * Sender settings the page does not make (never for what a user gets): with 'detail'
-   * and 'maintain-resolution' Chromium keeps the camera size however starved it is.
-   */
-  contentHint?: 'detail' | 'motion' | 'text';
-  degradationPreference?: 'maintain-resolution' | 'maintain-framerate' | 'balanced';
   /** Host candidates to keep (IPv4 UDP), rewritten to this address; default 127.0.0.1 (see the top of this file). */
   candidateAddress?: string;
   /** Keep host candidates on their own address instead (Chromium in a network namespace). */
@@ -170,7 +164,6 @@ async function makeOffer(opts) {
     const video = opts.video === false ? false : { width: { ideal: opts.video?.width ?? 1280 }, height: { ideal: opts.video?.height ?? 720 }, frameRate: { ideal: 30 } };
     stream = await navigator.mediaDevices.getUserMedia({ video, audio: opts.audio !== false });
     for (const track of stream.getTracks()) {
-      if (track.kind === 'video' && opts.contentHint) track.contentHint = opts.contentHint;
       const t = pc.addTransceiver(track, { direction: 'sendonly' }); // as web/publish.js
       const caps = RTCRtpSender.getCapabilities(track.kind).codecs;
       if (track.kind === 'audio' && opts.preferAudio) {
@@ -184,11 +177,6 @@ async function makeOffer(opts) {
         // web/publish.js: H.264 with packetization-mode=1 first, the rest after it.
         const h264 = caps.filter((c) => c.mimeType === 'video/H264' && /packetization-mode=1/.test(c.sdpFmtpLine || ''));
         if (h264.length) t.setCodecPreferences([...h264, ...caps.filter((c) => !h264.includes(c))]);
-      }
-      if (track.kind === 'video' && opts.degradationPreference) {
-        const p = t.sender.getParameters();
-        p.degradationPreference = opts.degradationPreference;
-        await t.sender.setParameters(p).catch(() => {});
       }
     }
   }
