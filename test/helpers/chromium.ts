@@ -7,15 +7,41 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 // (http://localhost:<port>, a secure context for getUserMedia, and a different origin
 // than the gateway's http://127.0.0.1:<port>, so CORS is exercised for real).
 //
-// Media stays on loopback. With the IP handling policy "default_public_and_private_interfaces"
-// Chromium does not enumerate interfaces: it gathers one UDP candidate per family on a
-// socket bound to the wildcard address and advertises it under the default route's
-// address. The page rewrites that IPv4 candidate to 127.0.0.1 (the wildcard socket is
-// reachable there) and drops every other candidate, so the gateway checks 127.0.0.1 and
-// the kernel picks 127.0.0.1 as the source of Chromium's packets to the gateway's
-// 127.0.0.1 candidate. (With interface enumeration instead, Chromium prefers its eth0
-// socket to the loopback one because of network cost, and the gateway would see a
-// peer-reflexive eth0 address.) Tests assert the selected pair via the API.
+// The page publishes as the built-in publish page (web/publish.js) does, unless a test
+// asks otherwise and says why: `new RTCPeerConnection()` with the default bundle policy
+// ("balanced"), H.264 with packetization-mode=1 moved to the front of the video codecs
+// (setCodecPreferences), no contentHint, no degradationPreference, no encodings, and the
+// camera asked for with `ideal` constraints (default 1280x720 at 30 fps, as the page asks).
+//
+// What it does NOT do as a user's browser would: its candidates. Media must stay on
+// 127.0.0.1; this machine's eth0 addresses must never carry media in tests. With the IP
+// handling policy "default_public_and_private_interfaces" (a launch switch below)
+// Chromium does not enumerate interfaces: per transport (with the default bundle policy,
+// the audio and the video section each have one until the answer bundles them) it gathers
+// one UDP candidate per address family, on a socket bound to the wildcard address, and
+// advertises it under the default route's address (eth0's, and an IPv6 one). So before
+// the offer leaves the page, keepCandidates():
+//   - rewrites each IPv4 UDP host candidate's address, and every c= line, to 127.0.0.1,
+//     keeping its port: the wildcard socket is reachable there, and the kernel picks
+//     127.0.0.1 as the source of Chromium's packets to the gateway's 127.0.0.1 candidate,
+//     so the gateway sees the address it was told (no peer-reflexive eth0 address);
+//   - drops every other candidate (the IPv6 one).
+// Nothing else in the offer changes (chromium-publish.test.ts compares it with the one
+// Chromium made). Chromium's own getStats still lists its host candidate on eth0's
+// address, and on the selected pair a peer-reflexive 127.0.0.1 (from the gateway's
+// answers to its checks); the gateway's view, the selected pair in the API that tests
+// assert, is 127.0.0.1 on both sides.
+//
+// Why the rewrite is needed: told eth0's address, the gateway checks it, the check
+// arrives (the kernel carries it over lo to the wildcard socket), and a pair to eth0's
+// address can be selected, with RTCP addressed to it (in one run without the rewrite the
+// gateway happened to pair with a peer-reflexive 127.0.0.1 instead). With interface
+// enumeration instead of this policy, Chromium prefers its eth0 socket to the loopback
+// one (network cost) and sends from eth0's address. The other way to keep media off
+// eth0, Chromium in a network namespace whose only route to the gateway is a veth pair
+// (shaped-link.ts, two-links.ts, with keepOwnCandidates), needs root and a gateway
+// listening off loopback without credentials, and would make every Chromium test skip
+// without root; it is used where the link itself is under test.
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -61,26 +87,26 @@ export function launchChromium(opts: LaunchOptions = {}): Promise<Browser> {
   return chromium.launch({ executablePath: opts.executablePath ?? CHROMIUM_PATH, args: chromiumArgs(opts), timeout: 30_000 });
 }
 
-/** What the page's WHIP client is asked to publish. */
+/**
+ * What the page's WHIP client is asked to publish. Left out, each is what the built-in
+ * publish page (web/publish.js) does; a test that sets one says why.
+ */
 export interface PublishOptions {
-  /** Camera size to ask getUserMedia for (exact); false = no camera. Default 640x480. */
+  /**
+   * The camera's size (getUserMedia `ideal` width and height, 30 fps, as the page asks;
+   * the fake camera gives any size); false = no camera. Default 1280x720, the page's.
+   */
   video?: false | { width: number; height: number };
   /** Microphone (default true). */
   audio?: boolean;
-  /** Audio codec to move to the front with setCodecPreferences (e.g. 'PCMU'). */
+  /** Audio codec to move to the front with setCodecPreferences (e.g. 'PCMU'). The page leaves audio in Chromium's order (Opus first). */
   preferAudio?: string;
-  /** Only these video codecs are offered (setCodecPreferences), e.g. ['VP8']. */
+  /** Only these video codecs are offered (setCodecPreferences), e.g. ['VP8']; instead of the page's "H.264 first". */
   onlyVideo?: string[];
   /** Receive-only transceivers instead of sending tracks (no getUserMedia). */
   recvOnly?: boolean;
   /** A data channel and nothing else (no audio or video m-section). */
   dataChannelOnly?: boolean;
-  /**
-   * Sender settings users do not make (plumbing tests only, never for quality): with
-   * 'detail' and 'maintain-resolution' Chromium keeps the camera size however starved it is.
-   */
-  contentHint?: 'detail' | 'motion' | 'text';
-  degradationPreference?: 'maintain-resolution' | 'maintain-framerate' | 'balanced';
   /** Host candidates to keep (IPv4 UDP), rewritten to this address; default 127.0.0.1 (see the top of this file). */
   candidateAddress?: string;
   /** Keep host candidates on their own address instead (Chromium in a network namespace). */
@@ -95,6 +121,8 @@ export interface PublishResult {
   body: string;
   /** The offer as POSTed (after the candidate filter). */
   offer: string;
+  /** The offer as Chromium made it (before the candidate filter). */
+  generated: string;
   /** Date.now() in the page when the answer's status line arrived. */
   answeredAt: number;
 }
@@ -102,8 +130,8 @@ export interface PublishResult {
 // The WHIP client that runs in the page: plain browser APIs, as a user's page would have.
 // Kept as a string so it runs in the browser untouched by the TypeScript build.
 const PAGE_SCRIPT = String.raw`
-// Only the IPv4 UDP host candidate, moved to 127.0.0.1 (see the comment at the top of
-// chromium.ts), or kept on its own address (opts.keepOwnCandidates).
+// Only IPv4 UDP host candidates, moved to 127.0.0.1 (see the comment at the top of
+// chromium.ts: media must stay on loopback), or kept on their own address (opts.keepOwnCandidates).
 function keepCandidates(sdp, opts) {
   const to = opts.candidateAddress || '127.0.0.1';
   return sdp
@@ -118,24 +146,25 @@ function keepCandidates(sdp, opts) {
     })
     .join('\r\n');
 }
-let pc, resource, stream;
+let pc, resource, stream, generated;
 
 async function makeOffer(opts) {
   pc?.close();
   stream?.getTracks().forEach((t) => t.stop());
   resource = undefined;
-  pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+  // As web/publish.js: no configuration but its ICE servers (none here), so the default bundle policy.
+  pc = new RTCPeerConnection({});
   if (opts.dataChannelOnly) {
     pc.createDataChannel('only-data');
   } else if (opts.recvOnly) {
     pc.addTransceiver('audio', { direction: 'recvonly' });
     pc.addTransceiver('video', { direction: 'recvonly' });
   } else {
-    const video = opts.video === false ? false : { width: { exact: opts.video?.width ?? 640 }, height: { exact: opts.video?.height ?? 480 }, frameRate: 30 };
+    // The page's constraints (ideal, not exact), at the test's camera size.
+    const video = opts.video === false ? false : { width: { ideal: opts.video?.width ?? 1280 }, height: { ideal: opts.video?.height ?? 720 }, frameRate: { ideal: 30 } };
     stream = await navigator.mediaDevices.getUserMedia({ video, audio: opts.audio !== false });
     for (const track of stream.getTracks()) {
-      if (track.kind === 'video' && opts.contentHint) track.contentHint = opts.contentHint;
-      const t = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+      const t = pc.addTransceiver(track, { direction: 'sendonly' }); // as web/publish.js
       const caps = RTCRtpSender.getCapabilities(track.kind).codecs;
       if (track.kind === 'audio' && opts.preferAudio) {
         const first = caps.filter((c) => c.mimeType.toLowerCase() === 'audio/' + opts.preferAudio.toLowerCase());
@@ -144,11 +173,10 @@ async function makeOffer(opts) {
       if (track.kind === 'video' && opts.onlyVideo) {
         const wanted = opts.onlyVideo.map((n) => 'video/' + n.toLowerCase());
         t.setCodecPreferences(caps.filter((c) => wanted.includes(c.mimeType.toLowerCase()) || c.mimeType === 'video/rtx'));
-      }
-      if (track.kind === 'video' && opts.degradationPreference) {
-        const p = t.sender.getParameters();
-        p.degradationPreference = opts.degradationPreference;
-        await t.sender.setParameters(p).catch(() => {});
+      } else if (track.kind === 'video') {
+        // web/publish.js: H.264 with packetization-mode=1 first, the rest after it.
+        const h264 = caps.filter((c) => c.mimeType === 'video/H264' && /packetization-mode=1/.test(c.sdpFmtpLine || ''));
+        if (h264.length) t.setCodecPreferences([...h264, ...caps.filter((c) => !h264.includes(c))]);
       }
     }
   }
@@ -158,7 +186,8 @@ async function makeOffer(opts) {
     pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
     setTimeout(resolve, 5000);
   });
-  return keepCandidates(pc.localDescription.sdp, opts);
+  generated = pc.localDescription.sdp;
+  return keepCandidates(generated, opts);
 }
 
 window.whip = {
@@ -171,7 +200,7 @@ window.whip = {
     const loc = res.headers.get('Location');
     resource = loc ? new URL(loc, endpoint).href : undefined;
     if (res.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: body });
-    return { status: res.status, location: resource, body, offer, answeredAt };
+    return { status: res.status, location: resource, body, offer, generated, answeredAt };
   },
   connected(timeoutMs) {
     return new Promise((resolve, reject) => {

@@ -15,7 +15,7 @@ export interface StreamInfoJson {
   name: string;
   session: string;
   state: string;
-  tracks: { kind: string; codec: string; packets: number; keyframes: number; width?: number; height?: number; fps?: number; channels: number; lost: number }[];
+  tracks: { kind: string; codec: string; packets: number; keyframes: number; width?: number; height?: number; fps?: number; channels: number; lost: number; keyframeIntervalSeconds?: number; answersKeyframeRequests?: boolean }[];
   outputs: { id: string; type: string; state: string; restarts: number; error?: string }[];
   ice?: { local: Endpoint; remote: Endpoint };
   ignoredMedia: { mid?: string; kind: string; reason: string }[];
