@@ -118,7 +118,7 @@ window.clock = {
       await audio.ac.resume();
       stream.addTrack(audio.track);
     }
-    pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+    pc = new RTCPeerConnection({}); // the built-in page's defaults (web/publish.js)
     for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
     await pc.setLocalDescription(await pc.createOffer());
     await new Promise((resolve) => {
