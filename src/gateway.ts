@@ -31,6 +31,7 @@ import { Recordings } from './recordings/recordings.js';
 import { PortAllocator } from './rtp/ports.js';
 import { Webhooks } from './events/webhooks.js';
 import { attachSignalling } from './signalling/ws.js';
+import { Viewers } from './whep/viewers.js';
 import type { WebSocketServer } from 'ws';
 
 // Builds every service once and hands each part only what it uses: the stream registry,
@@ -106,7 +107,8 @@ export class Gateway {
     let wss: WebSocketServer | undefined;
     const limits = new ConnectionLimits(config.limits);
     const metrics = new GatewayMetrics(registry, { websocketClients: () => wss?.clients.size ?? 0, workers: () => media.info(), connections: () => limits.stats() });
-    const app = createApp(config, { registry, events, catalog, resume, recordings, ports, access, metrics, limits }, log);
+    const viewers = new Viewers(registry, config, log);
+    const app = createApp(config, { registry, events, catalog, resume, recordings, ports, access, metrics, limits, viewers }, log);
     // Slow clients hold a socket each: headers and whole requests have deadlines, checked
     // every second (Node's default check runs every 30 s).
     const timeouts = { headersTimeout: config.limits.headersTimeoutMs, requestTimeout: config.limits.requestTimeoutMs, connectionsCheckingInterval: 1000 };

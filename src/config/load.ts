@@ -55,6 +55,8 @@ export const ENV_KEYS: Record<string, string> = {
   TLS_KEY: 'http.tls.key',
   PUSH_ALLOWED_TARGETS: 'push.allowedTargets',
   MEDIA_WORKERS: 'media.workers',
+  WHEP_MAX_VIEWERS_PER_STREAM: 'whep.maxViewersPerStream',
+  WHEP_MAX_VIEWERS: 'whep.maxViewers',
 };
 
 /** CLI flags (without --) and the config key each sets. */

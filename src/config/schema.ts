@@ -247,6 +247,19 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    whep: z
+      .object({
+        /**
+         * WHEP viewers (real-time WebRTC playback) of one stream at once; one more gets 503
+         * with Retry-After. Each costs the media worker of its stream the encryption and
+         * sending of every packet (see docs/benchmarks.md).
+         */
+        maxViewersPerStream: z.number().int().min(0).max(10_000).default(50),
+        /** WHEP viewers of all streams of this gateway at once; one more gets 503 with Retry-After. */
+        maxViewers: z.number().int().min(0).max(100_000).default(100),
+      })
+      .strict()
+      .prefault({}),
     /** Outputs started whenever a matching stream goes live, e.g. always record "studio-*". */
     outputs: z
       .array(

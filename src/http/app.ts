@@ -18,13 +18,15 @@ import { cors } from './cors.js';
 import { errorHandler, sendError } from './errors.js';
 import { hlsRouter } from './hls.js';
 import { whipRouter } from './whip.js';
+import { whepRouter } from './whep.js';
+import type { Viewers } from '../whep/viewers.js';
 import { outputsRouter } from './outputs.js';
 import { recordingsRouter } from './recordings.js';
 import { eventsRouter } from './events.js';
 import { liveRouter } from './live.js';
 import { openApiDocument } from './openapi.js';
 
-// The express app: WHIP, REST API (streams, outputs, recordings, events), HLS and MPEG-TS
+// The express app: WHIP, WHEP, REST API (streams, outputs, recordings, events), HLS and MPEG-TS
 // for players, metrics, and the built-in pages (web/ at the package root). Every route
 // goes through `access`, which knows the right each one needs.
 
@@ -46,15 +48,17 @@ export interface AppServices {
   access: Access;
   metrics: GatewayMetrics;
   limits: ConnectionLimits;
+  viewers: Viewers;
 }
 
-export function createApp(config: Config, { registry, events, catalog, resume, recordings, ports, access, metrics, limits }: AppServices, log: Logger, startedAt = new Date()): Express {
+export function createApp(config: Config, { registry, events, catalog, resume, recordings, ports, access, metrics, limits, viewers }: AppServices, log: Logger, startedAt = new Date()): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(limits.requests());
   app.use(cors(corsOrigins(config, access.enabled)));
   app.use(whipRouter(registry, config, log, access));
+  app.use(whepRouter(viewers, config, log, access));
   app.use(apiRouter(registry, ports, startedAt, config.ice, access));
   app.use(outputsRouter({ registry, catalog, resume }, config.http.maxBodyBytes, access));
   app.use(recordingsRouter(recordings, access));

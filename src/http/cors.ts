@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 
-// Browser WHIP clients and players are often served from another origin, so WHIP, API and
+// Browser WHIP and WHEP clients and players are often served from another origin, so WHIP, API and
 // HLS routes answer CORS preflights and expose the headers a WHIP client must read.
 
 export function cors(origins: string[]): RequestHandler {
@@ -17,8 +17,8 @@ export function cors(origins: string[]): RequestHandler {
       res.setHeader('Access-Control-Allow-Methods', 'GET, POST, PATCH, DELETE, OPTIONS');
       res.setHeader('Access-Control-Allow-Headers', 'Content-Type, Authorization, If-Match');
       res.setHeader('Access-Control-Max-Age', '600');
-      if (/^\/whip\/[^/]+\/?$/.test(req.path)) res.setHeader('Accept-Post', 'application/sdp');
-      if (/^\/whip\/[^/]+\/[^/]+$/.test(req.path)) res.setHeader('Accept-Patch', 'application/trickle-ice-sdpfrag');
+      if (/^\/wh[ie]p\/[^/]+\/?$/.test(req.path)) res.setHeader('Accept-Post', 'application/sdp');
+      if (/^\/wh[ie]p\/[^/]+\/[^/]+$/.test(req.path)) res.setHeader('Accept-Patch', 'application/trickle-ice-sdpfrag');
       res.status(204).end();
       return;
     }

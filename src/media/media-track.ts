@@ -46,6 +46,8 @@ export class MediaTrack {
   nacked = 0;
   lastPacketAt = 0;
   private readonly sinks = new Set<PacketSink>();
+  /** Packets as they arrive (see subscribeArrivals). */
+  private readonly arrivalSinks = new Set<PacketSink>();
   private readonly reorder: ReorderBuffer;
   /** Packets as they arrived (retransmissions too). */
   private readonly window = new RateWindow();
@@ -109,6 +111,7 @@ export class MediaTrack {
     this.bytes += p.payload.length + 12;
     this.lastPacketAt = now;
     this.window.add(now, p.payload.length + 12);
+    for (const sink of this.arrivalSinks) sink(p);
     this.reorder.push(p);
   }
 
@@ -198,6 +201,16 @@ export class MediaTrack {
     return () => this.sinks.delete(sink);
   }
 
+  /**
+   * Every packet as it arrives, before the reorder buffer (retransmissions too): for WebRTC
+   * viewers (media/viewer-session.ts), whose own receivers reorder and ask again for what
+   * is missing, and must not wait up to 400 ms behind a gap the way ffmpeg's input does.
+   */
+  subscribeArrivals(sink: PacketSink): () => void {
+    this.arrivalSinks.add(sink);
+    return () => this.arrivalSinks.delete(sink);
+  }
+
   /** Packets given up as lost (never arrived, even after NACKs). */
   get lost(): number {
     return this.reorder.skipped;
@@ -221,5 +234,6 @@ export class MediaTrack {
     this.cache = [];
     this.reorder.close();
     this.sinks.clear();
+    this.arrivalSinks.clear();
   }
 }

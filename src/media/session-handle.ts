@@ -1,10 +1,12 @@
 import { EventEmitter } from 'node:events';
+import type { Config } from '../config/schema.js';
 import type { IceUpdate } from '../sdp/ice-fragment.js';
 import type { IgnoredMedia } from '../sdp/offer.js';
 import type { ChosenCodec } from '../webrtc/codec-policy.js';
 import type { CandidateInit, SelectedPair } from '../webrtc/publisher-peer.js';
 import { IceUpdateRefused } from '../webrtc/ice-update-refused.js';
 import { FeedHandle } from './feed-handle.js';
+import { ViewerHandle, type ViewerTimeouts } from './viewer-handle.js';
 import type { Command, FeedTargetSpec, IceUpdateResult, LocalTrackResult, ParameterSetInfo, ReplyTo, Request, SessionStats } from './worker-messages.js';
 
 // The main thread's side of one publisher's media session, which lives in a media worker
@@ -46,6 +48,8 @@ export class SessionHandle extends EventEmitter<SessionHandleEvents> {
   private pair: SelectedPair | undefined;
   private ended = false;
   readonly feeds = new Map<number, FeedHandle>();
+  /** WHEP viewers of the session's stream (their peers run in the same worker). */
+  readonly viewers = new Map<string, ViewerHandle>();
 
   /** The tracks' codecs, in the worker's track order (set once the offer is answered). */
   codecs: ChosenCodec[] = [];
@@ -108,6 +112,26 @@ export class SessionHandle extends EventEmitter<SessionHandleEvents> {
   }
 
   /**
+   * A WHEP viewer of this session's stream: answered in the session's own worker, next to
+   * it (media/viewer-session.ts). Throws what the worker's answer threw (SdpError, ...).
+   */
+  async openViewer(req: { viewer: string; stream: string; offer: string; ice: Config['ice'] }, timeouts: ViewerTimeouts): Promise<{ viewer: ViewerHandle; answer: string }> {
+    if (this.ended) throw new Error(`media session ${this.id} has ended`);
+    const viewer = new ViewerHandle(req.viewer, this.id, this.link, timeouts);
+    // Registered first: its state and stats may come before the answer.
+    this.viewers.set(viewer.id, viewer);
+    viewer.once('ended', () => this.viewers.delete(viewer.id));
+    try {
+      const result = await this.link.request({ op: 'viewer', session: this.id, ...req });
+      viewer.tracks = result.tracks;
+      return { viewer, answer: result.answer };
+    } catch (e) {
+      viewer.end('its offer was not answered');
+      throw e;
+    }
+  }
+
+  /**
    * Tells the publisher at once that the gateway ends the session (RTCP BYE, DTLS
    * close_notify), while the outputs still drain; close() follows.
    */
@@ -118,6 +142,8 @@ export class SessionHandle extends EventEmitter<SessionHandleEvents> {
   async close(): Promise<void> {
     if (this.ended) return;
     this.ended = true;
+    // The worker ends the viewers with the session (each is told).
+    for (const v of [...this.viewers.values()]) v.end('the stream ended');
     await this.link.request({ op: 'close', session: this.id }).catch(() => undefined);
     this.link.forget(this.id);
   }
@@ -163,6 +189,7 @@ export class SessionHandle extends EventEmitter<SessionHandleEvents> {
     if (this.ended) return;
     this.ended = true;
     for (const f of this.feeds.values()) f.sever();
+    for (const v of [...this.viewers.values()]) v.end(reason);
     this.emit('lost', reason);
   }
 }

@@ -31,7 +31,16 @@ export type Request =
    * ffmpeg of the gateway's sends back as RTP): the worker binds a port for it.
    */
   | { op: 'local-track'; session: string; codec: ChosenCodec; latencyMs: number }
-  | { op: 'close'; session: string };
+  | { op: 'close'; session: string }
+  /**
+   * A WHEP viewer of the session's stream (media/viewer-session.ts): answers its offer in
+   * this worker, next to the session, and sends it the session's tracks. Replies ViewerAnswerResult.
+   */
+  | { op: 'viewer'; viewer: string; session: string; stream: string; offer: string; ice: Config['ice'] }
+  /** A viewer's trickled candidates or ICE restart (WHEP PATCH). Replies IceUpdateResult. */
+  | { op: 'viewer-ice'; viewer: string; update: IceUpdate }
+  /** Ends a viewer (WHEP DELETE, the stream's end): it is told (RTCP BYE, close_notify). */
+  | { op: 'viewer-close'; viewer: string; reason: string };
 
 /** What the worker replies to each request, by its op. */
 export interface Replies {
@@ -40,6 +49,42 @@ export interface Replies {
   'ice-update': IceUpdateResult;
   'local-track': LocalTrackResult;
   close: undefined;
+  viewer: ViewerAnswerResult;
+  'viewer-ice': IceUpdateResult;
+  'viewer-close': undefined;
+}
+
+export interface ViewerAnswerResult {
+  answer: string;
+  /** What the viewer gets, per section. */
+  tracks: { kind: 'audio' | 'video'; codec: string; mid?: string }[];
+  /** Sections of its offer answered with port 0, and why. */
+  ignored: IgnoredMedia[];
+}
+
+/** One WHEP viewer, as its worker last saw it (every stats interval). */
+export interface ViewerStats {
+  viewer: string;
+  session: string;
+  state: string;
+  packetsSent: number;
+  /** RTP bytes sent, headers included. */
+  bytesSent: number;
+  kbps: number;
+  /** Packets the viewer asked for again (NACK), and those sent again. */
+  nacked: number;
+  retransmitted: number;
+  /** Keyframe requests (PLI, FIR) from the viewer. */
+  keyframeRequests: number;
+  /** Its receiver reports: the share of packets lost lately (0-100), and the round trip. */
+  lossPercent?: number;
+  rttMs?: number;
+  /** From its transport-cc feedback: how much later than at its best the packets arrive (a queue on its path). */
+  queueDelayMs?: number;
+  /** False while its loss or queueing says its link does not carry the stream (media/viewer-health.ts). */
+  keepingUp: boolean;
+  iceRestarts: number;
+  pair?: SelectedPair;
 }
 
 export type ReplyTo<R extends Request> = Replies[R['op']];
@@ -140,4 +185,5 @@ export type FromWorker =
   | { op: 'parameter-sets'; session: string; track: number; sets: ParameterSetInfo }
   | { op: 'flowing'; feed: number }
   /** `load`: the worker's event-loop utilisation since the last report (0-1). */
-  | { op: 'stats'; load: number; sessions: SessionStats[] };
+  | { op: 'stats'; load: number; sessions: SessionStats[]; viewers: ViewerStats[] }
+  | { op: 'viewer-state'; viewer: string; state: string };

@@ -8,6 +8,7 @@ import { installWeriftPatches } from '../werift/install.js';
 import type { Feed } from './feed.js';
 import type { FromWorker, ReplyTo, Request, ToWorker, WireError, WorkerSetup } from './worker-messages.js';
 import { WorkerSession } from './worker-session.js';
+import { ViewerSession } from './viewer-session.js';
 
 // A media worker (node:worker_threads): the werift peers, ICE sockets and RTP forwarding
 // of the sessions the main thread placed here. It does what the messages say and reports
@@ -21,6 +22,8 @@ const port = parentPort!;
 const log = createLogger(setup.logLevel).child({ worker: setup.index });
 const sessions = new Map<string, WorkerSession>();
 const feeds = new Map<number, { feed: Feed; session: WorkerSession }>();
+/** WHEP viewers, by id (each next to the session it watches). */
+const viewers = new Map<string, ViewerSession>();
 const send = (m: FromWorker) => port.postMessage(m);
 
 port.on('message', (msg: ToWorker) => {
@@ -58,9 +61,30 @@ async function handleRequest(msg: Request & { id: number }): Promise<void> {
         const session = sessions.get(msg.session);
         sessions.delete(msg.session);
         for (const [id, f] of feeds) if (f.session === session) feeds.delete(id);
+        // Its viewers end with it (each is told: RTCP BYE, close_notify).
+        await Promise.all([...viewers.values()].filter((v) => v.session === session).map((v) => closeViewer(v.id, 'the stream ended')));
         await session?.close();
         return reply(msg, undefined);
       }
+      case 'viewer': {
+        const session = sessions.get(msg.session);
+        if (!session) throw new Error(`no media session ${msg.session}`);
+        const { viewer, result } = await ViewerSession.answer(msg, session, send, log);
+        if (!sessions.has(msg.session)) {
+          await viewer.close('the stream ended');
+          throw new Error(`media session ${msg.session} ended`);
+        }
+        viewers.set(msg.viewer, viewer);
+        return reply(msg, result);
+      }
+      case 'viewer-ice': {
+        const viewer = viewers.get(msg.viewer);
+        if (!viewer) throw new IceUpdateRefused('session-ended', 'the viewer session has ended');
+        return reply(msg, await viewer.updateIce(msg.update));
+      }
+      case 'viewer-close':
+        await closeViewer(msg.viewer, msg.reason);
+        return reply(msg, undefined);
     }
   } catch (e) {
     send({ op: 'reply', id: msg.id, ok: false, error: toWire(e) });
@@ -89,6 +113,12 @@ function handleCommand(msg: Exclude<ToWorker, { id: number }>): void {
   }
 }
 
+async function closeViewer(id: string, reason: string): Promise<void> {
+  const viewer = viewers.get(id);
+  viewers.delete(id);
+  await viewer?.close(reason);
+}
+
 function toWire(e: unknown): WireError {
   const err = e instanceof Error ? e : new Error(String(e));
   if (err instanceof SdpError) return { name: 'SdpError', message: err.message, status: err.status };
@@ -103,7 +133,7 @@ setInterval(() => {
   const now = performance.eventLoopUtilization();
   const load = performance.eventLoopUtilization(now, lastUtilization).utilization;
   lastUtilization = now;
-  send({ op: 'stats', load, sessions: [...sessions.values()].map((s) => s.stats()) });
+  send({ op: 'stats', load, sessions: [...sessions.values()].map((s) => s.stats()), viewers: [...viewers.values()].map((v) => v.stats()) });
 }, setup.statsIntervalMs);
 
 send({ op: 'ready' });

@@ -129,6 +129,10 @@ class Slot implements WorkerLink {
       case 'stats':
         this.load = m.load;
         for (const stats of m.sessions) this.sessions.get(stats.session)?.onStats(stats);
+        for (const v of m.viewers) this.sessions.get(v.session)?.viewers.get(v.viewer)?.onStats(v);
+        return;
+      case 'viewer-state':
+        for (const s of this.sessions.values()) s.viewers.get(m.viewer)?.onState(m.state);
         return;
     }
   }

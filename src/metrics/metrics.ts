@@ -111,6 +111,16 @@ export class GatewayMetrics {
         }
       },
     });
+    new Gauge({
+      name: 'gateway_whep_viewers',
+      help: 'WHEP viewers (real-time WebRTC playback) of each stream, connected or connecting',
+      labelNames: ['stream'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of streams.all()) this.set({ stream: s.name }, s.media.viewers.size);
+      },
+    });
 
     const perTrack = (name: string, help: string, value: (t: Stream['tracks'][number]) => number) =>
       new Counter({

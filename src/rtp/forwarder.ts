@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
 import { randomInt } from 'node:crypto';
+import { continuedTimestampOffset } from './continuity.js';
 import { serializeRtp, type RtpPacketLite } from './packet.js';
 
 // Sends one track's RTP to one ffmpeg input on loopback. Per output the SSRC is fixed and
@@ -110,8 +111,7 @@ export class RtpForwarder {
     if (this.lastOutTs === undefined) {
       this.tsOffset = randomInt(0, 0x7fffffff) - p.timestamp;
     } else {
-      const elapsed = Math.max(1, Math.round(((performance.now() - this.lastSentAt) / 1000) * this.options.clockRate));
-      this.tsOffset = this.lastOutTs + elapsed - p.timestamp;
+      this.tsOffset = continuedTimestampOffset(this.lastOutTs, this.lastSentAt, performance.now(), this.options.clockRate, p.timestamp);
     }
     this.sourceSsrc = p.ssrc;
   }

@@ -68,7 +68,7 @@ export function parseFmtp(config: string | undefined): Record<string, string> {
   return out;
 }
 
-function mediaCodecs(m: sdpTransform.MediaDescription): OfferedCodec[] {
+export function mediaCodecs(m: sdpTransform.MediaDescription): OfferedCodec[] {
   return m.rtp.map((r) => ({
     payloadType: r.payload,
     name: r.codec,
@@ -137,7 +137,7 @@ export function parseOffer(text: string): ParsedOffer {
  * Every section that is not disabled must share one transport (BUNDLE, RFC 8843), so a
  * publisher costs one ICE/DTLS transport and one UDP port however many sections it has.
  */
-function checkBundled(sdp: sdpTransform.SessionDescription): void {
+export function checkBundled(sdp: sdpTransform.SessionDescription): void {
   const active = sdp.media.filter((m) => m.port !== 0);
   if (active.length <= 1) return;
   const bundle = (sdp.groups ?? []).find((g) => g.type === 'BUNDLE');

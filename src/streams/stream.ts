@@ -13,6 +13,7 @@ import { selectedPair } from '../webrtc/selected-pair.js';
 import { outputInfo, type Output } from './output-contract.js';
 import { streamEnd, type CloseCause, type StreamEnd } from './close-cause.js';
 import { trackInfo, TrackView, type EncoderInfo } from './track-view.js';
+import { viewerInfo, viewerInfoOf } from './viewer-info.js';
 
 // A stream is a name with one publisher session and the outputs fed from it. The session's
 // media runs in a media worker (`media`); the stream keeps its story: state, time-outs,
@@ -53,6 +54,7 @@ export const streamInfo = z.strictObject({
     .extend({ ageSeconds: z.number().int().min(0).describe('how long ago the browser reported it') })
     .optional()
     .describe("what the publisher's browser says it sends, reported within the last 10 s (the built-in publish page does)"),
+  viewers: z.array(viewerInfo).describe('its WHEP viewers (real-time WebRTC playback)'),
 });
 export type StreamInfo = z.infer<typeof streamInfo>;
 
@@ -269,6 +271,7 @@ export class Stream extends EventEmitter<StreamEvents> {
       ignoredMedia: this.media.ignored.map(({ mid, kind, reason }) => ({ ...(mid !== undefined ? { mid } : {}), kind, reason })),
       ...(this.state === 'live' ? { ice: this.media.selectedPair() } : {}),
       ...(sender ? { sender: { ...sender.report, ageSeconds: Math.round((performance.now() - sender.at) / 1000) } } : {}),
+      viewers: [...this.media.viewers.values()].map(viewerInfoOf),
     };
   }
 

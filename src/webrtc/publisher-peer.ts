@@ -16,18 +16,18 @@ import type { Config } from '../config/schema.js';
 import type { RtpPacketLite } from '../rtp/packet.js';
 import { formatFmtp } from '../sdp/render.js';
 import { shapeAnswer, transportCcExtensionIds, type AnswerAdditions, type VideoBitrate } from '../sdp/answer.js';
-import { withIce, type IceUpdate } from '../sdp/ice-fragment.js';
-import { isMdnsName, MAX_CANDIDATES, parseCandidate, withoutMdnsCandidates, writeSdp, type IgnoredMedia, type ParsedOffer } from '../sdp/offer.js';
+import type { IceUpdate } from '../sdp/ice-fragment.js';
+import { parseCandidate, withoutMdnsCandidates, writeSdp, type IgnoredMedia, type ParsedOffer } from '../sdp/offer.js';
 import { chooseCodecs, restrictOffer, type ChosenCodec } from './codec-policy.js';
 import { announceClose } from '../werift/close-notify.js';
 import { CongestionFeedback } from './congestion-feedback.js';
 import { SsrcFollower } from './ssrc-follower.js';
 import { gatewayServers, iceOptions } from './ice-options.js';
 import { keepToConfiguredStun } from '../werift/stun-default.js';
-import { restartForNewCredentials } from '../werift/ice-restart.js';
-import { IceUpdateRefused } from './ice-update-refused.js';
-import type { IceServer } from './ice-servers.js';
+import { IceUpdates, OfferNotAnswerable, waitForGathering, type CandidateInit } from './ice-updates.js';
 import type { selectedPair } from './selected-pair.js';
+
+export { OfferNotAnswerable, type CandidateInit };
 
 
 // One publisher's werift peer connection, in its media worker (media/worker-session.ts):
@@ -50,14 +50,6 @@ export interface PublisherPeerEvents {
   restarting: [];
 }
 
-export interface CandidateInit {
-  candidate: string;
-  sdpMid?: string;
-  sdpMLineIndex?: number;
-  /** The ICE session (its ufrag) the candidate belongs to, as browsers send it. */
-  usernameFragment?: string;
-}
-
 export type SelectedPair = z.infer<typeof selectedPair>;
 
 /**
@@ -65,16 +57,6 @@ export type SelectedPair = z.infer<typeof selectedPair>;
  * addresses misconfigured, port range exhausted): 503, not the client's fault.
  */
 export class AnswerUnavailable extends Error {}
-
-/**
- * werift refused the offer with an exception of its own (an SDP part it cannot read). The
- * client gets our words (400); `detail` keeps werift's message for the log.
- */
-export class OfferNotAnswerable extends Error {
-  constructor(readonly detail: string) {
-    super('the offer could not be answered: a part of it (a candidate, a media section, an attribute) is malformed or not supported');
-  }
-}
 
 export interface AnswerOptions {
   ice: Config['ice'];
@@ -97,19 +79,10 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
   /** Local candidates gathered so far in this ICE session (a late listener can catch up). */
   readonly localCandidates: CandidateInit[] = [];
   gatheringComplete = false;
-  /** The offer text werift answered (an ICE restart re-offers it with new credentials). */
-  private remoteOffer = '';
-  /** What shapeAnswer adds to each answer. */
+  /** Trickled candidates and ICE restarts after the answer (webrtc/ice-updates.ts). */
+  private ice: IceUpdates | undefined;
+  /** What shapeAnswer adds to each answer (a restart's too). */
   private shape: AnswerAdditions | undefined;
-  private servers: IceServer[] = [];
-  /** Remote ufrags of earlier ICE sessions: candidates for them are stale. */
-  private readonly pastUfrags = new Set<string>();
-  /** Candidates trickled in this ICE session. */
-  private trickled = 0;
-  /** ICE restarts so far. */
-  iceRestarts = 0;
-  /** Serialises ICE updates (a restart is several werift steps). */
-  private iceQueue: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly pc: RTCPeerConnection,
@@ -151,7 +124,6 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
       },
     });
     const peer = new PublisherPeer(pc, tracks, ignored);
-    peer.servers = servers;
     pc.onTransceiverAdded.subscribe((t) => peer.watchTransceiver(t));
     pc.connectionStateChange.subscribe((state) => peer.emit('state', state));
     pc.onIceCandidate.subscribe((c) => {
@@ -168,8 +140,19 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
     });
     try {
       try {
-        peer.remoteOffer = writeSdp(withoutMdnsCandidates(restrictOffer(offer.sdp, tracks, ignored)));
-        await pc.setRemoteDescription({ type: 'offer', sdp: peer.remoteOffer });
+        const remoteOffer = writeSdp(withoutMdnsCandidates(restrictOffer(offer.sdp, tracks, ignored)));
+        await pc.setRemoteDescription({ type: 'offer', sdp: remoteOffer });
+        peer.ice = new IceUpdates(pc, remoteOffer, {
+          servers,
+          mids: tracks.flatMap((t) => (t.mid !== undefined ? [t.mid] : [])),
+          shape: (local) => (peer.shape ? shapeAnswer(local, peer.shape) : local),
+          failed: () => void peer.close('ICE restart failed'),
+          restarting: () => {
+            peer.emit('restarting');
+            peer.localCandidates.length = 0;
+            peer.gatheringComplete = false;
+          },
+        });
         for (const t of pc.getTransceivers()) {
           peer.watchTransceiver(t);
           t.setDirection('recvonly');
@@ -184,8 +167,9 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
       if (!local) throw new OfferNotAnswerable('werift produced no answer');
       if (!trickle && !/^a=candidate:/m.test(local)) throw new AnswerUnavailable('the gateway could not gather any ICE candidate (check ice.addresses, and whether ice.portRange has a free port)');
       const twccIds = transportCcExtensionIds(local);
-      peer.shape = { video, transportCc: twccIds.length > 0, rejected: ignored };
-      const answer = shapeAnswer(local, peer.shape);
+      const shape: AnswerAdditions = { video, transportCc: twccIds.length > 0, rejected: ignored };
+      peer.shape = shape;
+      const answer = shapeAnswer(local, shape);
       if (twccIds.length > 0) peer.feedback = new CongestionFeedback(pc, twccIds);
       for (const dtls of new Set(pc.dtlsTransports)) dtls.onRtp.subscribe((rtp) => !peer.closed && peer.follower.transportPacket(rtp));
       return { peer, answer };
@@ -244,77 +228,21 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
    * One of an earlier ICE session (a late one after a restart) is dropped.
    */
   async addRemoteCandidate(c: CandidateInit | null): Promise<void> {
-    if (this.closed || (c?.candidate && isMdnsName(parseCandidate(c.candidate)?.address ?? ''))) return; // see withoutMdnsCandidates
-    if (c?.usernameFragment && c.usernameFragment !== this.pc.iceTransports[0]?.connection.remoteUsername) return;
-    await this.pc.addIceCandidate(c && c.candidate ? c : undefined);
+    await this.ice?.addCandidate(c);
   }
 
   /**
    * Trickled candidates or an ICE restart after the answer (WHIP PATCH, a WebSocket
-   * re-offer): new credentials restart ICE and resolve with the new answer (candidates in
-   * it unless `trickle`); otherwise the candidates are added. `mids`: a whole re-offer's
-   * sections, which must be the first offer's. Throws IceUpdateRefused saying why not.
+   * re-offer): see IceUpdates.update. Throws IceUpdateRefused saying why not.
    */
-  updateIce(update: IceUpdate, { trickle = false, mids }: { trickle?: boolean; mids?: string[] } = {}): Promise<{ restarted: boolean; answer?: string }> {
-    const run = this.iceQueue.then(() => this.applyIce(update, trickle, mids));
-    this.iceQueue = run.catch(() => undefined);
-    return run;
+  updateIce(update: IceUpdate, options: { trickle?: boolean; mids?: string[] } = {}): Promise<{ restarted: boolean; answer?: string }> {
+    if (!this.ice) return Promise.reject(new Error('not answered yet'));
+    return this.ice.update(update, options);
   }
 
-  private async applyIce(update: IceUpdate, trickle: boolean, mids: string[] | undefined): Promise<{ restarted: boolean; answer?: string }> {
-    if (this.closed) throw new IceUpdateRefused('session-ended', 'the session has ended');
-    const taken = new Set(this.tracks.flatMap((t) => (t.mid !== undefined ? [t.mid] : [])));
-    const unknown = update.candidates.find((c) => c.mid !== undefined && !taken.has(c.mid));
-    if (unknown) throw new IceUpdateRefused('unknown-mid', `a candidate is for a=mid:${unknown.mid}, which is not a section of this session (it has ${[...taken].join(', ') || 'none with a mid'})`);
-    const current = this.pc.iceTransports[0]?.connection.remoteUsername;
-    if (update.ufrag !== undefined && update.pwd !== undefined && update.ufrag !== current) {
-      if (this.pastUfrags.has(update.ufrag)) throw new IceUpdateRefused('stale-ice-session', `ice-ufrag ${update.ufrag} belongs to an ICE session that has been restarted since`);
-      const offered = this.offeredMids();
-      if (mids && mids.join(' ') !== offered.join(' ')) throw new IceUpdateRefused('sections-changed', `the re-offer has sections ${mids.join(', ')}; the session has ${offered.join(', ')} (only ICE can be renegotiated)`);
-      return { restarted: true, answer: await this.restartIce({ ...update, ufrag: update.ufrag, pwd: update.pwd }, trickle) };
-    }
-    if (mids) throw new IceUpdateRefused('not-a-restart', 'the re-offer has the ICE credentials of the current session: restart ICE (restartIce()) before making it');
-    if ((this.trickled += update.candidates.length) > MAX_CANDIDATES) throw new IceUpdateRefused('too-many-candidates', `more than ${MAX_CANDIDATES} candidates in one ICE session`);
-    const mid = this.tracks.find((t) => t.mid !== undefined)?.mid;
-    try {
-      for (const c of update.candidates) await this.addRemoteCandidate({ candidate: c.candidate, sdpMid: c.mid ?? mid });
-      if (update.endOfCandidates) await this.addRemoteCandidate(null);
-    } catch (e) {
-      throw new IceUpdateRefused('bad-candidate', `a candidate could not be used: ${(e as Error).message}`);
-    }
-    return { restarted: false };
-  }
-
-  /** The mids of the offer's sections, in order (rejected ones too). */
-  private offeredMids(): string[] {
-    return [...this.remoteOffer.matchAll(/^a=mid:(\S+)/gm)].map((m) => m[1]);
-  }
-
-  /** An ICE restart (see webrtc/ice-restart.ts for what werift needs): the re-offer, the new answer. */
-  private async restartIce(update: IceUpdate & { ufrag: string; pwd: string }, trickle: boolean): Promise<string> {
-    const offer = withIce(this.remoteOffer, { ...update, candidates: update.candidates.filter((c) => !isMdnsName(parseCandidate(c.candidate)?.address ?? '')) });
-    const previous = this.pc.iceTransports[0]?.connection.remoteUsername;
-    this.emit('restarting');
-    this.localCandidates.length = 0;
-    this.gatheringComplete = false;
-    this.trickled = update.candidates.length;
-    try {
-      restartForNewCredentials(this.pc, update);
-      await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
-      keepToConfiguredStun(this.pc, this.servers);
-      await this.pc.setLocalDescription(await this.pc.createAnswer());
-    } catch (e) {
-      // werift is half-way through a renegotiation: this peer cannot go on.
-      void this.close('ICE restart failed');
-      throw new OfferNotAnswerable((e as Error).message ?? String(e));
-    }
-    if (previous) this.pastUfrags.add(previous);
-    this.remoteOffer = offer;
-    this.iceRestarts++;
-    if (!trickle) await waitForGathering(this.pc);
-    const local = this.pc.localDescription?.sdp;
-    if (!local || !this.shape) throw new OfferNotAnswerable('werift produced no answer');
-    return shapeAnswer(local, this.shape);
+  /** ICE restarts so far. */
+  get iceRestarts(): number {
+    return this.ice?.restarts ?? 0;
   }
 
   /**
@@ -355,6 +283,7 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
     if (this.closed) return;
     await this.announceClose(reason);
     this.closed = true;
+    if (this.ice) this.ice.closed = true;
     this.feedback?.close();
     await this.pc.close().catch(() => undefined);
   }
@@ -396,18 +325,4 @@ function weriftCodecs(c: ChosenCodec): RTCRtpCodecParameters[] {
     );
   }
   return codecs;
-}
-
-async function waitForGathering(pc: RTCPeerConnection, timeoutMs = 10_000): Promise<void> {
-  if (pc.iceGatheringState === 'complete') return;
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, timeoutMs);
-    const sub = pc.iceGatheringStateChange.subscribe((s) => {
-      if (s === 'complete') {
-        clearTimeout(timer);
-        sub.unSubscribe();
-        resolve();
-      }
-    });
-  });
 }

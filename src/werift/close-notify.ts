@@ -86,15 +86,16 @@ export function rtcpBye(ssrcs: number[], reason?: string): { serialize(): Buffer
 /**
  * Tells the remote end the session is over: on every connected DTLS transport, an RTCP
  * compound packet (an empty RR, as RFC 3550 wants compound packets to start, then a BYE
- * for the gateway's receiver SSRCs) and a close_notify. Best effort over UDP; never throws.
+ * for the gateway's receiver SSRCs, or `senderSsrcs`) and a close_notify. Best effort over UDP; never throws.
  * Returns the number of transports told. Resolves after werift's sends have left: its UDP
  * send does not wait, and a socket closed in the same tick drops what is queued.
  */
-export async function announceClose(pc: RTCPeerConnection, reason: string): Promise<number> {
+export async function announceClose(pc: RTCPeerConnection, reason: string, senderSsrcs?: number[]): Promise<number> {
   let told = 0;
   for (const dtls of new Set(pc.dtlsTransports)) {
     if (dtls.state !== 'connected') continue;
-    const own = pc
+    // A peer that sends (a WHEP viewer's) says goodbye for the SSRCs it sent with.
+    const own = senderSsrcs ?? pc
       .getTransceivers()
       .filter((t) => t.dtlsTransport === dtls)
       .map((t) => t.receiver.rtcpSsrc)
