@@ -9,6 +9,7 @@ import { ffmpegViewer } from '../test/helpers/clock-ffmpeg.js';
 import { ClockPublisher, startClockServer, type ClockStats } from '../test/helpers/clock-publisher.js';
 import { figures, STEADY_AFTER_MS, type ViewerFigures, type ViewerRun } from '../test/helpers/clock-samples.js';
 import { watchVideoPage } from '../test/helpers/clock-video-probe.js';
+import { whepPageShim } from '../test/helpers/whep-page-shim.js';
 import { cleanupAll, installExitHandlers, onCleanup, track } from './cleanup.js';
 import { log, median, r0, table } from './format.js';
 import { buildGateway, GatewayProcess, sleep } from './gateway-process.js';
@@ -37,6 +38,10 @@ import { buildGateway, GatewayProcess, sleep } from './gateway-process.js';
 
 const SECONDS = Number(process.env.BENCH_G2G_SECONDS ?? 20);
 const WATCH_RUNS = Number(process.env.BENCH_G2G_WATCH_RUNS ?? 4);
+const WHEP_RUNS = Number(process.env.BENCH_G2G_WHEP_RUNS ?? 4);
+/** Only these viewers (comma-separated: live, hls, rtp, watch, whep); all by default. */
+const ONLY = process.env.BENCH_G2G_ONLY?.split(',');
+const runs = (viewer: string) => !ONLY || ONLY.includes(viewer);
 const WARMUP_SECONDS = 6;
 const NAME = 'g2g';
 
@@ -48,6 +53,8 @@ export interface G2GReport {
   publisher: ClockStats & { drawnPerSecond: number };
   viewers: ViewerFigures[];
   watchPage?: { runs: number; medianMs: number[]; lowMs: number; highMs: number };
+  /** The watch page in real time (WebRTC, WHEP): latency medians per run, and the 201 -> first picture. */
+  whep?: { runs: number; medianMs: number[]; lowMs: number; highMs: number; firstPictureAfterAnswerMs: number[] };
   /** The gateway's warnings and errors meanwhile (first few, distinct). */
   gatewayWarnings: string[];
 }
@@ -139,17 +146,21 @@ export async function glassToGlassBench(): Promise<G2GReport> {
     const base = gw.url;
     const viewers: ViewerFigures[] = [];
     const spawned = { onSpawn: (p: Parameters<typeof track>[0]) => track(p) };
-    viewers.push(await measure('/live (ffmpeg, first viewer)', () => ffmpegViewer({ viewer: '/live/<name>.ts (ffmpeg, first viewer)', input: `${base}/live/${NAME}.ts`, seconds: SECONDS, ...spawned })));
-    viewers.push(await measure('HLS (ffmpeg)', () => ffmpegViewer({ viewer: 'HLS playlist (ffmpeg, default live start)', input: `${base}/hls/${NAME}/index.m3u8`, seconds: SECONDS, ...spawned })));
-    viewers.push(await measure('rtp output (ffmpeg)', () => rtpViewer(gw)));
-    for (let i = 1; i <= WATCH_RUNS; i++) {
+    if (runs('live')) viewers.push(await measure('/live (ffmpeg, first viewer)', () => ffmpegViewer({ viewer: '/live/<name>.ts (ffmpeg, first viewer)', input: `${base}/live/${NAME}.ts`, seconds: SECONDS, ...spawned })));
+    if (runs('hls')) viewers.push(await measure('HLS (ffmpeg)', () => ffmpegViewer({ viewer: 'HLS playlist (ffmpeg, default live start)', input: `${base}/hls/${NAME}/index.m3u8`, seconds: SECONDS, ...spawned })));
+    if (runs('rtp')) viewers.push(await measure('rtp output (ffmpeg)', () => rtpViewer(gw)));
+    for (let i = 1; i <= (runs('watch') ? WATCH_RUNS : 0); i++) {
       viewers.push(await measure(`watch page ${i}/${WATCH_RUNS}`, () => watchVideoPage(browser!, { viewer: `watch page (hls.js), run ${i}`, url: `${base}/watch/${NAME}`, seconds: SECONDS })));
+    }
+    for (let i = 1; i <= (runs('whep') ? WHEP_RUNS : 0); i++) {
+      viewers.push(await measure(`WHEP ${i}/${WHEP_RUNS}`, () => watchVideoPage(browser!, { viewer: `watch page real time (WebRTC, WHEP), run ${i}`, url: `${base}/watch/${NAME}?mode=webrtc`, seconds: SECONDS, initScripts: [whepPageShim()] })));
     }
     const stats = await pub.stats();
     const drawnPerSecond = Math.round((stats.drawn / ((Date.now() - res.answeredAt) / 1000)) * 10) / 10;
     await pub.stop().catch(() => undefined);
     if (pub.errors.length) log(`g2g: publisher page errors: ${pub.errors.slice(0, 3).join(' | ')}`);
-    const watch = viewers.filter((v) => v.viewer.startsWith('watch page') && !v.error && v.shown.samples > 0);
+    const watch = viewers.filter((v) => v.viewer.startsWith('watch page (hls.js)') && !v.error && v.shown.samples > 0);
+    const whep = viewers.filter((v) => v.viewer.startsWith('watch page real time') && !v.error && v.shown.samples > 0);
     return {
       chromium: browser.version(),
       seconds: SECONDS,
@@ -159,6 +170,15 @@ export async function glassToGlassBench(): Promise<G2GReport> {
       gatewayWarnings: [...new Set(gw.problems().map((l) => l.msg))].slice(0, 5),
       watchPage: watch.length
         ? { runs: watch.length, medianMs: watch.map((w) => r0(w.shown.medianMs)), lowMs: r0(Math.min(...watch.map((w) => w.shown.medianMs))), highMs: r0(Math.max(...watch.map((w) => w.shown.medianMs))) }
+        : undefined,
+      whep: whep.length
+        ? {
+            runs: whep.length,
+            medianMs: whep.map((w) => r0(w.shown.medianMs)),
+            lowMs: r0(Math.min(...whep.map((w) => w.shown.medianMs))),
+            highMs: r0(Math.max(...whep.map((w) => w.shown.medianMs))),
+            firstPictureAfterAnswerMs: whep.flatMap((w) => (w.firstPictureAfterAnswerMs !== undefined ? [w.firstPictureAfterAnswerMs] : [])),
+          }
         : undefined,
     };
   } finally {
@@ -182,6 +202,7 @@ export function printG2G(r: G2GReport): string[] {
       ),
     ),
   ];
+  if (r.whep) o.push(`real time (WHEP) on the watch page: median ${r.whep.lowMs}-${r.whep.highMs} ms over ${r.whep.runs} runs (${r.whep.medianMs.join(', ')}); median of the runs ${r0(median(r.whep.medianMs))} ms; first picture ${r.whep.firstPictureAfterAnswerMs.join(', ')} ms after the 201`);
   if (r.watchPage) o.push(`watch page: median ${r.watchPage.lowMs}-${r.watchPage.highMs} ms over ${r.watchPage.runs} runs (${r.watchPage.medianMs.join(', ')}); median of the runs ${r0(median(r.watchPage.medianMs))} ms`);
   o.push(`(first picture: from the request (page opened, ffmpeg started, rtp output POSTed) to the first picture shown or decoded; latency at start: that picture's;`);
   o.push(` median/p90 from ${r.steadyAfterMs / 1000} s after the first picture; shown: Chromium when it presents a picture (requestVideoFrameCallback), ffmpeg paced as a`);

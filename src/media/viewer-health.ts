@@ -5,6 +5,44 @@
 // done to the stream for one viewer (one layer, no simulcast): a viewer that cannot keep
 // up is shown in the API and on the dashboard, and its own browser copes (NACK, PLI).
 
+/** A transport-cc feedback packet as werift parses it (its own packetResults skips status vector chunks, which Chromium sends). */
+export interface TwccFeedback {
+  baseSequenceNumber: number;
+  packetStatusCount: number;
+  /** Multiples of 64 ms. */
+  referenceTime: number;
+  packetChunks: ({ runLength: number; packetStatus: number } | { symbolList: number[] })[];
+  /** Microseconds each. */
+  recvDeltas: { delta: number }[];
+}
+
+export interface TwccResult {
+  sequenceNumber: number;
+  received: boolean;
+  /** On the viewer's clock (ms). */
+  receivedAtMs: number;
+}
+
+/** Which packets a feedback reports, and when the received ones arrived (RFC draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1). */
+export function twccResults(fb: TwccFeedback): TwccResult[] {
+  const statuses: number[] = [];
+  for (const c of fb.packetChunks) {
+    if ('symbolList' in c) statuses.push(...c.symbolList);
+    else for (let i = 0; i < c.runLength && statuses.length < fb.packetStatusCount; i++) statuses.push(c.packetStatus);
+    if (statuses.length >= fb.packetStatusCount) break;
+  }
+  statuses.length = Math.min(statuses.length, fb.packetStatusCount);
+  const out: TwccResult[] = [];
+  let at = fb.referenceTime * 64;
+  let d = 0;
+  for (const [i, status] of statuses.entries()) {
+    const received = status === 1 || status === 2;
+    if (received) at += (fb.recvDeltas[d++]?.delta ?? 0) / 1000;
+    out.push({ sequenceNumber: (fb.baseSequenceNumber + i) & 0xffff, received, receivedAtMs: at });
+  }
+  return out;
+}
+
 /** Loss above this share (either source) marks a viewer that cannot keep up. */
 export const LOSS_LIMIT = 0.1;
 /** A queue this long on the viewer's path (ms) marks one too. */
@@ -37,7 +75,7 @@ export class ViewerHealth {
   }
 
   /** transport-cc results: sequence number, whether it arrived, when (ms, the viewer's clock). */
-  feedback(results: { sequenceNumber: number; received: boolean; receivedAtMs: number }[], now: number): void {
+  feedback(results: TwccResult[], now: number): void {
     for (const r of results) {
       const i = r.sequenceNumber % SENT_SLOTS;
       if (this.sentSeq[i] !== r.sequenceNumber) continue;

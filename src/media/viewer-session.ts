@@ -19,7 +19,7 @@ import { chooseViewerCodecs } from '../webrtc/viewer-codecs.js';
 import { ViewerPeer, type ViewerOutlet } from '../webrtc/viewer-peer.js';
 import type { MediaTrack } from './media-track.js';
 import { RateWindow } from './rate-window.js';
-import { ViewerHealth } from './viewer-health.js';
+import { twccResults, ViewerHealth } from './viewer-health.js';
 import type { FromWorker, IceUpdateResult, Request, ViewerAnswerResult, ViewerStats } from './worker-messages.js';
 import type { WorkerSession } from './worker-session.js';
 
@@ -242,7 +242,7 @@ export class ViewerSession {
           }
         }
       } else if (fb instanceof TransportWideCC) {
-        this.health.feedback(fb.packetResults, now);
+        this.health.feedback(twccResults(fb), now);
       }
     } else if (packet instanceof RtcpPayloadSpecificFeedback) {
       const count = packet.feedback?.count;

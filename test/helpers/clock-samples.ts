@@ -26,6 +26,8 @@ export interface ViewerRun {
   error?: string;
   /** Things seen on the way (page errors). */
   notes?: string[];
+  /** Date.now() when a WHEP viewer's POST was answered (201). */
+  answeredAt?: number;
 }
 
 /** Latency figures skip the start: from this long after the first picture (a probe's backlog, a player's start-up). */
@@ -88,6 +90,8 @@ export interface ViewerFigures {
   implausible: number;
   /** Request or page open -> first picture out of the decoder / presented, ms. */
   firstPictureMs?: number;
+  /** WHEP: the 201 -> first picture presented, ms. */
+  firstPictureAfterAnswerMs?: number;
   /** The first decoded picture's latency (where playback started). */
   firstLatencyMs?: number;
   /** As the viewer shows them (Chromium: presented; ffmpeg: paced as a plain player would, presentAtPace()). */
@@ -110,6 +114,7 @@ export function figures(run: ViewerRun): ViewerFigures {
     decoded: kept.length,
     implausible: dropped,
     firstPictureMs: run.firstPictureAt === undefined ? undefined : run.firstPictureAt - run.startedAt,
+    ...(run.answeredAt !== undefined && run.firstPictureAt !== undefined ? { firstPictureAfterAnswerMs: run.firstPictureAt - run.answeredAt } : {}),
     firstLatencyMs: kept.length ? kept[0].shownAtMs - kept[0].captureMs : undefined,
     shown: latency(paced, from),
     decodedAt: hasPts ? latency(kept, from) : undefined,

@@ -72,6 +72,8 @@ export interface VideoPageOptions {
   /** How long to watch after the first picture. */
   seconds: number;
   firstPictureTimeoutMs?: number;
+  /** More scripts to add before the page's own (whep-page-shim.ts for a WHEP page). */
+  initScripts?: string[];
 }
 
 /** Opens the page in a new tab, reads every picture it presents, closes the tab. */
@@ -82,6 +84,7 @@ export async function watchVideoPage(browser: Browser, o: VideoPageOptions): Pro
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
   try {
     await page.addInitScript(videoProbeScript());
+    for (const script of o.initScripts ?? []) await page.addInitScript(script);
     run.startedAt = Date.now();
     await page.goto(o.url);
     const deadline = run.startedAt + (o.firstPictureTimeoutMs ?? 30_000);
@@ -102,6 +105,8 @@ export async function watchVideoPage(browser: Browser, o: VideoPageOptions): Pro
       if (run.firstPictureAt !== undefined && Date.now() > run.firstPictureAt + o.seconds * 1000) break;
     }
     if (errors.length) run.notes = [...new Set(errors)].slice(0, 5);
+    const whep = await page.evaluate(() => (window as unknown as { __whep?: { answeredAt?: number } }).__whep).catch(() => undefined);
+    if (whep?.answeredAt) run.answeredAt = whep.answeredAt;
     return run;
   } finally {
     await page.close().catch(() => undefined);

@@ -1,0 +1,29 @@
+// A script added before a page's own (page.addInitScript) for pages that watch over WHEP
+// themselves (the gateway's /watch/<name>?mode=webrtc): their offer leaves the page with
+// only IPv4 UDP host candidates moved to 127.0.0.1, as every test's offers do (see
+// chromium.ts: media stays on loopback), and the page keeps when its WHEP POST was
+// answered (window.__whep.answeredAt, Date.now()), for the time to first picture.
+
+export function whepPageShim(): string {
+  return String.raw`(() => {
+  const keep = (sdp) => sdp.split('\r\n').flatMap((l) => {
+    if (l.startsWith('c=IN IP')) return ['c=IN IP4 127.0.0.1'];
+    if (!l.startsWith('a=candidate:')) return [l];
+    const f = l.split(' ');
+    if (f[2].toLowerCase() !== 'udp' || !/^\d+\.\d+\.\d+\.\d+$/.test(f[4]) || f[7] !== 'host') return [];
+    f[4] = '127.0.0.1';
+    return [f.join(' ')];
+  }).join('\r\n');
+  window.__whep = {};
+  const original = window.fetch;
+  window.fetch = async (url, init) => {
+    const whep = init && init.method === 'POST' && /\/whep\/[^/]+$/.test(String(url));
+    if (!whep) return original(url, init);
+    window.__whep.postedAt = Date.now();
+    const res = await original(url, { ...init, body: keep(init.body) });
+    window.__whep.answeredAt = Date.now();
+    window.__whep.status = res.status;
+    return res;
+  };
+})();`;
+}

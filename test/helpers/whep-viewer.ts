@@ -1,0 +1,154 @@
+import type { Browser, Page } from 'playwright-core';
+
+// A WHEP player in a Chromium tab, as a user's page would be: a plain RTCPeerConnection
+// with recvonly audio and video transceivers, the offer POSTed once ICE gathering is
+// complete, the answer applied, the tracks shown in a <video>. It reads what the browser
+// itself says it receives (getStats: frames decoded, audio samples, loss, NACKs, PLIs)
+// and when it first presented a picture (requestVideoFrameCallback). The page is served
+// by Playwright itself on http://localhost:9 (another origin than the gateway: CORS is
+// exercised), and keeps only IPv4 host candidates moved to 127.0.0.1 (see chromium.ts),
+// or its own address in a network namespace.
+
+const PAGE_SCRIPT = String.raw`
+function keepCandidates(sdp, own) {
+  return sdp.split('\r\n').flatMap((l) => {
+    if (l.startsWith('c=IN IP') && !own) return ['c=IN IP4 127.0.0.1'];
+    if (!l.startsWith('a=candidate:')) return [l];
+    const f = l.split(' ');
+    if (f[2].toLowerCase() !== 'udp' || !/^\d+\.\d+\.\d+\.\d+$/.test(f[4]) || f[7] !== 'host') return [];
+    if (!own) f[4] = '127.0.0.1';
+    return [f.join(' ')];
+  }).join('\r\n');
+}
+let pc, resource, firstFrameAt, answeredAt, frames = 0;
+const video = document.querySelector('video');
+window.whep = {
+  async watch(endpoint, opts) {
+    pc = new RTCPeerConnection();
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    const stream = new MediaStream();
+    pc.ontrack = (e) => { stream.addTrack(e.track); video.srcObject = stream; };
+    const onFrame = (now, meta) => { frames++; firstFrameAt ??= Date.now(); video.requestVideoFrameCallback(onFrame); };
+    video.requestVideoFrameCallback(onFrame);
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === 'complete') return resolve();
+      pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+      setTimeout(resolve, 5000);
+    });
+    const offer = keepCandidates(pc.localDescription.sdp, opts.keepOwnCandidates);
+    const headers = { 'Content-Type': 'application/sdp', ...(opts.token ? { Authorization: 'Bearer ' + opts.token } : {}) };
+    const postedAt = Date.now();
+    const res = await fetch(endpoint, { method: 'POST', headers, body: offer });
+    answeredAt = Date.now();
+    const body = await res.text();
+    const loc = res.headers.get('Location');
+    resource = loc ? new URL(loc, endpoint).href : undefined;
+    if (res.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: body });
+    return { status: res.status, body, location: resource, etag: res.headers.get('ETag'), link: res.headers.get('Link'), retryAfter: res.headers.get('Retry-After'), offer, postedAt, answeredAt };
+  },
+  async stats() {
+    const out = { state: pc ? pc.connectionState : 'none', firstFrameAt, answeredAt, presented: frames };
+    if (!pc) return out;
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video') Object.assign(out, { framesDecoded: r.framesDecoded, keyFramesDecoded: r.keyFramesDecoded, frameWidth: r.frameWidth, frameHeight: r.frameHeight, videoPacketsLost: r.packetsLost, videoPacketsReceived: r.packetsReceived, nackCount: r.nackCount, pliCount: r.pliCount, firCount: r.firCount, freezeCount: r.freezeCount, jitterBufferDelay: r.jitterBufferDelay, jitterBufferEmittedCount: r.jitterBufferEmittedCount, videoCodec: r.codecId, retransmittedPacketsReceived: r.retransmittedPacketsReceived });
+      if (r.type === 'inbound-rtp' && r.kind === 'audio') Object.assign(out, { audioPacketsReceived: r.packetsReceived, totalSamplesReceived: r.totalSamplesReceived, audioLevel: r.audioLevel, concealedSamples: r.concealedSamples });
+      if (r.type === 'codec') (out.codecs ??= []).push(r.mimeType);
+    });
+    return out;
+  },
+  async stop() {
+    const status = resource ? (await fetch(resource, { method: 'DELETE', headers: window.__token ? { Authorization: 'Bearer ' + window.__token } : {} })).status : 0;
+    pc?.close();
+    return status;
+  },
+};
+`;
+
+const PAGE_HTML = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>e2e WHEP viewer</title></head>
+<body><video autoplay muted playsinline width="640" height="360"></video><script>${PAGE_SCRIPT}</script></body></html>`;
+
+export interface WatchOptions {
+  token?: string;
+  /** Keep the page's own host candidates (Chromium in a network namespace). */
+  keepOwnCandidates?: boolean;
+}
+
+export interface WatchResult {
+  status: number;
+  body: string;
+  location?: string;
+  etag: string | null;
+  link: string | null;
+  retryAfter: string | null;
+  offer: string;
+  /** Date.now() in the page around the POST. */
+  postedAt: number;
+  answeredAt: number;
+}
+
+export interface ViewerStats {
+  state: string;
+  /** Date.now() in the page when the first picture was presented. */
+  firstFrameAt?: number;
+  answeredAt?: number;
+  presented: number;
+  framesDecoded?: number;
+  keyFramesDecoded?: number;
+  frameWidth?: number;
+  frameHeight?: number;
+  videoPacketsLost?: number;
+  videoPacketsReceived?: number;
+  retransmittedPacketsReceived?: number;
+  nackCount?: number;
+  pliCount?: number;
+  freezeCount?: number;
+  audioPacketsReceived?: number;
+  totalSamplesReceived?: number;
+  audioLevel?: number;
+  concealedSamples?: number;
+  codecs?: string[];
+}
+
+declare global {
+  interface Window {
+    whep: {
+      watch: (endpoint: string, opts: WatchOptions) => Promise<WatchResult>;
+      stats: () => Promise<ViewerStats>;
+      stop: () => Promise<number>;
+    };
+  }
+}
+
+export class WhepViewer {
+  private constructor(readonly page: Page) {}
+
+  readonly errors: string[] = [];
+
+  static async open(browser: Browser): Promise<WhepViewer> {
+    const url = 'http://localhost:9/viewer.html';
+    const page = await browser.newPage();
+    const v = new WhepViewer(page);
+    page.on('pageerror', (e) => v.errors.push(`pageerror: ${e.message}`));
+    await page.route(url, (route) => route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: PAGE_HTML }));
+    await page.goto(url);
+    return v;
+  }
+
+  watch(endpoint: string, opts: WatchOptions = {}): Promise<WatchResult> {
+    return this.page.evaluate(([e, o]) => window.whep.watch(e, o), [endpoint, opts] as const);
+  }
+
+  stats(): Promise<ViewerStats> {
+    return this.page.evaluate(() => window.whep.stats());
+  }
+
+  stop(): Promise<number> {
+    return this.page.evaluate(() => window.whep.stop());
+  }
+
+  async close(): Promise<void> {
+    await this.page.close().catch(() => undefined);
+  }
+}
