@@ -12,7 +12,7 @@ export function cors(origins: string[]): RequestHandler {
       res.setHeader('Access-Control-Allow-Origin', origin);
       res.setHeader('Vary', 'Origin');
     }
-    res.setHeader('Access-Control-Expose-Headers', 'Location, ETag, Link, Accept-Post, Accept-Patch');
+    res.setHeader('Access-Control-Expose-Headers', 'Location, ETag, Link, Accept-Post, Accept-Patch, Retry-After');
     if (req.method === 'OPTIONS') {
       res.setHeader('Access-Control-Allow-Methods', 'GET, POST, PATCH, DELETE, OPTIONS');
       res.setHeader('Access-Control-Allow-Headers', 'Content-Type, Authorization, If-Match');

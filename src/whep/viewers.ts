@@ -17,18 +17,18 @@ import { WatchRefused } from './watch-refused.js';
 const RETRY_AFTER_SECONDS = 5;
 
 export class Viewers {
-  /** Offers being answered right now, per stream (they count against the limits). */
-  private readonly pending = new Map<string, number>();
-
   constructor(
     private readonly registry: StreamRegistry,
     private readonly config: Config,
     private readonly log: Logger,
   ) {}
 
-  /** Viewers of every stream, connected or connecting, with the offers being answered. */
+  /**
+   * Viewers of every stream, connected or connecting. An offer being answered counts too:
+   * its viewer is registered (SessionHandle.openViewer) in the same tick as the check.
+   */
   count(): number {
-    return this.registry.all().reduce((n, s) => n + s.media.viewers.size, 0) + [...this.pending.values()].reduce((a, b) => a + b, 0);
+    return this.registry.all().reduce((n, s) => n + s.media.viewers.size, 0);
   }
 
   /** Answers a viewer's offer for stream `name`, or throws WatchRefused saying why not. */
@@ -36,27 +36,20 @@ export class Viewers {
     const stream = STREAM_NAME.test(name) ? this.registry.get(name) : undefined;
     if (!stream || stream.closed) throw new WatchRefused('no-stream', `no stream named ${name} is being published`);
     const { maxViewersPerStream, maxViewers } = this.config.whep;
-    const mine = stream.media.viewers.size + (this.pending.get(name) ?? 0);
+    const mine = stream.media.viewers.size;
     if (mine >= maxViewersPerStream) throw new WatchRefused('stream-full', `stream ${name} has ${mine} viewers (whep.maxViewersPerStream ${maxViewersPerStream}); watch over HLS, or try again later`, RETRY_AFTER_SECONDS);
     const all = this.count();
     if (all >= maxViewers) throw new WatchRefused('gateway-full', `the gateway has ${all} WHEP viewers (whep.maxViewers ${maxViewers}); watch over HLS, or try again later`, RETRY_AFTER_SECONDS);
-    this.pending.set(name, (this.pending.get(name) ?? 0) + 1);
-    try {
-      const id = randomUUID();
-      const { viewer, answer } = await stream.media
-        .openViewer({ viewer: id, stream: name, offer, ice: this.config.ice }, this.config.ice)
-        .catch((e: unknown) => {
-          throw this.refusalOf(e, name, from);
-        });
-      const log = stream.log.child({ viewer: id });
-      log.info({ event: 'viewer-joined', from, tracks: viewer.tracks }, 'WHEP viewer joined');
-      viewer.once('ended', (reason) => log.info({ event: 'viewer-left', reason }, `WHEP viewer left: ${reason}`));
-      return { stream, viewer, answer };
-    } finally {
-      const left = (this.pending.get(name) ?? 1) - 1;
-      if (left > 0) this.pending.set(name, left);
-      else this.pending.delete(name);
-    }
+    const id = randomUUID();
+    const { viewer, answer } = await stream.media
+      .openViewer({ viewer: id, stream: name, offer, ice: this.config.ice }, this.config.ice)
+      .catch((e: unknown) => {
+        throw this.refusalOf(e, name, from);
+      });
+    const log = stream.log.child({ viewer: id });
+    log.info({ event: 'viewer-joined', from, tracks: viewer.tracks }, 'WHEP viewer joined');
+    viewer.once('ended', (reason) => log.info({ event: 'viewer-left', reason }, `WHEP viewer left: ${reason}`));
+    return { stream, viewer, answer };
   }
 
   /** A viewer of stream `name`, by id. */

@@ -28,6 +28,8 @@ export interface LinkShape {
   lossPercent?: number;
   /** Longest a packet waits in the uplink's queue (default 300 ms); later ones are dropped. */
   queueMs?: number;
+  /** Share of the UDP packets to the namespace's host (its downlink: a WHEP viewer's media) dropped at random. */
+  downLossPercent?: number;
 }
 
 export interface ShapedLink {
@@ -40,7 +42,7 @@ export interface ShapedLink {
   shape(s: LinkShape): Promise<void>;
   /** Chromium started inside the publisher's namespace. */
   launchChromium(opts?: LaunchOptions): Promise<Browser>;
-  /** Packets the router dropped on purpose so far (loss rule). */
+  /** Packets the router dropped on purpose so far (loss rules, both ways). */
   dropped(): Promise<number>;
   destroy(): Promise<void>;
 }
@@ -67,6 +69,7 @@ export async function createShapedLink(initial: LinkShape): Promise<ShapedLink> 
     await inNs(router, 'tc', 'qdisc', 'replace', 'dev', dev.routerUp, 'root', 'tbf', 'rate', `${s.rateKbit}kbit`, 'burst', '4kb', 'latency', `${s.queueMs ?? 300}ms`);
     await inNs(router, 'iptables', '-F', 'FORWARD');
     await inNs(router, 'iptables', '-A', 'FORWARD', '-i', dev.routerDown, '-p', 'udp', '-m', 'statistic', '--mode', 'random', '--probability', String((s.lossPercent ?? 0) / 100), '-j', 'DROP');
+    if (s.downLossPercent) await inNs(router, 'iptables', '-A', 'FORWARD', '-o', dev.routerDown, '-p', 'udp', '-m', 'statistic', '--mode', 'random', '--probability', String(s.downLossPercent / 100), '-j', 'DROP');
   };
   try {
     for (const ns of [pub, router]) {
@@ -103,7 +106,7 @@ export async function createShapedLink(initial: LinkShape): Promise<ShapedLink> 
       launchChromium: (opts = {}) => launchChromium({ ...opts, executablePath: wrapper }),
       dropped: async () => {
         const { stdout } = await inNs(router, 'iptables', '-L', 'FORWARD', '-v', '-x', '-n');
-        return Number(stdout.split('\n').find((l) => l.includes('statistic'))?.trim().split(/\s+/)[0] ?? 0);
+        return stdout.split('\n').filter((l) => l.includes('statistic')).reduce((n, l) => n + Number(l.trim().split(/\s+/)[0] ?? 0), 0);
       },
       destroy,
     };
