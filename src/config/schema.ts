@@ -254,7 +254,7 @@ export const configSchema = z
          * with Retry-After. Each costs the media worker of its stream the encryption and
          * sending of every packet (see docs/benchmarks.md).
          */
-        maxViewersPerStream: z.number().int().min(0).max(10_000).default(50),
+        maxViewersPerStream: z.number().int().min(0).max(10_000).default(40),
         /** WHEP viewers of all streams of this gateway at once; one more gets 503 with Retry-After. */
         maxViewers: z.number().int().min(0).max(100_000).default(100),
       })
