@@ -15,6 +15,7 @@ import { authBench, printAuth, type AuthReport } from './auth.js';
 import { janusAvailable, janusBench, printJanus, type JanusRow } from './janus.js';
 import { printTranscode, transcodeBench, type TranscodeReport } from './transcode.js';
 import { glassToGlassBench, printG2G, type G2GReport } from './glass-to-glass.js';
+import { printWhep, whepBench, type WhepReport } from './whep.js';
 
 // npm run bench: start-up latency (WHIP 201 -> connected -> first HLS segment) and the cost
 // of N concurrent 720p30 publishers (CPU, memory, packets, HLS health) for the gateway run
@@ -531,7 +532,8 @@ async function main(): Promise<void> {
   const { report: chromium, error: chromiumError } = await optional('chromium', 'BENCH_CHROMIUM', 'Chromium publishing: start-up, ramp, shaped uplink, keyframe policy', () => chromiumBench());
   const { report: auth, error: authError } = await optional('auth', 'BENCH_AUTH', 'cost of checking credentials', () => authBench(GATEWAY_NODE_ARGS));
   const { report: transcode, error: transcodeError } = await optional('transcode', 'BENCH_TRANSCODE', 'the VP8 -> H.264 transcoder at 360p, 720p, 1080p', () => transcodeBench(log));
-  const { report: g2g, error: g2gError } = await optional('g2g', 'BENCH_G2G', 'glass to glass: a Chromium canvas clock to /live, HLS, rtp (ffmpeg) and the watch page', () => glassToGlassBench());
+  const { report: g2g, error: g2gError } = await optional('g2g', 'BENCH_G2G', 'glass to glass: a Chromium canvas clock to /live, HLS, rtp (ffmpeg) and the watch page (HLS and real time)', () => glassToGlassBench());
+  const { report: whep, error: whepError } = await optional('whep', 'BENCH_WHEP', 'WHEP viewers: CPU per viewer at 1, 10, 50 viewers of one 720p stream', () => whepBench());
   const janusLoads = loads.map((l) => l.n);
   const janusMissing = janusAvailable();
   const { report: janus, error: janusError } = janusMissing
@@ -558,6 +560,8 @@ async function main(): Promise<void> {
     transcodeError,
     g2g,
     g2gError,
+    whep,
+    whepError,
     benchSeconds: r0((performance.now() - started) / 1000),
   };
   print(report);
@@ -591,6 +595,8 @@ function print(report: {
   transcodeError?: string;
   g2g?: G2GReport;
   g2gError?: string;
+  whep?: WhepReport;
+  whepError?: string;
   benchSeconds: number;
 }): void {
   const o: string[] = [];
@@ -705,6 +711,8 @@ function print(report: {
   if (report.transcodeError) o.push(`-- 8. Transcoder: FAILED ${report.transcodeError}`, '');
   if (report.g2g) o.push(...printG2G(report.g2g), '');
   if (report.g2gError) o.push(`-- 9. Glass to glass: FAILED ${report.g2gError}`, '');
+  if (report.whep) o.push(...printWhep(report.whep), '');
+  if (report.whepError) o.push(`-- 13. WHEP viewers: FAILED ${report.whepError}`, '');
   o.push('Gateway warnings/errors (LOG_LEVEL=warn):');
   for (const p of report.gatewayLog) {
     o.push(`  ${p.phase}: ${p.warnings}`);

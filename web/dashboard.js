@@ -117,12 +117,29 @@ function streamCard(s) {
     }, label === 'Record' ? 'Start recording' : `Start ${label}`)),
     el('button', { type: 'button', class: 'danger', onclick: () => api('DELETE', `/api/streams/${s.name}`) }, 'Disconnect publisher'));
   return el('article', { class: 'card', 'aria-label': `stream ${s.name}` },
-    el('h3', {}, s.name, ' ', el('span', { class: `state-${s.state}` }, s.state), ' ', el('a', { href: `/watch/${s.name}` }, 'watch')),
+    el('h3', {}, s.name, ' ', el('span', { class: `state-${s.state}` }, s.state), ' ', el('a', { href: `/watch/${s.name}` }, 'watch'), ' ', el('a', { href: `/watch/${s.name}?mode=webrtc` }, 'in real time')),
     el('p', { class: 'muted' }, `since ${new Date(s.startedAt).toLocaleTimeString()}${s.ice ? ` · ICE ${s.ice.remote.type} ${s.ice.remote.protocol}` : ''}`),
     senderLine(s.sender),
     ignoredLine(s.ignoredMedia),
     graph(history.get(s.name) ?? []),
-    tracks, outputs, actions);
+    tracks, viewersTable(s.viewers), outputs, actions);
+}
+
+/** The stream's WHEP viewers (real time): what each is sent and what its own reports say of its link. */
+function viewersTable(viewers) {
+  if (!viewers?.length) return undefined;
+  const ms = (v) => (v === undefined ? '–' : `${v} ms`);
+  return el('table', { 'aria-label': 'WHEP viewers' },
+    el('caption', {}, `${viewers.length} real-time (WHEP) viewer${viewers.length === 1 ? '' : 's'}`),
+    el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Viewer'), el('th', { scope: 'col' }, 'State'), el('th', { scope: 'col' }, 'Sent'), el('th', { scope: 'col', class: 'hide-sm' }, 'Loss'), el('th', { scope: 'col', class: 'hide-sm' }, 'Round trip'), el('th', { scope: 'col', class: 'hide-sm' }, 'Queue'), el('th', { scope: 'col', class: 'hide-sm' }, 'Resent / asked'))),
+    el('tbody', {}, ...viewers.map((v) => el('tr', {},
+      el('td', { title: v.id }, `${v.id.slice(0, 8)} · ${v.tracks.map((t) => t.codec).join(' + ')}`),
+      el('td', {}, el('span', { class: v.keepingUp ? `state-${v.state === 'connected' ? 'running' : 'starting'}` : 'state-failed' }, v.keepingUp ? v.state : `${v.state}, cannot keep up`)),
+      el('td', {}, kbit(v.bitrateKbps)),
+      el('td', { class: 'hide-sm' }, v.lossPercent === undefined ? '–' : `${v.lossPercent} %`),
+      el('td', { class: 'hide-sm' }, ms(v.rttMs)),
+      el('td', { class: 'hide-sm' }, ms(v.queueDelayMs)),
+      el('td', { class: 'hide-sm' }, `${v.retransmitted} / ${v.nacked}`)))));
 }
 
 /** The publisher's keyframes: its own interval, and whether it answers requests (a fixed GOP sets the HLS segment length). */

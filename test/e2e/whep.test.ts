@@ -4,6 +4,7 @@ import { launchChromium, PublisherPage, startPageServer, type PageServer } from 
 import { waitLive } from '../helpers/e2e-api.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { createShapedLink, netnsSupport } from '../helpers/shaped-link.js';
+import { whepPageShim } from '../helpers/whep-page-shim.js';
 import { WhepViewer, type ViewerStats } from '../helpers/whep-viewer.js';
 
 // WHEP playback (real-time WebRTC viewers) with real Chromium on both ends: a Chromium
@@ -118,6 +119,35 @@ describe('WHEP playback', () => {
       after.forEach((s, i) => expect(s.framesDecoded! - before[i].framesDecoded!, JSON.stringify({ before: before[i], after: s })).toBeGreaterThan(10));
     } finally {
       await Promise.all(viewers.map(async (v) => (await v.stop().catch(() => 0), await v.close())));
+    }
+  });
+
+  it('the watch page plays in real time and shows the delay; the dashboard lists the viewer; where WebRTC does not connect, the page plays HLS by itself', async () => {
+    const page = await browser.newPage();
+    const dash = await browser.newPage();
+    try {
+      await page.addInitScript(whepPageShim());
+      await page.goto(`${t.url}/watch/whep1?mode=webrtc`);
+      await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'playing in real time (WebRTC)', undefined, { timeout: 15_000 });
+      await page.waitForFunction(() => /^\d+ ms$/.test(document.querySelector('#delay')?.textContent ?? ''), undefined, { timeout: 10_000 });
+      const delay = Number((await page.textContent('#delay'))!.split(' ')[0]);
+      expect(delay).toBeGreaterThan(0);
+      expect(delay).toBeLessThan(2000);
+      await dash.goto(`${t.url}/`);
+      await dash.waitForFunction(() => document.querySelector('article[aria-label="stream whep1"] caption')?.textContent === '1 real-time (WHEP) viewer', undefined, { timeout: 10_000 });
+    } finally {
+      await page.close();
+      await dash.close();
+    }
+    const blocked = await browser.newPage();
+    try {
+      await blocked.addInitScript(whepPageShim({ breakIce: true }));
+      await blocked.goto(`${t.url}/watch/whep1?mode=webrtc`);
+      await blocked.waitForFunction(() => /did not work here/.test(document.querySelector('#status')?.textContent ?? ''), undefined, { timeout: 15_000 });
+      await blocked.waitForFunction(() => document.querySelector('#status')?.textContent === 'playing HLS (real time did not connect)', undefined, { timeout: 20_000 });
+      expect(await blocked.evaluate(() => (document.querySelector('video') as HTMLVideoElement).currentTime)).toBeGreaterThan(0);
+    } finally {
+      await blocked.close();
     }
   });
 

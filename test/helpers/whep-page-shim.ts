@@ -3,9 +3,20 @@
 // only IPv4 UDP host candidates moved to 127.0.0.1, as every test's offers do (see
 // chromium.ts: media stays on loopback), and the page keeps when its WHEP POST was
 // answered (window.__whep.answeredAt, Date.now()), for the time to first picture.
+// `breakIce`: every candidate, both ways, names a port nothing listens on (9, discard):
+// WebRTC never connects, as behind a firewall that blocks UDP.
 
-export function whepPageShim(): string {
+export function whepPageShim({ breakIce = false }: { breakIce?: boolean } = {}): string {
   return String.raw`(() => {
+  const BREAK = ${JSON.stringify(breakIce)};
+  const broken = (sdp) => sdp.split('
+').map((l) => {
+    if (!l.startsWith('a=candidate:')) return l;
+    const f = l.split(' ');
+    f[5] = '9';
+    return f.join(' ');
+  }).join('
+');
   const keep = (sdp) => sdp.split('\r\n').flatMap((l) => {
     if (l.startsWith('c=IN IP')) return ['c=IN IP4 127.0.0.1'];
     if (!l.startsWith('a=candidate:')) return [l];
@@ -20,10 +31,11 @@ export function whepPageShim(): string {
     const whep = init && init.method === 'POST' && /\/whep\/[^/]+$/.test(String(url));
     if (!whep) return original(url, init);
     window.__whep.postedAt = Date.now();
-    const res = await original(url, { ...init, body: keep(init.body) });
+    const res = await original(url, { ...init, body: BREAK ? broken(keep(init.body)) : keep(init.body) });
     window.__whep.answeredAt = Date.now();
     window.__whep.status = res.status;
-    return res;
+    if (!BREAK || res.status !== 201) return res;
+    return new Response(broken(await res.text()), { status: res.status, headers: res.headers });
   };
 })();`;
 }
