@@ -22,7 +22,8 @@ $('mode').value = mode;
 let hls;
 let session;
 let rtc; // { pc, resource }
-let fellBack = false;
+/** Why real time did not work here, once it did not (HLS plays instead). */
+let fellBack;
 
 async function live() {
   const res = await authFetch(`/api/streams/${encodeURIComponent(name)}`, { cache: 'no-store' }).catch(() => undefined);
@@ -62,7 +63,7 @@ async function attachHls() {
     status('waiting for the first segments…');
     return setTimeout(attach, 1000);
   }
-  status('loading…');
+  status(fellBack ? `real time (WebRTC) did not work here (${fellBack}); loading HLS…` : 'loading…');
   if (window.Hls && Hls.isSupported()) {
     hls = new Hls({ liveSyncDurationCount: 2, manifestLoadingMaxRetry: 2 });
     hls.on(Hls.Events.ERROR, (_e, d) => {
@@ -94,7 +95,7 @@ async function attachWebRtc() {
   const giveUp = (why) => {
     if (rtc?.pc !== pc) return;
     stop();
-    fellBack = true;
+    fellBack = why;
     status(`real time (WebRTC) did not work here (${why}); playing HLS instead`);
     attach();
   };
@@ -152,10 +153,10 @@ setInterval(measureDelay, 1000);
 $('mode').addEventListener('change', () => {
   mode = $('mode').value;
   localStorage.setItem(MODE_KEY, mode);
-  fellBack = false;
+  fellBack = undefined;
   attach();
 });
-video.addEventListener('playing', () => status(rtc ? 'playing in real time (WebRTC)' : fellBack ? 'playing HLS (real time did not connect)' : 'playing'));
+video.addEventListener('playing', () => status(rtc ? 'playing in real time (WebRTC)' : fellBack ? `playing HLS (real time did not work here: ${fellBack})` : 'playing'));
 video.addEventListener('ended', () => { status('the stream ended; waiting for the publisher…'); setTimeout(attach, 1000); });
 // A new publisher session under the same name: start over on it.
 setInterval(async () => {

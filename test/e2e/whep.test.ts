@@ -76,6 +76,7 @@ describe('WHEP playback', () => {
       const candidates = res.body.split('\r\n').filter((l) => l.startsWith('a=candidate:'));
       expect(candidates.length).toBeGreaterThan(0);
       for (const c of candidates) expect(c.split(' ')[4]).toBe('127.0.0.1');
+      for (const c of res.offer.split('\r\n').filter((l) => l.startsWith('a=candidate:'))) expect(c.split(' ')[4]).toBe('127.0.0.1');
       expect(res.body).toMatch(/^a=sendonly/m);
       const s = await decoding(v);
       expect(s.codecs).toEqual(expect.arrayContaining(['video/H264', 'audio/opus']));
@@ -128,7 +129,9 @@ describe('WHEP playback', () => {
     try {
       await page.addInitScript(whepPageShim());
       await page.goto(`${t.url}/watch/whep1?mode=webrtc`);
-      await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'playing in real time (WebRTC)', undefined, { timeout: 15_000 });
+      await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'playing in real time (WebRTC)', undefined, { timeout: 15_000 }).catch(async (e: Error) => {
+        throw new Error(`${e.message}; the page says "${await page.textContent('#status')}"`);
+      });
       await page.waitForFunction(() => /^\d+ ms$/.test(document.querySelector('#delay')?.textContent ?? ''), undefined, { timeout: 10_000 });
       const delay = Number((await page.textContent('#delay'))!.split(' ')[0]);
       expect(delay).toBeGreaterThan(0);
@@ -143,8 +146,9 @@ describe('WHEP playback', () => {
     try {
       await blocked.addInitScript(whepPageShim({ breakIce: true }));
       await blocked.goto(`${t.url}/watch/whep1?mode=webrtc`);
-      await blocked.waitForFunction(() => /did not work here/.test(document.querySelector('#status')?.textContent ?? ''), undefined, { timeout: 15_000 });
-      await blocked.waitForFunction(() => document.querySelector('#status')?.textContent === 'playing HLS (real time did not connect)', undefined, { timeout: 20_000 });
+      await blocked.waitForFunction(() => /^playing HLS \(real time did not work here: not connected after 5 s\)$/.test(document.querySelector('#status')?.textContent ?? ''), undefined, { timeout: 25_000 }).catch(async (e: Error) => {
+        throw new Error(`${e.message}; the page says "${await blocked.textContent('#status')}"`);
+      });
       expect(await blocked.evaluate(() => (document.querySelector('video') as HTMLVideoElement).currentTime)).toBeGreaterThan(0);
     } finally {
       await blocked.close();
@@ -213,17 +217,20 @@ describe('WHEP playback', () => {
       await decoding(v);
       await link.shape({ rateKbit: 20_000, downLossPercent: 3 });
       const before = await v.stats();
-      await new Promise((r) => setTimeout(r, 8000));
+      const t0 = Date.now();
+      // Until the link has dropped 30 packets (the publisher's bitrate depends on the machine's load), at least 5 s.
+      await waitFor('30 packets dropped', async () => (Date.now() - t0 > 5000 && (await link.dropped()) >= 30 ? true : undefined), 30_000, 500);
       const after = await v.stats();
+      const seconds = (Date.now() - t0) / 1000;
       const dropped = await link.dropped();
       const [viewer] = await viewersOf(gw.url, 'lossy1');
-      const why = JSON.stringify({ dropped, before, after, viewer });
-      expect(dropped, why).toBeGreaterThan(20);
-      expect(after.nackCount! - before.nackCount!, why).toBeGreaterThan(5);
-      expect(viewer.retransmitted, why).toBeGreaterThan(5);
+      const why = JSON.stringify({ seconds, dropped, before, after, viewer });
+      expect(after.nackCount! - before.nackCount!, why).toBeGreaterThan(0);
+      expect(viewer.nacked, why).toBeGreaterThan(0);
+      expect(viewer.retransmitted, why).toBeGreaterThan(0);
       // What was dropped came again: few video packets stay lost, pictures keep coming.
       expect(after.videoPacketsLost! - before.videoPacketsLost!, why).toBeLessThan(dropped / 4);
-      expect(after.framesDecoded! - before.framesDecoded!, why).toBeGreaterThan(8 * 15);
+      expect(after.framesDecoded! - before.framesDecoded!, why).toBeGreaterThan(seconds * 10);
       await v.stop().catch(() => 0);
       await p.stop().catch(() => 0);
       await p.close();

@@ -9,14 +9,12 @@
 export function whepPageShim({ breakIce = false }: { breakIce?: boolean } = {}): string {
   return String.raw`(() => {
   const BREAK = ${JSON.stringify(breakIce)};
-  const broken = (sdp) => sdp.split('
-').map((l) => {
+  const broken = (sdp) => sdp.split('\r\n').map((l) => {
     if (!l.startsWith('a=candidate:')) return l;
     const f = l.split(' ');
     f[5] = '9';
     return f.join(' ');
-  }).join('
-');
+  }).join('\r\n');
   const keep = (sdp) => sdp.split('\r\n').flatMap((l) => {
     if (l.startsWith('c=IN IP')) return ['c=IN IP4 127.0.0.1'];
     if (!l.startsWith('a=candidate:')) return [l];
