@@ -123,6 +123,32 @@ describe('WHEP playback', () => {
     }
   });
 
+  it('PATCH restarts ICE in the same session: pictures go on, the ETag names the new ICE session, a stale one gets 412', async () => {
+    const v = await WhepViewer.open(browser);
+    try {
+      const res = await v.watch(`${t.url}/whep/whep1`);
+      expect(res.status, res.body).toBe(201);
+      await decoding(v, 10);
+      const restarted = await v.restart();
+      expect(restarted.status, restarted.body).toBe(200);
+      expect(restarted.body).toMatch(/^a=ice-ufrag:/m);
+      expect(restarted.body).toMatch(/^a=candidate:/m);
+      expect(restarted.etag).toBe(res.etag!.replace(/\.0"$/, '.1"'));
+      const before = await v.stats();
+      await waitFor('pictures after the restart', async () => ((await v.stats()).framesDecoded! > before.framesDecoded! + 30 ? true : undefined), 10_000, 250);
+      const [viewer] = (await viewersOf(t.url, 'whep1')).filter((x) => res.location!.endsWith(x.id));
+      expect(viewer.state).toBe('connected');
+      const stale = await fetch(res.location!, { method: 'PATCH', headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': res.etag! }, body: 'a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n' });
+      expect(stale.status).toBe(412);
+      expect(stale.headers.get('etag')).toBe(restarted.etag);
+      const unknown = await fetch(`${t.url}/whep/whep1/no-such-viewer`, { method: 'PATCH', headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': '*' }, body: 'a=end-of-candidates\r\n' });
+      expect(unknown.status).toBe(404);
+    } finally {
+      await v.stop();
+      await v.close();
+    }
+  });
+
   it('the watch page plays in real time and shows the delay; the dashboard lists the viewer; where WebRTC does not connect, the page plays HLS by itself', async () => {
     const page = await browser.newPage();
     const dash = await browser.newPage();

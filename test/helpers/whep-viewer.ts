@@ -20,7 +20,38 @@ function keepCandidates(sdp, own) {
     return [f.join(' ')];
   }).join('\r\n');
 }
-let pc, resource, firstFrameAt, answeredAt, frames = 0;
+let pc, resource, firstFrameAt, answeredAt, own, frames = 0;
+function gathered() {
+  return new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+    setTimeout(resolve, 5000);
+  });
+}
+// An ICE restart's PATCH body (RFC 8840 fragment: the first section's ICE lines) and the
+// answer with the gateway's new ICE lines, as web/publish.js builds them for WHIP.
+function iceFragmentOf(sdp) {
+  const lines = sdp.split(/\r?\n/);
+  const start = lines.findIndex((l) => l.startsWith('m='));
+  const next = lines.findIndex((l, i) => i > start && l.startsWith('m='));
+  const section = lines.slice(start, next < 0 ? undefined : next);
+  const first = (prefix) => section.find((l) => l.startsWith(prefix)) ?? lines.find((l) => l.startsWith(prefix));
+  return [section[0], first('a=mid:'), first('a=ice-ufrag:'), first('a=ice-pwd:'), ...section.filter((l) => l.startsWith('a=candidate:')), 'a=end-of-candidates', ''].join('\r\n');
+}
+function withIce(sdp, fragment) {
+  const get = (name) => new RegExp('^a=' + name + ':(.*)$', 'm').exec(fragment)?.[1];
+  const ufrag = get('ice-ufrag'), pwd = get('ice-pwd');
+  const candidates = [...fragment.split(/\r?\n/).filter((l) => l.startsWith('a=candidate:')), 'a=end-of-candidates'];
+  const out = [];
+  let sections = 0;
+  for (const line of sdp.split(/\r?\n/)) {
+    if (!line || line.startsWith('a=candidate:') || line === 'a=end-of-candidates') continue;
+    if (line.startsWith('m=') && sections++ === 1) out.push(...candidates);
+    out.push(line.startsWith('a=ice-ufrag:') ? 'a=ice-ufrag:' + ufrag : line.startsWith('a=ice-pwd:') ? 'a=ice-pwd:' + pwd : line);
+  }
+  if (sections === 1) out.push(...candidates);
+  return out.join('\r\n') + '\r\n';
+}
 const video = document.querySelector('video');
 window.whep = {
   async watch(endpoint, opts) {
@@ -31,12 +62,9 @@ window.whep = {
     pc.ontrack = (e) => { stream.addTrack(e.track); video.srcObject = stream; };
     const onFrame = (now, meta) => { frames++; firstFrameAt ??= Date.now(); video.requestVideoFrameCallback(onFrame); };
     video.requestVideoFrameCallback(onFrame);
+    own = opts.keepOwnCandidates;
     await pc.setLocalDescription(await pc.createOffer());
-    await new Promise((resolve) => {
-      if (pc.iceGatheringState === 'complete') return resolve();
-      pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
-      setTimeout(resolve, 5000);
-    });
+    await gathered();
     const offer = keepCandidates(pc.localDescription.sdp, opts.keepOwnCandidates);
     const headers = { 'Content-Type': 'application/sdp', ...(opts.token ? { Authorization: 'Bearer ' + opts.token } : {}) };
     const postedAt = Date.now();
@@ -57,6 +85,21 @@ window.whep = {
       if (r.type === 'codec') (out.codecs ??= []).push(r.mimeType);
     });
     return out;
+  },
+  async restart(ifMatch) {
+    pc.restartIce();
+    // The next gathering (the state may still say "complete" from the last one when the offer is set).
+    const next = new Promise((resolve) => {
+      const done = () => pc.iceGatheringState === 'complete' && resolve();
+      pc.addEventListener('icegatheringstatechange', done);
+      setTimeout(resolve, 3000);
+    });
+    await pc.setLocalDescription(await pc.createOffer());
+    await next;
+    const res = await fetch(resource, { method: 'PATCH', headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': ifMatch }, body: iceFragmentOf(keepCandidates(pc.localDescription.sdp, own)) });
+    const body = await res.text();
+    if (res.status === 200) await pc.setRemoteDescription({ type: 'answer', sdp: withIce(pc.remoteDescription.sdp, body) });
+    return { status: res.status, etag: res.headers.get('ETag'), body };
   },
   async stop() {
     const status = resource ? (await fetch(resource, { method: 'DELETE', headers: window.__token ? { Authorization: 'Bearer ' + window.__token } : {} })).status : 0;
@@ -116,6 +159,7 @@ declare global {
     whep: {
       watch: (endpoint: string, opts: WatchOptions) => Promise<WatchResult>;
       stats: () => Promise<ViewerStats>;
+      restart: (ifMatch: string) => Promise<{ status: number; etag: string | null; body: string }>;
       stop: () => Promise<number>;
     };
   }
@@ -142,6 +186,11 @@ export class WhepViewer {
 
   stats(): Promise<ViewerStats> {
     return this.page.evaluate(() => window.whep.stats());
+  }
+
+  /** An ICE restart over WHEP PATCH (RFC 9725 §4.3.2, as WHIP): the new credentials and candidates, the gateway's in the 200 applied. */
+  restart(ifMatch = '*'): Promise<{ status: number; etag: string | null; body: string }> {
+    return this.page.evaluate((m) => window.whep.restart(m), ifMatch);
   }
 
   stop(): Promise<number> {
