@@ -1,8 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { IceUpdate } from '../sdp/ice-fragment.js';
 import { IceUpdateRefused } from '../webrtc/ice-update-refused.js';
-import type { IceUpdateResult, ViewerAnswerResult, ViewerStats } from './worker-messages.js';
-import type { WorkerLink } from './session-handle.js';
+import type { IceUpdateResult, ReplyTo, Request, ViewerAnswerResult, ViewerStats } from './worker-messages.js';
 
 // The main thread's side of one WHEP viewer, whose peer lives in the media worker of the
 // stream it watches (media/viewer-session.ts): its state and the stats the worker reports
@@ -13,6 +12,11 @@ export interface ViewerHandleEvents {
   state: [state: string];
   /** The viewer session is over (for whatever reason); emitted once. */
   ended: [reason: string];
+}
+
+/** How a viewer handle reaches its worker (the session handle's link, WorkerLink). */
+export interface ViewerLink {
+  request<R extends Request>(r: R): Promise<ReplyTo<R>>;
 }
 
 /** How long a viewer may stay "disconnected" before it is ended (as a publisher is: ice.disconnectTimeoutMs). */
@@ -35,7 +39,7 @@ export class ViewerHandle extends EventEmitter<ViewerHandleEvents> {
   constructor(
     readonly id: string,
     readonly session: string,
-    private readonly link: WorkerLink,
+    private readonly link: ViewerLink,
     private readonly timeouts: ViewerTimeouts,
   ) {
     super();
