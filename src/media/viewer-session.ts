@@ -86,9 +86,9 @@ function detach(track: MediaTrack, v: ViewerTrack): void {
 }
 
 /** Viewers' keyframe requests per publisher session: at most one per VIEWER_KEYFRAME_MS, the rest merged into it. */
-const limiters = new WeakMap<WorkerSession, { last: number; timer?: NodeJS.Timeout }>();
+const limiters = new WeakMap<object, { last: number; timer?: NodeJS.Timeout }>();
 
-function viewerKeyframeRequest(session: WorkerSession): void {
+export function viewerKeyframeRequest(session: Pick<WorkerSession, 'requestKeyframe'>): void {
   let l = limiters.get(session);
   if (!l) limiters.set(session, (l = { last: -Infinity }));
   if (l.timer) return;

@@ -224,7 +224,7 @@ describe('WHEP playback', () => {
     }
   });
 
-  it.skipIf(unsupported !== undefined)(`a viewer behind a lossy link (3 % of its packets dropped) recovers through NACK${unsupported ? ` (skipped: ${unsupported})` : ''}`, async () => {
+  it.skipIf(unsupported !== undefined)(`a viewer behind a lossy link (3 % of its packets dropped) recovers through NACK, and another viewer of the stream sees nothing of it${unsupported ? ` (skipped: ${unsupported})` : ''}`, async () => {
     const link = await createShapedLink({ rateKbit: 20_000, downLossPercent: 0 });
     let gw: TestGateway | undefined;
     let inside: Browser | undefined;
@@ -240,23 +240,32 @@ describe('WHEP playback', () => {
       const v = await WhepViewer.open(inside);
       const w = await v.watch(`${gw.url}/whep/lossy1`, { keepOwnCandidates: true });
       expect(w.status, w.body).toBe(201);
-      await decoding(v);
+      // A second viewer on the gateway's own machine, whose link is clean.
+      const clean = await WhepViewer.open(browser);
+      expect((await clean.watch(`${gw.url}/whep/lossy1`)).status).toBe(201);
+      await Promise.all([decoding(v), decoding(clean)]);
       await link.shape({ rateKbit: 20_000, downLossPercent: 3 });
-      const before = await v.stats();
+      const [before, cleanBefore] = await Promise.all([v.stats(), clean.stats()]);
       const t0 = Date.now();
       // Until the link has dropped 30 packets (the publisher's bitrate depends on the machine's load), at least 5 s.
       await waitFor('30 packets dropped', async () => (Date.now() - t0 > 5000 && (await link.dropped()) >= 30 ? true : undefined), 30_000, 500);
-      const after = await v.stats();
+      const [after, cleanAfter] = await Promise.all([v.stats(), clean.stats()]);
       const seconds = (Date.now() - t0) / 1000;
       const dropped = await link.dropped();
-      const [viewer] = await viewersOf(gw.url, 'lossy1');
-      const why = JSON.stringify({ seconds, dropped, before, after, viewer });
+      const viewers = await viewersOf(gw.url, 'lossy1');
+      const viewer = viewers.find((x) => w.location!.endsWith(x.id))!;
+      const why = JSON.stringify({ seconds, dropped, before, after, cleanBefore, cleanAfter, viewers });
       expect(after.nackCount! - before.nackCount!, why).toBeGreaterThan(0);
       expect(viewer.nacked, why).toBeGreaterThan(0);
       expect(viewer.retransmitted, why).toBeGreaterThan(0);
       // What was dropped came again: few video packets stay lost, pictures keep coming.
       expect(after.videoPacketsLost! - before.videoPacketsLost!, why).toBeLessThan(dropped / 4);
       expect(after.framesDecoded! - before.framesDecoded!, why).toBeGreaterThan(seconds * 10);
+      // The clean viewer lost nothing and went on at the stream's rate.
+      expect(cleanAfter.videoPacketsLost! - cleanBefore.videoPacketsLost!, why).toBe(0);
+      expect(cleanAfter.framesDecoded! - cleanBefore.framesDecoded!, why).toBeGreaterThan(seconds * 10);
+      await clean.stop().catch(() => 0);
+      await clean.close();
       await v.stop().catch(() => 0);
       await p.stop().catch(() => 0);
       await p.close();

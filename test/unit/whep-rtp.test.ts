@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ContinuousStream } from '../../src/rtp/continuity.js';
 import { PacketHistory } from '../../src/rtp/packet-history.js';
 import type { RtpPacketLite } from '../../src/rtp/packet.js';
@@ -86,5 +86,29 @@ describe('transport-cc feedback', () => {
     expect(h.lossPercent).toBeGreaterThan(9);
     expect(h.queueDelayMs).toBeGreaterThan(300);
     expect(h.keepingUp).toBe(false);
+  });
+});
+
+describe("viewers' keyframe requests", () => {
+  it('reach the publisher merged: at most one per second per stream, the rest folded into the next', async () => {
+    const { viewerKeyframeRequest, VIEWER_KEYFRAME_MS } = await import('../../src/media/viewer-session.js');
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    try {
+      const session = { requestKeyframe: vi.fn() };
+      const other = { requestKeyframe: vi.fn() };
+      for (let i = 0; i < 6; i++) {
+        viewerKeyframeRequest(session); // six viewers' PLIs within 100 ms
+        vi.advanceTimersByTime(20);
+      }
+      viewerKeyframeRequest(other); // another stream is not held back
+      expect(session.requestKeyframe).toHaveBeenCalledTimes(1);
+      expect(other.requestKeyframe).toHaveBeenCalledTimes(1);
+      vi.advanceTimersByTime(VIEWER_KEYFRAME_MS);
+      expect(session.requestKeyframe).toHaveBeenCalledTimes(2);
+      vi.advanceTimersByTime(5 * VIEWER_KEYFRAME_MS);
+      expect(session.requestKeyframe).toHaveBeenCalledTimes(2); // nobody asked since
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
