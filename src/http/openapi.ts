@@ -36,7 +36,7 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
       title: 'webrtc-rtp-gateway',
       version: '0.1.0',
       description:
-        'WHIP ingest from browsers; HLS, MPEG-TS, RTP, pushes, recordings and snapshots out. Errors under /api/ are JSON {error, message}; elsewhere plain text, one line. ' +
+        'WHIP ingest from browsers; WHEP (real-time WebRTC playback), HLS, MPEG-TS, RTP, pushes, recordings and snapshots out. Errors under /api/ are JSON {error, message}; elsewhere plain text, one line. ' +
         'When the gateway has credentials configured, each operation needs the right named in x-right (publish, read, control; metrics for /metrics), as a Bearer token, or as ?token= where players cannot send headers.',
     },
     paths: {
@@ -69,6 +69,41 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
             '204': { description: 'candidates added' },
             '400': text('not an SDP fragment, a malformed candidate or credentials, more than 64 candidates in one ICE session'),
             '404': text('unknown session'),
+            '412': text('If-Match names an ICE session restarted since (the response carries the current ETag), or the fragment has the ice-ufrag of one'),
+            '415': text('Content-Type is not application/trickle-ice-sdpfrag'),
+            '422': text('a candidate names a section (a=mid) the session does not have'),
+            '428': text('neither If-Match nor a=ice-ufrag'),
+          },
+        },
+      },
+      '/whep/{stream}': {
+        post: {
+          summary: 'Watch in real time: WHEP offer (draft-ietf-wish-whep), recvonly audio and video',
+          parameters: [param('stream', 'stream name')],
+          requestBody: { required: true, content: { 'application/sdp': { schema: { type: 'string' } } } },
+          responses: {
+            '201': { description: "SDP answer (sendonly sections: the publisher's H.264 or VP8/VP9 and Opus as sent); Location and ETag headers name the viewer's session; Accept-Patch: application/trickle-ice-sdpfrag. A section the viewer gets nothing in is answered with port 0 and its reason as i=", content: { 'application/sdp': { schema: { type: 'string' } } } },
+            '400': text('bad SDP; no section that receives audio or video; more than 8 m-sections or 64 candidates; sections not bundled'),
+            '404': text('no stream of that name is being published'),
+            '406': text("nothing in the offer can receive the stream's codecs"),
+            '413': text('body too large'),
+            '415': text('Content-Type is not application/sdp'),
+            '503': text('whep.maxViewersPerStream or whep.maxViewers reached (Retry-After), or the gateway cannot answer now'),
+          },
+        },
+      },
+      '/whep/{stream}/{viewer}': {
+        delete: { summary: 'End a WHEP viewer session', parameters: [param('stream', 'stream name'), param('viewer', 'viewer session id')], responses: { '200': { description: 'ended' }, '404': text('unknown viewer session') } },
+        patch: {
+          summary: 'Trickle ICE and ICE restart of a WHEP viewer, as for WHIP',
+          description: 'If-Match: the ETag of the current ICE session for candidates, * for a restart; required (428) only when the fragment has no a=ice-ufrag either',
+          parameters: [param('stream', 'stream name'), param('viewer', 'viewer session id')],
+          requestBody: { required: true, content: { 'application/trickle-ice-sdpfrag': { schema: { type: 'string' } } } },
+          responses: {
+            '200': { description: "ICE restarted: the gateway's new ice-ufrag, ice-pwd and candidates; a new ETag", content: { 'application/trickle-ice-sdpfrag': { schema: { type: 'string' } } } },
+            '204': { description: 'candidates added' },
+            '400': text('not an SDP fragment, a malformed candidate or credentials, more than 64 candidates in one ICE session'),
+            '404': text('unknown viewer session'),
             '412': text('If-Match names an ICE session restarted since (the response carries the current ETag), or the fragment has the ice-ufrag of one'),
             '415': text('Content-Type is not application/trickle-ice-sdpfrag'),
             '422': text('a candidate names a section (a=mid) the session does not have'),
