@@ -181,6 +181,33 @@ describe('WHEP playback', () => {
     }
   });
 
+  it("a VP8 publisher's viewers get its VP8 as sent, or, offering only H.264, the stream's transcoded H.264", async () => {
+    const p = await PublisherPage.open(browser, site.url);
+    const [vp8, h264] = await Promise.all([WhepViewer.open(browser), WhepViewer.open(browser)]);
+    try {
+      const res = await p.publish(`${t.url}/whip/vp8w`, { onlyVideo: ['VP8'] });
+      expect(res.status, res.body).toBe(201);
+      await p.connected();
+      await waitLive(t.url, 'vp8w');
+      // The transcoded H.264 runs for HLS (hls.auto): its first pictures come a moment later.
+      await waitFor('the transcoded H.264 flowing', async () => {
+        const info = await (await fetch(`${t.url}/api/streams/vp8w`)).json() as { tracks: { codec: string; transcoded?: boolean; encoder?: { state: string } }[] };
+        return info.tracks.some((x) => x.transcoded && x.encoder?.state === 'running') ? true : undefined;
+      }, 20_000, 250);
+      expect((await vp8.watch(`${t.url}/whep/vp8w`)).status).toBe(201);
+      expect((await h264.watch(`${t.url}/whep/vp8w`, { onlyVideo: ['H264'] })).status).toBe(201);
+      const [a, b] = await Promise.all([decoding(vp8), decoding(h264, 30, 20_000)]);
+      expect(a.codecs).toContain('video/VP8');
+      expect(b.codecs).toContain('video/H264');
+      const viewers = await viewersOf(t.url, 'vp8w');
+      expect(viewers.map((x) => x.tracks.find((tr) => tr.kind === 'video')?.codec).sort()).toEqual(['H264', 'VP8']);
+    } finally {
+      await Promise.all([vp8, h264].map(async (v) => (await v.stop().catch(() => 0), await v.close())));
+      await p.stop().catch(() => 0);
+      await p.close();
+    }
+  });
+
   it('refuses what it cannot serve: an unknown stream (404), a GET (405), another content type (415), an offer that receives nothing (400)', async () => {
     const v = await WhepViewer.open(browser);
     try {

@@ -56,8 +56,12 @@ const video = document.querySelector('video');
 window.whep = {
   async watch(endpoint, opts) {
     pc = new RTCPeerConnection();
-    pc.addTransceiver('video', { direction: 'recvonly' });
+    const vt = pc.addTransceiver('video', { direction: 'recvonly' });
     pc.addTransceiver('audio', { direction: 'recvonly' });
+    if (opts.onlyVideo) {
+      const wanted = opts.onlyVideo.map((n) => 'video/' + n.toLowerCase());
+      vt.setCodecPreferences(RTCRtpReceiver.getCapabilities('video').codecs.filter((c) => wanted.includes(c.mimeType.toLowerCase())));
+    }
     const stream = new MediaStream();
     pc.ontrack = (e) => { stream.addTrack(e.track); video.srcObject = stream; };
     const onFrame = (now, meta) => { frames++; firstFrameAt ??= Date.now(); video.requestVideoFrameCallback(onFrame); };
@@ -114,6 +118,8 @@ const PAGE_HTML = `<!doctype html><html lang="en"><head><meta charset="utf-8"><t
 
 export interface WatchOptions {
   token?: string;
+  /** Only these video codecs are offered (setCodecPreferences), e.g. ['H264']. */
+  onlyVideo?: string[];
   /** Keep the page's own host candidates (Chromium in a network namespace). */
   keepOwnCandidates?: boolean;
 }
