@@ -57,6 +57,8 @@ export interface ViewerOutlet {
   clockRate: number;
   /** The SSRC the viewer was told in the answer (werift's sender's). */
   ssrc: number;
+  /** The mid as its header extension's payload (made once, not per packet). */
+  midBytes?: Buffer;
 }
 
 export interface ViewerAnswerOptions {
@@ -133,6 +135,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
         payloadType: choice.codec.payloadType,
         clockRate: choice.codec.clockRate,
         ssrc: t.sender.ssrc,
+        ...(t.mid ? { midBytes: Buffer.from(t.mid) } : {}),
       }));
       const p = new ViewerPeer(pc, outlets, codecs.ignored);
       peer = p;
@@ -180,7 +183,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
     const dtls = this.dtls;
     if (!dtls || this.closed || dtls.state !== 'connected') return undefined;
     const extensions: { id: number; payload: Buffer }[] = [];
-    if (this.midId !== undefined && outlet.mid !== undefined) extensions.push({ id: this.midId, payload: Buffer.from(outlet.mid) });
+    if (this.midId !== undefined && outlet.midBytes) extensions.push({ id: this.midId, payload: outlet.midBytes });
     let wide: number | undefined;
     if (this.twccId !== undefined) {
       wide = this.twccSeq = (this.twccSeq + 1) & 0xffff;
