@@ -114,11 +114,21 @@ async function attachWebRtc() {
   } catch (e) {
     return giveUp(String(e.message || e));
   }
+  // The gateway ends the session (the publisher left, the stream was removed) with a DTLS
+  // close_notify: Chromium then closes the DTLS transport but keeps saying "connected".
+  const ended = () => {
+    if (rtc?.pc !== pc) return;
+    stop();
+    status('the publisher left; waiting for it to come back…');
+    setTimeout(attach, 1000);
+  };
+  const dtls = pc.getReceivers()[0]?.transport;
+  dtls?.addEventListener('statechange', () => dtls.state === 'closed' && ended());
   const timer = setTimeout(() => pc.connectionState !== 'connected' && giveUp(`not connected after ${CONNECT_TIMEOUT_MS / 1000} s`), CONNECT_TIMEOUT_MS);
   pc.addEventListener('connectionstatechange', () => {
     if (pc.connectionState === 'connected') clearTimeout(timer);
     if (pc.connectionState === 'failed') giveUp('the connection failed');
-    if (pc.connectionState === 'closed' && rtc?.pc === pc) { stop(); status('the stream ended; waiting for the publisher…'); setTimeout(attach, 1000); }
+    if (pc.connectionState === 'closed') ended();
   });
 }
 

@@ -95,8 +95,12 @@ function handleCommand(msg: Exclude<ToWorker, { id: number }>): void {
   switch (msg.op) {
     case 'keyframe':
       return sessions.get(msg.session)?.requestKeyframe();
-    case 'announce-close':
-      return void sessions.get(msg.session)?.announceClose(msg.reason);
+    case 'announce-close': {
+      const session = sessions.get(msg.session);
+      // Its viewers end now too (they are told: RTCP BYE, close_notify), not after the outputs have finished their files.
+      for (const v of viewers.values()) if (v.session === session) void closeViewer(v.id, msg.reason);
+      return void session?.announceClose(msg.reason);
+    }
     case 'feed': {
       const session = sessions.get(msg.session);
       if (session) feeds.set(msg.feed, { feed: session.openFeed(msg.feed, msg.targets, msg.encodes), session });

@@ -201,6 +201,21 @@ describe('WHEP playback', () => {
       expect(b.codecs).toContain('video/H264');
       const viewers = await viewersOf(t.url, 'vp8w');
       expect(viewers.map((x) => x.tracks.find((tr) => tr.kind === 'video')?.codec).sort()).toEqual(['H264', 'VP8']);
+      // The publisher leaves: its viewers are told at once (RTCP BYE, DTLS close_notify), not left waiting for ICE to time out.
+      // (The DELETE itself is answered once the outputs have finished their files.)
+      const left = Date.now();
+      const stopped = p.stop();
+      let seen: unknown;
+      await waitFor('the viewers told the stream ended', async () => {
+        const all = await Promise.all([vp8, h264].map((v) => v.stats()));
+        seen = all.map((x) => [x.state, x.dtlsState]);
+        return all.every((x) => x.dtlsState === 'closed' || x.state !== 'connected') ? true : undefined;
+      }, 5000, 100).catch((e: Error) => {
+        throw new Error(`${e.message}: ${JSON.stringify(seen)}`);
+      });
+      const toldMs = Date.now() - left;
+      expect(await stopped).toBe(200);
+      expect(toldMs).toBeLessThan(2000);
     } finally {
       await Promise.all([vp8, h264].map(async (v) => (await v.stop().catch(() => 0), await v.close())));
       await p.stop().catch(() => 0);

@@ -81,7 +81,7 @@ window.whep = {
     return { status: res.status, body, location: resource, etag: res.headers.get('ETag'), link: res.headers.get('Link'), retryAfter: res.headers.get('Retry-After'), offer, postedAt, answeredAt };
   },
   async stats() {
-    const out = { state: pc ? pc.connectionState : 'none', firstFrameAt, answeredAt, presented: frames };
+    const out = { state: pc ? pc.connectionState : 'none', dtlsState: pc?.getReceivers()[0]?.transport?.state, firstFrameAt, answeredAt, presented: frames };
     if (!pc) return out;
     (await pc.getStats()).forEach((r) => {
       if (r.type === 'inbound-rtp' && r.kind === 'video') Object.assign(out, { framesDecoded: r.framesDecoded, keyFramesDecoded: r.keyFramesDecoded, frameWidth: r.frameWidth, frameHeight: r.frameHeight, videoPacketsLost: r.packetsLost, videoPacketsReceived: r.packetsReceived, nackCount: r.nackCount, pliCount: r.pliCount, firCount: r.firCount, freezeCount: r.freezeCount, jitterBufferDelay: r.jitterBufferDelay, jitterBufferEmittedCount: r.jitterBufferEmittedCount, videoCodec: r.codecId, retransmittedPacketsReceived: r.retransmittedPacketsReceived });
@@ -139,6 +139,8 @@ export interface WatchResult {
 
 export interface ViewerStats {
   state: string;
+  /** The DTLS transport's state ("closed" once the gateway sent close_notify). */
+  dtlsState?: string;
   /** Date.now() in the page when the first picture was presented. */
   firstFrameAt?: number;
   answeredAt?: number;
