@@ -23,6 +23,10 @@ import { OfferNotAnswerable } from '../webrtc/publisher-peer.js';
 // session. If-Match with another one is 412 (the candidates were for an ICE session that
 // has been restarted since); If-Match is required (428) only when the fragment carries no
 // ice-ufrag either, since then nothing tells which ICE session its candidates are for.
+//
+// In a cluster (RFC 9725 §4.5) a node that is full answers a POST 307 with Location on
+// the least-loaded node that has room (clients repeat the POST there), and the session's
+// Location is absolute, on the node that has it, so PATCH and DELETE go straight there.
 
 export const ICE_FRAGMENT = 'application/trickle-ice-sdpfrag';
 
@@ -45,6 +49,7 @@ export function linkHeaders(servers: IceServer[]): string[] {
 export function whipRouter(registry: StreamRegistry, config: Config, log: Logger, access: Access): Router {
   const router = Router();
   const sdpBody = express.text({ type: () => true, limit: config.http.maxBodyBytes });
+  const sessionBase = registry.directory.clustered && config.cluster.nodeUrl ? config.cluster.nodeUrl.replace(/\/+$/, '') : '';
 
   access.route(router, 'post', '/whip/:stream', 'publish', { stream: param('stream') }, (req, res, next) => {
     if (!req.is('application/sdp')) {
@@ -56,8 +61,14 @@ export function whipRouter(registry: StreamRegistry, config: Config, log: Logger
     const offer = typeof req.body === 'string' ? req.body : '';
     if (!offer.trim()) return sendError(res, 400, 'empty body: POST an SDP offer');
     try {
+      const elsewhere = await registry.placement(name);
+      if (elsewhere) {
+        const target = `${elsewhere}${req.originalUrl}`;
+        res.status(307).setHeader('Location', target);
+        return res.type('text/plain').send(`this node has no room: publish at ${target}\n`);
+      }
       const { stream, answer } = await registry.publish(name, offer, { from: req.socket.remoteAddress });
-      const location = `/whip/${encodeURIComponent(name)}/${stream.sessionId}`;
+      const location = `${sessionBase}/whip/${encodeURIComponent(name)}/${stream.sessionId}`;
       res.status(201);
       res.setHeader('Location', location);
       res.setHeader('ETag', stream.etag);
