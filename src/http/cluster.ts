@@ -1,4 +1,4 @@
-import express, { Router, type Request, type RequestHandler, type Response } from 'express';
+import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { ClusterUnavailable, type NodeEntry, type StreamDirectory } from '../cluster/directory.js';
 import type { Logger } from '../log.js';
@@ -92,8 +92,8 @@ export function clusterRouter({ directory, registry, resume, access, maxBodyByte
   });
 
   /** Routes for a stream: handled here when it is here, else sent to its node by `send`. */
-  const elsewhere = (method: 'get' | 'post' | 'delete', path: string, action: RouteAction, options: RouteOptions, send: (req: Request, res: Response, owner: NodeEntry) => Promise<void> | void, ...before: RequestHandler[]) => {
-    access.route(router, method, path, action, options, ...before, async (req, res, next) => {
+  const elsewhere = (method: 'get' | 'post' | 'delete', path: string, action: RouteAction, options: RouteOptions, send: (req: Request, res: Response, owner: NodeEntry) => Promise<void> | void) => {
+    access.route(router, method, path, action, options, async (req, res, next) => {
       const name = options.stream?.(req);
       if (here(name) || req.headers[FORWARDED]) return next();
       try {
@@ -107,6 +107,8 @@ export function clusterRouter({ directory, registry, resume, access, maxBodyByte
   };
 
   const proxy = async (req: Request, res: Response, owner: NodeEntry) => {
+    // The body is read only to be forwarded: a request for a stream here goes on unread to its route.
+    if (req.method === 'POST') await new Promise<void>((resolve, reject) => raw(req, res, (e?: unknown) => (e ? reject(e as Error) : resolve())));
     const headers: Record<string, string> = { [FORWARDED]: self, 'x-forwarded-for': req.socket.remoteAddress ?? '' };
     for (const h of REQUEST_HEADERS) if (typeof req.headers[h] === 'string') headers[h] = req.headers[h];
     let r: globalThis.Response;
@@ -137,7 +139,7 @@ export function clusterRouter({ directory, registry, resume, access, maxBodyByte
   const stream = { stream: param('name') };
   elsewhere('get', '/api/streams/:name', 'read', stream, proxy);
   elsewhere('delete', '/api/streams/:name', 'control', stream, proxy);
-  elsewhere('post', '/api/streams/:name/outputs', 'control', stream, proxy, raw);
+  elsewhere('post', '/api/streams/:name/outputs', 'control', stream, proxy);
   elsewhere('get', '/api/streams/:name/outputs', 'read', stream, proxy);
   elsewhere('get', '/api/streams/:name/outputs/:id', 'read', stream, proxy);
   elsewhere('delete', '/api/streams/:name/outputs/:id', 'control', stream, proxy);
