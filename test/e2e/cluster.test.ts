@@ -1,4 +1,6 @@
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium, loopbackCandidate } from '../helpers/chromium.js';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 import { waitFor } from '../helpers/gateway.js';
 import { makeOffer } from '../helpers/offer.js';
@@ -108,6 +110,34 @@ describe.skipIf(!redisServerAvailable)('cluster through Redis (3 gateway process
       const busy = await post(`${gw.url}/whip/cl-a`, offer);
       expect(busy.status).toBe(409);
       expect(await busy.text()).toMatch(new RegExp(`on node ${idOf(a)}`));
+    }
+  });
+
+  it('a browser on the built-in page of a full node lands on another and publishes there', async () => {
+    let browser: Browser | undefined;
+    try {
+      browser = await launchChromium();
+      const page: Page = await browser.newPage();
+      // Its candidates moved to loopback (as in pages.test.ts), on whichever node's /ws it talks to.
+      await page.routeWebSocket(/\/ws$/, (ws) => {
+        const server = ws.connectToServer();
+        ws.onMessage((m) => {
+          const out = loopbackCandidate(String(m));
+          if (out !== undefined) server.send(out);
+        });
+        server.onMessage((m) => ws.send(String(m)));
+      });
+      await page.goto(`${a.url.replace('127.0.0.1', 'localhost')}/publish/cl-page`); // A is full (cl-a)
+      await page.getByRole('button', { name: 'Start publishing' }).click();
+      await page.waitForFunction(() => document.getElementById('state')?.textContent === 'connected', undefined, { timeout: 20_000 }).catch(async (e) => {
+        throw new Error(`${(e as Error).message}; state=${await page.textContent('#state')} message=${await page.textContent('#message')}`);
+      });
+      const listed = await waitFor('cl-page live, listed by A', async () => (await list(a)).find((s) => s.name === 'cl-page' && s.state === 'live'), 10_000);
+      expect([idOf(b), idOf(c)]).toContain(listed.node);
+      await page.getByRole('button', { name: 'Stop' }).click();
+      await waitFor('cl-page gone', async () => (!(await list(a)).some((s) => s.name === 'cl-page') ? true : undefined), 10_000);
+    } finally {
+      await browser?.close();
     }
   });
 
