@@ -109,13 +109,13 @@ export class LocalDirectory implements StreamDirectory {
     return Promise.resolve(hasRoom(me) ? { kind: 'here' } : { kind: 'full', reason: fullReason(me) });
   }
 
-  claim(): Promise<void> {
+  claim(_name: string): Promise<void> {
     return Promise.resolve();
   }
 
-  release(): void {}
+  release(_name: string): void {}
 
-  ownerOf(): Promise<NodeEntry | undefined> {
+  ownerOf(_name: string): Promise<NodeEntry | undefined> {
     return Promise.resolve(undefined);
   }
 

@@ -414,3 +414,36 @@ export class PublisherPage {
     return this.page.close();
   }
 }
+
+/** One a=candidate line: the IPv4 UDP host candidate moved to 127.0.0.1, others dropped. */
+function loopbackCandidateLine(line: string): string | undefined {
+  const f = line.split(' ');
+  if (f[2]?.toLowerCase() !== 'udp' || !/^\d+\.\d+\.\d+\.\d+$/.test(f[4] ?? '') || f[7] !== 'host') return undefined;
+  f[4] = '127.0.0.1';
+  return f.join(' ');
+}
+
+/**
+ * A message of the built-in page's WebSocket signalling with its candidate moved to
+ * loopback (undefined: a candidate to drop), for a test that routes the page's /ws
+ * (page.routeWebSocket) so that its media stays on 127.0.0.1.
+ */
+export function loopbackCandidate(message: string): string | undefined {
+  let msg: { type?: string; candidate?: { candidate?: string } | null; sdp?: string };
+  try {
+    msg = JSON.parse(message) as typeof msg;
+  } catch {
+    return message;
+  }
+  if (msg.type === 'candidate' && msg.candidate?.candidate) {
+    const line = loopbackCandidateLine(msg.candidate.candidate);
+    if (!line) return undefined;
+    msg.candidate.candidate = line;
+    return JSON.stringify(msg);
+  }
+  if (msg.type === 'publish' && msg.sdp) {
+    msg.sdp = msg.sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate:')).join('\r\n');
+    return JSON.stringify(msg);
+  }
+  return message;
+}
