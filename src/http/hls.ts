@@ -91,6 +91,10 @@ export function hlsRouter(dirOf: (stream: string) => string, access: Access, tim
         'Content-Type': TYPES[ext],
         'Cache-Control': ext === 'm3u8' ? playlistCaching(timing) : segmentCaching(timing, ticket && access.enabled ? access.tickets.expiryOf(name, ticket) : undefined),
       },
+      // A playlist has no validator: Last-Modified counts whole seconds, and a player's
+      // browser asking again within the second would be told "304, unchanged" and miss
+      // the newest segment (or the end of the stream).
+      lastModified: ext !== 'm3u8',
       dotfiles: 'deny',
     }, (err) => {
       if (err && !res.headersSent) sendError(res, 404, `${file} not found for stream ${name}`);

@@ -175,6 +175,11 @@ describe.skipIf(!redisServerAvailable)('cluster through Redis (3 gateway process
       const text = await res.text();
       return res.ok && res.redirected && res.url.startsWith(a.url) && /segment_\d+\.ts/.test(text) ? text : undefined;
     }, 20_000, 300);
+    // What a cache in front may keep (players: nothing, and no validator to be told "304" with).
+    const again = await fetch(`${a.url}/hls/cl-a/index.m3u8`);
+    expect(again.headers.get('cache-control')).toBe('public, max-age=0, s-maxage=1');
+    expect(again.headers.get('last-modified')).toBeNull();
+    await again.body?.cancel();
     const segment = /^(segment_\d+\.ts.*)$/m.exec(playlist)![1];
     const seg = await fetch(`${wrong.url}/hls/cl-a/${segment}`);
     expect(seg.status).toBe(200);
