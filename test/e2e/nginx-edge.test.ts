@@ -89,3 +89,56 @@ describe.skipIf(!redisServerAvailable || !nginxAvailable)('nginx edge cache in f
     expect(playlistPerSecond).toBeLessThanOrEqual(4); // about one per segment, not 500
   });
 });
+
+describe.skipIf(!nginxAvailable)('nginx edge cache with credentials', () => {
+  const TOKENS = { pub: 'edge-publisher-token', a: 'edge-viewer-token-a', b: 'edge-viewer-token-b' };
+  let gw: GatewayProcess;
+  let edge: NginxEdge;
+  let pub: Publisher;
+
+  beforeAll(async () => {
+    gw = await startGatewayProcess({
+      AUTH_TOKENS: JSON.stringify([
+        { token: TOKENS.pub, permissions: [{ action: 'publish' }] },
+        { token: TOKENS.a, permissions: [{ action: 'read' }] },
+        { token: TOKENS.b, permissions: [{ action: 'read' }] },
+      ]),
+    });
+    edge = await startNginxEdge([gw.url]);
+    pub = await startWeriftPublisher({ whipUrl: `${gw.url}/whip/auth1`, token: TOKENS.pub, width: 320, height: 240, fps: 15, gop: 15, videoKbps: 300 });
+    expect(pub.status, pub.errorText).toBe(201);
+    await pub.connected();
+  }, 120_000);
+
+  afterAll(async () => {
+    await pub?.stop().catch(() => undefined);
+    await edge?.stop();
+    await gw?.close();
+  });
+
+  it('tokens stay checked behind the cache, and the tickets viewers get do not split it', async () => {
+    const playlistOf = async (token?: string) => fetch(`${edge.url}/hls/auth1/index.m3u8${token ? `?token=${token}` : ''}`);
+    const listA = await waitFor('a playlist with segments through the edge', async () => {
+      const res = await playlistOf(TOKENS.a);
+      const text = await res.text();
+      return res.ok && /segment_\d+\.ts\?ticket=/.test(text) ? text : undefined;
+    }, 30_000, 300);
+    // Another viewer with another token gets the same segment URLs (one ticket per stream and step).
+    const listB = await (await playlistOf(TOKENS.b)).text();
+    const segmentsOf = (text: string) => text.split('\n').filter((l) => l.startsWith('segment_'));
+    const shared = segmentsOf(listA).filter((s) => segmentsOf(listB).includes(s));
+    expect(shared.length).toBeGreaterThan(0);
+    // No token, or a wrong one, is refused however much the cache holds.
+    expect((await playlistOf()).status).toBe(401);
+    expect((await playlistOf('not-a-token-at-all')).status).toBe(401);
+    const bad = await fetch(`${edge.url}/hls/auth1/${shared[0].replace(/ticket=[^&]+/, 'ticket=0.forged')}`);
+    expect(bad.status).toBe(401);
+    // 20 fetches of one segment by both viewers: one request reached the gateway.
+    const before = (await edge.log()).length;
+    const bodies = await Promise.all(Array.from({ length: 20 }, () => fetch(`${edge.url}/hls/auth1/${shared[0]}`).then(async (r) => (r.ok ? Buffer.from(await r.arrayBuffer()) : undefined))));
+    expect(bodies.every((b) => b?.[0] === 0x47)).toBe(true);
+    const lines = (await edge.log()).slice(before).filter((l) => l.startsWith(`/hls/auth1/${shared[0].split('?')[0]}`));
+    expect(lines.length).toBe(20);
+    expect(lines.filter((l) => !/"-"/.test(l)).length).toBeLessThanOrEqual(1);
+  });
+});
