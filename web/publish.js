@@ -245,15 +245,19 @@ function wireSocket(socket) {
     else if (msg.type === 'error') { message(msg.code === 'stream-busy' ? `The name "${$('name').value.trim()}" is already being published. Pick another name.` : msg.message); stop(false); }
     else if (msg.type === 'redirect') {
       // A node of a cluster with no room: publish on the node it names (same offer, its own WebSocket).
+      // The old socket says nothing more (a candidate it still gets would be refused there).
       node = msg.url;
       message(`This gateway is full: publishing on ${new URL(msg.url).host}`, 'info');
+      socket.onmessage = null;
+      socket.onclose = null;
       socket.close();
-      await publishWs(msg.stream).catch(() => { message(`The gateway at ${msg.url} cannot be reached.`); stop(false); });
+      await publishWs(msg.stream, true).catch(() => { message(`The gateway at ${msg.url} cannot be reached.`); stop(false); });
     } else if (msg.type === 'unpublished') { message(`The gateway ended the stream: ${msg.reason}`, 'info'); stop(false); }
   };
 }
 
-async function publishWs(name) {
+/** `again`: the same offer once more (to the node a full one named), with the candidates gathered so far. */
+async function publishWs(name, again = false) {
   ws = openSocket(node);
   await new Promise((resolve, reject) => {
     ws.onopen = resolve;
@@ -261,9 +265,8 @@ async function publishWs(name) {
   });
   wireSocket(ws);
   pc.onicecandidate = (e) => ws?.readyState === 1 && ws.send(JSON.stringify({ type: 'candidate', candidate: e.candidate ? e.candidate.toJSON() : null }));
-  const offer = await pc.createOffer();
-  await pc.setLocalDescription(offer);
-  ws.send(JSON.stringify({ type: 'publish', stream: name, sdp: offer.sdp }));
+  if (!again) await pc.setLocalDescription(await pc.createOffer());
+  ws.send(JSON.stringify({ type: 'publish', stream: name, sdp: pc.localDescription.sdp }));
 }
 
 async function publishWhip(name) {

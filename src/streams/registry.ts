@@ -137,6 +137,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
         }
         this.events.publish({ type: 'stream.stopped', stream: name, session: sessionId, cause, reason });
       });
+      stream.on('output', () => this.directory.changed()); // the cluster lists it at once, not at the next heartbeat
       stream.on('live', () => {
         this.directory.changed();
         this.events.publish({ type: 'stream.started', stream: name, session: sessionId });

@@ -1,3 +1,5 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, loopbackCandidate } from '../helpers/chromium.js';
@@ -222,7 +224,8 @@ describe.skipIf(!redisServerAvailable)('cluster through Redis (3 gateway process
   it('a SIGKILLed node leaves every listing within 15 s; its publisher publishes again through any node, and its outputs resume', async () => {
     const owner = byUrl(publishers[1].location!);
     const others = [a, b, c].filter((g) => g !== owner);
-    const recordId = (await list(a)).find((s) => s.name === 'cl-b')!.outputs.find((o) => o.type === 'record')!.id;
+    // Another node's outputs are listed as of its last heartbeat (within 2 s).
+    const recordId = await waitFor('the record output listed by A', async () => (await list(a)).find((s) => s.name === 'cl-b')?.outputs.find((o) => o.type === 'record')?.id, 5000);
     const t0 = Date.now();
     owner.proc.kill('SIGKILL');
     for (const gw of others) {
@@ -248,6 +251,27 @@ describe.skipIf(!redisServerAvailable)('cluster through Redis (3 gateway process
       const outs = (await (await fetch(`${now.url}/api/streams/cl-b/outputs`)).json()) as { id: string; state: string }[];
       return outs.some((o) => o.id === recordId && o.state !== 'waiting') ? true : undefined;
     }, 20_000, 300);
+  });
+
+  it('the dashboard shows every node with its load, streams and state, and the other nodes\' streams', async () => {
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+      await page.goto(`${b.proc.exitCode === null && b.proc.signalCode === null ? b.url : c.url}/`);
+      const table = page.getByRole('table').filter({ hasText: 'Publishers' });
+      await expect.poll(() => table.textContent(), { timeout: 10_000 }).toMatch(/gone/);
+      const rows = await table.locator('tbody tr').allTextContents();
+      expect(rows).toHaveLength(3);
+      expect(rows.find((r) => r.includes(idOf(a)))).toMatch(/up.*1 \/ 1.*cl-a/);
+      expect(rows.filter((r) => /gone/.test(r))).toHaveLength(1);
+      // cl-a (on A) has its card here too, saying where it is.
+      await expect.poll(() => page.getByRole('article', { name: 'stream cl-a' }).textContent(), { timeout: 10_000 }).toMatch(new RegExp(`on node ${idOf(a)}`));
+      const shots = path.resolve('test-artifacts', 'cluster');
+      await mkdir(shots, { recursive: true });
+      await page.screenshot({ path: path.join(shots, 'dashboard.png'), fullPage: true });
+    } finally {
+      await browser.close();
+    }
   });
 
   it('Redis stopped and started again: nodes keep serving their own streams, answer cluster-wide requests 503, log once, and rejoin by themselves', async () => {
