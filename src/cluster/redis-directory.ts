@@ -48,7 +48,7 @@ export class RedisDirectory implements StreamDirectory {
   private local: LocalNode | undefined;
   private timer: NodeJS.Timeout | undefined;
   private soon: NodeJS.Timeout | undefined;
-  private view: { at: number; nodes: Promise<StoredEntry[] | NodeView[]> } | undefined;
+  private view: { at: number; nodes: Promise<StoredEntry[]> } | undefined;
   private up = false;
   private left = false;
 
@@ -271,7 +271,7 @@ export class RedisDirectory implements StreamDirectory {
       this.view = { at: Date.now(), nodes };
       nodes.catch(() => (this.view = undefined));
     }
-    return this.view.nodes as Promise<StoredEntry[]>;
+    return this.view.nodes;
   }
 
   /** Runs Redis commands; any failure while Redis is unreachable is ClusterUnavailable. */
