@@ -304,7 +304,9 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
       keepToConfiguredStun(this.pc, this.servers);
       await this.pc.setLocalDescription(await this.pc.createAnswer());
     } catch (e) {
-      // werift is half-way through a renegotiation: this peer cannot go on.
+      // werift is half-way through a renegotiation: this peer cannot go on. Said as a
+      // failure (the stream ends as lost, not as if the publisher had hung up).
+      this.emit('state', 'failed');
       void this.close('ICE restart failed');
       throw new OfferNotAnswerable((e as Error).message ?? String(e));
     }

@@ -274,12 +274,12 @@ export interface PageServer {
   close: () => Promise<void>;
 }
 
-/** Serves the WHIP client page on http://localhost:<free port> (another origin than the gateway). */
-export async function startPageServer(): Promise<PageServer> {
+/** Serves one page at http://localhost:<free port>/<file> (loopback only; a secure context for getUserMedia). */
+export async function servePage(file: string, html: string): Promise<PageServer> {
   const server = http.createServer((req, res) => {
-    if (req.url === '/publisher.html') {
+    if (req.url === `/${file}`) {
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
-      res.end(PAGE_HTML);
+      res.end(html);
     } else {
       res.writeHead(404).end();
     }
@@ -288,13 +288,18 @@ export async function startPageServer(): Promise<PageServer> {
   const origin = `http://localhost:${(server.address() as AddressInfo).port}`;
   return {
     origin,
-    url: `${origin}/publisher.html`,
+    url: `${origin}/${file}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
   };
+}
+
+/** Serves the WHIP client page on http://localhost:<free port> (another origin than the gateway). */
+export function startPageServer(): Promise<PageServer> {
+  return servePage('publisher.html', PAGE_HTML);
 }
 
 interface WhipGlobal {
