@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, loopbackCandidate } from '../helpers/chromium.js';
+import { launchChromium, loopbackOnly } from '../helpers/chromium.js';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 import { waitFor } from '../helpers/gateway.js';
 import { makeOffer } from '../helpers/offer.js';
@@ -120,15 +120,7 @@ describe.skipIf(!redisServerAvailable)('cluster through Redis (3 gateway process
     try {
       browser = await launchChromium();
       const page: Page = await browser.newPage();
-      // Its candidates moved to loopback (as in pages.test.ts), on whichever node's /ws it talks to.
-      await page.routeWebSocket(/\/ws$/, (ws) => {
-        const server = ws.connectToServer();
-        ws.onMessage((m) => {
-          const out = loopbackCandidate(String(m));
-          if (out !== undefined) server.send(out);
-        });
-        server.onMessage((m) => ws.send(String(m)));
-      });
+      await loopbackOnly(page); // its candidates moved to loopback, on whichever node's /ws it talks to
       await page.goto(`${a.url.replace('127.0.0.1', 'localhost')}/publish/cl-page`); // A is full (cl-a)
       await page.getByRole('button', { name: 'Start publishing' }).click();
       await page.waitForFunction(() => document.getElementById('state')?.textContent === 'connected', undefined, { timeout: 20_000 }).catch(async (e) => {

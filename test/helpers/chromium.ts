@@ -421,7 +421,7 @@ export class PublisherPage {
 }
 
 /** One a=candidate line: the IPv4 UDP host candidate moved to 127.0.0.1, others dropped. */
-function loopbackCandidateLine(line: string): string | undefined {
+export function loopbackCandidateLine(line: string): string | undefined {
   const f = line.split(' ');
   if (f[2]?.toLowerCase() !== 'udp' || !/^\d+\.\d+\.\d+\.\d+$/.test(f[4] ?? '') || f[7] !== 'host') return undefined;
   f[4] = '127.0.0.1';
@@ -451,4 +451,16 @@ export function loopbackCandidate(message: string): string | undefined {
     return JSON.stringify(msg);
   }
   return message;
+}
+
+/** The page's /ws messages go through loopbackCandidate, so its media stays on 127.0.0.1 (whichever node's /ws it opens). */
+export async function loopbackOnly(page: Page): Promise<void> {
+  await page.routeWebSocket(/\/ws$/, (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((m) => {
+      const out = loopbackCandidate(String(m));
+      if (out !== undefined) server.send(out);
+    });
+    server.onMessage((m) => ws.send(String(m)));
+  });
 }
