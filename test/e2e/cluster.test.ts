@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -295,12 +295,17 @@ describe.skipIf(!redisServerAvailable)('cluster through Redis (3 gateway process
     expect(busy.status).toBe(409); // A owns its name again
   });
 
-  it('a node stopped with SIGTERM leaves the cluster at once', async () => {
+  it('a node stopped with SIGTERM leaves the cluster at once and finishes its recordings', async () => {
     const live = [b, c].find((g) => g.proc.exitCode === null && g.proc.signalCode === null)!;
     const t0 = Date.now();
     live.proc.kill('SIGTERM');
     await waitFor(`${idOf(live)} gone`, async () => ((await nodes(a)).find((n) => n.id === idOf(live))?.state === 'gone' ? true : undefined), 5000, 100);
     expect(Date.now() - t0).toBeLessThan(2000); // not the 8 s of an expiring entry
     expect((await live.exited).code).toBe(0);
+    // It finished the recording it had (cl-b's, resumed there after the SIGKILL).
+    const dir = path.join(live.dataDir, 'recordings', 'cl-b');
+    const sidecars = (await readdir(dir)).filter((f) => f.endsWith('.json'));
+    expect(sidecars.length).toBeGreaterThan(0);
+    for (const f of sidecars) expect(JSON.parse(await readFile(path.join(dir, f), 'utf8'))).toMatchObject({ state: 'finished', durationSeconds: expect.any(Number) });
   });
 });
