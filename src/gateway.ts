@@ -107,8 +107,7 @@ export class Gateway {
   private static async directory(config: Config, log: Logger): Promise<StreamDirectory> {
     const { cluster } = config;
     if (cluster.redis === undefined || cluster.nodeUrl === undefined) {
-      const scheme = config.http.tls ? 'https' : 'http';
-      return new LocalDirectory(cluster, { url: `${scheme}://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${config.http.port}`, version: VERSION, startedAt: new Date().toISOString() }, cluster.heartbeatMs);
+      return new LocalDirectory(cluster, { version: VERSION, startedAt: new Date().toISOString() }, cluster.heartbeatMs);
     }
     try {
       const dir = await RedisDirectory.connect({ cluster: { ...cluster, redis: cluster.redis, nodeUrl: cluster.nodeUrl }, version: VERSION, log });
@@ -160,6 +159,7 @@ export class Gateway {
     ]);
     const gw = new Gateway(config, registry, server, log, webhooks, app, wss, access, { catalog, resume }, events, media, directory, stopBridge);
     if (server instanceof https.Server) gw.reloadTlsOnChange(server);
+    if (directory instanceof LocalDirectory) directory.url = gw.url;
     log.info({ event: 'listening', url: gw.url, dataDir: path.resolve(config.dataDir), auth: access.enabled }, `gateway listening on ${gw.url}${access.enabled ? ' (credentials required)' : ''}`);
     return gw;
   }

@@ -207,8 +207,7 @@ async function loadHealth() {
 async function loadNodes() {
   const nodes = await authFetch('/api/cluster/nodes').then((r) => (r.ok ? r.json() : undefined)).catch(() => undefined);
   if (!nodes) return;
-  const clustered = nodes.some((n) => !n.self) || nodes.some((n) => n.streams.some((s) => s.node));
-  $('nodes-section').hidden = !clustered;
+  $('nodes-section').hidden = nodes.length < 2; // alone: the Gateway figures above say it all
   remoteStreams = nodes.filter((n) => n.state === 'up' && !n.self).flatMap((n) => n.streams);
   $('nodes').tBodies[0].replaceChildren(...nodes.map((n) => el('tr', {},
     el('td', {}, el('a', { href: n.url }, n.id), n.self ? ' (this one)' : ''),

@@ -87,9 +87,12 @@ export class LocalDirectory implements StreamDirectory {
   private readonly cpu = new MachineCpu();
   private readonly timer: NodeJS.Timeout | undefined;
 
+  /** This gateway's URL (set once it listens: the configured port may be 0). */
+  url = '';
+
   constructor(
     private readonly limits: { maxSessions: number; maxCpuPercent: number },
-    private readonly self: { url: string; version: string; startedAt: string },
+    private readonly self: { version: string; startedAt: string },
     sampleMs: number,
   ) {
     // The CPU ceiling needs the machine's CPU now and then; without one nothing runs.
@@ -135,8 +138,9 @@ export class LocalDirectory implements StreamDirectory {
   }
 
   private entry(): NodeEntry {
-    const id = new URL(this.self.url).host;
-    return { id, ...this.self, sessions: this.local?.sessions() ?? 0, ...this.limits, cpuPercent: this.cpu.cpuPercent, streams: [] };
+    const id = this.url ? new URL(this.url).host : '';
+    const { maxSessions, maxCpuPercent } = this.limits;
+    return { id, url: this.url, ...this.self, sessions: this.local?.sessions() ?? 0, maxSessions, maxCpuPercent, cpuPercent: this.cpu.cpuPercent, streams: this.local?.streams() ?? [] };
   }
 }
 

@@ -57,7 +57,12 @@ export function nodesRouter(directory: StreamDirectory, access: Access): Router 
     const grant = grantOf(res);
     try {
       const nodes = await directory.nodes();
-      res.json(nodes.map((n): NodeInfo => ({ ...n, streams: (n.streams as StreamInfo[]).filter((s) => grant.allows('read', s.name)).map((s) => streamFor({ ...s, node: n.id }, grant)) })));
+      res.json(
+        nodes.map(({ id, url, state, self, seenAt, version, startedAt, sessions, maxSessions, cpuPercent, maxCpuPercent, streams }): NodeInfo => ({
+          ...{ id, url, state, self, seenAt, version, startedAt, sessions, maxSessions, cpuPercent, maxCpuPercent },
+          streams: (streams as StreamInfo[]).filter((s) => grant.allows('read', s.name)).map((s) => streamFor({ ...s, node: id }, grant)),
+        })),
+      );
     } catch (e) {
       unavailable(res, e);
     }

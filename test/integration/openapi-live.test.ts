@@ -117,6 +117,8 @@ describe('/api/openapi.json describes every live response', () => {
     await check('GET', `/api/streams/${NAME}/outputs`);
     await check('GET', `/api/streams/${NAME}/outputs/${record.id}`);
     await check('GET', '/api/recordings');
+    const nodes = (await check('GET', '/api/cluster/nodes')) as { self: boolean; streams: { name: string }[] }[];
+    expect(nodes.map((n) => [n.self, n.streams.some((s) => s.name === NAME)])).toEqual([[true, true]]); // alone: itself, with its streams
     const health = (await check('GET', '/healthz')) as Record<string, unknown>;
     const servers = (await check('GET', '/api/ice-servers')) as { username?: string }[];
     await check('GET', '/api/streams/nope');

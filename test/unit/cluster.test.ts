@@ -25,10 +25,11 @@ describe('choosing a node', () => {
 });
 
 describe('a gateway alone (LocalDirectory)', () => {
-  const self = { url: 'http://127.0.0.1:8080', version: '0', startedAt: new Date().toISOString() };
+  const self = { version: '0', startedAt: new Date().toISOString() };
 
   it('owns every name and is full at cluster.maxSessions, except for a name it already has', async () => {
     const dir = new LocalDirectory({ maxSessions: 2, maxCpuPercent: 0 }, self, 1000);
+    dir.url = 'http://127.0.0.1:8080';
     let sessions = 1;
     dir.attach({ sessions: () => sessions, has: (n) => n === 'mine', streams: () => [] });
     expect(await dir.place('x')).toEqual({ kind: 'here' });
