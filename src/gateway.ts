@@ -33,6 +33,13 @@ import { Webhooks } from './events/webhooks.js';
 import { attachSignalling } from './signalling/ws.js';
 import { Viewers } from './whep/viewers.js';
 import type { WebSocketServer } from 'ws';
+import { createRequire } from 'node:module';
+import { LocalDirectory, type StreamDirectory } from './cluster/directory.js';
+import { RedisDirectory } from './cluster/redis-directory.js';
+import { bridgeEvents } from './cluster/cluster-events.js';
+import type { ResumeStore } from './outputs/resume.js';
+
+const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 // Builds every service once and hands each part only what it uses: the stream registry,
 // the outputs (catalog, autostart, resume), recordings, access control, metrics, the HTTP
@@ -56,6 +63,9 @@ export class Gateway {
     readonly events: EventBus,
     /** The media worker threads. */
     readonly media: MediaWorkers,
+    /** Alone, or a node of a cluster. */
+    readonly directory: StreamDirectory,
+    private readonly stopBridge: () => void,
   ) {}
 
   /** Throws ConfigError for a configuration that must not run (e.g. open on a public address). */
@@ -79,36 +89,63 @@ export class Gateway {
     for (const o of config.outputs) {
       if (o.type !== 'rtp' && !definitions.has(o.type)) throw new ConfigError(`outputs: unknown output type "${o.type}" for streams "${o.streams}"`);
     }
-    const media = await MediaWorkers.start({ count: config.media.workers, logLevel: config.log.level, log });
+    const directory = await Gateway.directory(config, log);
+    const media = await MediaWorkers.start({ count: config.media.workers, logLevel: config.log.level, log }).catch(async (e: unknown) => {
+      await directory.close();
+      throw e;
+    });
     media.on('crashed', (index, sessions, reason) => log.error({ event: 'media-worker-crashed', worker: index, sessions }, `${reason}: its ${sessions} session(s) ended; starting it again`));
     try {
-      return await Gateway.build(config, log, definitions, tls, media);
+      return await Gateway.build(config, log, definitions, tls, media, directory);
     } catch (e) {
       await media.stop(); // running workers would keep the process alive
+      await directory.close();
       throw e;
     }
   }
 
+  /** Alone (no cluster.redis): the local directory, nothing to connect to. In a cluster: Redis. */
+  private static async directory(config: Config, log: Logger): Promise<StreamDirectory> {
+    const { cluster } = config;
+    if (cluster.redis === undefined || cluster.nodeUrl === undefined) {
+      return new LocalDirectory(cluster, { version: VERSION, startedAt: new Date().toISOString() }, cluster.heartbeatMs);
+    }
+    try {
+      const dir = await RedisDirectory.connect({ cluster: { ...cluster, redis: cluster.redis, nodeUrl: cluster.nodeUrl }, version: VERSION, log });
+      log.info({ event: 'cluster-joined', node: dir.nodeId }, `joined the cluster as node ${dir.nodeId}`);
+      return dir;
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
+  }
+
   /** Every service around the running media workers, then the HTTP server. */
-  private static async build(config: Config, log: Logger, definitions: Map<string, PipelineDefinition>, tls: { cert: Buffer; key: Buffer } | undefined, media: MediaWorkers): Promise<Gateway> {
-    const events = new EventBus();
-    const registry = new StreamRegistry(config, log, events, media);
+  private static async build(config: Config, log: Logger, definitions: Map<string, PipelineDefinition>, tls: { cert: Buffer; key: Buffer } | undefined, media: MediaWorkers, directory: StreamDirectory): Promise<Gateway> {
+    const events = new EventBus(directory.nodeId);
+    const redis = directory instanceof RedisDirectory ? directory : undefined;
+    const stopBridge = redis ? bridgeEvents(events, redis.redis, redis.sub, redis.nodeId, log) : () => undefined;
+    const registry = new StreamRegistry(config, log, events, media, directory);
     const ports = new PortAllocator(config.rtp.portMin, config.rtp.portMax);
     const recordings = new Recordings(config.dataDir, config.ffmpeg.ffprobePath);
     const targets = new PushTargets(config.push.allowedTargets, authEnabled(config) || config.push.allowedTargets.length > 0);
     const catalog = new OutputCatalog(config, definitions, { ports, events, recordings, targets });
-    const resume = new ResumeOutputs(registry, catalog, config.streams.resumeOutputsSeconds);
+    const resumeSeconds = config.streams.resumeOutputsSeconds;
+    const store: ResumeStore | undefined =
+      redis && resumeSeconds > 0
+        ? { save: (name, outputs) => redis.saveOutputs(name, outputs, resumeSeconds), take: (name) => redis.takeOutputs(name), forget: (name, drop) => redis.forgetOutputs(name, drop) }
+        : undefined;
+    const resume = new ResumeOutputs(registry, catalog, resumeSeconds, store);
     autostartOutputs(registry, catalog, resume, config);
     const recovered = await recordings.recover();
     if (recovered) log.warn({ event: 'recordings-recovered', count: recovered }, `${recovered} recording(s) left open by an earlier run were measured and marked interrupted`);
     const webhooks = new Webhooks(config.webhooks, events, log);
     const authorizer = new Authorizer(config, log);
-    const access = new Access(authorizer, new Tickets(config.auth.hlsTicketSeconds * 1000));
+    const access = new Access(authorizer, new Tickets(config.auth.hlsTicketSeconds * 1000, redis ? await redis.ticketKey() : undefined));
     let wss: WebSocketServer | undefined;
     const limits = new ConnectionLimits(config.limits);
     const metrics = new GatewayMetrics(registry, { websocketClients: () => wss?.clients.size ?? 0, workers: () => media.info(), connections: () => limits.stats() });
     const viewers = new Viewers(registry, config, log);
-    const app = createApp(config, { registry, events, catalog, resume, recordings, ports, access, metrics, limits, viewers }, log);
+    const app = createApp(config, { registry, events, catalog, resume, recordings, ports, access, metrics, limits, directory, viewers }, log);
     // Slow clients hold a socket each: headers and whole requests have deadlines, checked
     // every second (Node's default check runs every 30 s).
     const timeouts = { headersTimeout: config.limits.headersTimeoutMs, requestTimeout: config.limits.requestTimeoutMs, connectionsCheckingInterval: 1000 };
@@ -122,8 +159,9 @@ export class Gateway {
       }),
       warmUpFfmpeg(config.ffmpeg.path),
     ]);
-    const gw = new Gateway(config, registry, server, log, webhooks, app, wss, access, { catalog, resume }, events, media);
+    const gw = new Gateway(config, registry, server, log, webhooks, app, wss, access, { catalog, resume }, events, media, directory, stopBridge);
     if (server instanceof https.Server) gw.reloadTlsOnChange(server);
+    if (directory instanceof LocalDirectory) directory.url = gw.url;
     log.info({ event: 'listening', url: gw.url, dataDir: path.resolve(config.dataDir), auth: access.enabled }, `gateway listening on ${gw.url}${access.enabled ? ' (credentials required)' : ''}`);
     return gw;
   }
@@ -138,11 +176,17 @@ export class Gateway {
     return `${this.config.http.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
   }
 
-  /** Ends every stream (ffmpeg finalises playlists and files), then closes the HTTP server. */
+  /**
+   * Leaves the cluster at once (no one is sent here any more), ends every stream (ffmpeg
+   * finalises playlists and recordings), then closes the HTTP server.
+   */
   async stop(): Promise<void> {
     if (this.config.http.tls) for (const f of [this.config.http.tls.cert, this.config.http.tls.key]) unwatchFile(f);
+    await this.directory.leave();
     this.outputs.resume.close();
     await this.registry.shutdown();
+    this.stopBridge();
+    await this.directory.close();
     await this.media.stop();
     this.outputs.catalog.close();
     await this.webhooks.stop();

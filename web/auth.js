@@ -24,8 +24,9 @@ export async function authFetch(url, init = {}) {
 const base64url = (s) => btoa(String.fromCharCode(...new TextEncoder().encode(s))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 
 /** A WebSocket to the gateway's /ws, carrying the token as a subprotocol. */
-export function openSocket() {
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+export function openSocket(base) {
+  // base: another node of a cluster (the one a full node redirected the publisher to)
+  const url = base ? `${base.replace(/^http/, 'ws')}/ws` : `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
   const t = token();
   return new WebSocket(url, t ? ['webrtc-rtp-gateway', `token.${base64url(t)}`] : []);
 }

@@ -1,12 +1,15 @@
 // Dashboard: live streams (tracks, bitrate and loss graphs over the last minutes, outputs
 // with start/stop buttons), recordings, and gateway health. Stream data arrives every
-// second over the WebSocket feed; recordings and health are polled.
+// second over the WebSocket feed; recordings and health are polled. In a cluster the
+// nodes are polled too (their load, state and streams), and the other nodes' streams are
+// shown with this node's (their buttons act through this node, which forwards).
 import { authFetch, openSocket, withToken } from './auth.js';
 
 const $ = (id) => document.getElementById(id);
 const HISTORY = 300; // seconds of graph
 const history = new Map(); // stream -> [{t, kbps, lost}]
 let lastStreams = [];
+let remoteStreams = []; // other nodes' streams, from the last /api/cluster/nodes
 
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -72,8 +75,9 @@ function graph(points) {
   return c;
 }
 
-function renderStreams(streams) {
-  lastStreams = streams;
+function renderStreams(local) {
+  const streams = [...local, ...remoteStreams.filter((r) => !local.some((s) => s.name === r.name))];
+  lastStreams = local;
   $('nostreams').hidden = streams.length > 0;
   const now = Date.now();
   for (const s of streams) {
@@ -117,7 +121,7 @@ function streamCard(s) {
     }, label === 'Record' ? 'Start recording' : `Start ${label}`)),
     el('button', { type: 'button', class: 'danger', onclick: () => api('DELETE', `/api/streams/${s.name}`) }, 'Disconnect publisher'));
   return el('article', { class: 'card', 'aria-label': `stream ${s.name}` },
-    el('h3', {}, s.name, ' ', el('span', { class: `state-${s.state}` }, s.state), ' ', el('a', { href: `/watch/${s.name}` }, 'watch'), ' ', el('a', { href: `/watch/${s.name}?mode=webrtc` }, 'in real time')),
+    el('h3', {}, s.name, ' ', el('span', { class: `state-${s.state}` }, s.state), ' ', el('a', { href: `/watch/${s.name}` }, 'watch'), ' ', el('a', { href: `/watch/${s.name}?mode=webrtc` }, 'in real time'), s.node ? el('span', { class: 'muted' }, ` on node ${s.node}`) : undefined),
     el('p', { class: 'muted' }, `since ${new Date(s.startedAt).toLocaleTimeString()}${s.ice ? ` · ICE ${s.ice.remote.type} ${s.ice.remote.protocol}` : ''}`),
     senderLine(s.sender),
     ignoredLine(s.ignoredMedia),
@@ -216,7 +220,23 @@ async function loadHealth() {
   $('h-up').textContent = `${Math.floor(h.uptimeSeconds / 60)} min`;
 }
 
+/** The cluster's nodes (alone: this gateway, and the section stays hidden). */
+async function loadNodes() {
+  const nodes = await authFetch('/api/cluster/nodes').then((r) => (r.ok ? r.json() : undefined)).catch(() => undefined);
+  if (!nodes) return;
+  $('nodes-section').hidden = nodes.length < 2; // alone: the Gateway figures above say it all
+  remoteStreams = nodes.filter((n) => n.state === 'up' && !n.self).flatMap((n) => n.streams);
+  $('nodes').tBodies[0].replaceChildren(...nodes.map((n) => el('tr', {},
+    el('td', {}, el('a', { href: n.url }, n.id), n.self ? ' (this one)' : ''),
+    el('td', {}, el('span', { class: n.state === 'up' ? 'state-running' : 'state-failed', title: `last seen ${new Date(n.seenAt).toLocaleTimeString()}` }, n.state)),
+    el('td', {}, `${n.sessions}${n.maxSessions ? ` / ${n.maxSessions}` : ''}`),
+    el('td', {}, `${n.cpuPercent} %${n.maxCpuPercent ? ` (ceiling ${n.maxCpuPercent} %)` : ''}`),
+    el('td', { class: 'hide-sm' }, n.streams.map((s) => s.name).join(', ') || '–'))));
+}
+
 connect();
+loadNodes();
+setInterval(loadNodes, 2000);
 loadRecordings();
 loadHealth();
 setInterval(loadRecordings, 5000);

@@ -17,6 +17,7 @@ let pc;
 let media;
 let ws;
 let whipResource;
+let node; // in a cluster: the node this page's gateway redirected the stream to (its URL), else undefined
 let statsTimer;
 let reportWs; // WHIP mode: a WebSocket only for reporting stats to the gateway
 let session; // { stream, id } of what is being published
@@ -168,7 +169,7 @@ async function restartIce(p) {
 
 /** A restart over a new WebSocket, which takes the session over from the old one. */
 async function restartWs(p) {
-  const fresh = openSocket();
+  const fresh = openSocket(node);
   await new Promise((resolve, reject) => {
     fresh.onopen = resolve;
     fresh.onerror = () => reject(new Error('the gateway cannot be reached'));
@@ -242,21 +243,30 @@ function wireSocket(socket) {
       retiredWs = undefined;
     } else if (msg.type === 'candidate') await pc?.addIceCandidate(msg.candidate || null).catch(() => {});
     else if (msg.type === 'error') { message(msg.code === 'stream-busy' ? `The name "${$('name').value.trim()}" is already being published. Pick another name.` : msg.message); stop(false); }
-    else if (msg.type === 'unpublished') { message(`The gateway ended the stream: ${msg.reason}`, 'info'); stop(false); }
+    else if (msg.type === 'redirect') {
+      // A node of a cluster with no room: publish on the node it names (same offer, its own WebSocket).
+      // The old socket says nothing more (a candidate it still gets would be refused there).
+      node = msg.url;
+      message(`This gateway is full: publishing on ${new URL(msg.url).host}`, 'info');
+      socket.onmessage = null;
+      socket.onclose = null;
+      socket.close();
+      await publishWs(msg.stream, true).catch(() => { message(`The gateway at ${msg.url} cannot be reached.`); stop(false); });
+    } else if (msg.type === 'unpublished') { message(`The gateway ended the stream: ${msg.reason}`, 'info'); stop(false); }
   };
 }
 
-async function publishWs(name) {
-  ws = openSocket();
+/** `again`: the same offer once more (to the node a full one named), with the candidates gathered so far. */
+async function publishWs(name, again = false) {
+  ws = openSocket(node);
   await new Promise((resolve, reject) => {
     ws.onopen = resolve;
     ws.onerror = () => reject(new Error('unreachable'));
   });
   wireSocket(ws);
   pc.onicecandidate = (e) => ws?.readyState === 1 && ws.send(JSON.stringify({ type: 'candidate', candidate: e.candidate ? e.candidate.toJSON() : null }));
-  const offer = await pc.createOffer();
-  await pc.setLocalDescription(offer);
-  ws.send(JSON.stringify({ type: 'publish', stream: name, sdp: offer.sdp }));
+  if (!again) await pc.setLocalDescription(await pc.createOffer());
+  ws.send(JSON.stringify({ type: 'publish', stream: name, sdp: pc.localDescription.sdp }));
 }
 
 async function publishWhip(name) {
@@ -370,7 +380,7 @@ function reportToGateway(stats) {
   const [, stream, session] = new URL(whipResource).pathname.match(/^\/whip\/([^/]+)\/([^/]+)$/) ?? [];
   if (!session) return;
   if (!reportWs) {
-    reportWs = openSocket();
+    reportWs = openSocket(node);
     reportWs.onclose = () => { reportWs = undefined; };
   }
   if (reportWs.readyState === 1) reportWs.send(JSON.stringify({ type: 'sender-stats', stream, session, stats }));
@@ -383,6 +393,7 @@ async function stop(sendBye = true) {
   clearTimeout(restartTimer);
   restartTimer = undefined;
   session = undefined;
+  node = undefined;
   retiredWs?.close();
   retiredWs = undefined;
   if (sendBye) {

@@ -109,7 +109,7 @@ async function attachWebRtc() {
     const res = await authFetch(`/whep/${encodeURIComponent(name)}`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
     const body = await res.text();
     if (res.status !== 201) return giveUp(`${res.status}: ${body.trim()}`);
-    rtc.resource = new URL(res.headers.get('Location'), location.href).href;
+    rtc.resource = new URL(res.headers.get('Location'), res.url || location.href).href;
     await pc.setRemoteDescription({ type: 'answer', sdp: body });
   } catch (e) {
     return giveUp(String(e.message || e));

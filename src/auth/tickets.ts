@@ -8,18 +8,39 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 // key that is random per gateway process, so it opens only that stream's files and only
 // until then. What it opens is the HTTP layer's rule (http/hls.ts): segments, never a
 // playlist, since a playlist hands out fresh tickets and a ticket must not renew itself.
+//
+// Behind an HTTP cache (deploy/nginx-edge.conf) a ticket must not make every viewer's
+// segment URLs unique, or the cache keeps one copy per viewer. So a playlist's ticket is
+// issued as of the start of its step, a quarter of the lifetime: every playlist served within one step names
+// the same ticket, valid between three quarters of the lifetime and all of it. In a
+// cluster the key is shared (cluster/redis-directory.ts keeps it in Redis), so every node
+// issues and accepts the same tickets.
 
 /** How long a ticket is valid unless configured (auth.hlsTicketSeconds). */
 export const DEFAULT_TICKET_TTL_MS = 10 * 60 * 1000;
 
 export class Tickets {
-  private readonly key = randomBytes(32);
+  private readonly step: number;
 
-  constructor(readonly ttlMs = DEFAULT_TICKET_TTL_MS) {}
+  constructor(
+    readonly ttlMs = DEFAULT_TICKET_TTL_MS,
+    /** The HMAC key: random per process alone, the cluster's own in a cluster. */
+    private readonly key: Buffer = randomBytes(32),
+  ) {
+    this.step = Math.max(1, Math.floor(ttlMs / 4));
+  }
 
   issue(stream: string, now = Date.now()): string {
     const expires = (now + this.ttlMs).toString(36);
     return `${expires}.${this.sign(stream, expires)}`;
+  }
+
+  /**
+   * The ticket every viewer of `stream` gets within one step (a quarter of the lifetime):
+   * issued as of the step's start, so it is valid for at least three quarters of it.
+   */
+  issueShared(stream: string, now = Date.now()): string {
+    return this.issue(stream, Math.floor(now / this.step) * this.step);
   }
 
   /** When the ticket expires (ms), if it is one this gateway issued for `stream`; expired ones included. */

@@ -57,6 +57,10 @@ export const ENV_KEYS: Record<string, string> = {
   MEDIA_WORKERS: 'media.workers',
   WHEP_MAX_VIEWERS_PER_STREAM: 'whep.maxViewersPerStream',
   WHEP_MAX_VIEWERS: 'whep.maxViewers',
+  REDIS_URL: 'cluster.redis',
+  NODE_URL: 'cluster.nodeUrl',
+  MAX_SESSIONS: 'cluster.maxSessions',
+  MAX_CPU_PERCENT: 'cluster.maxCpuPercent',
 };
 
 /** CLI flags (without --) and the config key each sets. */
@@ -122,7 +126,7 @@ export function coerce(key: string, raw: string): unknown {
   if (/^(true|false|1|0|yes|no)$/i.test(text) && ['hls.auto', 'ice.ipv6', 'ice.tcp', 'ice.turnForGateway', 'streams.replaceExisting'].includes(key)) {
     return /^(true|1|yes)$/i.test(text);
   }
-  if (/^-?\d+(\.\d+)?$/.test(text) && !['http.host', 'dataDir', 'ffmpeg.path', 'ice.turnSecret', 'auth.jwt.secret', 'http.tls.cert', 'http.tls.key', 'pipelines.extraDir'].includes(key)) return Number(text);
+  if (/^-?\d+(\.\d+)?$/.test(text) && !['http.host', 'dataDir', 'ffmpeg.path', 'ice.turnSecret', 'auth.jwt.secret', 'http.tls.cert', 'http.tls.key', 'pipelines.extraDir', 'cluster.redis', 'cluster.nodeUrl'].includes(key)) return Number(text);
   return text;
 }
 

@@ -406,6 +406,25 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    cluster: z
+      .object({
+        /**
+         * redis://host:port: join the cluster of gateways that share this Redis (node
+         * registry, stream names, events). Unset: this gateway runs alone, needing no Redis.
+         */
+        redis: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
+        /** The URL clients and other nodes reach this node at (WHIP redirects, /hls, /live); needed with redis. */
+        nodeUrl: z.url().optional(),
+        /** Publishers this node takes (0: no cap). A full node redirects a WHIP offer (307) to a node with room, or answers 503 alone. */
+        maxSessions: z.number().int().min(0).max(100_000).default(0),
+        /** The machine's CPU (% of all its cores) above which this node takes no new publisher (0: no ceiling). */
+        maxCpuPercent: z.number().min(0).max(100).default(0),
+        /** How often a node refreshes its entry and its names in Redis; a node silent for 4 of these is gone. */
+        heartbeatMs: z.number().int().min(250).max(10_000).default(2000),
+      })
+      .strict()
+      .prefault({})
+      .refine((c) => c.redis === undefined || c.nodeUrl !== undefined, { message: 'cluster.redis needs cluster.nodeUrl (NODE_URL): the URL other nodes and clients reach this node at', path: ['nodeUrl'] }),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

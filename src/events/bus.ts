@@ -5,6 +5,10 @@ import type { GatewayEvent } from './event-schema.js';
 // all: a type, a time, the stream, and what the event is about. Each event has a number
 // that only grows, and the last ones are kept, so an SSE client that reconnects with
 // Last-Event-ID gets what it missed. What an event holds: event-schema.ts.
+//
+// In a cluster every event names its node, and the other nodes' events are relayed into
+// this bus (cluster/cluster-events.ts) with numbers of this bus, so a feed resumes the
+// same way; isLocal() tells this node's own (webhooks deliver only those).
 
 export type { GatewayEvent } from './event-schema.js';
 export { EVENT_TYPES, type GatewayEventType } from './event-types.js';
@@ -16,8 +20,27 @@ export class EventBus extends EventEmitter<{ event: [GatewayEvent] }> {
   private lastId = 0;
   private readonly kept: GatewayEvent[] = [];
 
-  publish(e: Omit<GatewayEvent, 'at' | 'id'>): void {
-    const event: GatewayEvent = { ...e, id: ++this.lastId, at: new Date().toISOString() };
+  /** `node`: this node's id in a cluster (stamped on its events); alone, events name none. */
+  constructor(readonly node?: string) {
+    super();
+  }
+
+  publish(e: Omit<GatewayEvent, 'at' | 'id' | 'node'>): void {
+    this.add({ ...e, id: 0, at: new Date().toISOString(), ...(this.node ? { node: this.node } : {}) });
+  }
+
+  /** Another node's event (it keeps its node and time, and gets a number of this bus). */
+  relay(e: GatewayEvent): void {
+    this.add(e);
+  }
+
+  /** Whether an event happened on this node. */
+  isLocal(e: GatewayEvent): boolean {
+    return e.node === this.node;
+  }
+
+  private add(e: GatewayEvent): void {
+    const event: GatewayEvent = { ...e, id: ++this.lastId };
     this.kept.push(event);
     if (this.kept.length > KEPT) this.kept.splice(0, this.kept.length - KEPT);
     this.emit('event', event);

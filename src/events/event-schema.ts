@@ -14,6 +14,7 @@ export const gatewayEvent = z.strictObject({
   type: z.enum(EVENT_TYPES),
   at: z.iso.datetime(),
   stream: z.string(),
+  node: z.string().optional().describe('in a cluster: the node the event happened on (host:port of its URL)'),
   session: z.string().optional(),
   output: z
     .strictObject({ id: z.string(), type: z.string(), error: z.string().optional().describe('output.failed: why') })

@@ -3,7 +3,9 @@ import type { Logger } from '../log.js';
 import type { EventBus, GatewayEvent } from './bus.js';
 
 // Delivers gateway events as JSON POSTs to the configured URLs, with a timeout per try
-// and retries with back-off. A slow or broken receiver never holds up the gateway.
+// and retries with back-off. A slow or broken receiver never holds up the gateway. In a
+// cluster each node delivers its own events only (the others' reach it through Redis
+// and are theirs to deliver), so every event is delivered once.
 
 export class Webhooks {
   private stopped = false;
@@ -18,7 +20,7 @@ export class Webhooks {
   ) {
     if (config.urls.length === 0) return;
     bus.on('event', (e) => {
-      if (this.stopped || (config.events.length && !config.events.includes(e.type))) return;
+      if (this.stopped || !bus.isLocal(e) || (config.events.length && !config.events.includes(e.type))) return;
       for (const url of config.urls) {
         const p = this.deliver(url, e).finally(() => this.inFlight.delete(p));
         this.inFlight.add(p);

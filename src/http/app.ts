@@ -11,6 +11,8 @@ import type { ResumeOutputs } from '../outputs/resume.js';
 import type { Recordings } from '../recordings/recordings.js';
 import type { PortAllocator } from '../rtp/ports.js';
 import type { StreamRegistry } from '../streams/registry.js';
+import type { StreamDirectory } from '../cluster/directory.js';
+import { clusterRouter, nodesRouter } from './cluster.js';
 import { grantOf, type Access } from './access.js';
 import type { ConnectionLimits } from './limits.js';
 import { apiRouter } from './api.js';
@@ -48,22 +50,26 @@ export interface AppServices {
   access: Access;
   metrics: GatewayMetrics;
   limits: ConnectionLimits;
+  /** Alone, or a node of a cluster (then routes for other nodes' streams go there). */
+  directory: StreamDirectory;
   viewers: Viewers;
 }
 
-export function createApp(config: Config, { registry, events, catalog, resume, recordings, ports, access, metrics, limits, viewers }: AppServices, log: Logger, startedAt = new Date()): Express {
+export function createApp(config: Config, { registry, events, catalog, resume, recordings, ports, access, metrics, limits, directory, viewers }: AppServices, log: Logger, startedAt = new Date()): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(limits.requests());
   app.use(cors(corsOrigins(config, access.enabled)));
+  if (directory.clustered) app.use(clusterRouter({ directory, registry, resume, access, maxBodyBytes: config.http.maxBodyBytes, log }));
+  app.use(nodesRouter(directory, access));
   app.use(whipRouter(registry, config, log, access));
   app.use(whepRouter(viewers, config, log, access));
   app.use(apiRouter(registry, ports, startedAt, config.ice, access));
   app.use(outputsRouter({ registry, catalog, resume }, config.http.maxBodyBytes, access));
   app.use(recordingsRouter(recordings, access));
   app.use(eventsRouter(events, access, limits));
-  app.use(hlsRouter((name) => catalog.hls.dir(name), access));
+  app.use(hlsRouter((name) => catalog.hls.dir(name), access, config.hls));
   app.use(liveRouter(registry, catalog.mpegtsHttp, access));
 
   const pages = express.Router();

@@ -6,7 +6,14 @@ import { param, type Access } from './access.js';
 import { sendError } from './errors.js';
 
 // HLS files written by ffmpeg into data/hls/<stream>/. Only playlist and segment names
-// are served (never the session SDP beside them); playlists must not be cached.
+// are served (never the session SDP beside them).
+//
+// Caching (for an HTTP cache in front, deploy/nginx-edge.conf): a playlist changes every
+// segment, so players must not keep it (max-age=0) and a shared cache keeps it for half a
+// segment, at least the 1 s an HTTP cache can count (s-maxage). A segment never changes
+// while it is listed: it is kept for twice the playlist's length (a stream published
+// again under the same name starts its numbering anew, so not for ever), and never longer
+// than the ticket in its URL is valid.
 //
 // With auth on, a player opens index.m3u8?token=...; the playlist it gets names every
 // segment (and the fMP4 init section) with a short-lived ticket for the stream instead,
@@ -42,27 +49,52 @@ export function withTicket(playlist: string, ticket: string): string {
     .join('\n');
 }
 
+/** The segment length and playlist length the Cache-Control headers are sized for (the hls config). */
+export interface HlsTiming {
+  segmentSeconds: number;
+  listSize: number;
+}
+
+/** Cache-Control of a playlist. */
+export function playlistCaching({ segmentSeconds }: HlsTiming): string {
+  return `public, max-age=0, s-maxage=${Math.max(1, Math.floor(segmentSeconds / 2))}`;
+}
+
+/** Cache-Control of a segment; `ticketExpires`: when the ticket in its URL expires (ms). */
+export function segmentCaching({ segmentSeconds, listSize }: HlsTiming, ticketExpires?: number, now = Date.now()): string {
+  let seconds = Math.max(2, Math.ceil(2 * listSize * segmentSeconds));
+  if (ticketExpires !== undefined) seconds = Math.max(0, Math.min(seconds, Math.floor((ticketExpires - now) / 1000)));
+  return `public, max-age=${seconds}`;
+}
+
+/** Who may read an HLS file: the read right on its stream, or (segments only) a ticket for it. */
+export const hlsRights = { stream: param('stream'), ticket: (req: Request) => SEGMENT.test(String(req.params.file)) };
+
 /** `dirOf(stream)`: the folder HLS writes a stream's files into. */
-export function hlsRouter(dirOf: (stream: string) => string, access: Access): Router {
+export function hlsRouter(dirOf: (stream: string) => string, access: Access, timing: HlsTiming): Router {
   const router = Router();
-  const stream = { stream: param('stream'), ticket: (req: Request) => SEGMENT.test(String(req.params.file)) };
-  access.route(router, 'get', '/hls/:stream/:file', 'read', stream, (req, res) => {
+  access.route(router, 'get', '/hls/:stream/:file', 'read', hlsRights, (req, res) => {
     const { stream: name, file } = req.params as { stream: string; file: string };
     if (!STREAM_NAME.test(name) || !FILE.test(file)) return sendError(res, 404, 'not found');
     const ext = file.split('.').pop() as string;
     if (ext === 'm3u8' && access.enabled) {
       void readFile(path.join(dirOf(name), file), 'utf8').then(
-        (text) => res.type(TYPES.m3u8).setHeader('Cache-Control', 'no-cache, no-store').send(withTicket(text, access.tickets.issue(name))),
+        (text) => res.type(TYPES.m3u8).setHeader('Cache-Control', playlistCaching(timing)).send(withTicket(text, access.tickets.issueShared(name))),
         () => sendError(res, 404, `${file} not found for stream ${name}`),
       );
       return;
     }
+    const ticket = typeof req.query.ticket === 'string' ? req.query.ticket : undefined;
     res.sendFile(file, {
       root: dirOf(name),
       headers: {
         'Content-Type': TYPES[ext],
-        'Cache-Control': ext === 'm3u8' ? 'no-cache, no-store' : 'public, max-age=60',
+        'Cache-Control': ext === 'm3u8' ? playlistCaching(timing) : segmentCaching(timing, ticket && access.enabled ? access.tickets.expiryOf(name, ticket) : undefined),
       },
+      // A playlist has no validator: Last-Modified counts whole seconds, and a player's
+      // browser asking again within the second would be told "304, unchanged" and miss
+      // the newest segment (or the end of the stream).
+      lastModified: ext !== 'm3u8',
       dotfiles: 'deny',
     }, (err) => {
       if (err && !res.headersSent) sendError(res, 404, `${file} not found for stream ${name}`);

@@ -26,9 +26,12 @@ export function liveBacklogSeconds(userAgent: string | undefined, probeBacklogSe
   return userAgent !== undefined && LAVF_AGENT.test(userAgent) ? probeBacklogSeconds : 0;
 }
 
+/** The stream a /live/:file request is about. */
+export const liveStream = (req: Request): string | undefined => FILE.exec(String(req.params.file))?.[1];
+
 export function liveRouter(registry: StreamRegistry, viewers: MpegtsHttpKind, access: Access): Router {
   const router = Router();
-  const stream = { stream: (req: Request) => FILE.exec(String(req.params.file))?.[1] };
+  const stream = { stream: liveStream };
   access.route(router, 'get', '/live/:file', 'read', stream, async (req, res) => {
     const m = FILE.exec(req.params.file as string);
     const stream = m ? registry.get(m[1]) : undefined;

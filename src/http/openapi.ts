@@ -7,6 +7,7 @@ import { recordingInfo } from '../recordings/recordings.js';
 import { NAME_PATTERN } from '../streams/names.js';
 import { outputInfo } from '../streams/output-contract.js';
 import { streamInfo } from '../streams/stream.js';
+import { nodeInfo } from './cluster.js';
 import { encoderInfo, trackInfo } from '../streams/track-view.js';
 import type { RouteRule } from './access.js';
 import { health } from './api.js';
@@ -53,7 +54,8 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
             '413': text('body too large'),
             '415': text('Content-Type is not application/sdp'),
             '429': text('too many offers from this address still connecting (streams.maxConnectingPerAddress)'),
-            '503': text('the gateway is stopping, or could not gather an ICE candidate (ports)'),
+            '307': text('in a cluster, this node has no room (cluster.maxSessions, cluster.maxCpuPercent): Location is the same request on the least-loaded node that has (RFC 9725 §4.5)'),
+            '503': text('the gateway is stopping, could not gather an ICE candidate (ports), is full with no node of its cluster having room, or cannot reach its cluster (Retry-After)'),
           },
         },
       },
@@ -112,7 +114,8 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
         },
       },
       '/api/ice-servers': { get: { summary: 'ICE servers for browser clients (fresh TURN credentials)', responses: { '200': json('RTCIceServer list', { type: 'array', items: ref('IceServer') }) } } },
-      '/api/streams': { get: { summary: 'Live streams', responses: { '200': json('streams', { type: 'array', items: ref('Stream') }) } } },
+      '/api/streams': { get: { summary: "Live streams (in a cluster: every node's, each with its node)", responses: { '200': json('streams', { type: 'array', items: ref('Stream') }), '503': text("in a cluster: its directory (Redis) cannot be reached") } } },
+      '/api/cluster/nodes': { get: { summary: 'The nodes of the cluster with their load and streams, up or gone (alone: this gateway)', responses: { '200': json('nodes', { type: 'array', items: ref('Node') }), '503': text("its directory (Redis) cannot be reached") } } },
       '/api/streams/{name}': {
         get: { summary: 'One stream', parameters: [streamParam], responses: { '200': json('stream', ref('Stream')), '404': text('unknown stream') } },
         delete: { summary: 'Disconnect the publisher and end its outputs (they do not wait for a return)', parameters: [streamParam], responses: { '204': { description: 'disconnected' }, '404': text('unknown stream') } },
@@ -169,7 +172,7 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
  * The response bodies' schemas, under the names the document has always given them
  * (clients generate code from them). A schema used inside another is referred to by name.
  */
-const RESPONSES = { Stream: streamInfo, Track: trackInfo, Encoder: encoderInfo, Output: outputInfo, Recording: recordingInfo, Event: gatewayEvent, Health: health, IceServer: iceServerSchema, Error: errorBody };
+const RESPONSES = { Node: nodeInfo, Stream: streamInfo, Track: trackInfo, Encoder: encoderInfo, Output: outputInfo, Recording: recordingInfo, Event: gatewayEvent, Health: health, IceServer: iceServerSchema, Error: errorBody };
 
 function responseSchemas(outputTypes: string[]): Record<string, Json> {
   const registry = z.registry<{ id: string }>();

@@ -15,7 +15,10 @@ import { ICE_FRAGMENT, patchIce } from './ice-patch.js';
 //
 // PATCH on the session (RFC 9725 §4.3, http/ice-patch.ts): trickled candidates, or an ICE
 // restart: the session, its stream, outputs and HLS playlist go on.
-
+//
+// In a cluster (RFC 9725 §4.5) a node that is full answers a POST 307 with Location on
+// the least-loaded node that has room (clients repeat the POST there), and the session's
+// Location is absolute, on the node that has it, so PATCH and DELETE go straight there.
 
 export function linkHeaders(servers: IceServer[]): string[] {
   return servers.flatMap((s) =>
@@ -31,6 +34,7 @@ export function linkHeaders(servers: IceServer[]): string[] {
 export function whipRouter(registry: StreamRegistry, config: Config, log: Logger, access: Access): Router {
   const router = Router();
   const sdpBody = express.text({ type: () => true, limit: config.http.maxBodyBytes });
+  const sessionBase = registry.directory.clustered && config.cluster.nodeUrl ? config.cluster.nodeUrl.replace(/\/+$/, '') : '';
 
   access.route(router, 'post', '/whip/:stream', 'publish', { stream: param('stream') }, (req, res, next) => {
     if (!req.is('application/sdp')) {
@@ -42,8 +46,14 @@ export function whipRouter(registry: StreamRegistry, config: Config, log: Logger
     const offer = typeof req.body === 'string' ? req.body : '';
     if (!offer.trim()) return sendError(res, 400, 'empty body: POST an SDP offer');
     try {
+      const elsewhere = await registry.placement(name);
+      if (elsewhere) {
+        const target = `${elsewhere}${req.originalUrl}`;
+        res.status(307).setHeader('Location', target);
+        return res.type('text/plain').send(`this node has no room: publish at ${target}\n`);
+      }
       const { stream, answer } = await registry.publish(name, offer, { from: req.socket.remoteAddress });
-      const location = `/whip/${encodeURIComponent(name)}/${stream.sessionId}`;
+      const location = `${sessionBase}/whip/${encodeURIComponent(name)}/${stream.sessionId}`;
       res.status(201);
       res.setHeader('Location', location);
       res.setHeader('ETag', stream.etag);

@@ -9,11 +9,24 @@ import type { OutputCatalog } from './catalog.js';
 // "waiting", and can be cancelled), and start again under their old ids when a publisher
 // returns under the same name. Not when an operator removed the stream, nor when the
 // gateway stops (the stream's close cause says which).
+//
+// In a cluster a publisher may come back on another node (its node died, or was full):
+// the outputs are also kept in a ResumeStore (the cluster's Redis), where the node it
+// returns to finds them.
 
 /** An output as a REST client asked for it (kept to start it again for a returning publisher). */
 export interface OutputRequest {
   type: string;
   params: Record<string, unknown>;
+}
+
+/** Where a cluster keeps a stream's REST-started outputs for a publisher returning on any node. */
+export interface ResumeStore {
+  save(name: string, outputs: [string, OutputRequest][]): void;
+  /** The outputs kept for `name`, taken (only one node gets them). */
+  take(name: string): Promise<[string, OutputRequest][] | undefined>;
+  /** The stream ended here; `drop`: its outputs are not to wait (an operator removed it). */
+  forget(name: string, drop: boolean): void;
 }
 
 /** Ends after which the outputs do not wait for a return. */
@@ -28,6 +41,7 @@ export class ResumeOutputs {
     registry: StreamRegistry,
     private readonly catalog: OutputCatalog,
     private readonly seconds: number,
+    private readonly store?: ResumeStore,
   ) {
     registry.on('stream', (stream) => stream.once('closed', () => this.keepForReturn(stream)));
   }
@@ -36,6 +50,7 @@ export class ResumeOutputs {
   async start(stream: Stream, type: string, params: Record<string, unknown>): Promise<Output> {
     const output = await this.catalog.start(stream, type, params);
     this.requestedOf(stream).set(output.id, { type, params });
+    this.store?.save(stream.name, [...this.requestedOf(stream)]);
     return output;
   }
 
@@ -43,6 +58,7 @@ export class ResumeOutputs {
   async stop(name: string, stream: Stream | undefined, id: string): Promise<boolean> {
     if (stream && (await stream.removeOutput(id))) {
       this.requested.get(stream)?.delete(id);
+      this.store?.save(stream.name, [...this.requestedOf(stream)]);
       return true;
     }
     return this.cancel(name, id);
@@ -56,11 +72,13 @@ export class ResumeOutputs {
 
   /** The outputs that waited for this publisher, started again under their ids. */
   async resume(stream: Stream): Promise<void> {
-    for (const [id, o] of this.take(stream.name) ?? []) {
+    const waiting = this.take(stream.name) ?? (await this.store?.take(stream.name));
+    for (const [id, o] of waiting ?? []) {
       if (stream.outputs.has(id)) continue; // e.g. an hls output the configuration started already
       try {
         await this.catalog.start(stream, o.type, o.params, { id });
         this.requestedOf(stream).set(id, o);
+        this.store?.save(stream.name, [...this.requestedOf(stream)]);
         stream.log.info({ event: 'output-resumed', output: id, type: o.type }, `${o.type} output started again for the returning publisher`);
       } catch (e) {
         stream.log.error({ event: 'output-resume-error', output: id, type: o.type, error: (e as Error).message }, `${o.type} output could not start again`);
@@ -90,6 +108,7 @@ export class ResumeOutputs {
   private keepForReturn(stream: Stream): void {
     const seconds = this.seconds;
     const requested = this.requested.get(stream);
+    this.store?.forget(stream.name, stream.end?.cause === 'removed');
     if (seconds <= 0 || !requested?.size || NO_RETURN.includes(stream.end?.cause ?? 'shutdown')) return;
     this.take(stream.name);
     const timer = setTimeout(() => {

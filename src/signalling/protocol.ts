@@ -70,4 +70,6 @@ export type ServerMessage =
   | { type: 'streams'; streams: unknown[] }
   | { type: 'event'; event: unknown }
   | { type: 'pong' }
+  /** In a cluster, this node is full: publish on the node at `url` (its /ws). */
+  | { type: 'redirect'; stream: string; url: string }
   | { type: 'error'; code: ErrorCode; message: string; retryAfterSeconds?: number };

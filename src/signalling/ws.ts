@@ -239,6 +239,8 @@ class Connection {
     this.publishing = true; // before the credential check: candidates may follow the offer at once
     try {
       if (!(await this.allowed('publish', name))) return;
+      const elsewhere = await this.services.registry.placement(name);
+      if (elsewhere) return this.send({ type: 'redirect', stream: name, url: elsewhere });
       const { stream, answer } = await this.services.registry.publish(name, sdp, { trickle: true, from: this.from });
       for (const c of this.early.splice(0)) await stream.addRemoteCandidate(c);
       this.send({ type: 'answer', stream: name, session: stream.sessionId, sdp: answer });

@@ -16,6 +16,8 @@ export const PUBLISH_REFUSALS = {
   'too-many-connecting': { status: 429, meaning: 'this address has streams.maxConnectingPerAddress offers still connecting' },
   'gateway-busy': { status: 503, meaning: 'the gateway has streams.maxConnecting offers still connecting' },
   'no-transcode-capacity': { status: 503, meaning: 'a VP8/VP9 offer while transcode.maxConcurrent streams are being transcoded' },
+  'gateway-full': { status: 503, meaning: 'the gateway has cluster.maxSessions publishers or its machine is over cluster.maxCpuPercent, and no node of its cluster has room (a node with room gets the offer by a 307 instead)' },
+  'cluster-unavailable': { status: 503, meaning: "the cluster's directory (Redis) cannot be reached, so the name cannot be made sure to be unique; the node's own streams go on" },
   'unavailable': { status: 503, meaning: 'the gateway cannot answer now: no free ICE port or candidate, its media workers are restarting, or it is shutting down' },
 } as const satisfies Record<string, { status: 400 | 406 | 409 | 429 | 503; meaning: string }>;
 

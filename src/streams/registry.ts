@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { videoBitrateFor } from '../config/patterns.js';
+import { ClusterUnavailable, NameTaken, type StreamDirectory } from '../cluster/directory.js';
 import type { Config } from '../config/schema.js';
 import type { EventBus } from '../events/bus.js';
 import type { Logger } from '../log.js';
@@ -17,6 +18,10 @@ import { Stream, type StreamInfo } from './stream.js';
 // stream ('stream'); what outputs a stream gets is src/outputs/'s business. Every offer
 // it does not take is refused with a PublishRefused (publish-refused.ts), which WHIP and
 // the WebSocket signalling each turn into their answer in one place.
+//
+// Names are the stream directory's (cluster/directory.ts): alone it owns every name, in
+// a cluster it owns a name in Redis for this node before the offer is answered (SET NX:
+// of two nodes racing for a name exactly one wins) and gives it up when the stream ends.
 
 /** When a refused publisher may try again: offers connect or time out within seconds. */
 const RETRY_AFTER_SECONDS = 5;
@@ -51,8 +56,27 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     private readonly events: EventBus,
     /** The worker threads that run the publishers' peers. */
     private readonly media: MediaWorkers,
+    /** Which names are this node's, and where a new publisher should go. */
+    readonly directory: StreamDirectory,
   ) {
     super();
+    directory.attach({ sessions: () => this.streams.size + this.pending.size, has: (name) => this.streams.has(name), streams: () => this.list() });
+  }
+
+  /**
+   * Where an offer for `name` should be published: here (undefined) or, in a cluster,
+   * another node's URL (this one is full: RFC 9725 §4.5 redirects there). Throws
+   * PublishRefused: the name is live on another node (409), no node has room (503).
+   */
+  async placement(name: string): Promise<string | undefined> {
+    if (!STREAM_NAME.test(name)) throw new PublishRefused('bad-stream-name', STREAM_NAME_RULE);
+    const place = await this.directory.place(name).catch((e: unknown) => {
+      throw e instanceof ClusterUnavailable ? new PublishRefused('cluster-unavailable', e.message, RETRY_AFTER_SECONDS) : e;
+    });
+    if (place.kind === 'elsewhere') return place.node.url;
+    if (place.kind === 'taken') throw new PublishRefused('stream-busy', `stream "${name}" is already being published on node ${place.node.id}`);
+    if (place.kind === 'full') throw new PublishRefused('gateway-full', `no room for another publisher: this gateway is full (${place.reason})${this.directory.clustered ? ' and so is every other node of its cluster' : ''}`, RETRY_AFTER_SECONDS);
+    return undefined;
   }
 
   get(name: string): Stream | undefined {
@@ -81,16 +105,20 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     const replace = existing && (existing.state === 'connecting' || this.config.streams.replaceExisting);
     if (this.pending.has(name) || (existing && !replace)) throw new PublishRefused('stream-busy', `stream "${name}" is already being published`);
     this.checkConnecting(options.from, existing);
+    this.checkSessions(existing);
     this.pending.set(name, options.from);
     try {
       if (existing) await existing.close('replaced', existing.state === 'connecting' ? 'replaced by a new offer before it connected' : undefined);
+      await this.claim(name);
       const sessionId = randomUUID();
       const { handle, answer } = await this.answerSerially(() =>
         this.media.answer({ session: sessionId, stream: name, offer: offerText, ice: this.config.ice, video: videoBitrateFor(this.config.video, name), trickle: options.trickle ?? false }),
       ).catch((e: unknown) => {
+        this.directory.release(name);
         throw this.refusalOf(e, name, options.from);
       });
       if (this.shuttingDown) {
+        this.directory.release(name);
         await handle.close();
         throw stopping();
       }
@@ -103,14 +131,40 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
       // Refused loudly, not dropped quietly: a stream without sound or picture says why.
       for (const m of handle.ignored) stream.log.warn({ event: 'media-ignored', mid: m.mid, kind: m.kind, reason: m.reason }, `offered ${sectionName(m)} left out: ${m.reason}`);
       stream.once('closed', ({ cause, reason }) => {
-        if (this.streams.get(name) === stream) this.streams.delete(name);
+        if (this.streams.get(name) === stream) {
+          this.streams.delete(name);
+          if (!this.pending.has(name)) this.directory.release(name);
+        }
         this.events.publish({ type: 'stream.stopped', stream: name, session: sessionId, cause, reason });
       });
-      stream.on('live', () => this.events.publish({ type: 'stream.started', stream: name, session: sessionId }));
+      stream.on('output', () => this.directory.changed()); // the cluster lists it at once, not at the next heartbeat
+      stream.on('live', () => {
+        this.directory.changed();
+        this.events.publish({ type: 'stream.started', stream: name, session: sessionId });
+      });
       this.emit('stream', stream);
       return { stream, answer };
     } finally {
       this.pending.delete(name);
+    }
+  }
+
+  /** The cap on publishers (cluster.maxSessions) holds even for two offers placed here at once. */
+  private checkSessions(replacing: Stream | undefined): void {
+    const max = this.config.cluster.maxSessions;
+    if (max > 0 && !replacing && this.streams.size + this.pending.size >= max) {
+      throw new PublishRefused('gateway-full', `no room for another publisher: this gateway has ${max} (cluster.maxSessions)`, RETRY_AFTER_SECONDS);
+    }
+  }
+
+  /** Owns `name` for this node (alone: it does), or says who has it. */
+  private async claim(name: string): Promise<void> {
+    try {
+      await this.directory.claim(name);
+    } catch (e) {
+      if (e instanceof NameTaken) throw new PublishRefused('stream-busy', `stream "${name}" is already being published on node ${e.node}`);
+      if (e instanceof ClusterUnavailable) throw new PublishRefused('cluster-unavailable', e.message, RETRY_AFTER_SECONDS);
+      throw e;
     }
   }
 

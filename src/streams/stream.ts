@@ -38,6 +38,7 @@ export type SenderReport = z.infer<typeof senderReport>;
 /** What GET /api/streams shows of a stream; /api/openapi.json is generated from it. */
 export const streamInfo = z.strictObject({
   name: z.string(),
+  node: z.string().optional().describe('in a cluster: the node the stream is live on (host:port of its URL); the stats of another node\'s stream are as of its last heartbeat'),
   session: z.string(),
   state: streamState,
   startedAt: z.iso.datetime(),

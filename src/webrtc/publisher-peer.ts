@@ -146,7 +146,12 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
           servers,
           mids: tracks.flatMap((t) => (t.mid !== undefined ? [t.mid] : [])),
           shape: (local) => (peer.shape ? shapeAnswer(local, peer.shape) : local),
-          failed: () => void peer.close('ICE restart failed'),
+          // werift is half-way through a renegotiation: this peer cannot go on. Said as a
+          // failure (the stream ends as lost, not as if the publisher had hung up).
+          failed: () => {
+            peer.emit('state', 'failed');
+            void peer.close('ICE restart failed');
+          },
           restarting: () => {
             peer.emit('restarting');
             peer.localCandidates.length = 0;

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium } from '../helpers/chromium.js';
+import { launchChromium, loopbackCandidateLine, loopbackOnly } from '../helpers/chromium.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { startWeriftPublisher } from '../helpers/werift-publisher.js';
 
@@ -16,45 +16,6 @@ import { startWeriftPublisher } from '../helpers/werift-publisher.js';
 // test/helpers/chromium.ts); the selected pair is checked through the API.
 
 const SHOTS = path.resolve('test-artifacts', 'pages');
-
-/** One a=candidate line: the IPv4 UDP host candidate moved to 127.0.0.1, others dropped. */
-function loopbackCandidateLine(line: string): string | undefined {
-  const f = line.split(' ');
-  if (f[2]?.toLowerCase() !== 'udp' || !/^\d+\.\d+\.\d+\.\d+$/.test(f[4] ?? '') || f[7] !== 'host') return undefined;
-  f[4] = '127.0.0.1';
-  return f.join(' ');
-}
-
-function loopbackCandidate(message: string): string | undefined {
-  let msg: { type?: string; candidate?: { candidate?: string } | null; sdp?: string };
-  try {
-    msg = JSON.parse(message);
-  } catch {
-    return message;
-  }
-  if (msg.type === 'candidate' && msg.candidate?.candidate) {
-    const line = loopbackCandidateLine(msg.candidate.candidate);
-    if (!line) return undefined;
-    msg.candidate.candidate = line;
-    return JSON.stringify(msg);
-  }
-  if (msg.type === 'publish' && msg.sdp) {
-    msg.sdp = msg.sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate:')).join('\r\n');
-    return JSON.stringify(msg);
-  }
-  return message;
-}
-
-async function loopbackOnly(page: Page): Promise<void> {
-  await page.routeWebSocket(/\/ws$/, (ws) => {
-    const server = ws.connectToServer();
-    ws.onMessage((m) => {
-      const out = loopbackCandidate(String(m));
-      if (out !== undefined) server.send(out);
-    });
-    server.onMessage((m) => ws.send(String(m)));
-  });
-}
 
 describe('built-in pages', () => {
   let t: TestGateway;

@@ -274,12 +274,12 @@ export interface PageServer {
   close: () => Promise<void>;
 }
 
-/** Serves the WHIP client page on http://localhost:<free port> (another origin than the gateway). */
-export async function startPageServer(): Promise<PageServer> {
+/** Serves one page at http://localhost:<free port>/<file> (loopback only; a secure context for getUserMedia). */
+export async function servePage(file: string, html: string): Promise<PageServer> {
   const server = http.createServer((req, res) => {
-    if (req.url === '/publisher.html') {
+    if (req.url === `/${file}`) {
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
-      res.end(PAGE_HTML);
+      res.end(html);
     } else {
       res.writeHead(404).end();
     }
@@ -288,13 +288,18 @@ export async function startPageServer(): Promise<PageServer> {
   const origin = `http://localhost:${(server.address() as AddressInfo).port}`;
   return {
     origin,
-    url: `${origin}/publisher.html`,
+    url: `${origin}/${file}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
   };
+}
+
+/** Serves the WHIP client page on http://localhost:<free port> (another origin than the gateway). */
+export function startPageServer(): Promise<PageServer> {
+  return servePage('publisher.html', PAGE_HTML);
 }
 
 interface WhipGlobal {
@@ -413,4 +418,49 @@ export class PublisherPage {
   close(): Promise<void> {
     return this.page.close();
   }
+}
+
+/** One a=candidate line: the IPv4 UDP host candidate moved to 127.0.0.1, others dropped. */
+export function loopbackCandidateLine(line: string): string | undefined {
+  const f = line.split(' ');
+  if (f[2]?.toLowerCase() !== 'udp' || !/^\d+\.\d+\.\d+\.\d+$/.test(f[4] ?? '') || f[7] !== 'host') return undefined;
+  f[4] = '127.0.0.1';
+  return f.join(' ');
+}
+
+/**
+ * A message of the built-in page's WebSocket signalling with its candidate moved to
+ * loopback (undefined: a candidate to drop), for a test that routes the page's /ws
+ * (page.routeWebSocket) so that its media stays on 127.0.0.1.
+ */
+export function loopbackCandidate(message: string): string | undefined {
+  let msg: { type?: string; candidate?: { candidate?: string } | null; sdp?: string };
+  try {
+    msg = JSON.parse(message) as typeof msg;
+  } catch {
+    return message;
+  }
+  if (msg.type === 'candidate' && msg.candidate?.candidate) {
+    const line = loopbackCandidateLine(msg.candidate.candidate);
+    if (!line) return undefined;
+    msg.candidate.candidate = line;
+    return JSON.stringify(msg);
+  }
+  if (msg.type === 'publish' && msg.sdp) {
+    msg.sdp = msg.sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate:')).join('\r\n');
+    return JSON.stringify(msg);
+  }
+  return message;
+}
+
+/** The page's /ws messages go through loopbackCandidate, so its media stays on 127.0.0.1 (whichever node's /ws it opens). */
+export async function loopbackOnly(page: Page): Promise<void> {
+  await page.routeWebSocket(/\/ws$/, (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((m) => {
+      const out = loopbackCandidate(String(m));
+      if (out !== undefined) server.send(out);
+    });
+    server.onMessage((m) => ws.send(String(m)));
+  });
 }

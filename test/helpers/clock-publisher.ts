@@ -1,7 +1,5 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Browser, Page } from 'playwright-core';
-import type { PageServer } from './chromium.js';
+import { servePage, type PageServer } from './chromium.js';
 import { clockLayout, TEXT_AREA } from './clock-decoder.js';
 
 // The glass-to-glass clock publisher: a page that draws the wall clock on a canvas, as the
@@ -168,26 +166,8 @@ const PAGE_HTML = `<!doctype html>
 <body><canvas id="clock" width="640" height="360"></canvas><script>${PAGE_SCRIPT}</script></body></html>`;
 
 /** Serves the clock page on http://localhost:<free port> (loopback only). */
-export async function startClockServer(): Promise<PageServer> {
-  const server = http.createServer((req, res) => {
-    if (req.url === '/clock.html') {
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
-      res.end(PAGE_HTML);
-    } else {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const origin = `http://localhost:${(server.address() as AddressInfo).port}`;
-  return {
-    origin,
-    url: `${origin}/clock.html`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+export function startClockServer(): Promise<PageServer> {
+  return servePage('clock.html', PAGE_HTML);
 }
 
 export interface ClockOptions {

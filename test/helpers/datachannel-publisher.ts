@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
+import type { WhipAnswered } from './whip-answered.js';
 import { Audio, PeerConnection, RtcpNackResponder, RtcpSrReporter, RtpPacketizationConfig, Video, type Track } from 'node-datachannel';
 
 // A WHIP publisher shaped like OBS Studio's (obs-webrtc plugin, libdatachannel), through
@@ -37,15 +38,7 @@ export interface DataChannelPublisherOptions {
   iceAddress?: string;
 }
 
-export interface DataChannelPublisher {
-  status: number;
-  offer: string;
-  answer: string;
-  /** Absolute URL of the WHIP session. */
-  location?: string;
-  errorText?: string;
-  /** performance.now() when the WHIP answer was read. */
-  answeredAt: number;
+export interface DataChannelPublisher extends WhipAnswered {
   pc: PeerConnection;
   ffmpeg?: ChildProcess;
   /** The end of the encoder's stderr. */

@@ -22,14 +22,15 @@ export interface GatewayProcess {
   close: (opts?: { keepData?: boolean }) => Promise<void>;
 }
 
-export async function startGatewayProcess(env: Record<string, string> = {}, opts: { dataDir?: string } = {}): Promise<GatewayProcess> {
+/** `redis`: join the cluster of that Redis (REDIS_URL), with its own URL as NODE_URL. */
+export async function startGatewayProcess(env: Record<string, string> = {}, opts: { dataDir?: string; redis?: string } = {}): Promise<GatewayProcess> {
   await ensureBuilt();
   const dataDir = opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'gw-proc-')));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const proc = spawn(process.execPath, ['dist/cli.js'], {
     cwd: process.cwd(),
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', ICE_ADDRESSES: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn', MEDIA_WORKERS: '1', ...env },
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', ICE_ADDRESSES: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn', MEDIA_WORKERS: '1', ...(opts.redis ? { REDIS_URL: opts.redis, NODE_URL: url } : {}), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import type { WhipAnswered } from './whip-answered.js';
 import { fileURLToPath } from 'node:url';
 
 // A real non-browser WHIP publisher: GStreamer's webrtcbin (libnice ICE), driven by
@@ -34,15 +35,7 @@ export interface GstEvent {
   [k: string]: unknown;
 }
 
-export interface GstPublisher {
-  status: number;
-  offer: string;
-  answer: string;
-  /** Absolute URL of the WHIP session. */
-  location?: string;
-  errorText?: string;
-  /** performance.now() when the WHIP answer (status) was read. */
-  answeredAt: number;
+export interface GstPublisher extends WhipAnswered {
   /** Everything the script reported, in order. */
   events: GstEvent[];
   /** Connection states webrtcbin went through (connection-state). */

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDataChannelPublisher, type DataChannelPublisher } from '../helpers/datachannel-publisher.js';
 import { ffprobe } from '../helpers/ffprobe.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
+import type { WhipAnswered } from '../helpers/whip-answered.js';
 import { startGstPublisher } from '../helpers/gst-publisher.js';
 
 // Real non-browser WHIP publishers against the gateway: GStreamer's webrtcbin (libnice),
@@ -19,13 +20,7 @@ interface StreamInfo {
 }
 
 /** What the cases need of a publisher, whichever client it is. */
-interface AnyPublisher {
-  status: number;
-  offer: string;
-  answer: string;
-  location?: string;
-  errorText?: string;
-  answeredAt: number;
+interface AnyPublisher extends WhipAnswered {
   connected: () => Promise<void>;
   stop: (opts?: { delete?: boolean }) => Promise<number | undefined>;
 }

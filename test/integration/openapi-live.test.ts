@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
 import WebSocket from 'ws';
 import { freeUdpPort } from '../helpers/free-port.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
+import { makeOffer } from '../helpers/offer.js';
 import { openObjects, validate, type JsonSchema } from '../helpers/strict-schema.js';
 import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
 
@@ -26,25 +26,8 @@ function responseSchema(doc: Doc, method: string, path: string, status: number, 
 }
 
 /** An offer with two video sections: the gateway takes one and lists the other in ignoredMedia. It never connects. */
-async function offerWithTwoVideos(): Promise<string> {
-  const pc = new RTCPeerConnection({
-    iceUseIpv4: false,
-    iceUseIpv6: false,
-    iceAdditionalHostAddresses: ['127.0.0.1'],
-    iceInterfaceAddresses: { udp4: '127.0.0.1' },
-    iceServers: [],
-    codecs: { video: [new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, payloadType: 102, parameters: 'packetization-mode=1;profile-level-id=42e01f' })] },
-  });
-  pc.addTransceiver('video', { direction: 'sendonly' });
-  pc.addTransceiver('video', { direction: 'sendonly' });
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise<void>((resolve) => {
-    if (pc.iceGatheringState === 'complete') return resolve();
-    pc.iceGatheringStateChange.subscribe((s) => s === 'complete' && resolve());
-  });
-  const sdp = pc.localDescription!.sdp;
-  await pc.close();
-  return sdp;
+function offerWithTwoVideos(): Promise<string> {
+  return makeOffer({ videoSections: 2, audio: false });
 }
 
 /** The events the gateway kept, read from the SSE feed as a client resuming from 0 gets them. */
@@ -134,6 +117,8 @@ describe('/api/openapi.json describes every live response', () => {
     await check('GET', `/api/streams/${NAME}/outputs`);
     await check('GET', `/api/streams/${NAME}/outputs/${record.id}`);
     await check('GET', '/api/recordings');
+    const nodes = (await check('GET', '/api/cluster/nodes')) as { self: boolean; streams: { name: string }[] }[];
+    expect(nodes.map((n) => [n.self, n.streams.some((s) => s.name === NAME)])).toEqual([[true, true]]); // alone: itself, with its streams
     const health = (await check('GET', '/healthz')) as Record<string, unknown>;
     const servers = (await check('GET', '/api/ice-servers')) as { username?: string }[];
     await check('GET', '/api/streams/nope');

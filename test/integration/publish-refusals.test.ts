@@ -4,6 +4,7 @@ import WebSocket from 'ws';
 import { PUBLISH_REFUSALS, type PublishRefusalCode } from '../../src/streams/publish-refused.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { makeOffer } from '../helpers/offer.js';
+import { startRedis } from '../helpers/redis-server.js';
 import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
 
 // Every reason an offer to publish is refused (src/streams/publish-refused.ts), tried over
@@ -105,6 +106,31 @@ describe('every publish refusal, the same over WHIP and WebSocket', () => {
     expect((await whip(t.url, 'pending2', offer, '127.0.0.2')).status).toBe(201);
     await both('gateway-busy', 'x5', offer, '127.0.0.3');
     await waitFor('the offers given up', () => (t.gw.registry.all().length === 1 ? true : undefined), 10_000);
+  });
+
+  it('gateway-full: a gateway at cluster.maxSessions (alone, or with no node of its cluster having room)', async () => {
+    const full = await startTestGateway({ media: { workers: 1 }, cluster: { maxSessions: 1 }, ice: { connectTimeoutMs: 3000 } });
+    try {
+      expect((await whip(full.url, 'first', offer)).status).toBe(201); // holds the one place while it connects
+      tried.add('gateway-full');
+      expectRefused({ whip: await whip(full.url, 'x7', offer), ws: await wsPublish(full.url, 'x7', offer) }, 'gateway-full');
+    } finally {
+      await full.close();
+    }
+  });
+
+  it('cluster-unavailable: a node of a cluster whose Redis is down cannot make a new name sure to be unique', async () => {
+    const redis = await startRedis();
+    const node = await startTestGateway({ media: { workers: 1 }, cluster: { redis: redis.url, nodeUrl: 'http://127.0.0.1:9' } });
+    try {
+      await redis.stop();
+      await waitFor('the node to see Redis gone', async () => ((await fetch(`${node.url}/api/streams`)).status === 503 ? true : undefined), 5000);
+      tried.add('cluster-unavailable');
+      expectRefused({ whip: await whip(node.url, 'x8', offer), ws: await wsPublish(node.url, 'x8', offer) }, 'cluster-unavailable');
+    } finally {
+      await node.close();
+      await redis.close();
+    }
   });
 
   it('unavailable: the media worker is restarting', async () => {

@@ -21,7 +21,7 @@ describe('config.example.yaml', () => {
   });
 
   it('documents every key and environment variable', () => {
-    const optional = ['ice.portRange', 'ice.turnSecret', 'http.corsOrigins', 'http.tls.cert', 'http.tls.key', 'auth.jwt.secret', 'auth.jwt.jwksUrl', 'auth.jwt.issuer', 'auth.jwt.audience', 'auth.jwt.claim', 'auth.hook.url', 'auth.hook.timeoutMs', 'auth.hook.cacheSeconds', 'pipelines.extraDir'];
+    const optional = ['ice.portRange', 'ice.turnSecret', 'http.corsOrigins', 'http.tls.cert', 'http.tls.key', 'auth.jwt.secret', 'auth.jwt.jwksUrl', 'auth.jwt.issuer', 'auth.jwt.audience', 'auth.jwt.claim', 'auth.hook.url', 'auth.hook.timeoutMs', 'auth.hook.cacheSeconds', 'pipelines.extraDir', 'cluster.redis', 'cluster.nodeUrl'];
     const keys = [...leafPaths(parseConfig({})), ...optional];
     for (const key of keys) {
       const last = key.split('.').pop()!;
