@@ -11,6 +11,8 @@ import type { ResumeOutputs } from '../outputs/resume.js';
 import type { Recordings } from '../recordings/recordings.js';
 import type { PortAllocator } from '../rtp/ports.js';
 import type { StreamRegistry } from '../streams/registry.js';
+import type { Composites } from '../composites/composites.js';
+import { compositesRouter } from './composites.js';
 import { grantOf, type Access } from './access.js';
 import type { ConnectionLimits } from './limits.js';
 import { apiRouter } from './api.js';
@@ -46,9 +48,10 @@ export interface AppServices {
   access: Access;
   metrics: GatewayMetrics;
   limits: ConnectionLimits;
+  composites: Composites;
 }
 
-export function createApp(config: Config, { registry, events, catalog, resume, recordings, ports, access, metrics, limits }: AppServices, log: Logger, startedAt = new Date()): Express {
+export function createApp(config: Config, { registry, events, catalog, resume, recordings, ports, access, metrics, limits, composites }: AppServices, log: Logger, startedAt = new Date()): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -57,6 +60,7 @@ export function createApp(config: Config, { registry, events, catalog, resume, r
   app.use(whipRouter(registry, config, log, access));
   app.use(apiRouter(registry, ports, startedAt, config.ice, access));
   app.use(outputsRouter({ registry, catalog, resume }, config.http.maxBodyBytes, access));
+  app.use(compositesRouter(composites, config.http.maxBodyBytes, access));
   app.use(recordingsRouter(recordings, access));
   app.use(eventsRouter(events, access, limits));
   app.use(hlsRouter((name) => catalog.hls.dir(name), access));

@@ -34,6 +34,16 @@ export const senderReport = z.strictObject({
 });
 export type SenderReport = z.infer<typeof senderReport>;
 
+/** What GET /api/streams shows of a composite (src/composites/): a stream the gateway composes from others. */
+export const compositeMark = z
+  .strictObject({
+    layout: z.enum(['grid', 'speaker']),
+    participants: z.array(z.string()).describe('the streams in it, in the order they joined'),
+    speaker: z.string().optional().describe('speaker layout: the participant in the main area'),
+  })
+  .describe('set on a composite: one picture and one sound made from several streams (POST /api/composites)');
+export type CompositeMark = z.infer<typeof compositeMark>;
+
 /** What GET /api/streams shows of a stream; /api/openapi.json is generated from it. */
 export const streamInfo = z.strictObject({
   name: z.string(),
@@ -53,6 +63,7 @@ export const streamInfo = z.strictObject({
     .extend({ ageSeconds: z.number().int().min(0).describe('how long ago the browser reported it') })
     .optional()
     .describe("what the publisher's browser says it sends, reported within the last 10 s (the built-in publish page does)"),
+  composite: compositeMark.optional(),
 });
 export type StreamInfo = z.infer<typeof streamInfo>;
 
@@ -109,6 +120,8 @@ export class Stream extends EventEmitter<StreamEvents> {
   private readonly sharedEncoders: { [K in 'audio' | 'video']?: StreamEncoder } = {};
   /** Why it ended, once it has. */
   end: StreamEnd | undefined;
+  /** A composite's description (set by the registry's adopt()); a publisher's stream has none. */
+  composite: (() => CompositeMark) | undefined;
   /** Tracks the gateway feeds itself (see localTrack), by index in the session. */
   private readonly local = new Map<number, TrackView>();
 
@@ -267,8 +280,9 @@ export class Stream extends EventEmitter<StreamEvents> {
       worker: this.media.worker,
       iceRestarts: this.media.iceGeneration,
       ignoredMedia: this.media.ignored.map(({ mid, kind, reason }) => ({ ...(mid !== undefined ? { mid } : {}), kind, reason })),
-      ...(this.state === 'live' ? { ice: this.media.selectedPair() } : {}),
+      ...(this.state === 'live' && this.media.selectedPair() ? { ice: this.media.selectedPair() } : {}),
       ...(sender ? { sender: { ...sender.report, ageSeconds: Math.round((performance.now() - sender.at) / 1000) } } : {}),
+      ...(this.composite ? { composite: this.composite() } : {}),
     };
   }
 
