@@ -15,6 +15,7 @@ import { authBench, printAuth, type AuthReport } from './auth.js';
 import { janusAvailable, janusBench, printJanus, type JanusRow } from './janus.js';
 import { printTranscode, transcodeBench, type TranscodeReport } from './transcode.js';
 import { glassToGlassBench, printG2G, type G2GReport } from './glass-to-glass.js';
+import { compositeBench, printComposite, type CompositeReport } from './composite.js';
 
 // npm run bench: start-up latency (WHIP 201 -> connected -> first HLS segment) and the cost
 // of N concurrent 720p30 publishers (CPU, memory, packets, HLS health) for the gateway run
@@ -31,6 +32,7 @@ import { glassToGlassBench, printG2G, type G2GReport } from './glass-to-glass.js
 // BENCH_HLS_AUDIO=copy (scenario 2's HLS keeps the Opus in fMP4 segments instead of encoding AAC).
 // BENCH_TRANSCODE=0 (skip scenario 8, the VP8 -> H.264 transcoder).
 // BENCH_G2G=0 (skip scenario 9, glass to glass from a Chromium canvas clock to ffmpeg and the watch page)
+// BENCH_COMPOSITE=0 (skip scenario 10, composites of 2, 4 and 9: compositor CPU, added delay, how many fit)
 // BENCH_G2G_SECONDS=20 (per viewer) BENCH_G2G_WATCH_RUNS=4.
 
 const LOADS = (process.env.BENCH_LOADS ?? '1,10,30').split(',').map(Number).filter((n) => n > 0);
@@ -531,6 +533,7 @@ async function main(): Promise<void> {
   const { report: chromium, error: chromiumError } = await optional('chromium', 'BENCH_CHROMIUM', 'Chromium publishing: start-up, ramp, shaped uplink, keyframe policy', () => chromiumBench());
   const { report: auth, error: authError } = await optional('auth', 'BENCH_AUTH', 'cost of checking credentials', () => authBench(GATEWAY_NODE_ARGS));
   const { report: transcode, error: transcodeError } = await optional('transcode', 'BENCH_TRANSCODE', 'the VP8 -> H.264 transcoder at 360p, 720p, 1080p', () => transcodeBench(log));
+  const { report: composite, error: compositeError } = await optional('composite', 'BENCH_COMPOSITE', 'composites of 2, 4 and 9 participants: compositor CPU, added delay, how many 4-person composites fit', () => compositeBench(clip));
   const { report: g2g, error: g2gError } = await optional('g2g', 'BENCH_G2G', 'glass to glass: a Chromium canvas clock to /live, HLS, rtp (ffmpeg) and the watch page', () => glassToGlassBench());
   const janusLoads = loads.map((l) => l.n);
   const janusMissing = janusAvailable();
@@ -558,6 +561,8 @@ async function main(): Promise<void> {
     transcodeError,
     g2g,
     g2gError,
+    composite,
+    compositeError,
     benchSeconds: r0((performance.now() - started) / 1000),
   };
   print(report);
@@ -591,6 +596,8 @@ function print(report: {
   transcodeError?: string;
   g2g?: G2GReport;
   g2gError?: string;
+  composite?: CompositeReport;
+  compositeError?: string;
   benchSeconds: number;
 }): void {
   const o: string[] = [];
@@ -705,6 +712,8 @@ function print(report: {
   if (report.transcodeError) o.push(`-- 8. Transcoder: FAILED ${report.transcodeError}`, '');
   if (report.g2g) o.push(...printG2G(report.g2g), '');
   if (report.g2gError) o.push(`-- 9. Glass to glass: FAILED ${report.g2gError}`, '');
+  if (report.composite) o.push(...printComposite(report.composite), '');
+  if (report.compositeError) o.push(`-- 10. Composites: FAILED ${report.compositeError}`, '');
   o.push('Gateway warnings/errors (LOG_LEVEL=warn):');
   for (const p of report.gatewayLog) {
     o.push(`  ${p.phase}: ${p.warnings}`);

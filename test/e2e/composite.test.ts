@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { placements, type Rect } from '../../src/composites/layout.js';
 import { launchChromium } from '../helpers/chromium.js';
 import { ffprobe } from '../helpers/ffprobe.js';
+import { playerDir, vlcRecord } from '../helpers/players.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { rtmpServerAvailable, startRtmpServer, type RtmpServer } from '../helpers/rtmp-server.js';
 
@@ -187,9 +188,27 @@ describe('a call broadcast as one composite (real Chromium publishers)', () => {
     expect(await (await fetch(`${gw.url}/metrics`)).text()).toMatch(/gateway_shared_encoder_cpu_percent\{stream="call",pipeline="composite"\}/);
   }, 120_000);
 
-  it('is watched in /live, recorded and pushed over RTMP like any stream', async () => {
-    const live = await ffprobe(`${gw.url}/live/call.ts`);
-    expect(live.streams.map((s) => s.codec_name).sort()).toEqual(['aac', 'h264']);
+  it('is watched in VLC (/live) and hls.js (/watch), recorded and pushed over RTMP like any stream', async () => {
+    // VLC, as a viewer runs it, on /live/call.ts: what it got holds the composite's picture and sound.
+    const vlcDir = await playerDir();
+    const got = await ffprobe(await vlcRecord(`${gw.url}/live/call.ts`, vlcDir, 4));
+    await rm(vlcDir, { recursive: true, force: true });
+    expect(got.streams.map((s) => s.codec_name).sort()).toEqual(['aac', 'h264']);
+    expect(got.streams.find((s) => s.codec_name === 'h264')).toMatchObject(SIZE);
+    // The watch page (hls.js) plays it like any stream.
+    const watch = await browser.newPage();
+    await watch.goto(`${gw.url}/watch/call`);
+    const video = () => watch.evaluate(() => {
+      const v = document.querySelector('video') as HTMLVideoElement;
+      return { time: v.currentTime, width: v.videoWidth, paused: v.paused };
+    });
+    const first = await waitFor('the watch page playing', async () => {
+      const v = await video();
+      return v.width > 0 && v.time > 0 && !v.paused ? v : undefined;
+    }, 30_000, 250);
+    expect(first.width).toBe(SIZE.width);
+    await waitFor('playback going on', async () => ((await video()).time > first.time + 1.5 ? true : undefined), 15_000, 250);
+    await watch.close();
     const rec = await api('POST', '/api/streams/call/outputs', { type: 'record', format: 'mp4' });
     expect(rec.status).toBe(201);
     let rtmp: RtmpServer | undefined;
