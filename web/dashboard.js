@@ -1,5 +1,5 @@
 // Dashboard: live streams (tracks, bitrate and loss graphs over the last minutes, outputs
-// with start/stop buttons), recordings, and gateway health. Stream data arrives every
+// with start/stop buttons), calls (composites of ticked streams), recordings, and gateway health. Stream data arrives every
 // second over the WebSocket feed; recordings and health are polled.
 import { authFetch, openSocket, withToken } from './auth.js';
 
@@ -116,8 +116,10 @@ function streamCard(s) {
       },
     }, label === 'Record' ? 'Start recording' : `Start ${label}`)),
     el('button', { type: 'button', class: 'danger', onclick: () => api('DELETE', `/api/streams/${s.name}`) }, 'Disconnect publisher'));
+  const pick = s.composite ? undefined : el('label', { class: 'pick' }, el('input', { type: 'checkbox', checked: selected.has(s.name), onchange: (e) => (e.target.checked ? selected.add(s.name) : selected.delete(s.name)) }), ' call');
   return el('article', { class: 'card', 'aria-label': `stream ${s.name}` },
-    el('h3', {}, s.name, ' ', el('span', { class: `state-${s.state}` }, s.state), ' ', el('a', { href: `/watch/${s.name}` }, 'watch')),
+    el('h3', {}, s.name, ' ', el('span', { class: `state-${s.state}` }, s.state), ' ', el('a', { href: `/watch/${s.name}` }, 'watch'), ' ', pick),
+    s.composite ? el('p', { class: 'muted' }, `Composite (${s.composite.layout}) of ${s.composite.participants.join(', ')}${s.composite.speaker ? ` · speaking: ${s.composite.speaker}` : ''}`) : undefined,
     el('p', { class: 'muted' }, `since ${new Date(s.startedAt).toLocaleTimeString()}${s.ice ? ` · ICE ${s.ice.remote.type} ${s.ice.remote.protocol}` : ''}`),
     senderLine(s.sender),
     ignoredLine(s.ignoredMedia),
@@ -150,6 +152,30 @@ function senderLine(r) {
   return el('p', { class: 'sender', 'aria-label': 'what the publisher sends' },
     `Browser sends ${r.frameWidth ? `${r.frameWidth}×${r.frameHeight}` : '–'} at ${r.framesPerSecond ?? '–'} fps, ${kbit(r.bitrateKbps)} (encoder target ${kbit(r.targetKbps)}, available ${kbit(r.availableKbps)})`,
     why && why !== 'none' ? el('span', { class: 'state-failed' }, ` · ${LIMITED[why] ?? why}`) : undefined);
+}
+
+// Calls: composites made from the streams ticked above (POST /api/composites), listed with
+// their participants, a layout switch (PATCH) and a delete button.
+const selected = new Set();
+
+$('new-call').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const streams = [...selected].filter((n) => lastStreams.some((s) => s.name === n));
+  if (!streams.length) return message('Tick the streams that make the call first.');
+  await api('POST', '/api/composites', { name: $('call-name').value, streams, layout: $('call-layout').value }).then(() => { selected.clear(); loadCalls(); }, () => {});
+});
+
+async function loadCalls() {
+  const calls = await authFetch('/api/composites').then((r) => (r.ok ? r.json() : [])).catch(() => []);
+  $('nocalls').hidden = calls.length > 0;
+  $('calls').replaceChildren(...calls.map((c) => el('article', { class: 'card', 'aria-label': `composite ${c.name}` },
+    el('h3', {}, c.name, ' ', el('span', { class: c.state === 'live' ? 'state-running' : 'state-waiting' }, c.state), ' ', el('a', { href: `/watch/${c.name}` }, 'watch')),
+    el('p', {}, `${c.participants.length ? c.participants.join(', ') : 'no participant yet'} · streams ${c.streams.join(', ')} · ${c.width}×${c.height} at ${c.fps} fps`,
+      c.compositor?.cpuPercent !== undefined ? ` · compositor ${c.compositor.cpuPercent} % CPU` : '', c.speaker ? ` · speaking: ${c.speaker}` : ''),
+    el('div', { class: 'actions' },
+      el('label', {}, 'Layout ', el('select', { 'aria-label': `layout of ${c.name}`, onchange: (e) => api('PATCH', `/api/composites/${c.name}`, { layout: e.target.value }).then(loadCalls, () => {}) },
+        ...['grid', 'speaker'].map((l) => el('option', { value: l, selected: l === c.layout }, l)))),
+      el('button', { type: 'button', class: 'danger', onclick: () => api('DELETE', `/api/composites/${c.name}`).then(loadCalls, () => {}) }, 'Delete composite')))));
 }
 
 function connect() {
@@ -202,5 +228,7 @@ async function loadHealth() {
 connect();
 loadRecordings();
 loadHealth();
+loadCalls();
+setInterval(loadCalls, 2000);
 setInterval(loadRecordings, 5000);
 setInterval(loadHealth, 2000);

@@ -32,6 +32,16 @@ const RESTART_RETRY_MS = 5000;
 const NAME = new RegExp(`^(?:${$('name').pattern})$`);
 const fromPath = location.pathname.match(/^\/publish\/([^/]+)$/);
 if (fromPath && NAME.test(fromPath[1])) $('name').value = fromPath[1];
+// Joining a call: ?call=panel (or the Call field) publishes as panel-<name>, the name a
+// composite of "panel-*" takes in; /publish/panel-anna does the same by itself.
+const callParam = new URLSearchParams(location.search).get('call');
+if (callParam && NAME.test(callParam)) $('call').value = callParam;
+/** The stream name to publish: the name, or <call>-<name> when a call is given. */
+function streamName() {
+  const me = $('name').value.trim();
+  const call = $('call').value.trim();
+  return call ? `${call}-${me}` : me;
+}
 const params = new URLSearchParams(location.search);
 if (params.get('signalling') === 'whip') $('signalling').value = 'whip';
 
@@ -241,7 +251,7 @@ function wireSocket(socket) {
       retiredWs?.close();
       retiredWs = undefined;
     } else if (msg.type === 'candidate') await pc?.addIceCandidate(msg.candidate || null).catch(() => {});
-    else if (msg.type === 'error') { message(msg.code === 'stream-busy' ? `The name "${$('name').value.trim()}" is already being published. Pick another name.` : msg.message); stop(false); }
+    else if (msg.type === 'error') { message(msg.code === 'stream-busy' ? `The name "${streamName()}" is already being published. Pick another name.` : msg.message); stop(false); }
     else if (msg.type === 'unpublished') { message(`The gateway ended the stream: ${msg.reason}`, 'info'); stop(false); }
   };
 }
@@ -281,7 +291,7 @@ async function publishWhip(name) {
 }
 
 async function start() {
-  const name = $('name').value.trim();
+  const name = streamName();
   if (!NAME.test(name)) return message('The stream name may use letters, digits, "_" and "-" (up to 64).');
   message('');
   $('start').disabled = true;

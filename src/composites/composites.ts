@@ -242,6 +242,9 @@ export class Composites {
       if (i < 0) continue;
       c.participants.splice(i, 1);
       this.deps.log.info({ event: 'composite-leave', composite: c.spec.name, stream: stream.name }, `${stream.name} leaves composite ${c.spec.name}`);
+      // A place came free: a live stream that found the composite full joins now.
+      const waiting = this.matching(c).filter((s) => s !== stream && !s.closed);
+      while (waiting.length && c.participants.length < this.deps.config.composites.maxParticipants) c.participants.push(waiting.shift()!);
       this.schedule(c, 0); // its input has stopped: the running compositor waits for it
     }
   }
@@ -308,7 +311,8 @@ export class Composites {
    * there, goes on meanwhile) and the change is tried again with back-off.
    */
   private async retire(c: Composite, next: Compositor, previous: Compositor | undefined): Promise<void> {
-    const deadline = performance.now() + REPLACED_STOP_MS;
+    const startedAt = performance.now();
+    const deadline = startedAt + REPLACED_STOP_MS;
     while (next.outputSeconds === 0 && performance.now() < deadline && c.current === next) await delay(100);
     if (c.current !== next) return;
     if (next.outputSeconds === 0) {
@@ -323,6 +327,7 @@ export class Composites {
       return;
     }
     c.failuresInARow = 0;
+    this.deps.log.info({ event: 'composite-composing', composite: c.spec.name, ms: Math.round(performance.now() - startedAt) }, `composite ${c.spec.name}: the new compositor writes (${Math.round(performance.now() - startedAt)} ms after its start)`);
     if (!previous || !c.replaced.has(previous)) return;
     c.replaced.delete(previous);
     await previous.stop();

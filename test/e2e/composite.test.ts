@@ -29,7 +29,7 @@ const COLOURS: Record<string, Rgb> = { red: [230, 30, 30], green: [30, 200, 30],
 const PAGE = String.raw`<!doctype html><html><body><canvas id="c" width="320" height="240"></canvas><script>
 let pc, gain, resource;
 window.call = {
-  async publish(endpoint, colour, frequency, onlyVideo) {
+  async publish(endpoint, colour, frequency, onlyVideo, noVideo) {
     const canvas = document.getElementById('c');
     const g = canvas.getContext('2d');
     // Redrawn every frame: a canvas that does not change sends no frames.
@@ -44,7 +44,7 @@ window.call = {
     osc.connect(gain).connect(dest);
     osc.start();
     pc = new RTCPeerConnection();
-    const vt = pc.addTransceiver(video, { direction: 'sendonly' });
+    const vt = noVideo ? undefined : pc.addTransceiver(video, { direction: 'sendonly' });
     pc.addTransceiver(dest.stream.getAudioTracks()[0], { direction: 'sendonly' });
     if (onlyVideo) {
       const caps = RTCRtpSender.getCapabilities('video').codecs;
@@ -85,7 +85,7 @@ describe('a call broadcast as one composite (real Chromium publishers)', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'composite-test-'));
-    gw = await startTestGateway({ composites: { speakerHoldSeconds: 1 }, hls: { cleanupAfterSeconds: 600 } });
+    gw = await startTestGateway({ composites: { speakerHoldSeconds: 1, maxParticipants: 4 }, hls: { cleanupAfterSeconds: 600 } });
     browser = await launchChromium();
   }, 60_000);
 
@@ -101,12 +101,12 @@ describe('a call broadcast as one composite (real Chromium publishers)', () => {
     return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
   };
 
-  async function join(name: string, colour: string, frequency: number, onlyVideo?: string): Promise<void> {
+  async function join(name: string, colour: string, frequency: number, onlyVideo?: string, noVideo = false): Promise<void> {
     const page = await browser.newPage();
     await page.route('http://localhost:9/call.html', (route) => route.fulfill({ status: 200, contentType: 'text/html', body: PAGE }));
     await page.goto('http://localhost:9/call.html');
     const rgb = COLOURS[colour];
-    await page.evaluate(([e, c, f, v]) => (window as unknown as { call: { publish: (...a: unknown[]) => Promise<void> } }).call.publish(e, c, f, v), [`${gw.url}/whip/${name}`, `rgb(${rgb.join(',')})`, frequency, onlyVideo] as const);
+    await page.evaluate(([e, c, f, v, n]) => (window as unknown as { call: { publish: (...a: unknown[]) => Promise<void> } }).call.publish(e, c, f, v, n), [`${gw.url}/whip/${name}`, `rgb(${rgb.join(',')})`, frequency, onlyVideo, noVideo] as const);
     people.set(name, { name, colour, page });
   }
 
@@ -291,6 +291,40 @@ describe('a call broadcast as one composite (real Chromium publishers)', () => {
       const c = await tileColours(4).catch(() => undefined);
       if (process.env.DEBUG_COMPOSITE) console.log(c, await participants());
       return c && c.join() === 'red,green,yellow,magenta' ? true : undefined;
+    }, 25_000, 500);
+  }, 60_000);
+
+  it('keeps to composites.maxParticipants and maxConcurrent, saying why', async () => {
+    await join('call-f', 'red', 770, undefined, true); // a fifth live stream matching call-*, audio only
+    await waitFor('call-f live', async () => ((await api('GET', '/api/streams/call-f')).body.state === 'live' ? true : undefined));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await participants()).toEqual(['call-a', 'call-b', 'call-d', 'call-e']); // full: it waits
+    const tooMany = await api('POST', '/api/composites', { name: 'call2', streams: ['call-*'] });
+    expect(tooMany.status).toBe(409);
+    expect(String(tooMany.body.message)).toMatch(/5 live streams match .*composites\.maxParticipants \(4\)/);
+    expect((await api('POST', '/api/composites', { name: 'call2', streams: ['nobody-*'] })).status).toBe(201);
+    const busy = await api('POST', '/api/composites', { name: 'call3', streams: ['nobody-*'] });
+    expect(busy.status).toBe(503);
+    expect(String(busy.body.message)).toMatch(/composites\.maxConcurrent/);
+    expect((await api('POST', '/api/composites', { name: 'bad name', streams: [] })).status).toBe(400);
+    expect((await api('PATCH', '/api/composites/nope', { layout: 'grid' })).status).toBe(404);
+    expect((await api('DELETE', '/api/composites/call2')).status).toBe(204);
+  }, 60_000);
+
+  it('takes in a waiting stream when a place comes free, a participant without video as a tile with its name', async () => {
+    await leave('call-e');
+    await waitFor('call-f joins', async () => ((await participants()).join() === 'call-a,call-b,call-d,call-f' ? true : undefined), 10_000);
+    const tileRgb: Rgb = [0x3a, 0x3f, 0x4b];
+    await waitFor('a name tile in the fourth place', async () => {
+      const frame = await newestFrame().catch(() => undefined);
+      if (!frame) return undefined;
+      const grid = placements('grid', SIZE, Array.from({ length: 4 }, () => undefined));
+      const t = grid[3].tile;
+      if (!near(frame.pixel(t.x + 6, t.y + 6), tileRgb)) return undefined;
+      // The name, in white, across the tile's middle.
+      let white = 0;
+      for (let x = t.x; x < t.x + t.width; x++) for (let y = t.y + Math.floor(t.height / 3); y < t.y + Math.floor((2 * t.height) / 3); y++) if (frame.pixel(x, y).every((v) => v > 200)) white++;
+      return white > 20 && near(frame.pixel(...centre(grid[2].tile)), COLOURS.yellow) ? true : undefined;
     }, 25_000, 500);
   }, 60_000);
 
