@@ -54,8 +54,17 @@ export interface CompositesDeps {
 const SETTLE_MS = 250;
 /** How often audio levels are read for the speaker layout. */
 const LEVELS_EVERY_MS = 300;
-/** A replaced compositor is stopped after this long even if its successor has written nothing yet. */
-const REPLACED_STOP_MS = 6000;
+/**
+ * A new compositor that has written nothing this long after its start is given up while
+ * the one it was to replace goes on (a busy machine can take seconds to start one).
+ */
+const REPLACE_WAIT_MS = 15_000;
+/**
+ * The composite's stream ends when no media came from its compositors for this long
+ * (a publisher's stream: ice.mediaTimeoutMs, 5 s). A compositor that dies is started again
+ * here, with back-off, so the stream waits longer for it than for a publisher.
+ */
+const COMPOSITE_MEDIA_TIMEOUT_MS = 30_000;
 const CPU_SAMPLE_MS = 2000;
 
 class Composite {
@@ -307,14 +316,17 @@ export class Composites {
 
   /**
    * The replaced compositor stops once the new one has written pictures. A new one that
-   * has written nothing within REPLACED_STOP_MS is given up (the previous one, if still
-   * there, goes on meanwhile) and the change is tried again with back-off.
+   * has written nothing within REPLACE_WAIT_MS while the previous one still runs is given
+   * up (the previous one goes on) and the change is tried again with back-off; without a
+   * previous one it is waited for (it dies or writes).
    */
   private async retire(c: Composite, next: Compositor, previous: Compositor | undefined): Promise<void> {
     const startedAt = performance.now();
-    const deadline = startedAt + REPLACED_STOP_MS;
-    while (next.outputSeconds === 0 && performance.now() < deadline && c.current === next) await delay(100);
+    const deadline = startedAt + REPLACE_WAIT_MS;
+    const waiting = () => next.outputSeconds === 0 && c.current === next && (previous ? performance.now() < deadline : next.pid !== undefined || performance.now() < startedAt + 2000);
+    while (waiting()) await delay(50);
     if (c.current !== next) return;
+    if (next.outputSeconds === 0 && next.pid === undefined) return; // it died: the 'died' handler starts another
     if (next.outputSeconds === 0) {
       c.restarts++;
       c.failuresInARow++;
@@ -328,9 +340,10 @@ export class Composites {
     }
     c.failuresInARow = 0;
     this.deps.log.info({ event: 'composite-composing', composite: c.spec.name, ms: Math.round(performance.now() - startedAt) }, `composite ${c.spec.name}: the new compositor writes (${Math.round(performance.now() - startedAt)} ms after its start)`);
-    if (!previous || !c.replaced.has(previous)) return;
-    c.replaced.delete(previous);
-    await previous.stop();
+    // Every compositor it replaced goes (one that had itself been replaced, or a dead one).
+    const old = [...c.replaced];
+    c.replaced.clear();
+    await Promise.all(old.map((o) => o.stop()));
   }
 
   /** The composite's stream, made now (its first participant): false when its name is taken. */
@@ -338,7 +351,7 @@ export class Composites {
     const h264 = TRANSCODED_H264;
     const aac = aacCodec(2);
     try {
-      const { stream, ports } = await this.deps.registry.adopt(c.spec.name, [h264, aac], () => c.mark());
+      const { stream, ports } = await this.deps.registry.adopt(c.spec.name, [h264, aac], () => c.mark(), { mediaTimeoutMs: COMPOSITE_MEDIA_TIMEOUT_MS });
       c.stream = stream;
       c.targets = { videoPort: ports[0], audioPort: ports[1], videoPayloadType: h264.payloadType, audioPayloadType: aac.payloadType };
       // The compositor is the stream's encoder: the API shows it on its video track, /metrics its CPU, and it stops after the outputs.

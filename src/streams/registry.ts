@@ -127,9 +127,10 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
    * src/composites/): its tracks (`codecs`) are fed over loopback by the gateway's own
    * ffmpeg, on the ports returned, in a media session without a peer. Names stay unique:
    * a name being published is refused (PublishRefused stream-busy, 409), as a publisher is
-   * refused the composite's name.
+   * refused the composite's name. `mediaTimeoutMs`: how long its stream waits for media
+   * (the gateway's own encoder restarts with back-off) before it ends.
    */
-  async adopt(name: string, codecs: ChosenCodec[], composite: () => CompositeMark): Promise<{ stream: Stream; ports: number[] }> {
+  async adopt(name: string, codecs: ChosenCodec[], composite: () => CompositeMark, options: { mediaTimeoutMs?: number } = {}): Promise<{ stream: Stream; ports: number[] }> {
     if (!STREAM_NAME.test(name)) throw new PublishRefused('bad-stream-name', STREAM_NAME_RULE);
     if (this.shuttingDown) throw stopping();
     if (this.pending.has(name) || this.streams.has(name)) throw new PublishRefused('stream-busy', `stream "${name}" exists already (a publisher or a composite)`);
@@ -145,7 +146,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
         throw e;
       }
       handle.codecs = codecs;
-      const stream = new Stream(name, sessionId, handle, { timeouts: this.config.ice, log: this.log });
+      const stream = new Stream(name, sessionId, handle, { timeouts: { ...this.config.ice, mediaTimeoutMs: options.mediaTimeoutMs ?? this.config.ice.mediaTimeoutMs }, log: this.log });
       stream.composite = composite;
       stream.log.info({ event: 'session-created', tracks: codecs.map((t) => `${t.kind}:${t.name}/${t.payloadType}`), composite: true }, 'composite session created');
       this.register(stream);

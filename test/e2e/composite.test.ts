@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -82,10 +82,11 @@ describe('a call broadcast as one composite (real Chromium publishers)', () => {
   let browser: Browser;
   let dir: string;
   const people = new Map<string, Participant>();
+  let recordingId = '';
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'composite-test-'));
-    gw = await startTestGateway({ composites: { speakerHoldSeconds: 1, maxParticipants: 4 }, hls: { cleanupAfterSeconds: 600 } });
+    gw = await startTestGateway({ composites: { speakerHoldSeconds: 1, maxParticipants: 4 }, hls: { cleanupAfterSeconds: 600 }, streams: { resumeOutputsSeconds: 60 } });
     browser = await launchChromium();
   }, 60_000);
 
@@ -221,7 +222,7 @@ describe('a call broadcast as one composite (real Chromium publishers)', () => {
       await api('DELETE', `/api/streams/call/outputs/${String(push.body.id)}`);
       await rtmp.stop();
     }
-    (globalThis as { recordingId?: string }).recordingId = String(rec.body.id);
+    recordingId = String(rec.body.id);
   }, 60_000);
 
   it('goes on in the same playlist when one leaves and another joins', async () => {
@@ -248,11 +249,12 @@ describe('a call broadcast as one composite (real Chromium publishers)', () => {
     const later = await playlist();
     expect(later.sequence).toBeGreaterThan(after.sequence);
 
-    // The recording went on through both changes: one file, still growing.
-    const id = (globalThis as { recordingId?: string }).recordingId!;
-    const rec = await api('GET', `/api/streams/call/outputs/${id}`);
+    // The recording went on through both changes: one file, its ffmpeg never restarted.
+    const rec = await api('GET', `/api/streams/call/outputs/${recordingId}`);
     expect(rec.body.state).toBe('running');
     expect(rec.body.restarts).toBe(0);
+    const recs = (await (await fetch(`${gw.url}/api/recordings`)).json()) as { stream: string; parts: unknown[] }[];
+    expect(recs.filter((r) => r.stream === 'call').map((r) => r.parts.length)).toEqual([1]);
   }, 60_000);
 
   it('puts the participant who speaks in the main area (speaker layout)', async () => {
@@ -328,19 +330,33 @@ describe('a call broadcast as one composite (real Chromium publishers)', () => {
     }, 25_000, 500);
   }, 60_000);
 
-  it('ends its stream when deleted; the recording is one file', async () => {
-    const id = (globalThis as { recordingId?: string }).recordingId!;
-    const rec = await api('GET', `/api/streams/call/outputs/${id}`);
+  it('ends when every participant has left, its outputs waiting; goes on when one returns', async () => {
+    for (const name of [...people.keys()]) await leave(name);
+    await waitFor('the composite waiting', async () => ((await api('GET', '/api/composites/call')).body.state === 'waiting' ? true : undefined), 15_000);
+    await waitFor('its stream ended (outputs finished)', async () => ((await api('GET', '/api/streams/call')).status === 404 ? true : undefined), 15_000);
+    const waiting = (await (await fetch(`${gw.url}/api/streams/call/outputs`)).json()) as { id: string; state: string }[];
+    expect(waiting.find((o) => o.id === recordingId)?.state).toBe('waiting');
+    await join('call-g', 'green', 440);
+    await waitFor('the recording running again', async () => ((await api('GET', `/api/streams/call/outputs/${recordingId}`)).body.state === 'running' ? true : undefined), 20_000);
+    await waitFor('green fills the picture', async () => {
+      const c = await tileColours(1).catch(() => undefined);
+      return c?.[0] === 'green' ? true : undefined;
+    }, 20_000, 500);
+  }, 60_000);
+
+  it('ends its stream when deleted; its recordings are finished', async () => {
     expect((await api('DELETE', '/api/composites/call')).status).toBe(204);
     expect((await api('GET', '/api/streams/call')).status).toBe(404);
-    const file = (rec.body.urls as Record<string, string> | undefined)?.file;
-    if (file) {
-      const recs = (await (await fetch(`${gw.url}/api/recordings`)).json()) as { stream: string; file: string; parts?: unknown[]; bytes?: number }[];
-      const mine = recs.filter((r) => r.stream === 'call');
-      expect(mine).toHaveLength(1);
-    }
-    const files = (await run('ls', [path.join(gw.dataDir, 'recordings', 'call')])).stdout.trim().split('\n');
-    expect(files.filter((f) => f.endsWith('.mp4'))).toHaveLength(1);
-    expect((await stat(path.join(gw.dataDir, 'recordings', 'call', files.find((f) => f.endsWith('.mp4'))!))).size).toBeGreaterThan(100_000);
+    expect((await api('GET', '/api/composites/call')).status).toBe(404);
+    const recs = await waitFor('the recording finished', async () => {
+      const all = (await (await fetch(`${gw.url}/api/recordings`)).json()) as { stream: string; state: string; parts: { bytes: number }[] }[];
+      const mine = all.filter((r) => r.stream === 'call');
+      return mine.every((r) => r.state === 'finished') ? mine : undefined;
+    });
+    // One through every join and leave; another once a participant came back to the empty
+    // composite (its outputs started again, as for a returning publisher).
+    expect(recs.map((r) => r.parts.length)).toEqual([1, 1]);
+    expect(recs[0].parts[0].bytes).toBeGreaterThan(200_000); // the call so far
+    expect(recs[1].parts[0].bytes).toBeGreaterThan(10_000); // a few seconds of the returning participant
   }, 30_000);
 });
