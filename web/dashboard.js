@@ -115,7 +115,7 @@ function streamCard(s) {
         await api('POST', `/api/streams/${s.name}/outputs`, { type, ...p }).catch(() => {});
       },
     }, label === 'Record' ? 'Start recording' : `Start ${label}`)),
-    el('button', { type: 'button', class: 'danger', onclick: () => api('DELETE', `/api/streams/${s.name}`) }, 'Disconnect publisher'));
+    el('button', { type: 'button', class: 'danger', onclick: () => api('DELETE', `/api/streams/${s.name}`) }, s.composite ? 'End composite' : 'Disconnect publisher'));
   const pick = s.composite ? undefined : el('label', { class: 'pick' }, el('input', { type: 'checkbox', checked: selected.has(s.name), onchange: (e) => (e.target.checked ? selected.add(s.name) : selected.delete(s.name)) }), ' call');
   return el('article', { class: 'card', 'aria-label': `stream ${s.name}` },
     el('h3', {}, s.name, ' ', el('span', { class: `state-${s.state}` }, s.state), ' ', el('a', { href: `/watch/${s.name}` }, 'watch'), ' ', pick),
