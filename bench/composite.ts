@@ -53,6 +53,8 @@ export interface CompositeRow {
 }
 
 export interface CompositeReport {
+  /** What each werift participant sends. */
+  input: string;
   rows: CompositeRow[];
   /** 4-person composites running side by side: each compositor's CPU, the slowest one's pictures a second, the machine's busy %. */
   fit: { composites: number; cpuPercentEach: number; slowestFps: number; machineBusyPercent: number }[];
@@ -79,7 +81,7 @@ async function deleteComposite(gw: GatewayProcess, name: string): Promise<void> 
 
 /** Waits for the composite's compositor with all its participants, then starts its HLS (hls.auto is off) and waits for that. */
 async function waitComposite(gw: GatewayProcess, name: string, participants: number): Promise<void> {
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 60_000;
   let hls = false;
   while (Date.now() < deadline) {
     const c = await gw.api<CompositeJson>(`/api/composites/${name}`).catch(() => undefined);
@@ -94,7 +96,7 @@ async function waitComposite(gw: GatewayProcess, name: string, participants: num
     }
     await sleep(300);
   }
-  throw new Error(`composite ${name} not running with ${participants} participants and HLS within 30 s`);
+  throw new Error(`composite ${name} not running with ${participants} participants and HLS within 60 s`);
 }
 
 /** The composite's pictures a second as they reach the gateway (its video track's fps), read every 2 s for `seconds`: the median. */
@@ -211,7 +213,7 @@ export async function compositeBench(clip: Clip): Promise<CompositeReport> {
       for (let k = 1; k <= MAX_FIT; k++) await deleteComposite(gw, `fit${k}`);
       for (const p of four) await p.close().catch(() => undefined);
     }
-    return { rows, fit: fitRows, fits, gatewayWarnings: [...new Set(gw.problems().map((l) => l.msg))].slice(0, 8) };
+    return { input: `${clip.description}`, rows, fit: fitRows, fits, gatewayWarnings: [...new Set(gw.problems().map((l) => l.msg))].slice(0, 8) };
   } finally {
     await browser?.close().catch(() => undefined);
     await site.close();
@@ -220,9 +222,9 @@ export async function compositeBench(clip: Clip): Promise<CompositeReport> {
 }
 
 export function printComposite(r: CompositeReport): string[] {
-  const o = ['-- 10. Composites (1280x720 at 30 fps out; participants 720p30 H.264, one of them the Chromium clock)'];
-  o.push(...table(['participants', 'compositor % of a core', 'gateway %', '/live direct ms', 'through composite ms', 'added ms'], r.rows.map((x) => [String(x.participants), r1(x.cpuPercent), r1(x.gatewayPercent), x.directMs === undefined ? '-' : r0(x.directMs), x.compositeMs === undefined ? '-' : r0(x.compositeMs), x.addedMs === undefined ? (x.error ?? '-') : r0(x.addedMs)])));
-  o.push(...table(['4-person composites', 'compositor % each', 'slowest fps', 'machine busy %'], r.fit.map((f) => [String(f.composites), r1(f.cpuPercentEach), r1(f.slowestFps), r0(f.machineBusyPercent)])));
+  const o = [`-- 10. Composites (1280x720 at 30 fps out; participants: the Chromium clock, 640x360, and werift publishers sending ${r.input})`];
+  o.push(table(['participants', 'compositor % of a core', 'gateway %', '/live direct ms', 'through composite ms', 'added ms'], r.rows.map((x) => [String(x.participants), r1(x.cpuPercent), r1(x.gatewayPercent), x.directMs === undefined ? '-' : r0(x.directMs), x.compositeMs === undefined ? '-' : r0(x.compositeMs), x.addedMs === undefined ? (x.error ?? '-') : r0(x.addedMs)])));
+  o.push(table(['4-person composites', 'compositor % each', 'slowest fps', 'machine busy %'], r.fit.map((f) => [String(f.composites), r1(f.cpuPercentEach), r1(f.slowestFps), r0(f.machineBusyPercent)])));
   o.push(`4-person composites that kept real time (30 fps) on this machine: ${r.fits}`);
   if (r.gatewayWarnings.length) o.push(`gateway warnings: ${r.gatewayWarnings.join(' | ').slice(0, 600)}`);
   return o;

@@ -133,7 +133,8 @@ export class Composites {
     deps.registry.on('stream', (stream) => {
       if (stream.composite) return;
       stream.once('live', () => this.joined(stream));
-      stream.once('closed', () => this.left(stream));
+      // At once, not once its outputs have finished their files: the compositor reading it is stalled meanwhile.
+      stream.once('closing', () => this.left(stream));
     });
     this.cpuTimer = setInterval(() => {
       for (const c of this.composites.values()) c.cpu.sample(c.current?.pid);
@@ -223,7 +224,7 @@ export class Composites {
   private matching(c: Composite, all = false): Stream[] {
     return this.deps.registry
       .all()
-      .filter((s) => s.state === 'live' && c.matches(s) && (all || !c.participants.includes(s)))
+      .filter((s) => s.state === 'live' && !s.closed && c.matches(s) && (all || !c.participants.includes(s)))
       .sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime());
   }
 

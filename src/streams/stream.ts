@@ -69,6 +69,8 @@ export type StreamInfo = z.infer<typeof streamInfo>;
 
 export interface StreamEvents {
   live: [];
+  /** close() began: the publisher is gone or going (its outputs are still finishing). */
+  closing: [end: StreamEnd];
   closed: [end: StreamEnd];
   output: [Output];
 }
@@ -318,6 +320,7 @@ export class Stream extends EventEmitter<StreamEvents> {
     this.closing ??= (async () => {
       const end = (this.end = streamEnd(cause, detail));
       this.log.info({ event: 'closing', cause, reason: end.reason }, `stream closing: ${end.reason}`);
+      this.emit('closing', end);
       // The publisher hears of it now, not after the outputs have finished their files
       // (they keep reading until then; see Feed.drain).
       this.media.announceClose(end.reason);

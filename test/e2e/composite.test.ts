@@ -279,6 +279,25 @@ describe('a call broadcast as one composite (real Chromium publishers)', () => {
     await api('PATCH', '/api/composites/call', { layout: 'grid' });
   }, 60_000);
 
+  it('is made, switched and deleted from the dashboard', async () => {
+    const dash = await browser.newPage({ viewport: { width: 1100, height: 1200 } });
+    await dash.goto(`${gw.url}/`);
+    await dash.check('article[aria-label="stream call-a"] input[type=checkbox]');
+    await dash.check('article[aria-label="stream call-b"] input[type=checkbox]');
+    await dash.fill('#call-name', 'duo');
+    await dash.selectOption('#call-layout', 'speaker');
+    await dash.click('#new-call button');
+    const card = dash.locator('article[aria-label="composite duo"]');
+    await card.waitFor({ timeout: 10_000 });
+    const duo = await api('GET', '/api/composites/duo');
+    expect(duo.body).toMatchObject({ streams: ['call-a', 'call-b'], participants: ['call-a', 'call-b'], layout: 'speaker' });
+    await card.locator('select').selectOption('grid');
+    await waitFor('layout grid', async () => ((await api('GET', '/api/composites/duo')).body.layout === 'grid' ? true : undefined), 5000);
+    await card.getByRole('button', { name: 'Delete composite' }).click();
+    await waitFor('duo deleted', async () => ((await api('GET', '/api/composites/duo')).status === 404 ? true : undefined), 10_000);
+    await dash.close();
+  }, 60_000);
+
   // Firefox publishes VP8 too, but only from a network namespace here (root, and a
   // gateway off loopback: test/helpers/firefox.ts); Chromium told to offer only VP8 sends
   // the same kind of RTP, which the compositor decodes as it is (no transcode first).
