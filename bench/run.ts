@@ -16,6 +16,7 @@ import { janusAvailable, janusBench, printJanus, type JanusRow } from './janus.j
 import { printTranscode, transcodeBench, type TranscodeReport } from './transcode.js';
 import { glassToGlassBench, printG2G, type G2GReport } from './glass-to-glass.js';
 import { printWhep, whepBench, type WhepReport } from './whep.js';
+import { compositeBench, printComposite, type CompositeReport } from './composite.js';
 
 // npm run bench: start-up latency (WHIP 201 -> connected -> first HLS segment) and the cost
 // of N concurrent 720p30 publishers (CPU, memory, packets, HLS health) for the gateway run
@@ -32,6 +33,7 @@ import { printWhep, whepBench, type WhepReport } from './whep.js';
 // BENCH_HLS_AUDIO=copy (scenario 2's HLS keeps the Opus in fMP4 segments instead of encoding AAC).
 // BENCH_TRANSCODE=0 (skip scenario 8, the VP8 -> H.264 transcoder).
 // BENCH_G2G=0 (skip scenario 9, glass to glass from a Chromium canvas clock to ffmpeg and the watch page)
+// BENCH_COMPOSITE=0 (skip scenario 10, composites of 2, 4 and 9: compositor CPU, added delay, how many fit)
 // BENCH_G2G_SECONDS=20 (per viewer) BENCH_G2G_WATCH_RUNS=4.
 
 const LOADS = (process.env.BENCH_LOADS ?? '1,10,30').split(',').map(Number).filter((n) => n > 0);
@@ -534,6 +536,7 @@ async function main(): Promise<void> {
   const { report: transcode, error: transcodeError } = await optional('transcode', 'BENCH_TRANSCODE', 'the VP8 -> H.264 transcoder at 360p, 720p, 1080p', () => transcodeBench(log));
   const { report: g2g, error: g2gError } = await optional('g2g', 'BENCH_G2G', 'glass to glass: a Chromium canvas clock to /live, HLS, rtp (ffmpeg) and the watch page (HLS and real time)', () => glassToGlassBench());
   const { report: whep, error: whepError } = await optional('whep', 'BENCH_WHEP', 'WHEP viewers: CPU per viewer at 1, 10, 50 viewers of one 720p stream', () => whepBench());
+  const { report: composite, error: compositeError } = await optional('composite', 'BENCH_COMPOSITE', 'composites of 2, 4 and 9 participants: compositor CPU, added delay, how many 4-person composites fit', () => compositeBench(clip));
   const janusLoads = loads.map((l) => l.n);
   const janusMissing = janusAvailable();
   const { report: janus, error: janusError } = janusMissing
@@ -562,6 +565,8 @@ async function main(): Promise<void> {
     g2gError,
     whep,
     whepError,
+    composite,
+    compositeError,
     benchSeconds: r0((performance.now() - started) / 1000),
   };
   print(report);
@@ -597,6 +602,8 @@ function print(report: {
   g2gError?: string;
   whep?: WhepReport;
   whepError?: string;
+  composite?: CompositeReport;
+  compositeError?: string;
   benchSeconds: number;
 }): void {
   const o: string[] = [];
@@ -713,6 +720,8 @@ function print(report: {
   if (report.g2gError) o.push(`-- 9. Glass to glass: FAILED ${report.g2gError}`, '');
   if (report.whep) o.push(...printWhep(report.whep), '');
   if (report.whepError) o.push(`-- 13. WHEP viewers: FAILED ${report.whepError}`, '');
+  if (report.composite) o.push(...printComposite(report.composite), '');
+  if (report.compositeError) o.push(`-- 10. Composites: FAILED ${report.compositeError}`, '');
   o.push('Gateway warnings/errors (LOG_LEVEL=warn):');
   for (const p of report.gatewayLog) {
     o.push(`  ${p.phase}: ${p.warnings}`);

@@ -24,6 +24,7 @@ import { StreamRegistry } from './streams/registry.js';
 import { EventBus } from './events/bus.js';
 import { authEnabled } from './auth/policy.js';
 import { autostartOutputs } from './outputs/autostart.js';
+import { Composites } from './composites/composites.js';
 import { OutputCatalog } from './outputs/catalog.js';
 import { ResumeOutputs } from './outputs/resume.js';
 import { PushTargets } from './egress/allowed-targets.js';
@@ -58,7 +59,7 @@ export class Gateway {
     private readonly wss: WebSocketServer,
     /** Every route and the right it needs (tests walk it). */
     readonly access: Access,
-    private readonly outputs: { catalog: OutputCatalog; resume: ResumeOutputs },
+    private readonly outputs: { catalog: OutputCatalog; resume: ResumeOutputs; composites: Composites },
     /** The gateway's events (tests read the kept ones). */
     readonly events: EventBus,
     /** The media worker threads. */
@@ -136,6 +137,7 @@ export class Gateway {
         : undefined;
     const resume = new ResumeOutputs(registry, catalog, resumeSeconds, store);
     autostartOutputs(registry, catalog, resume, config);
+    const composites = new Composites({ registry, ports, log, config });
     const recovered = await recordings.recover();
     if (recovered) log.warn({ event: 'recordings-recovered', count: recovered }, `${recovered} recording(s) left open by an earlier run were measured and marked interrupted`);
     const webhooks = new Webhooks(config.webhooks, events, log);
@@ -145,7 +147,7 @@ export class Gateway {
     const limits = new ConnectionLimits(config.limits);
     const metrics = new GatewayMetrics(registry, { websocketClients: () => wss?.clients.size ?? 0, workers: () => media.info(), connections: () => limits.stats() });
     const viewers = new Viewers(registry, config, log);
-    const app = createApp(config, { registry, events, catalog, resume, recordings, ports, access, metrics, limits, directory, viewers }, log);
+    const app = createApp(config, { registry, events, catalog, resume, recordings, ports, access, metrics, limits, directory, viewers, composites }, log);
     // Slow clients hold a socket each: headers and whole requests have deadlines, checked
     // every second (Node's default check runs every 30 s).
     const timeouts = { headersTimeout: config.limits.headersTimeoutMs, requestTimeout: config.limits.requestTimeoutMs, connectionsCheckingInterval: 1000 };
@@ -159,7 +161,8 @@ export class Gateway {
       }),
       warmUpFfmpeg(config.ffmpeg.path),
     ]);
-    const gw = new Gateway(config, registry, server, log, webhooks, app, wss, access, { catalog, resume }, events, media, directory, stopBridge);
+    const gw = new Gateway(config, registry, server, log, webhooks, app, wss, access, { catalog, resume, composites }, events, media, directory, stopBridge);
+    composites.startDeclared();
     if (server instanceof https.Server) gw.reloadTlsOnChange(server);
     if (directory instanceof LocalDirectory) directory.url = gw.url;
     log.info({ event: 'listening', url: gw.url, dataDir: path.resolve(config.dataDir), auth: access.enabled }, `gateway listening on ${gw.url}${access.enabled ? ' (credentials required)' : ''}`);
@@ -184,6 +187,7 @@ export class Gateway {
     if (this.config.http.tls) for (const f of [this.config.http.tls.cert, this.config.http.tls.key]) unwatchFile(f);
     await this.directory.leave();
     this.outputs.resume.close();
+    await this.outputs.composites.close();
     await this.registry.shutdown();
     this.stopBridge();
     await this.directory.close();

@@ -1,8 +1,9 @@
 // Dashboard: live streams (tracks, bitrate and loss graphs over the last minutes, outputs
-// with start/stop buttons), recordings, and gateway health. Stream data arrives every
-// second over the WebSocket feed; recordings and health are polled. In a cluster the
-// nodes are polled too (their load, state and streams), and the other nodes' streams are
-// shown with this node's (their buttons act through this node, which forwards).
+// with start/stop buttons), calls (composites of ticked streams), recordings, and gateway
+// health. Stream data arrives every second over the WebSocket feed; recordings and health
+// are polled. In a cluster the nodes are polled too (their load, state and streams), and
+// the other nodes' streams are shown with this node's (their buttons act through this
+// node, which forwards).
 import { authFetch, openSocket, withToken } from './auth.js';
 
 const $ = (id) => document.getElementById(id);
@@ -119,9 +120,11 @@ function streamCard(s) {
         await api('POST', `/api/streams/${s.name}/outputs`, { type, ...p }).catch(() => {});
       },
     }, label === 'Record' ? 'Start recording' : `Start ${label}`)),
-    el('button', { type: 'button', class: 'danger', onclick: () => api('DELETE', `/api/streams/${s.name}`) }, 'Disconnect publisher'));
+    el('button', { type: 'button', class: 'danger', onclick: () => api('DELETE', `/api/streams/${s.name}`) }, s.composite ? 'End composite' : 'Disconnect publisher'));
+  const pick = s.composite ? undefined : el('label', { class: 'pick' }, el('input', { type: 'checkbox', checked: selected.has(s.name), onchange: (e) => (e.target.checked ? selected.add(s.name) : selected.delete(s.name)) }), ' call');
   return el('article', { class: 'card', 'aria-label': `stream ${s.name}` },
-    el('h3', {}, s.name, ' ', el('span', { class: `state-${s.state}` }, s.state), ' ', el('a', { href: `/watch/${s.name}` }, 'watch'), ' ', el('a', { href: `/watch/${s.name}?mode=webrtc` }, 'in real time'), s.node ? el('span', { class: 'muted' }, ` on node ${s.node}`) : undefined),
+    el('h3', {}, s.name, ' ', el('span', { class: `state-${s.state}` }, s.state), ' ', el('a', { href: `/watch/${s.name}` }, 'watch'), ' ', el('a', { href: `/watch/${s.name}?mode=webrtc` }, 'in real time'), s.node ? el('span', { class: 'muted' }, ` on node ${s.node}`) : undefined, ' ', pick),
+    s.composite ? el('p', { class: 'muted' }, `Composite (${s.composite.layout}) of ${s.composite.participants.join(', ')}${s.composite.speaker ? ` · speaking: ${s.composite.speaker}` : ''}`) : undefined,
     el('p', { class: 'muted' }, `since ${new Date(s.startedAt).toLocaleTimeString()}${s.ice ? ` · ICE ${s.ice.remote.type} ${s.ice.remote.protocol}` : ''}`),
     senderLine(s.sender),
     ignoredLine(s.ignoredMedia),
@@ -171,6 +174,30 @@ function senderLine(r) {
   return el('p', { class: 'sender', 'aria-label': 'what the publisher sends' },
     `Browser sends ${r.frameWidth ? `${r.frameWidth}×${r.frameHeight}` : '–'} at ${r.framesPerSecond ?? '–'} fps, ${kbit(r.bitrateKbps)} (encoder target ${kbit(r.targetKbps)}, available ${kbit(r.availableKbps)})`,
     why && why !== 'none' ? el('span', { class: 'state-failed' }, ` · ${LIMITED[why] ?? why}`) : undefined);
+}
+
+// Calls: composites made from the streams ticked above (POST /api/composites), listed with
+// their participants, a layout switch (PATCH) and a delete button.
+const selected = new Set();
+
+$('new-call').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const streams = [...selected].filter((n) => lastStreams.some((s) => s.name === n));
+  if (!streams.length) return message('Tick the streams that make the call first.');
+  await api('POST', '/api/composites', { name: $('call-name').value, streams, layout: $('call-layout').value }).then(() => { selected.clear(); loadCalls(); }, () => {});
+});
+
+async function loadCalls() {
+  const calls = await authFetch('/api/composites').then((r) => (r.ok ? r.json() : [])).catch(() => []);
+  $('nocalls').hidden = calls.length > 0;
+  $('calls').replaceChildren(...calls.map((c) => el('article', { class: 'card', 'aria-label': `composite ${c.name}` },
+    el('h3', {}, c.name, ' ', el('span', { class: c.state === 'live' ? 'state-running' : 'state-waiting' }, c.state), ' ', el('a', { href: `/watch/${c.name}` }, 'watch')),
+    el('p', {}, `${c.participants.length ? c.participants.join(', ') : 'no participant yet'} · streams ${c.streams.join(', ')} · ${c.width}×${c.height} at ${c.fps} fps`,
+      c.compositor?.cpuPercent !== undefined ? ` · compositor ${c.compositor.cpuPercent} % CPU` : '', c.speaker ? ` · speaking: ${c.speaker}` : ''),
+    el('div', { class: 'actions' },
+      el('label', {}, 'Layout ', el('select', { 'aria-label': `layout of ${c.name}`, onchange: (e) => api('PATCH', `/api/composites/${c.name}`, { layout: e.target.value }).then(loadCalls, () => {}) },
+        ...['grid', 'speaker'].map((l) => el('option', { value: l, selected: l === c.layout }, l)))),
+      el('button', { type: 'button', class: 'danger', onclick: () => api('DELETE', `/api/composites/${c.name}`).then(loadCalls, () => {}) }, 'Delete composite')))));
 }
 
 function connect() {
@@ -239,5 +266,7 @@ loadNodes();
 setInterval(loadNodes, 2000);
 loadRecordings();
 loadHealth();
+loadCalls();
+setInterval(loadCalls, 2000);
 setInterval(loadRecordings, 5000);
 setInterval(loadHealth, 2000);

@@ -33,6 +33,16 @@ const RESTART_RETRY_MS = 5000;
 const NAME = new RegExp(`^(?:${$('name').pattern})$`);
 const fromPath = location.pathname.match(/^\/publish\/([^/]+)$/);
 if (fromPath && NAME.test(fromPath[1])) $('name').value = fromPath[1];
+// Joining a call: ?call=panel (or the Call field) publishes as panel-<name>, the name a
+// composite of "panel-*" takes in; /publish/panel-anna does the same by itself.
+const callParam = new URLSearchParams(location.search).get('call');
+if (callParam && NAME.test(callParam)) $('call').value = callParam;
+/** The stream name to publish: the name, or <call>-<name> when a call is given. */
+function streamName() {
+  const me = $('name').value.trim();
+  const call = $('call').value.trim();
+  return call ? `${call}-${me}` : me;
+}
 const params = new URLSearchParams(location.search);
 if (params.get('signalling') === 'whip') $('signalling').value = 'whip';
 
@@ -242,7 +252,7 @@ function wireSocket(socket) {
       retiredWs?.close();
       retiredWs = undefined;
     } else if (msg.type === 'candidate') await pc?.addIceCandidate(msg.candidate || null).catch(() => {});
-    else if (msg.type === 'error') { message(msg.code === 'stream-busy' ? `The name "${$('name').value.trim()}" is already being published. Pick another name.` : msg.message); stop(false); }
+    else if (msg.type === 'error') { message(msg.code === 'stream-busy' ? `The name "${streamName()}" is already being published. Pick another name.` : msg.message); stop(false); }
     else if (msg.type === 'redirect') {
       // A node of a cluster with no room: publish on the node it names (same offer, its own WebSocket).
       // The old socket says nothing more (a candidate it still gets would be refused there).
@@ -291,7 +301,7 @@ async function publishWhip(name) {
 }
 
 async function start() {
-  const name = $('name').value.trim();
+  const name = streamName();
   if (!NAME.test(name)) return message('The stream name may use letters, digits, "_" and "-" (up to 64).');
   message('');
   $('start').disabled = true;

@@ -38,6 +38,8 @@ export const ENV_KEYS: Record<string, string> = {
   HLS_SEGMENT_FORMAT: 'hls.segmentFormat',
   HLS_AUDIO: 'hls.audio',
   TRANSCODE_MAX_CONCURRENT: 'transcode.maxConcurrent',
+  COMPOSITES_MAX_CONCURRENT: 'composites.maxConcurrent',
+  COMPOSITES_MAX_PARTICIPANTS: 'composites.maxParticipants',
   TRANSCODE_VIDEO_KBPS: 'transcode.videoKbps',
   TRANSCODE_MAX_HEIGHT: 'transcode.maxHeight',
   TRANSCODE_PRESET: 'transcode.preset',

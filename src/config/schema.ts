@@ -14,6 +14,23 @@ const port = z.number().int().min(1).max(65535);
 /** Stream name or pattern with * wildcards (bounded: patterns also come from JWTs, and every request matches them). */
 const streamPattern = z.string().min(1).max(MAX_PATTERN_LENGTH);
 
+/**
+ * A composite as a client asks for it (POST /api/composites) or the configuration declares
+ * it: its stream name, the streams in it (names or * patterns), its layout, picture size
+ * and frame rate.
+ */
+export const compositeSpec = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'stream name must be 1-64 characters of A-Z, a-z, 0-9, "_" or "-"'),
+    streams: z.array(streamPattern).min(1).max(32).describe('stream names or * patterns: every live stream that matches joins, in the order it joined'),
+    layout: z.enum(['grid', 'speaker']).default('grid').describe('grid: equal tiles in join order; speaker: the participant speaking fills the main area, the others a strip below'),
+    width: z.number().int().min(160).max(3840).multipleOf(2).default(1280),
+    height: z.number().int().min(90).max(2160).multipleOf(2).default(720),
+    fps: z.number().int().min(5).max(60).default(30),
+  })
+  .strict();
+export type CompositeSpec = z.infer<typeof compositeSpec>;
+
 const permission = z
   .object({
     action: z.enum(ACTIONS),
@@ -257,6 +274,20 @@ export const configSchema = z
         maxViewersPerStream: z.number().int().min(0).max(10_000).default(40),
         /** WHEP viewers of all streams of this gateway at once; one more gets 503 with Retry-After. */
         maxViewers: z.number().int().min(0).max(100_000).default(100),
+      })
+      .strict()
+      .prefault({}),
+    /** Calls: composites (src/composites/), each one picture and one sound made from several streams. */
+    composites: z
+      .object({
+        /** Composites at once (one compositor ffmpeg each); one more gets 503. */
+        maxConcurrent: z.number().int().min(0).max(100).default(2),
+        /** Participants in one composite (a 3x3 grid at most); a request for more gets 409, a later stream does not join. */
+        maxParticipants: z.number().int().min(1).max(9).default(9),
+        /** The speaker stays in the main area at least this long (speaker layout). */
+        speakerHoldSeconds: z.number().min(0).max(60).default(2),
+        /** Composites that exist from start-up (the body of POST /api/composites). */
+        declared: z.array(compositeSpec).default([]),
       })
       .strict()
       .prefault({}),

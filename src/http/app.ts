@@ -13,6 +13,8 @@ import type { PortAllocator } from '../rtp/ports.js';
 import type { StreamRegistry } from '../streams/registry.js';
 import type { StreamDirectory } from '../cluster/directory.js';
 import { clusterRouter, nodesRouter } from './cluster.js';
+import type { Composites } from '../composites/composites.js';
+import { compositesRouter } from './composites.js';
 import { grantOf, type Access } from './access.js';
 import type { ConnectionLimits } from './limits.js';
 import { apiRouter } from './api.js';
@@ -53,9 +55,10 @@ export interface AppServices {
   /** Alone, or a node of a cluster (then routes for other nodes' streams go there). */
   directory: StreamDirectory;
   viewers: Viewers;
+  composites: Composites;
 }
 
-export function createApp(config: Config, { registry, events, catalog, resume, recordings, ports, access, metrics, limits, directory, viewers }: AppServices, log: Logger, startedAt = new Date()): Express {
+export function createApp(config: Config, { registry, events, catalog, resume, recordings, ports, access, metrics, limits, directory, viewers, composites }: AppServices, log: Logger, startedAt = new Date()): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -67,6 +70,7 @@ export function createApp(config: Config, { registry, events, catalog, resume, r
   app.use(whepRouter(viewers, config, log, access));
   app.use(apiRouter(registry, ports, startedAt, config.ice, access));
   app.use(outputsRouter({ registry, catalog, resume }, config.http.maxBodyBytes, access));
+  app.use(compositesRouter(composites, config.http.maxBodyBytes, access));
   app.use(recordingsRouter(recordings, access));
   app.use(eventsRouter(events, access, limits));
   app.use(hlsRouter((name) => catalog.hls.dir(name), access, config.hls));

@@ -6,8 +6,9 @@ import { paramsSchema, type PipelineDefinition } from '../pipelines/definition.j
 import { recordingInfo } from '../recordings/recordings.js';
 import { NAME_PATTERN } from '../streams/names.js';
 import { outputInfo } from '../streams/output-contract.js';
-import { streamInfo } from '../streams/stream.js';
+import { streamInfo, compositeMark } from '../streams/stream.js';
 import { nodeInfo } from './cluster.js';
+import { compositeInfo, compositePatch, compositeRequest } from '../composites/schemas.js';
 import { encoderInfo, trackInfo } from '../streams/track-view.js';
 import type { RouteRule } from './access.js';
 import { health } from './api.js';
@@ -139,6 +140,24 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
       '/api/streams/{name}/snapshot.jpg': {
         get: { summary: 'Current picture as JPEG', parameters: [streamParam], responses: { '200': { description: 'JPEG', content: { 'image/jpeg': {} } }, '400': text('stream has no video'), '404': text('unknown stream'), '503': text('no picture in time') } },
       },
+      '/api/composites': {
+        get: { summary: 'Composites (calls broadcast as one programme)', responses: { '200': json('composites', { type: 'array', items: ref('Composite') }) } },
+        post: {
+          summary: 'Create a composite: a stream named `name` composed from the live streams matching `streams`',
+          requestBody: { required: true, content: { 'application/json': { schema: ref('CompositeRequest') } } },
+          responses: { '201': json('the new composite', ref('Composite')), '400': text('a bad field (named)'), '409': text('the name is taken (a composite or a stream being published), or more streams match than composites.maxParticipants'), '415': text('Content-Type is not application/json'), '503': text('composites.maxConcurrent composites exist already') },
+        },
+      },
+      '/api/composites/{name}': {
+        get: { summary: 'One composite', parameters: [streamParam], responses: { '200': json('composite', ref('Composite')), '404': text('unknown composite') } },
+        patch: {
+          summary: 'Change layout, streams or size (a new compositor takes over at its first keyframe; the playlist goes on)',
+          parameters: [streamParam],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('CompositePatch') } } },
+          responses: { '200': json('the composite', ref('Composite')), '400': text('a bad field (named)'), '404': text('unknown composite'), '409': text('more streams would match than composites.maxParticipants'), '415': text('Content-Type is not application/json') },
+        },
+        delete: { summary: 'Delete a composite and end its stream', parameters: [streamParam], responses: { '204': { description: 'deleted' }, '404': text('unknown composite') } },
+      },
       '/api/recordings': { get: { summary: 'Recordings', responses: { '200': json('recordings', { type: 'array', items: ref('Recording') }) } } },
       '/api/recordings/{stream}/{file}': {
         delete: { summary: 'Delete a recording and all its parts', parameters: [param('stream', 'stream name'), param('file', 'file name (the first part)')], responses: { '204': { description: 'deleted' }, '404': text('no such recording'), '409': text('still being written: stop its record output first') } },
@@ -161,6 +180,8 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
       schemas: {
         ...responseSchemas([...definitions.keys(), 'rtp'].sort()),
         OutputRequest: outputRequest(definitions),
+        CompositeRequest: requestSchema(compositeRequest),
+        CompositePatch: requestSchema(compositePatch),
       },
     },
   };
@@ -172,7 +193,7 @@ export function openApiDocument(definitions: Map<string, PipelineDefinition>, ru
  * The response bodies' schemas, under the names the document has always given them
  * (clients generate code from them). A schema used inside another is referred to by name.
  */
-const RESPONSES = { Node: nodeInfo, Stream: streamInfo, Track: trackInfo, Encoder: encoderInfo, Output: outputInfo, Recording: recordingInfo, Event: gatewayEvent, Health: health, IceServer: iceServerSchema, Error: errorBody };
+const RESPONSES = { Node: nodeInfo, Stream: streamInfo, CompositeMark: compositeMark, Composite: compositeInfo, Track: trackInfo, Encoder: encoderInfo, Output: outputInfo, Recording: recordingInfo, Event: gatewayEvent, Health: health, IceServer: iceServerSchema, Error: errorBody };
 
 function responseSchemas(outputTypes: string[]): Record<string, Json> {
   const registry = z.registry<{ id: string }>();
@@ -188,6 +209,12 @@ function responseSchemas(outputTypes: string[]): Record<string, Json> {
     },
   });
   return Object.fromEntries(Object.entries(schemas).map(([id, { $schema: _, $id: __, ...schema }]) => [id, schema]));
+}
+
+/** A request body's schema, from the zod schema that checks it. */
+function requestSchema(schema: z.ZodType): Json {
+  const { $schema: _, ...json } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
+  return json;
 }
 
 /** One schema per output type, from the same zod schemas that check requests: the pipeline JSONs' params, and rtp's. */

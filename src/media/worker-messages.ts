@@ -31,6 +31,11 @@ export type Request =
    * ffmpeg of the gateway's sends back as RTP): the worker binds a port for it.
    */
   | { op: 'local-track'; session: string; codec: ChosenCodec; latencyMs: number }
+  /**
+   * A session without a peer (a composite: its tracks are all local tracks, fed by the
+   * gateway's compositor on loopback); it has no publisher to ask for keyframes.
+   */
+  | { op: 'local-session'; session: string; stream: string }
   | { op: 'close'; session: string }
   /**
    * A WHEP viewer of the session's stream (media/viewer-session.ts): answers its offer in
@@ -48,6 +53,7 @@ export interface Replies {
   candidate: undefined;
   'ice-update': IceUpdateResult;
   'local-track': LocalTrackResult;
+  'local-session': undefined;
   close: undefined;
   viewer: ViewerAnswerResult;
   'viewer-ice': IceUpdateResult;

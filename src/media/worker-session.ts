@@ -33,13 +33,15 @@ export class WorkerSession {
 
   private constructor(
     readonly id: string,
-    private readonly peer: PublisherPeer,
+    /** The publisher's peer; none for a session of local tracks only (a composite). */
+    private readonly peer: PublisherPeer | undefined,
     private readonly send: (m: FromWorker) => void,
   ) {
-    this.tracks = peer.tracks.map((c, i) => new MediaTrack(c, (sets) => send({ op: 'parameter-sets', session: id, track: i, sets })));
+    this.tracks = (peer?.tracks ?? []).map((c, i) => new MediaTrack(c, (sets) => send({ op: 'parameter-sets', session: id, track: i, sets })));
     const video = this.tracks.find((t) => t.kind === 'video');
-    this.keyframes = new KeyframePolicy(() => peer.requestKeyframe(), undefined, () => video !== undefined && performance.now() - video.lastPacketAt < VIDEO_FLOWING_MS);
+    this.keyframes = new KeyframePolicy(() => peer?.requestKeyframe(), undefined, () => video !== undefined && performance.now() - video.lastPacketAt < VIDEO_FLOWING_MS);
     if (video) video.onKeyframe = () => this.keyframes.keyframe();
+    if (!peer) return;
     // A new source (an encoder restarted under another SSRC): what was learned of the old
     // one does not hold, and a keyframe is needed now.
     peer.on('source', () => {
@@ -67,12 +69,18 @@ export class WorkerSession {
     return { session, result: { answer, tracks: peer.tracks, ignored: peer.ignored } };
   }
 
+  /** A session of local tracks only (a composite's: see addLocalTrack), with no peer. */
+  static local(id: string, send: (m: FromWorker) => void): WorkerSession {
+    return new WorkerSession(id, undefined, send);
+  }
+
   addRemoteCandidate(c: CandidateInit | null): Promise<void> {
-    return this.peer.addRemoteCandidate(c);
+    return this.peer?.addRemoteCandidate(c) ?? Promise.resolve();
   }
 
   /** Trickled candidates or an ICE restart (see PublisherPeer.updateIce). */
   async updateIce(update: IceUpdate, trickle: boolean, mids?: string[]): Promise<IceUpdateResult> {
+    if (!this.peer) return { restarted: false };
     const result = await this.peer.updateIce(update, { trickle, mids });
     // Whatever was lost while the path changed: outputs get a keyframe when media is back
     // (the policy repeats the request until one comes).
@@ -149,7 +157,7 @@ export class WorkerSession {
 
   /** Tells the publisher the session is over (see PublisherPeer.announceClose). */
   announceClose(reason: string): Promise<unknown> {
-    return this.peer.announceClose(reason);
+    return this.peer?.announceClose(reason) ?? Promise.resolve();
   }
 
   stats(): SessionStats {
@@ -166,7 +174,7 @@ export class WorkerSession {
         };
       }),
       keyframeRequests: policy.requests,
-      pair: this.peer.selectedPair(),
+      pair: this.peer?.selectedPair(),
       feeds: [...this.feeds].map(([id, f]) => [id, f.bytes]),
     };
   }
@@ -174,7 +182,7 @@ export class WorkerSession {
   async close(): Promise<void> {
     this.keyframes.close();
     for (const id of [...this.feeds.keys()]) this.closeFeed(id);
-    await this.peer.close();
+    await this.peer?.close();
     for (const s of this.sockets) s.close();
     for (const t of this.tracks) t.close();
   }

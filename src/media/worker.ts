@@ -57,6 +57,9 @@ async function handleRequest(msg: Request & { id: number }): Promise<void> {
         if (!session) throw new Error(`no media session ${msg.session}`);
         return reply(msg, await session.addLocalTrack(msg.codec, msg.latencyMs));
       }
+      case 'local-session':
+        sessions.set(msg.session, WorkerSession.local(msg.session, send));
+        return reply(msg, undefined);
       case 'close': {
         const session = sessions.get(msg.session);
         sessions.delete(msg.session);

@@ -217,6 +217,25 @@ export class MediaWorkers extends EventEmitter<MediaWorkersEvents> {
     }
   }
 
+  /**
+   * A session without a peer (a composite's, whose tracks the gateway feeds itself) on the
+   * least-loaded worker: live at once, its tracks added with addLocalTrack.
+   */
+  async localSession(session: string, stream: string): Promise<SessionHandle> {
+    const slot = this.leastLoaded();
+    if (!slot) throw new AnswerUnavailable('no media worker is running (they are restarting)');
+    const handle = new SessionHandle(session, slot);
+    slot.sessions.set(session, handle);
+    try {
+      await slot.request({ op: 'local-session', session, stream });
+    } catch (e) {
+      slot.sessions.delete(session);
+      throw e;
+    }
+    handle.connectionState = 'connected';
+    return handle;
+  }
+
   private leastLoaded(): Slot | undefined {
     const up = this.slots.filter((s) => s.up);
     return up.sort((a, b) => a.sessions.size - b.sessions.size || a.load - b.load || a.index - b.index)[0];

@@ -153,7 +153,8 @@ export class PipelineRun extends EventEmitter<PipelineRunEvents> {
    */
   private async track(kind: 'audio' | 'video'): Promise<TrackView | undefined> {
     const source = this.ctx.tracks.find((t) => t.kind === kind);
-    const wanted = kind === 'audio' ? (this.options.audioInput ?? this.definition.audioInput) === 'aac' : source !== undefined && isTranscoded(source.codec) && this.options.videoInput !== 'source';
+    // Audio that is AAC already (a composite's) is copied as it is.
+    const wanted = kind === 'audio' ? (this.options.audioInput ?? this.definition.audioInput) === 'aac' && source?.codec.name !== 'AAC' : source !== undefined && isTranscoded(source.codec) && this.options.videoInput !== 'source';
     const shared = this.ctx.shared?.[kind];
     if (!source || !wanted || !shared) return source;
     let lease = this.leases.get(kind);

@@ -52,6 +52,8 @@ export class FfmpegRunner extends EventEmitter<FfmpegRunnerEvents> {
   pid: number | undefined;
   /** Bytes ffmpeg has written to its output, from its -progress reports. */
   bytesOut = 0;
+  /** How far its output has come, in seconds of media, from its -progress reports (0 until it has written something). */
+  outputSeconds = 0;
 
   /** `stdout`: where ffmpeg's output goes when the target is pipe:1 (left open when ffmpeg exits). */
   constructor(ffmpegPath: string, input: string, args: BuiltArgs, stdout?: Writable) {
@@ -83,6 +85,7 @@ export class FfmpegRunner extends EventEmitter<FfmpegRunnerEvents> {
         const progress = /^(total_size|out_time_us)=(\d+)$/.exec(line);
         if (progress) {
           if (progress[1] === 'total_size') this.bytesOut = Number(progress[2]);
+          else this.outputSeconds = Number(progress[2]) / 1e6;
           return;
         }
         if (/^\w+=/.test(line)) return;

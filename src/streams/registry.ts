@@ -11,7 +11,8 @@ import { chooseCodecs, isTranscoded } from '../webrtc/codec-policy.js';
 import { AnswerUnavailable, OfferNotAnswerable } from '../webrtc/publisher-peer.js';
 import { STREAM_NAME, STREAM_NAME_RULE } from './names.js';
 import { PublishRefused } from './publish-refused.js';
-import { Stream, type StreamInfo } from './stream.js';
+import { Stream, type CompositeMark, type StreamInfo } from './stream.js';
+import type { ChosenCodec } from '../webrtc/codec-policy.js';
 
 // The registry of live streams: one publisher per name, created from a WHIP offer and
 // removed when it leaves, with the gateway's events for both. It announces each new
@@ -102,6 +103,7 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
     const codecs = codecsOf(offerText); // bad SDP (400) or no usable codec (406) is refused before anything is reserved
     const existing = this.streams.get(name);
     if (codecs.some(isTranscoded)) this.checkTranscodeCapacity(existing);
+    if (existing?.composite) throw new PublishRefused('stream-busy', `"${name}" is a composite (a stream the gateway composes from others): publish under another name`);
     const replace = existing && (existing.state === 'connecting' || this.config.streams.replaceExisting);
     if (this.pending.has(name) || (existing && !replace)) throw new PublishRefused('stream-busy', `stream "${name}" is already being published`);
     this.checkConnecting(options.from, existing);
@@ -126,24 +128,67 @@ export class StreamRegistry extends EventEmitter<RegistryEvents> {
         timeouts: this.config.ice,
         log: this.log,
       }, options.from);
-      this.streams.set(name, stream);
       stream.log.info({ event: 'session-created', tracks: handle.codecs.map((t) => `${t.kind}:${t.name}/${t.payloadType}`) }, 'publisher session created');
       // Refused loudly, not dropped quietly: a stream without sound or picture says why.
       for (const m of handle.ignored) stream.log.warn({ event: 'media-ignored', mid: m.mid, kind: m.kind, reason: m.reason }, `offered ${sectionName(m)} left out: ${m.reason}`);
-      stream.once('closed', ({ cause, reason }) => {
-        if (this.streams.get(name) === stream) {
-          this.streams.delete(name);
-          if (!this.pending.has(name)) this.directory.release(name);
-        }
-        this.events.publish({ type: 'stream.stopped', stream: name, session: sessionId, cause, reason });
-      });
-      stream.on('output', () => this.directory.changed()); // the cluster lists it at once, not at the next heartbeat
-      stream.on('live', () => {
-        this.directory.changed();
-        this.events.publish({ type: 'stream.started', stream: name, session: sessionId });
-      });
-      this.emit('stream', stream);
+      this.register(stream);
       return { stream, answer };
+    } finally {
+      this.pending.delete(name);
+    }
+  }
+
+  /** Listed under its name, with its events, and announced (outputs start: autostart.ts). */
+  private register(stream: Stream): void {
+    const { name, sessionId } = stream;
+    this.streams.set(name, stream);
+    stream.once('closed', ({ cause, reason }) => {
+      if (this.streams.get(name) === stream) {
+        this.streams.delete(name);
+        if (!this.pending.has(name)) this.directory.release(name);
+      }
+      this.events.publish({ type: 'stream.stopped', stream: name, session: sessionId, cause, reason });
+    });
+    stream.on('output', () => this.directory.changed()); // the cluster lists it at once, not at the next heartbeat
+    stream.on('live', () => {
+      this.directory.changed();
+      this.events.publish({ type: 'stream.started', stream: name, session: sessionId });
+    });
+    this.emit('stream', stream);
+  }
+
+  /**
+   * A stream the gateway makes itself rather than a publisher's offer (a composite,
+   * src/composites/): its tracks (`codecs`) are fed over loopback by the gateway's own
+   * ffmpeg, on the ports returned, in a media session without a peer. Names stay unique,
+   * across a cluster too: a name being published is refused (PublishRefused stream-busy,
+   * 409), as a publisher is refused the composite's name. `mediaTimeoutMs`: how long its
+   * stream waits for media (the gateway's own encoder restarts with back-off) before it ends.
+   */
+  async adopt(name: string, codecs: ChosenCodec[], composite: () => CompositeMark, options: { mediaTimeoutMs?: number } = {}): Promise<{ stream: Stream; ports: number[] }> {
+    if (!STREAM_NAME.test(name)) throw new PublishRefused('bad-stream-name', STREAM_NAME_RULE);
+    if (this.shuttingDown) throw stopping();
+    if (this.pending.has(name) || this.streams.has(name)) throw new PublishRefused('stream-busy', `stream "${name}" exists already (a publisher or a composite)`);
+    this.pending.set(name, undefined);
+    try {
+      await this.claim(name);
+      const sessionId = randomUUID();
+      let handle;
+      const ports: number[] = [];
+      try {
+        handle = await this.media.localSession(sessionId, name);
+        for (const codec of codecs) ports.push((await handle.addLocalTrack(codec, 0)).port);
+      } catch (e) {
+        await handle?.close();
+        this.directory.release(name);
+        throw e;
+      }
+      handle.codecs = codecs;
+      const stream = new Stream(name, sessionId, handle, { timeouts: { ...this.config.ice, mediaTimeoutMs: options.mediaTimeoutMs ?? this.config.ice.mediaTimeoutMs }, log: this.log });
+      stream.composite = composite;
+      stream.log.info({ event: 'session-created', tracks: codecs.map((t) => `${t.kind}:${t.name}/${t.payloadType}`), composite: true }, 'composite session created');
+      this.register(stream);
+      return { stream, ports };
     } finally {
       this.pending.delete(name);
     }

@@ -35,6 +35,16 @@ export const senderReport = z.strictObject({
 });
 export type SenderReport = z.infer<typeof senderReport>;
 
+/** What GET /api/streams shows of a composite (src/composites/): a stream the gateway composes from others. */
+export const compositeMark = z
+  .strictObject({
+    layout: z.enum(['grid', 'speaker']),
+    participants: z.array(z.string()).describe('the streams in it, in the order they joined'),
+    speaker: z.string().optional().describe('speaker layout: the participant in the main area'),
+  })
+  .describe('set on a composite: one picture and one sound made from several streams (POST /api/composites)');
+export type CompositeMark = z.infer<typeof compositeMark>;
+
 /** What GET /api/streams shows of a stream; /api/openapi.json is generated from it. */
 export const streamInfo = z.strictObject({
   name: z.string(),
@@ -56,11 +66,14 @@ export const streamInfo = z.strictObject({
     .optional()
     .describe("what the publisher's browser says it sends, reported within the last 10 s (the built-in publish page does)"),
   viewers: z.array(viewerInfo).describe('its WHEP viewers (real-time WebRTC playback)'),
+  composite: compositeMark.optional(),
 });
 export type StreamInfo = z.infer<typeof streamInfo>;
 
 export interface StreamEvents {
   live: [];
+  /** close() began: the publisher is gone or going (its outputs are still finishing). */
+  closing: [end: StreamEnd];
   closed: [end: StreamEnd];
   output: [Output];
 }
@@ -112,6 +125,8 @@ export class Stream extends EventEmitter<StreamEvents> {
   private readonly sharedEncoders: { [K in 'audio' | 'video']?: StreamEncoder } = {};
   /** Why it ended, once it has. */
   end: StreamEnd | undefined;
+  /** A composite's description (set by the registry's adopt()); a publisher's stream has none. */
+  composite: (() => CompositeMark) | undefined;
   /** Tracks the gateway feeds itself (see localTrack), by index in the session. */
   private readonly local = new Map<number, TrackView>();
 
@@ -270,9 +285,10 @@ export class Stream extends EventEmitter<StreamEvents> {
       worker: this.media.worker,
       iceRestarts: this.media.iceGeneration,
       ignoredMedia: this.media.ignored.map(({ mid, kind, reason }) => ({ ...(mid !== undefined ? { mid } : {}), kind, reason })),
-      ...(this.state === 'live' ? { ice: this.media.selectedPair() } : {}),
+      ...(this.state === 'live' && this.media.selectedPair() ? { ice: this.media.selectedPair() } : {}),
       ...(sender ? { sender: { ...sender.report, ageSeconds: Math.round((performance.now() - sender.at) / 1000) } } : {}),
       viewers: [...this.media.viewers.values()].map(viewerInfoOf),
+      ...(this.composite ? { composite: this.composite() } : {}),
     };
   }
 
@@ -308,6 +324,7 @@ export class Stream extends EventEmitter<StreamEvents> {
     this.closing ??= (async () => {
       const end = (this.end = streamEnd(cause, detail));
       this.log.info({ event: 'closing', cause, reason: end.reason }, `stream closing: ${end.reason}`);
+      this.emit('closing', end);
       // The publisher hears of it now, not after the outputs have finished their files
       // (they keep reading until then; see Feed.drain).
       this.media.announceClose(end.reason);

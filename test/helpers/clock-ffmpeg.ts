@@ -24,6 +24,8 @@ export interface FfmpegViewerOptions {
   /** Size the pictures are scaled to for reading (the code is relative: any size decodes). */
   width?: number;
   height?: number;
+  /** A filter before reading the code, e.g. a crop to one tile of a composite. */
+  filter?: string;
   /** Called with the process once spawned (the bench registers it for cleanup). */
   onSpawn?: (proc: ChildProcess) => void;
 }
@@ -38,7 +40,7 @@ export function ffmpegViewer(o: FfmpegViewerOptions): Promise<ViewerRun> {
     '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'info',
     ...(o.inputArgs ?? []), '-i', o.input,
     // passthrough: one picture out per picture decoded (no frame duplication or dropping to a constant rate).
-    '-map', '0:v:0', '-vf', 'showinfo', '-fps_mode', 'passthrough',
+    '-map', '0:v:0', '-vf', o.filter ? `${o.filter},showinfo` : 'showinfo', '-fps_mode', 'passthrough',
     '-s', `${width}x${height}`, '-pix_fmt', 'gray', '-f', 'rawvideo', 'pipe:1',
   ];
   const run: ViewerRun = { viewer: o.viewer, startedAt: Date.now(), pictures: 0, samples: [] };
