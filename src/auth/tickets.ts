@@ -11,6 +11,14 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** How long a ticket is valid unless configured (auth.hlsTicketSeconds). */
 export const DEFAULT_TICKET_TTL_MS = 10 * 60 * 1000;
+/**
+ * Expiries are rounded up to a grid of this (or a tenth of the lifetime, if shorter):
+ * every playlist a stream serves within the same 10 s names its media with the same
+ * ticket, so the media URLs of all its viewers (and of each Low-Latency HLS playlist
+ * reload, several a second) are the same, and a cache in front can answer them all from
+ * one copy.
+ */
+const EXPIRY_GRID_MS = 10_000;
 
 export class Tickets {
   private readonly key = randomBytes(32);
@@ -18,7 +26,8 @@ export class Tickets {
   constructor(readonly ttlMs = DEFAULT_TICKET_TTL_MS) {}
 
   issue(stream: string, now = Date.now()): string {
-    const expires = (now + this.ttlMs).toString(36);
+    const grid = Math.min(EXPIRY_GRID_MS, this.ttlMs / 10);
+    const expires = (Math.ceil((now + this.ttlMs) / grid) * grid).toString(36);
     return `${expires}.${this.sign(stream, expires)}`;
   }
 

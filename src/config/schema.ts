@@ -158,8 +158,13 @@ export const configSchema = z
         segmentSeconds: z.number().min(0.5).max(10).default(1),
         /** Segments listed in the live playlist. */
         listSize: z.number().int().min(2).max(100).default(6),
-        /** Segment container: MPEG-TS (.ts) or fragmented MP4 (.m4s). */
-        segmentFormat: z.enum(['mpegts', 'fmp4']).default('mpegts'),
+        /**
+         * Low-Latency HLS: parts of about 200 ms, blocking playlist reload, a preload hint
+         * (fMP4). The hls pipeline's lowLatency param.
+         */
+        lowLatency: z.boolean().default(true),
+        /** Segment container: fragmented MP4 (.m4s), or MPEG-TS (.ts, plain HLS only). */
+        segmentFormat: z.enum(['mpegts', 'fmp4']).default('fmp4'),
         /**
          * aac, or copy: the publisher's Opus kept as sent (no transcode; fmp4 only, for
          * hls.js, Safari 17+ and VLC). The hls pipeline's audio param.
@@ -170,6 +175,7 @@ export const configSchema = z
       })
       .strict()
       .refine((h) => h.audio !== 'copy' || h.segmentFormat === 'fmp4', { message: 'hls.audio copy needs hls.segmentFormat fmp4: players do not take Opus in MPEG-TS segments', path: ['audio'] })
+      .refine((h) => !h.lowLatency || h.segmentFormat === 'fmp4', { message: 'hls.segmentFormat mpegts needs hls.lowLatency false: Low-Latency HLS parts are fMP4', path: ['segmentFormat'] })
       .prefault({}),
     transcode: z
       .object({

@@ -59,7 +59,7 @@ export function createApp(config: Config, { registry, events, catalog, resume, r
   app.use(outputsRouter({ registry, catalog, resume }, config.http.maxBodyBytes, access));
   app.use(recordingsRouter(recordings, access));
   app.use(eventsRouter(events, access, limits));
-  app.use(hlsRouter((name) => catalog.hls.dir(name), access));
+  app.use(hlsRouter(catalog.hls, access));
   app.use(liveRouter(registry, catalog.mpegtsHttp, access));
 
   const pages = express.Router();

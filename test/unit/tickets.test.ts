@@ -23,6 +23,14 @@ describe('HLS tickets', () => {
     expect(tickets.expiryOf('cam1', ticket)).toBe(now + 2000); // expired, but still recognised (the 401 says "expired")
   });
 
+  it('are the same for every playlist served within 10 s (a cache in front shares the media URLs), never valid for less than the lifetime', () => {
+    const tickets = new Tickets();
+    const first = tickets.issue('cam1', now + 1);
+    expect(tickets.issue('cam1', now + 9_999)).toBe(first);
+    expect(tickets.issue('cam1', now + 10_001)).not.toBe(first);
+    expect(tickets.expiryOf('cam1', first)).toBe(now + DEFAULT_TICKET_TTL_MS + 10_000);
+  });
+
   it('are bound to the stream name: another stream, even a prefix or an extension of it, does not take them', () => {
     const tickets = new Tickets();
     const ticket = tickets.issue('cam1', now);
