@@ -78,7 +78,7 @@ export class Gateway {
     for (const o of config.outputs) {
       if (o.type !== 'rtp' && !definitions.has(o.type)) throw new ConfigError(`outputs: unknown output type "${o.type}" for streams "${o.streams}"`);
     }
-    const media = await MediaWorkers.start({ count: config.media.workers, logLevel: config.log.level, log });
+    const media = await MediaWorkers.start({ count: config.media.workers, logLevel: config.log.level, log, historySeconds: config.mpegtsHttp.probeBacklogSeconds });
     media.on('crashed', (index, sessions, reason) => log.error({ event: 'media-worker-crashed', worker: index, sessions }, `${reason}: its ${sessions} session(s) ended; starting it again`));
     try {
       return await Gateway.build(config, log, definitions, tls, media);

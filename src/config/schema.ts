@@ -247,7 +247,10 @@ export const configSchema = z
          * ffmpeg, ffplay and ffprobe (User-Agent Lavf/...) start at the latest keyframe at
          * least this many seconds back: they read 5 s of an MPEG-TS (their analyzeduration)
          * before showing anything, and get them at once instead of waiting for them live.
-         * 0: they start at the latest keyframe as other players do.
+         * The media workers keep that much of every stream (whole GOPs and their audio, about
+         * 3 MB at 4 Mbit/s), so a /live whose first viewer is one of them starts its ffmpeg
+         * there and answers at once too. 0: they start at the latest keyframe as other
+         * players do, and nothing more is kept.
          */
         probeBacklogSeconds: z.number().min(0).max(30).default(5.2),
       })

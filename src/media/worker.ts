@@ -37,7 +37,7 @@ async function handleRequest(msg: Request & { id: number }): Promise<void> {
   try {
     switch (msg.op) {
       case 'answer': {
-        const { session, result } = await WorkerSession.answer(msg, send, log);
+        const { session, result } = await WorkerSession.answer(msg, send, log, setup.historySeconds * 1000);
         sessions.set(msg.session, session);
         return reply(msg, result);
       }
@@ -79,7 +79,7 @@ function handleCommand(msg: Exclude<ToWorker, { id: number }>): void {
       return;
     }
     case 'feed-open':
-      return feeds.get(msg.feed)?.feed.open(msg.keyframeIntervalSeconds);
+      return feeds.get(msg.feed)?.feed.open(msg.keyframeIntervalSeconds, msg.backlogSeconds);
     case 'feed-drain':
       return feeds.get(msg.feed)?.feed.drain();
     case 'feed-close':
