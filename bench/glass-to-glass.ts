@@ -35,6 +35,9 @@ import { buildGateway, GatewayProcess, sleep } from './gateway-process.js';
 // pictures as a player shows them (from its first picture at the stream's own rate, never
 // skipping ahead: clock-samples.ts presentAtPace), "decoded" is when ffmpeg's decoder gave
 // them out (it reads as fast as the input comes). Run alone: node --import tsx bench/glass-to-glass.ts
+// BENCH_G2G_ONLY=live,hls,rtp,watch,whep picks viewers; BENCH_G2G_GATEWAY_ENV='{"HLS_SEGMENT_SECONDS":"0.5"}'
+// starts the gateway with other settings. The machine's load average is printed at the
+// start and the end: figures taken while other work runs are indicative.
 
 const SECONDS = Number(process.env.BENCH_G2G_SECONDS ?? 20);
 const WATCH_RUNS = Number(process.env.BENCH_G2G_WATCH_RUNS ?? 4);
@@ -44,6 +47,7 @@ const ONLY = process.env.BENCH_G2G_ONLY?.split(',');
 const runs = (viewer: string) => !ONLY || ONLY.includes(viewer);
 const WARMUP_SECONDS = 6;
 const NAME = 'g2g';
+const GATEWAY_ENV = JSON.parse(process.env.BENCH_G2G_GATEWAY_ENV ?? '{}') as Record<string, string>;
 
 export interface G2GReport {
   chromium: string;
@@ -57,6 +61,10 @@ export interface G2GReport {
   whep?: { runs: number; medianMs: number[]; lowMs: number; highMs: number; firstPictureAfterAnswerMs: number[] };
   /** The gateway's warnings and errors meanwhile (first few, distinct). */
   gatewayWarnings: string[];
+  /** The machine's 1-minute load average at the start and the end (2 cores here: above 2, others were using it too). */
+  load: { start: number; end: number; cores: number };
+  /** Settings the gateway ran with besides its defaults (BENCH_G2G_GATEWAY_ENV). */
+  gatewayEnv: Record<string, string>;
 }
 
 /** An even UDP port with the next one free too (RTP and RTCP), outside the gateway's 20000-29999 and Linux's ephemeral ports. */
@@ -132,7 +140,8 @@ async function measure(what: string, run: () => Promise<ViewerRun>): Promise<Vie
 }
 
 export async function glassToGlassBench(): Promise<G2GReport> {
-  const gw = await GatewayProcess.start();
+  const loadAtStart = os.loadavg()[0];
+  const gw = await GatewayProcess.start(GATEWAY_ENV);
   const site = await startClockServer();
   let browser: Browser | undefined;
   try {
@@ -168,6 +177,8 @@ export async function glassToGlassBench(): Promise<G2GReport> {
       publisher: { ...stats, drawnPerSecond },
       viewers,
       gatewayWarnings: [...new Set(gw.problems().map((l) => l.msg))].slice(0, 5),
+      load: { start: Math.round(loadAtStart * 10) / 10, end: Math.round(os.loadavg()[0] * 10) / 10, cores: os.cpus().length },
+      gatewayEnv: GATEWAY_ENV,
       watchPage: watch.length
         ? { runs: watch.length, medianMs: watch.map((w) => r0(w.shown.medianMs)), lowMs: r0(Math.min(...watch.map((w) => w.shown.medianMs))), highMs: r0(Math.max(...watch.map((w) => w.shown.medianMs))) }
         : undefined,
@@ -193,6 +204,7 @@ export function printG2G(r: G2GReport): string[] {
   const p = r.publisher;
   const o = [
     `-- 9. Glass to glass: Chromium ${r.chromium} publishing a canvas clock, ${p.frameWidth ?? '?'}x${p.frameHeight ?? '?'} at ${p.framesPerSecond ?? '?'} fps sent (${p.drawnPerSecond} drawn/s, target ${r0((p.targetBitrate ?? NaN) / 1000)} kbit/s, limited by ${p.qualityLimitationReason ?? '?'}); ${r.seconds} s per viewer, one at a time (ms) --`,
+    `machine: load average ${r.load.start} at the start, ${r.load.end} at the end, ${r.load.cores} cores${r.load.start > r.load.cores || r.load.end > r.load.cores ? ' (busy with other work: figures indicative)' : ''}${Object.keys(r.gatewayEnv).length ? `; gateway with ${JSON.stringify(r.gatewayEnv)}` : ''}`,
     table(
       ['viewer', 'read/pictures', 'first picture', 'latency at start', 'shown median', 'shown p90', 'decoded median', 'decoded p90'],
       r.viewers.map((v) =>

@@ -12,8 +12,9 @@ import { buildGateway, GatewayProcess, sleep } from './gateway-process.js';
 // `node --import tsx bench/live-start.ts` (BENCH_SKIP_BUILD=1 to use the existing dist/,
 // BENCH_LIVE_RUNS=5). The gateway runs as its own process; a werift publisher sends 720p30
 // H.264 (a keyframe a second, as the gateway asks of browsers) and Opus for 6 s, then:
-// - cold: the stream's first /live viewer, ffmpeg, which starts the /live ffmpeg; then,
-//   once /live has stopped again (idleStopSeconds after), VLC the same way;
+// - cold, BENCH_LIVE_COLD_RUNS times each (3): the stream's first /live viewer, whose
+//   request starts the /live ffmpeg: ffmpeg, ffplay and VLC, each once /live has stopped
+//   again (idleStopSeconds after the last viewer);
 // - warm: with another viewer holding /live open for 6.5 s, BENCH_LIVE_RUNS times each:
 //   ffmpeg with its default probing (time from its start to the first decoded frame's
 //   bytes on its stdout, and how its probe ended), ffprobe (time to its answer), ffmpeg
@@ -23,6 +24,7 @@ import { buildGateway, GatewayProcess, sleep } from './gateway-process.js';
 //   plays behind a reader that takes /live as fast as it comes).
 
 const RUNS = Number(process.env.BENCH_LIVE_RUNS ?? 5);
+const COLD_RUNS = Number(process.env.BENCH_LIVE_COLD_RUNS ?? 3);
 const NAME = 'live-start';
 
 interface Timed {
@@ -122,7 +124,8 @@ async function ffplayStart(url: string, arrival: Map<number, number>): Promise<T
     return m ? [{ at: t0 + at, pts: Number(m[1]) }] : [];
   });
   const behind = shown.filter((s) => arrival.has(s.pts)).map((s) => s.at - arrival.get(s.pts)!);
-  return { ms: shown.length ? shown[0].at - t0 : NaN, note: behind.length ? `plays ${(median(behind.slice(-60)) / 1000).toFixed(1)} s behind the edge` : 'no picture' };
+  const note = !shown.length ? 'no picture' : behind.length ? `plays ${(median(behind.slice(-60)) / 1000).toFixed(1)} s behind the edge` : 'a picture';
+  return { ms: shown.length ? shown[0].at - t0 : NaN, note };
 }
 
 async function main(): Promise<void> {
@@ -143,14 +146,27 @@ async function main(): Promise<void> {
     rows.push([viewer, results.length, ok.length ? r0(median(ok)) : '-', ok.length ? `${r0(Math.min(...ok))}-${r0(Math.max(...ok))}` : '-', [...new Set(results.map((r) => r.note))].join('; ')]);
     log(`/live start: ${viewer}: ${results.map((r) => `${r0(r.ms)} ms (${r.note})`).join(', ')}`);
   };
-  add('ffmpeg, cold (its request starts /live)', [await ffmpegFirstFrame(live)]);
   const vlc = spawnSync('which', ['cvlc']).status === 0;
-  if (vlc) {
-    // /live stops mpegtsHttp.idleStopSeconds (10 s) after its last viewer: then VLC starts it.
-    const outputUrl = `${gw.url}/api/streams/${NAME}/outputs/mpegts-http`;
+  // /live stops mpegtsHttp.idleStopSeconds (10 s) after its last viewer: then the next one starts it.
+  const outputUrl = `${gw.url}/api/streams/${NAME}/outputs/mpegts-http`;
+  const stopped = async () => {
     for (let waited = 0; waited < 30_000 && (await fetch(outputUrl)).status !== 404; waited += 250) await sleep(250);
-    add('VLC 3, cold (first picture; its request starts /live)', [await vlcFirstPicture(live)]);
+    await sleep(Math.random() * 1000); // land anywhere in the keyframe interval
+  };
+  const cold: Record<string, Timed[]> = { ffmpeg: [], ffplay: [], vlc: [] };
+  for (let i = 0; i < COLD_RUNS; i++) {
+    cold.ffmpeg.push(await ffmpegFirstFrame(live));
+    await stopped();
+    cold.ffplay.push(await ffplayStart(live, new Map()));
+    await stopped();
+    if (vlc) {
+      cold.vlc.push(await vlcFirstPicture(live));
+      await stopped();
+    }
   }
+  add('ffmpeg, cold (its request starts /live)', cold.ffmpeg);
+  add('ffplay, cold (first picture)', cold.ffplay);
+  if (vlc) add('VLC 3, cold (first picture; its request starts /live)', cold.vlc);
   const edge = edgeReader(live);
   await sleep(6500);
   const results: Record<string, Timed[]> = { ffmpeg: [], ffprobe: [], library: [], vlc: [], ffplay: [] };

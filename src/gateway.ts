@@ -91,7 +91,7 @@ export class Gateway {
       if (o.type !== 'rtp' && !definitions.has(o.type)) throw new ConfigError(`outputs: unknown output type "${o.type}" for streams "${o.streams}"`);
     }
     const directory = await Gateway.directory(config, log);
-    const media = await MediaWorkers.start({ count: config.media.workers, logLevel: config.log.level, log }).catch(async (e: unknown) => {
+    const media = await MediaWorkers.start({ count: config.media.workers, logLevel: config.log.level, log, historySeconds: config.mpegtsHttp.probeBacklogSeconds }).catch(async (e: unknown) => {
       await directory.close();
       throw e;
     });

@@ -1,7 +1,8 @@
-// Watch page: plays the stream's HLS with hls.js (or natively, as Safari does), or in real
-// time over WebRTC (WHEP, POST /whep/<name>), falling back to HLS by itself when WebRTC
-// does not connect. Shows the measured delay; waits while the publisher is away and picks
-// the stream up again when it returns.
+// Watch page: plays the stream's HLS with hls.js in low-latency mode (or natively, as
+// Safari does: it plays Low-Latency HLS by itself), or in real time over WebRTC (WHEP,
+// POST /whep/<name>), falling back to HLS by itself when WebRTC does not connect. Shows
+// the measured delay; waits while the publisher is away and picks the stream up again
+// when it returns.
 import { authFetch, authHeaders, token, withToken } from './auth.js';
 
 const $ = (id) => document.getElementById(id);
@@ -24,6 +25,35 @@ let session;
 let rtc; // { pc, resource }
 /** Why real time did not work here, once it did not (HLS plays instead). */
 let fellBack;
+
+// Catching up with the live edge. hls.js plays Low-Latency HLS from PART-HOLD-BACK behind
+// the newest part, but leaves it only to speed up when more than a second is buffered
+// ahead (its maxLiveSyncPlaybackRate), which at 0.7 s behind never happens: each
+// playback stayed wherever it had started (0.5-1 s apart from run to run, and after a
+// stall, further behind). Here the page steers instead, every 200 ms: more than
+// CATCH_UP_JUMP_S behind its target it jumps to the live sync position; more than
+// CATCH_UP_FROM_S behind with some buffer to spend it plays up to 25 % faster (in
+// proportion), and at normal speed again once within CATCH_UP_TO_S or low on buffer.
+const CATCH_UP_FROM_S = 0.08;
+const CATCH_UP_TO_S = 0.03;
+const CATCH_UP_JUMP_S = 1.5;
+const MAX_RATE = 1.25;
+
+function catchUp() {
+  if (!hls || video.paused || !hls.targetLatency || hls.latency === undefined) return;
+  const behind = hls.latency - hls.targetLatency;
+  const ahead = video.buffered.length ? video.buffered.end(video.buffered.length - 1) - video.currentTime : 0;
+  if (behind > CATCH_UP_JUMP_S && hls.liveSyncPosition && ahead > behind) video.currentTime = hls.liveSyncPosition;
+  else if (behind > CATCH_UP_FROM_S && ahead > 0.3) video.playbackRate = Math.min(MAX_RATE, 1 + behind / 2);
+  else if (behind < CATCH_UP_TO_S || ahead < 0.2) video.playbackRate = 1;
+}
+
+/** The wall-clock time of the picture on screen, from EXT-X-PROGRAM-DATE-TIME (hls.js, or Safari's getStartDate). */
+function playingDate() {
+  if (hls) return hls.playingDate?.getTime();
+  const start = video.getStartDate?.().getTime();
+  return start && Number.isFinite(start) ? start + video.currentTime * 1000 : undefined;
+}
 
 async function live() {
   const res = await authFetch(`/api/streams/${encodeURIComponent(name)}`, { cache: 'no-store' }).catch(() => undefined);
@@ -65,7 +95,14 @@ async function attachHls() {
   }
   status(fellBack ? `real time (WebRTC) did not work here (${fellBack}); loading HLS…` : 'loading…');
   if (window.Hls && Hls.isSupported()) {
-    hls = new Hls({ liveSyncDurationCount: 2, manifestLoadingMaxRetry: 2 });
+    // lowLatencyMode: parts, blocking playlist reload, PART-HOLD-BACK as the target (a
+    // liveSyncDuration* setting would override it). A plain playlist (the hls output's
+    // lowLatency off) plays two segments behind the edge. maxLiveSyncPlaybackRate 1:
+    // hls.js's own catch-up off, the page's (catchUp) instead. liveSyncOnStallIncrease:
+    // after a stall hls.js plays that much further behind (its default, 1 s, doubled the
+    // latency for the rest of the session after a single hiccup).
+    const lowLatency = (await playlist.text()).includes('#EXT-X-PART-INF');
+    hls = new Hls({ lowLatencyMode: true, ...(lowLatency ? {} : { liveSyncDurationCount: 2 }), maxLiveSyncPlaybackRate: 1, liveSyncOnStallIncrease: 0.1, backBufferLength: 10, manifestLoadingMaxRetry: 2 });
     hls.on(Hls.Events.ERROR, (_e, d) => {
       if (!d.fatal) return;
       stop();
@@ -136,7 +173,10 @@ async function attachWebRtc() {
  * The delay readout. WebRTC: how long ago the picture shown now reached the gateway
  * (getStats' estimatedPlayoutTimestamp, on the gateway's clock as its sender reports give
  * it), plus half the round trip; without it, the jitter buffer and half the round trip.
- * HLS: hls.js's estimate of how far behind the live edge it plays.
+ * HLS: now against the EXT-X-PROGRAM-DATE-TIME of the moment shown (the gateway stamps
+ * each segment with when it received it), so a clock that differs from the gateway's by
+ * some seconds shows here as that much more or less. (hls.js's own estimate read about
+ * 0.5 s less than the glass-to-glass delay measured.)
  */
 async function measureDelay() {
   let ms;
@@ -153,8 +193,9 @@ async function measureDelay() {
       if (d > 0 && d < 10000) ms = d;
     }
     if (ms === undefined && inbound?.jitterBufferEmittedCount) ms = (inbound.jitterBufferDelay / inbound.jitterBufferEmittedCount) * 1000 + rtt / 2;
-  } else if (hls && Number.isFinite(hls.latency)) {
-    ms = hls.latency * 1000;
+  } else if (!video.paused) {
+    const at = playingDate();
+    if (at) ms = Date.now() - at;
   }
   $('delay').textContent = ms === undefined ? '–' : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
@@ -168,6 +209,7 @@ $('mode').addEventListener('change', () => {
 });
 video.addEventListener('playing', () => status(rtc ? 'playing in real time (WebRTC)' : fellBack ? `playing HLS (real time did not work here: ${fellBack})` : 'playing'));
 video.addEventListener('ended', () => { status('the stream ended; waiting for the publisher…'); setTimeout(attach, 1000); });
+setInterval(catchUp, 200);
 // A new publisher session under the same name: start over on it.
 setInterval(async () => {
   const s = await live();

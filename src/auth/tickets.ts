@@ -11,14 +11,14 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 //
 // Behind an HTTP cache (deploy/nginx-edge.conf) a ticket must not make every viewer's
 // segment URLs unique, or the cache keeps one copy per viewer. So a playlist's ticket is
-// issued as of the start of its step, a quarter of the lifetime: every playlist served within one step names
-// the same ticket, valid between three quarters of the lifetime and all of it. In a
-// cluster the key is shared (cluster/redis-directory.ts keeps it in Redis), so every node
+// issued as of the start of its step, a quarter of the lifetime: every playlist served
+// within one step (Low-Latency HLS reloads included, several a second) names the same
+// ticket, valid between three quarters of the lifetime and all of it. In a cluster the
+// key is shared (cluster/redis-directory.ts keeps it in Redis), so every node
 // issues and accepts the same tickets.
 
 /** How long a ticket is valid unless configured (auth.hlsTicketSeconds). */
 export const DEFAULT_TICKET_TTL_MS = 10 * 60 * 1000;
-
 export class Tickets {
   private readonly step: number;
 

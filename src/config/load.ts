@@ -36,6 +36,7 @@ export const ENV_KEYS: Record<string, string> = {
   HLS_LIST_SIZE: 'hls.listSize',
   HLS_CLEANUP_SECONDS: 'hls.cleanupAfterSeconds',
   HLS_SEGMENT_FORMAT: 'hls.segmentFormat',
+  HLS_LOW_LATENCY: 'hls.lowLatency',
   HLS_AUDIO: 'hls.audio',
   TRANSCODE_MAX_CONCURRENT: 'transcode.maxConcurrent',
   COMPOSITES_MAX_CONCURRENT: 'composites.maxConcurrent',
@@ -125,7 +126,7 @@ export function coerce(key: string, raw: string): unknown {
   }
   if (['ice.addresses', 'http.corsOrigins', 'ice.publicAddresses', 'ice.turnUrls', 'push.allowedTargets'].includes(key)) return text ? text.split(',').map((s) => s.trim()).filter(Boolean) : [];
   if (key === 'ice.portRange') return text.split(/[-,]/).map((s) => (/^\d+$/.test(s.trim()) ? Number(s) : s));
-  if (/^(true|false|1|0|yes|no)$/i.test(text) && ['hls.auto', 'ice.ipv6', 'ice.tcp', 'ice.turnForGateway', 'streams.replaceExisting'].includes(key)) {
+  if (/^(true|false|1|0|yes|no)$/i.test(text) && ['hls.auto', 'hls.lowLatency', 'ice.ipv6', 'ice.tcp', 'ice.turnForGateway', 'streams.replaceExisting'].includes(key)) {
     return /^(true|1|yes)$/i.test(text);
   }
   if (/^-?\d+(\.\d+)?$/.test(text) && !['http.host', 'dataDir', 'ffmpeg.path', 'ice.turnSecret', 'auth.jwt.secret', 'http.tls.cert', 'http.tls.key', 'pipelines.extraDir', 'cluster.redis', 'cluster.nodeUrl'].includes(key)) return Number(text);

@@ -175,8 +175,13 @@ export const configSchema = z
         segmentSeconds: z.number().min(0.5).max(10).default(1),
         /** Segments listed in the live playlist. */
         listSize: z.number().int().min(2).max(100).default(6),
-        /** Segment container: MPEG-TS (.ts) or fragmented MP4 (.m4s). */
-        segmentFormat: z.enum(['mpegts', 'fmp4']).default('mpegts'),
+        /**
+         * Low-Latency HLS: parts of about 200 ms, blocking playlist reload, a preload hint
+         * (fMP4). The hls pipeline's lowLatency param.
+         */
+        lowLatency: z.boolean().default(true),
+        /** Segment container: fragmented MP4 (.m4s), or MPEG-TS (.ts, plain HLS only). */
+        segmentFormat: z.enum(['mpegts', 'fmp4']).default('fmp4'),
         /**
          * aac, or copy: the publisher's Opus kept as sent (no transcode; fmp4 only, for
          * hls.js, Safari 17+ and VLC). The hls pipeline's audio param.
@@ -187,6 +192,7 @@ export const configSchema = z
       })
       .strict()
       .refine((h) => h.audio !== 'copy' || h.segmentFormat === 'fmp4', { message: 'hls.audio copy needs hls.segmentFormat fmp4: players do not take Opus in MPEG-TS segments', path: ['audio'] })
+      .refine((h) => !h.lowLatency || h.segmentFormat === 'fmp4', { message: 'hls.segmentFormat mpegts needs hls.lowLatency false: Low-Latency HLS parts are fMP4', path: ['segmentFormat'] })
       .prefault({}),
     transcode: z
       .object({
@@ -258,7 +264,10 @@ export const configSchema = z
          * ffmpeg, ffplay and ffprobe (User-Agent Lavf/...) start at the latest keyframe at
          * least this many seconds back: they read 5 s of an MPEG-TS (their analyzeduration)
          * before showing anything, and get them at once instead of waiting for them live.
-         * 0: they start at the latest keyframe as other players do.
+         * The media workers keep that much of every stream (whole GOPs and their audio, about
+         * 3 MB at 4 Mbit/s), so a /live whose first viewer is one of them starts its ffmpeg
+         * there and answers at once too. 0: they start at the latest keyframe as other
+         * players do, and nothing more is kept.
          */
         probeBacklogSeconds: z.number().min(0).max(30).default(5.2),
       })

@@ -73,7 +73,7 @@ export function createApp(config: Config, { registry, events, catalog, resume, r
   app.use(compositesRouter(composites, config.http.maxBodyBytes, access));
   app.use(recordingsRouter(recordings, access));
   app.use(eventsRouter(events, access, limits));
-  app.use(hlsRouter((name) => catalog.hls.dir(name), access, config.hls));
+  app.use(hlsRouter(catalog.hls, access, config.hls));
   app.use(liveRouter(registry, catalog.mpegtsHttp, access));
 
   const pages = express.Router();

@@ -31,9 +31,12 @@ export class FeedHandle extends EventEmitter<FeedHandleEvents> {
     return !this.hasFlowed || this.severed;
   }
 
-  /** Starts sending. `keyframeIntervalSeconds`: also ask for a keyframe at this cadence. */
-  open(keyframeIntervalSeconds?: number): void {
-    if (!this.closed) this.command({ op: 'feed-open', feed: this.id, keyframeIntervalSeconds });
+  /**
+   * Starts sending. `keyframeIntervalSeconds`: also ask for a keyframe at this cadence.
+   * `backlogSeconds`: start at a keyframe that far back, the seconds since sent at once.
+   */
+  open(keyframeIntervalSeconds?: number, backlogSeconds?: number): void {
+    if (!this.closed) this.command({ op: 'feed-open', feed: this.id, keyframeIntervalSeconds, ...(backlogSeconds ? { backlogSeconds } : {}) });
   }
 
   /** ffmpeg is being stopped: keep its input from going silent until close(). */

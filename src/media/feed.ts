@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { keyframeStartFor } from '../rtp/keyframes.js';
 import { RtpForwarder } from '../rtp/forwarder.js';
+import type { RtpPacketLite } from '../rtp/packet.js';
 import type { MediaTrack } from './media-track.js';
 import { SegmentCadence } from './segment-cadence.js';
 
@@ -9,6 +10,9 @@ import { SegmentCadence } from './segment-cadence.js';
 // there is one, else asking the publisher for one: the session's keyframe policy repeats
 // the request until it comes) and audio from the same moment, so both start together.
 // An output that cuts segments also asks for keyframes at their cadence (segment-cadence.ts).
+// An output may start further back (a backlog: /live's ffmpeg, for ffmpeg's own tools,
+// which read 5 s before their first picture): from an older keyframe of the tracks'
+// history, everything since sent as fast as ffmpeg takes it, the live packets behind it.
 
 export interface FeedTarget {
   track: MediaTrack;
@@ -28,6 +32,12 @@ const AUDIO_WAIT_MAX_MS = 3000;
 const AUDIO_WAIT_STEP_MS = 20;
 /** Input idle this long while ffmpeg is stopping: send it a packet (see drain()). */
 const NUDGE_AFTER_IDLE_MS = 200;
+/**
+ * A backlog goes out this much at a time, a timer tick apart (about 30 MB/s): ffmpeg's
+ * UDP input thread empties its socket faster than that, where one burst of megabytes
+ * would overflow the socket's buffer and lose packets.
+ */
+const REPLAY_BYTES_PER_TICK = 32 * 1024;
 
 interface Attached extends FeedTarget {
   forwarder: RtpForwarder;
@@ -49,8 +59,11 @@ export class Feed extends EventEmitter<FeedEvents> {
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
   private waitedForAudioMs = 0;
+  private flowed = false;
   private cadence: SegmentCadence | undefined;
   private nudger: NodeJS.Timeout | undefined;
+  /** While a backlog is being sent: the live packets that came meanwhile, to go after it. */
+  private waiting: [Attached, RtpPacketLite][] | undefined;
 
   constructor(
     targets: FeedTarget[],
@@ -62,13 +75,16 @@ export class Feed extends EventEmitter<FeedEvents> {
     this.attached = targets.map((t) => this.attach(t));
   }
 
-  /** Starts sending. `keyframeIntervalSeconds`: also ask for a keyframe at this cadence. */
-  open(keyframeIntervalSeconds?: number): void {
+  /**
+   * Starts sending. `keyframeIntervalSeconds`: also ask for a keyframe at this cadence.
+   * `backlogSeconds`: start at the newest kept keyframe at least that old (see openWithBacklog).
+   */
+  open(keyframeIntervalSeconds?: number, backlogSeconds = 0): void {
     // Audio the gateway encodes itself (the shared AAC) that has not come yet (its encoder
     // is starting): wait for it, so that what the output gets first has sound to go with it.
     const encoding = this.attached.find((a) => a.track.latencyMs > 0 && a.track.lastPacketAt === 0);
     if (encoding && !this.closed && (this.waitedForAudioMs += AUDIO_WAIT_STEP_MS) <= AUDIO_WAIT_MAX_MS) {
-      this.timers.push(setTimeout(() => this.open(keyframeIntervalSeconds), AUDIO_WAIT_STEP_MS));
+      this.timers.push(setTimeout(() => this.open(keyframeIntervalSeconds, backlogSeconds), AUDIO_WAIT_STEP_MS));
       return;
     }
     const video = this.attached.find((a) => a.track.kind === 'video');
@@ -83,6 +99,7 @@ export class Feed extends EventEmitter<FeedEvents> {
       return;
     }
     if (keyframeIntervalSeconds) this.cadence ??= new SegmentCadence(keyframeIntervalSeconds * 1000, this.requestKeyframe);
+    if (backlogSeconds > 0 && this.openWithBacklog(video, backlogSeconds)) return;
     const since = video.track.cachedKeyframeAt;
     video.forwarder.open();
     // The cached keyframe is replayed only when every audio track has what was heard when
@@ -100,6 +117,55 @@ export class Feed extends EventEmitter<FeedEvents> {
     }
   }
 
+  /**
+   * Starts at the newest kept keyframe at least `backlogSeconds` old (or the oldest kept)
+   * whose sound every audio track still holds: video from that keyframe and audio from
+   * the same moment, in the order they came, sent REPLAY_BYTES_PER_TICK a tick; packets
+   * that arrive meanwhile wait and follow. False when the history holds no keyframe older
+   * than the latest (the usual start then).
+   */
+  private openWithBacklog(video: Attached, backlogSeconds: number): boolean {
+    const now = performance.now();
+    const audio = this.attached.filter((a) => a.track.kind === 'audio');
+    // When the picture that arrived at `at` was captured: every audio track must have its sound.
+    const heard = (at: number) => audio.every((a) => a.track.heardFrom !== undefined && a.track.heardFrom <= at - video.track.latencyMs);
+    const usable = video.track.keyframesAt.filter(heard);
+    if (usable.length < 2) return false;
+    const from = usable.findLast((at) => at <= now - backlogSeconds * 1000) ?? usable[0];
+    const moment = from - video.track.latencyMs;
+    // By the moment each packet holds (a track the gateway encodes arrives that much later).
+    const queue = [video, ...audio]
+      .flatMap((a) => a.track.cachedWithArrival(a === video ? from : moment + a.track.latencyMs).map((c) => ({ moment: c.at - a.track.latencyMs, a, packet: c.packet })))
+      .sort((x, y) => x.moment - y.moment);
+    for (const a of this.attached) a.forwarder.open();
+    this.waiting = [];
+    let next = 0;
+    const step = () => {
+      if (this.closed) return;
+      for (let bytes = 0; next < queue.length && bytes < REPLAY_BYTES_PER_TICK; next++) {
+        const q = queue[next];
+        q.a.forwarder.send(q.packet);
+        bytes += q.packet.payload.length;
+      }
+      if (!this.flowed) {
+        this.flowed = true;
+        this.emit('flowing');
+      }
+      if (next < queue.length) {
+        this.timers.push(setTimeout(step, 1));
+        return;
+      }
+      // Caught up: what came meanwhile, then live.
+      const waiting = this.waiting ?? [];
+      this.waiting = undefined;
+      for (const [a, p] of waiting) this.deliver(a, p);
+      const latest = video.track.cachedKeyframeAt;
+      if (latest !== undefined) this.keyframeSent(latest);
+    };
+    step();
+    return true;
+  }
+
   /** A keyframe went out at `at` (performance.now()). */
   private keyframeSent(at = performance.now()): void {
     if (!this.closed) this.cadence?.keyframeSent(at);
@@ -114,14 +180,19 @@ export class Feed extends EventEmitter<FeedEvents> {
       clockRate: track.codec.clockRate,
       isKeyframeStart: track.kind === 'video' ? keyframeStartFor(track.codec.name) : undefined,
     });
-    const unsubscribe = track.subscribe((p) => {
-      const wasStarted = forwarder.started;
-      forwarder.send(p);
-      if (track.kind !== 'video' || !forwarder.started) return;
-      if (!wasStarted) this.startAudio(undefined);
-      if (forwarder.startsKeyframe(p.payload)) this.keyframeSent();
-    });
-    return { ...target, forwarder, unsubscribe };
+    const attached: Attached = { ...target, forwarder, unsubscribe: () => undefined };
+    attached.unsubscribe = track.subscribe((p) => (this.waiting ? this.waiting.push([attached, p]) : this.deliver(attached, p)));
+    return attached;
+  }
+
+  /** A live packet of an attached track. */
+  private deliver(a: Attached, p: RtpPacketLite): void {
+    const { forwarder, track } = a;
+    const wasStarted = forwarder.started;
+    forwarder.send(p);
+    if (track.kind !== 'video' || !forwarder.started) return;
+    if (!wasStarted) this.startAudio(undefined);
+    if (forwarder.startsKeyframe(p.payload)) this.keyframeSent();
   }
 
   /**

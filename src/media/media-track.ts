@@ -14,7 +14,10 @@ import { RateWindow } from './rate-window.js';
 // It also keeps the packets since the last keyframe (video) and the last seconds (audio),
 // so a new output starts at once from that keyframe instead of waiting for the publisher
 // to answer a PLI (a "GOP cache", as RTMP servers have). The gateway asks for keyframes
-// at the HLS segment cadence, so the cache stays around one segment long.
+// at the HLS segment cadence, so the cache stays around one segment long. With a history
+// (`historyMs`: mpegtsHttp.probeBacklogSeconds) it keeps whole GOPs back to the newest
+// keyframe at least that old, and the audio to go with them: an output that starts with
+// a backlog (the /live ffmpeg that ffmpeg's own tools open) gets those seconds at once.
 
 export type PacketSink = (p: RtpPacketLite) => void;
 
@@ -31,7 +34,11 @@ const VIDEO_REORDER = { maxDelayMs: 400, maxPackets: 1024 };
 const AUDIO_REORDER = { maxDelayMs: 50, maxPackets: 64 };
 /** Upper bounds of the start-up cache; a longer GOP is simply not cached. */
 const GOP_MAX_PACKETS = 4000;
+/** Kept in all, with a history: older GOPs go first (about 14 MB of 1200-byte packets). */
+const HISTORY_MAX_PACKETS = 12_000;
 const AUDIO_CACHE_MS = 5000;
+/** Audio kept beyond the history, for the GOP that begins before it. */
+const AUDIO_HISTORY_EXTRA_MS = 2500;
 
 interface Cached {
   at: number;
@@ -57,10 +64,14 @@ export class MediaTrack {
   private ssrc: number | undefined;
   /** Local tracks: SSRCs of encoders since replaced. */
   private readonly replacedSsrcs = new Set<number>();
-  /** Video: packets from the latest keyframe start on. Audio: the last AUDIO_CACHE_MS, from `cacheStart` on. */
+  /** Audio: the last audioCacheMs, from `cacheStart` on. */
   private cache: Cached[] = [];
   private cacheStart = 0;
+  /** Video: GOPs (packets from a keyframe start on), oldest first; the last one is growing. */
+  private gops: Cached[][] = [];
+  private gopPackets = 0;
   private cacheKeyframeTs: number | undefined;
+  private readonly audioCacheMs: number;
   /** When the first packet was cached (audio). */
   private firstCachedAt: number | undefined;
   /**
@@ -85,7 +96,10 @@ export class MediaTrack {
     readonly latencyMs = 0,
     /** Fed by the gateway's own encoder on loopback, not by the publisher. */
     readonly local = false,
+    /** How far back (ms) whole GOPs are kept for outputs that start with a backlog (0: the latest only). */
+    private readonly historyMs = 0,
   ) {
+    this.audioCacheMs = historyMs > 0 ? Math.max(AUDIO_CACHE_MS, historyMs + AUDIO_HISTORY_EXTRA_MS) : AUDIO_CACHE_MS;
     this.reorder = new ReorderBuffer((p) => this.deliver(p), codec.kind === 'video' ? VIDEO_REORDER : AUDIO_REORDER);
     this.startsKeyframe = keyframeStartFor(codec.name) ?? (() => false);
     this.keyframeSize = keyframeSizeFor(codec.name);
@@ -143,7 +157,7 @@ export class MediaTrack {
     if (this.kind === 'audio') {
       this.firstCachedAt ??= at;
       this.cache.push({ at, packet: p });
-      while (this.cacheStart < this.cache.length && this.cache[this.cacheStart].at < at - AUDIO_CACHE_MS) this.cacheStart++;
+      while (this.cacheStart < this.cache.length && this.cache[this.cacheStart].at < at - this.audioCacheMs) this.cacheStart++;
       // Drop the expired head now and then, not one shift() per packet.
       if (this.cacheStart > 256) {
         this.cache = this.cache.slice(this.cacheStart);
@@ -152,21 +166,32 @@ export class MediaTrack {
       return;
     }
     if (this.startsKeyframe(p.payload) && p.timestamp !== this.cacheKeyframeTs) {
-      this.cache = [];
+      this.gops.push([]);
       this.cacheKeyframeTs = p.timestamp;
     }
-    if (this.cacheKeyframeTs === undefined) return;
-    if (this.cache.length >= GOP_MAX_PACKETS) {
-      this.cache = []; // GOP too long to keep: wait for the next keyframe
+    const gop = this.gops.at(-1);
+    if (!gop) return;
+    if (gop.length >= GOP_MAX_PACKETS) {
+      // GOP too long to keep: wait for the next keyframe
+      this.gops = [];
+      this.gopPackets = 0;
       this.cacheKeyframeTs = undefined;
       return;
     }
-    this.cache.push({ at, packet: p });
+    gop.push({ at, packet: p });
+    this.gopPackets++;
+    // The oldest GOP goes once the next one is old enough for the history (at once without one).
+    while (this.gops.length > 1 && this.gops[1][0].at <= at - this.historyMs) this.dropOldestGop();
+    while (this.gopPackets > HISTORY_MAX_PACKETS && this.gops.length > 1) this.dropOldestGop();
+  }
+
+  private dropOldestGop(): void {
+    this.gopPackets -= this.gops.shift()?.length ?? 0;
   }
 
   /** When the oldest cached packet arrived (performance.now()), if any is cached. */
   get oldestCachedAt(): number | undefined {
-    return this.cache[this.cacheStart]?.at;
+    return this.kind === 'audio' ? this.cache[this.cacheStart]?.at : this.gops[0]?.[0]?.at;
   }
 
   /**
@@ -181,14 +206,36 @@ export class MediaTrack {
     return oldest - this.latencyMs;
   }
 
-  /** When the cached keyframe arrived (performance.now()), if one is cached. */
+  /** When the latest cached keyframe arrived (performance.now()), if one is cached. */
   get cachedKeyframeAt(): number | undefined {
-    return this.kind === 'video' && this.cache.length ? this.cache[0].at : undefined;
+    return this.kind === 'video' ? this.gops.at(-1)?.[0]?.at : undefined;
   }
 
-  /** Cached packets that arrived at or after `since` (all of them when undefined). */
+  /** Video: when each cached keyframe arrived, oldest first (the history, then the latest). */
+  get keyframesAt(): number[] {
+    return this.gops.flatMap((g) => (g[0] ? [g[0].at] : []));
+  }
+
+  /**
+   * Video: the packets from the latest keyframe on, or from the keyframe that arrived at
+   * `from` (one of keyframesAt) on. Audio: the packets that arrived at or after `since`
+   * (all of them when undefined).
+   */
   cached(since?: number): RtpPacketLite[] {
+    if (this.kind === 'video') {
+      const first = since === undefined ? this.gops.length - 1 : this.gops.findIndex((g) => g[0] !== undefined && g[0].at >= since);
+      return first < 0 ? [] : this.gops.slice(first).flatMap((g) => g.map((c) => c.packet));
+    }
     return this.cache.slice(this.cacheStart).filter((c) => since === undefined || c.at >= since).map((c) => c.packet);
+  }
+
+  /** Like cached(), with each packet's arrival time (performance.now()). */
+  cachedWithArrival(since?: number): { at: number; packet: RtpPacketLite }[] {
+    if (this.kind === 'video') {
+      const first = since === undefined ? this.gops.length - 1 : this.gops.findIndex((g) => g[0] !== undefined && g[0].at >= since);
+      return first < 0 ? [] : this.gops.slice(first).flat();
+    }
+    return this.cache.slice(this.cacheStart).filter((c) => since === undefined || c.at >= since);
   }
 
   parameterSetInfo(): ParameterSetInfo {
@@ -232,6 +279,7 @@ export class MediaTrack {
 
   close(): void {
     this.cache = [];
+    this.gops = [];
     this.reorder.close();
     this.sinks.clear();
     this.arrivalSinks.clear();

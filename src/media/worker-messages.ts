@@ -16,6 +16,8 @@ export interface WorkerSetup {
   logLevel: string;
   /** How often the worker reports its sessions' statistics. */
   statsIntervalMs: number;
+  /** How far back (s) each track keeps whole GOPs, for feeds that start with a backlog. */
+  historySeconds: number;
 }
 
 export type Request =
@@ -121,7 +123,8 @@ export type Command =
   /** Creates a feed; it sends nothing until 'feed-open'. */
   /** `encodes`: the local track this feed's ffmpeg encodes into (a shared encoder's input; see Feed's `prime`). */
   | { op: 'feed'; session: string; feed: number; targets: FeedTargetSpec[]; encodes?: number }
-  | { op: 'feed-open'; feed: number; keyframeIntervalSeconds?: number }
+  /** `backlogSeconds`: start at a keyframe that far back in the tracks' history, sent at once (see Feed.open). */
+  | { op: 'feed-open'; feed: number; keyframeIntervalSeconds?: number; backlogSeconds?: number }
   /** ffmpeg is being stopped: keep its input from going silent (see Feed.nudge). */
   | { op: 'feed-drain'; feed: number }
   | { op: 'feed-close'; feed: number };

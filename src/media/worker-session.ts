@@ -36,8 +36,9 @@ export class WorkerSession {
     /** The publisher's peer; none for a session of local tracks only (a composite). */
     private readonly peer: PublisherPeer | undefined,
     private readonly send: (m: FromWorker) => void,
+    private readonly historyMs: number,
   ) {
-    this.tracks = (peer?.tracks ?? []).map((c, i) => new MediaTrack(c, (sets) => send({ op: 'parameter-sets', session: id, track: i, sets })));
+    this.tracks = (peer?.tracks ?? []).map((c, i) => new MediaTrack(c, (sets) => send({ op: 'parameter-sets', session: id, track: i, sets }), 0, false, historyMs));
     const video = this.tracks.find((t) => t.kind === 'video');
     this.keyframes = new KeyframePolicy(() => peer?.requestKeyframe(), undefined, () => video !== undefined && performance.now() - video.lastPacketAt < VIDEO_FLOWING_MS);
     if (video) video.onKeyframe = () => this.keyframes.keyframe();
@@ -59,9 +60,10 @@ export class WorkerSession {
   }
 
   /** Answers the offer; candidates gathered before the answer is sent go with it (WHIP) or follow as events. */
-  static async answer(req: Extract<Request, { op: 'answer' }>, send: (m: FromWorker) => void, log: Logger): Promise<{ session: WorkerSession; result: AnswerResult }> {
+  /** `historyMs`: how far back each track keeps whole GOPs (media-track.ts). */
+  static async answer(req: Extract<Request, { op: 'answer' }>, send: (m: FromWorker) => void, log: Logger, historyMs = 0): Promise<{ session: WorkerSession; result: AnswerResult }> {
     const { peer, answer } = await PublisherPeer.answer(parseOffer(req.offer), { ice: req.ice, video: req.video, trickle: req.trickle });
-    const session = new WorkerSession(req.session, peer, send);
+    const session = new WorkerSession(req.session, peer, send, historyMs);
     // Candidates werift gathered while answering (trickle): the main thread hears of them now.
     for (const c of peer.localCandidates) send({ op: 'candidate', session: req.session, candidate: c });
     if (peer.gatheringComplete) send({ op: 'candidate', session: req.session, candidate: null });
@@ -70,8 +72,8 @@ export class WorkerSession {
   }
 
   /** A session of local tracks only (a composite's: see addLocalTrack), with no peer. */
-  static local(id: string, send: (m: FromWorker) => void): WorkerSession {
-    return new WorkerSession(id, undefined, send);
+  static local(id: string, send: (m: FromWorker) => void, historyMs = 0): WorkerSession {
+    return new WorkerSession(id, undefined, send, historyMs);
   }
 
   addRemoteCandidate(c: CandidateInit | null): Promise<void> {
@@ -101,7 +103,7 @@ export class WorkerSession {
   async addLocalTrack(codec: ChosenCodec, latencyMs: number): Promise<LocalTrackResult> {
     const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
     const index = this.tracks.length;
-    const track = new MediaTrack(codec, (sets) => this.send({ op: 'parameter-sets', session: this.id, track: index, sets }), latencyMs, true);
+    const track = new MediaTrack(codec, (sets) => this.send({ op: 'parameter-sets', session: this.id, track: index, sets }), latencyMs, true, this.historyMs);
     socket.on('message', (m) => {
       if (m.length > 1 && m[1] >= 192 && m[1] <= 223) return; // RTCP (RFC 5761): the encoder's reports
       try {

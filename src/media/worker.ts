@@ -40,7 +40,7 @@ async function handleRequest(msg: Request & { id: number }): Promise<void> {
   try {
     switch (msg.op) {
       case 'answer': {
-        const { session, result } = await WorkerSession.answer(msg, send, log);
+        const { session, result } = await WorkerSession.answer(msg, send, log, setup.historySeconds * 1000);
         sessions.set(msg.session, session);
         return reply(msg, result);
       }
@@ -58,7 +58,7 @@ async function handleRequest(msg: Request & { id: number }): Promise<void> {
         return reply(msg, await session.addLocalTrack(msg.codec, msg.latencyMs));
       }
       case 'local-session':
-        sessions.set(msg.session, WorkerSession.local(msg.session, send));
+        sessions.set(msg.session, WorkerSession.local(msg.session, send, setup.historySeconds * 1000));
         return reply(msg, undefined);
       case 'close': {
         const session = sessions.get(msg.session);
@@ -110,7 +110,7 @@ function handleCommand(msg: Exclude<ToWorker, { id: number }>): void {
       return;
     }
     case 'feed-open':
-      return feeds.get(msg.feed)?.feed.open(msg.keyframeIntervalSeconds);
+      return feeds.get(msg.feed)?.feed.open(msg.keyframeIntervalSeconds, msg.backlogSeconds);
     case 'feed-drain':
       return feeds.get(msg.feed)?.feed.drain();
     case 'feed-close':

@@ -19,6 +19,8 @@ export interface MediaWorkersOptions {
   log: Logger;
   /** How often workers report stats (default 1 s). */
   statsIntervalMs?: number;
+  /** How far back each track keeps whole GOPs for outputs that start with a backlog (mpegtsHttp.probeBacklogSeconds). */
+  historySeconds?: number;
 }
 
 export interface WorkerInfo {
@@ -68,7 +70,7 @@ class Slot implements WorkerLink {
 
   private spawn(): void {
     const entry = workerEntry();
-    const setup: WorkerSetup = { index: this.index, logLevel: this.options.logLevel, statsIntervalMs: this.options.statsIntervalMs ?? 1000 };
+    const setup: WorkerSetup = { index: this.index, logLevel: this.options.logLevel, statsIntervalMs: this.options.statsIntervalMs ?? 1000, historySeconds: this.options.historySeconds ?? 0 };
     const worker = new Worker(entry.url, { workerData: setup, ...(entry.execArgv ? { execArgv: entry.execArgv } : {}) });
     this.worker = worker;
     let lastError: Error | undefined;

@@ -19,8 +19,8 @@ export function autostartOutputs(registry: StreamRegistry, catalog: OutputCatalo
 
   async function startHls(stream: Stream): Promise<void> {
     try {
-      const { segmentSeconds, listSize, segmentFormat, audio } = config.hls;
-      await catalog.start(stream, 'hls', { segmentSeconds, listSize, segmentFormat, audio });
+      const { segmentSeconds, listSize, lowLatency, segmentFormat, audio } = config.hls;
+      await catalog.start(stream, 'hls', { segmentSeconds, listSize, lowLatency, segmentFormat, audio });
     } catch (e) {
       if (!stream.closed) stream.log.error({ event: 'output-config-error', type: 'hls', error: (e as Error).message }, 'automatic hls output could not start');
     }

@@ -61,6 +61,12 @@ export interface PipelineRunOptions {
   audioInput?: PipelineDefinition['audioInput'];
   /** `source`: the publisher's VP8/VP9 as sent instead of the stream's H.264 from it (a recording that keeps the original). */
   videoInput?: 'source' | 'h264';
+  /**
+   * The first ffmpeg starts this far back: at a keyframe of the media worker's history,
+   * the seconds since sent at once (/live for ffmpeg's own tools). Not on a restart: what
+   * was sent once is not sent again.
+   */
+  backlogSeconds?: number;
 }
 
 export interface PipelineRunEvents {
@@ -172,6 +178,7 @@ export class PipelineRun extends EventEmitter<PipelineRunEvents> {
   }
 
   private async launch(): Promise<void> {
+
     const video = await this.track('video');
     const audio = await this.track('audio');
     if (video && (this.options.waitForParameterSets ?? true)) {
@@ -228,7 +235,7 @@ export class PipelineRun extends EventEmitter<PipelineRunEvents> {
       await delay(20);
     }
     if (!proc.running || this.stopping || this.feed !== feed) return;
-    feed.open(keyframeIntervalSeconds);
+    feed.open(keyframeIntervalSeconds, this.launches === 1 ? this.options.backlogSeconds : undefined);
   }
 
   private onExit(exit: FfmpegExit): void {

@@ -20,6 +20,8 @@ const paramSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('string'), default: z.string().optional(), pattern: z.string().optional(), description: z.string() }).strict(),
   /** A push target: only the listed URL schemes are accepted. */
   z.object({ type: z.literal('url'), protocols: z.array(z.string()).min(1), description: z.string() }).strict(),
+  /** A switch the output's kind reads (HLS lowLatency); as a placeholder it is "true" or "false". */
+  z.object({ type: z.literal('boolean'), default: z.boolean().optional(), description: z.string() }).strict(),
   /** One of fixed choices; each choice is a list of ffmpeg options, spliced in with {{...name}}. */
   z.object({ type: z.literal('enum'), default: z.string(), options: z.record(z.string(), z.array(z.string())), description: z.string() }).strict(),
 ]);
@@ -65,7 +67,7 @@ const definitionSchema = z
 
 export type PipelineDefinition = z.infer<typeof definitionSchema>;
 export type ParamDefinition = z.infer<typeof paramSchema>;
-export type Values = Record<string, string | number>;
+export type Values = Record<string, string | number | boolean>;
 
 const PLACEHOLDER = /\{\{(\w+)\}\}/g;
 const SPLICE = /^\{\{\.\.\.(\w+)\}\}$/;
@@ -155,11 +157,11 @@ export interface ParamRules {
 
 const DEFAULT_RULES: ParamRules = { allowListeners: false };
 
-function paramValidator(p: ParamDefinition, rules: ParamRules): z.ZodType<string | number> {
+function paramValidator(p: ParamDefinition, rules: ParamRules): z.ZodType<string | number | boolean> {
   return validatorOf(p, rules).describe(p.description);
 }
 
-function validatorOf(p: ParamDefinition, rules: ParamRules): z.ZodType<string | number> {
+function validatorOf(p: ParamDefinition, rules: ParamRules): z.ZodType<string | number | boolean> {
   switch (p.type) {
     case 'number':
     case 'integer': {
@@ -182,6 +184,8 @@ function validatorOf(p: ParamDefinition, rules: ParamRules): z.ZodType<string | 
           const problem = pushUrlProblem(u, { protocols: p.protocols, allowListeners: rules.allowListeners });
           if (problem) ctx.addIssue({ code: 'custom', message: problem });
         });
+    case 'boolean':
+      return p.default !== undefined ? z.boolean().default(p.default) : z.boolean();
     case 'enum':
       return z.enum(Object.keys(p.options) as [string, ...string[]]).default(p.default);
   }

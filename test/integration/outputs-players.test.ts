@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packetInfo, pesPts, TS_PACKET } from '../../src/mpegts/packets.js';
 import { ffprobe } from '../helpers/ffprobe.js';
 import { freeUdpPort } from '../helpers/free-port.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
@@ -92,6 +93,26 @@ describe('outputs for players', () => {
     }
   });
 
+  it("starts ffmpeg's tools at once on a /live that nobody watches yet: its ffmpeg starts with the seconds the media worker kept, other players at the live keyframe", async () => {
+    const live = `${t.url}/live/pl.ts`;
+    const stopped = async () => ((await fetch(api('/outputs/mpegts-http'))).status === 404 ? true : undefined);
+    // Cold: the request starts /live's ffmpeg. Before, it began at the cached keyframe and
+    // ffmpeg's tools waited out their 5 s probe window (5.3 s to the first picture).
+    await waitFor('/live stopped', stopped, 10_000);
+    const first = await ffmpegFirstFrame(live);
+    expect(first.ms).toBeLessThan(2000);
+    expect(first.log).toMatch(/Stream #0:\d.*Video: h264/);
+    expect(first.log).toMatch(/Stream #0:\d.*Audio: aac/);
+    expect(first.log).not.toMatch(/corrupt|error while decoding|missed \d+ packets/i);
+    // Another player starting /live cold (any User-Agent but libavformat's) gets the live
+    // keyframe: the first second it reads spans about a keyframe interval, not a backlog.
+    await waitFor('/live stopped', stopped, 10_000);
+    const data = await readTs(live, 600_000, 1500);
+    const span = videoPtsSpan(data);
+    expect(span).toBeGreaterThan(0);
+    expect(span).toBeLessThan(2.5);
+  });
+
   it('forwards plain RTP with an SDP that ffplay plays', async () => {
     const [videoPort, audioPort] = [await freeUdpPort(), await freeUdpPort()];
     const { status, json } = await post({ type: 'rtp', host: '127.0.0.1', videoPort, audioPort });
@@ -179,8 +200,20 @@ function holdOpen(url: string): () => void {
   return () => socket.destroy();
 }
 
-/** Reads the first `bytes` of an HTTP stream with a raw socket, then closes it. */
-function readTs(url: string, bytes: number): Promise<Buffer> {
+/** Seconds between the first and the last video PTS in a TS (the stream's first video PID). */
+function videoPtsSpan(ts: Buffer): number {
+  const pts: number[] = [];
+  for (let off = 0; off + TS_PACKET <= ts.length; off += TS_PACKET) {
+    const info = packetInfo(ts, off);
+    if (!info?.payloadStart || info.pid !== 0x100) continue; // ffmpeg's first stream (the video)
+    const p = pesPts(ts, off);
+    if (p !== undefined) pts.push(p);
+  }
+  return pts.length < 2 ? 0 : (Math.max(...pts) - Math.min(...pts)) / 90_000;
+}
+
+/** Reads the first `bytes` of an HTTP stream with a raw socket (or what came within `withinMs`), then closes it. */
+function readTs(url: string, bytes: number, withinMs?: number): Promise<Buffer> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -188,7 +221,13 @@ function readTs(url: string, bytes: number): Promise<Buffer> {
     let headerDone = false;
     const socket = net.connect(Number(u.port), u.hostname, () => socket.write(`GET ${u.pathname} HTTP/1.0\r\nHost: x\r\n\r\n`));
     const timer = setTimeout(() => (socket.destroy(), reject(new Error('no TS data'))), 15_000);
+    const cut = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(Buffer.concat(chunks).subarray(0, Math.floor(Math.min(bytes, size) / TS_PACKET) * TS_PACKET));
+    };
     socket.on('data', (d: Buffer) => {
+      if (withinMs !== undefined && size === 0 && !headerDone) setTimeout(cut, withinMs);
       chunks.push(d);
       size += d.length;
       let all = Buffer.concat(chunks);

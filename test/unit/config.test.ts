@@ -42,8 +42,10 @@ describe('configuration', () => {
     expect(() => loadConfig({ env: { HLS_SEGMENT_SECONDS: '0' } })).toThrow(/hls\.segmentSeconds/);
     expect(() => loadConfig({ env: { LOG_LEVEL: 'loud' } })).toThrow(/log\.level/);
     expect(() => loadConfig({ env: { RTP_PORT_MIN: '30000', RTP_PORT_MAX: '30001' } })).toThrow(/rtp/);
-    expect(() => loadConfig({ env: { HLS_AUDIO: 'copy' } })).toThrow(/hls\.audio: hls\.audio copy needs hls\.segmentFormat fmp4/);
-    expect(loadConfig({ env: { HLS_AUDIO: 'copy', HLS_SEGMENT_FORMAT: 'fmp4' } }).hls).toMatchObject({ audio: 'copy', segmentFormat: 'fmp4' });
+    expect(() => loadConfig({ env: { HLS_AUDIO: 'copy', HLS_SEGMENT_FORMAT: 'mpegts', HLS_LOW_LATENCY: 'false' } })).toThrow(/hls\.audio: hls\.audio copy needs hls\.segmentFormat fmp4/);
+    expect(() => loadConfig({ env: { HLS_SEGMENT_FORMAT: 'mpegts' } })).toThrow(/hls\.segmentFormat: hls\.segmentFormat mpegts needs hls\.lowLatency false/);
+    expect(loadConfig({ env: { HLS_SEGMENT_FORMAT: 'mpegts', HLS_LOW_LATENCY: 'false' } }).hls).toMatchObject({ lowLatency: false, segmentFormat: 'mpegts' });
+    expect(loadConfig({ env: { HLS_AUDIO: 'copy' } }).hls).toMatchObject({ audio: 'copy', segmentFormat: 'fmp4', lowLatency: true });
   });
 
   it('refuses unknown keys, unknown flags, unreadable and malformed files', () => {

@@ -180,6 +180,35 @@ describe('MPEG-TS fan-out', () => {
     expect(probe.streams.find((s) => s.codec_type === 'video')).toMatchObject({ codec_name: 'h264', width: 320, height: 240 });
   });
 
+  it('an ffmpeg that starts with a backlog: the viewer that asked for it gets all of it, one that joins during the burst starts at the live keyframe after it', async () => {
+    const f = new TsFanout({ historySeconds: 5.5 });
+    f.startsWithBacklog();
+    const backlog = new FakeViewer();
+    f.add(backlog, { backlogSeconds: 5.5 }); // the viewer whose request started the ffmpeg
+    // The backlog: 6.5 s of stream at once.
+    const burstEnd = Math.floor((long.length * 6.5) / 9 / TS_PACKET) * TS_PACKET;
+    await feed(f, long, 0, Math.floor(burstEnd / 2));
+    expect(f.catchingUp).toBe(true);
+    const joiner = new FakeViewer();
+    f.add(joiner);
+    await feed(f, long, Math.floor(burstEnd / 2), burstEnd);
+    expect(joiner.data.length).toBe(0); // not the old keyframes of the burst
+    // Then live: the rest at the stream's own pace, 100 ms at a time.
+    const step = Math.floor(long.length / 90 / TS_PACKET) * TS_PACKET;
+    for (let off = burstEnd; off < long.length; off += step) {
+      await feed(f, long, off, Math.min(off + step, long.length));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(f.catchingUp).toBe(false);
+    const all = parse(backlog.data);
+    const videoPts = (x: Parsed) => x.pes.get(x.videoPid)!.map((p) => p.pts!);
+    expect(videoPts(all)[0]).toBe(videoPts(parse(long))[0]); // the backlog from its start
+    const joined = parse(joiner.data);
+    expect(packetInfo(joiner.data, 2 * TS_PACKET)?.randomAccess).toBe(true);
+    // It started at a keyframe at most about a second before the burst ended (the live edge then), not seconds before.
+    expect((videoPts(joined)[0] - videoPts(parse(long.subarray(0, burstEnd))).at(-1)!) / 90_000).toBeGreaterThan(-1.1);
+  });
+
   it('keeps no more history than asked, and no more than its byte cap', async () => {
     const none = new TsFanout();
     await feed(none, long, 0, long.length);

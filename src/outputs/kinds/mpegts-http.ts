@@ -6,7 +6,10 @@ import { TsFanout, type Viewer, type ViewerStart } from './ts-fanout.js';
 
 // MPEG-TS over HTTP (/live/<stream>.ts): one ffmpeg per stream writes MPEG-TS to its
 // stdout, and the fan-out hands it to every viewer. The first viewer starts the output;
-// it stops mpegtsHttp.idleStopSeconds after the last one leaves.
+// it stops mpegtsHttp.idleStopSeconds after the last one leaves. A first viewer that asks
+// for a backlog (ffmpeg's tools, see http/live.ts) has the ffmpeg start that far back, at
+// a keyframe the media worker kept, with the seconds since sent at once (media/feed.ts):
+// it has its picture as soon as when /live was already running.
 
 export interface MpegtsHttpOptions {
   maxViewerBufferBytes: number;
@@ -18,6 +21,8 @@ export interface MpegtsHttpOptions {
 export class MpegtsHttpKind implements OutputKind {
   private readonly fanouts = new Map<Stream, TsFanout>();
   private readonly idleTimers = new Map<Stream, NodeJS.Timeout>();
+  /** The backlog the viewer starting a stream's output asked for (read by start()). */
+  private readonly startBacklog = new Map<Stream, number>();
 
   constructor(
     private readonly services: KindServices,
@@ -34,7 +39,10 @@ export class MpegtsHttpKind implements OutputKind {
   start({ stream, definition, values, id, dir }: KindRequest): Output {
     const fanout = new TsFanout({ maxBufferedBytes: this.options.maxViewerBufferBytes, historySeconds: this.options.probeBacklogSeconds });
     this.fanouts.set(stream, fanout);
-    const output = startPipeline(stream, this.services, definition, dir, values, { id, stdout: fanout, urls: { stream: `/live/${stream.name}.ts` }, removeDirWhenDone: true });
+    const backlogSeconds = this.startBacklog.get(stream);
+    this.startBacklog.delete(stream);
+    if (backlogSeconds) fanout.startsWithBacklog();
+    const output = startPipeline(stream, this.services, definition, dir, values, { id, stdout: fanout, urls: { stream: `/live/${stream.name}.ts` }, removeDirWhenDone: true, backlogSeconds });
     output.on('state', (s) => {
       if (s !== 'stopped' && s !== 'failed') return;
       fanout.closeViewers();
@@ -46,7 +54,14 @@ export class MpegtsHttpKind implements OutputKind {
   async addViewer(stream: Stream, viewer: Viewer, start: ViewerStart = {}): Promise<void> {
     clearTimeout(this.idleTimers.get(stream));
     this.idleTimers.delete(stream);
-    if (!stream.outputs.has('mpegts-http')) await this.startOutput(stream);
+    if (!stream.outputs.has('mpegts-http')) {
+      if (start.backlogSeconds) this.startBacklog.set(stream, start.backlogSeconds);
+      try {
+        await this.startOutput(stream);
+      } finally {
+        this.startBacklog.delete(stream);
+      }
+    }
     this.fanouts.get(stream)?.add(viewer, start);
   }
 

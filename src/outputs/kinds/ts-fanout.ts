@@ -12,6 +12,11 @@ import { TS_PACKET, isH264, packetInfo, patPmtPids, pesPts, pmtStreams, ptsDiff 
 // (ffmpeg, ffplay, ffprobe) read 5 s of an MPEG-TS before they show anything (see
 // http/live.ts), and get those seconds at once instead of waiting for them.
 //
+// The ffmpeg may itself start with a backlog (a cold /live whose first viewer asked for
+// one: the media worker sends the seconds it kept at once, feed.ts), so the stream comes
+// faster than real time for a moment. A viewer that did not ask for a backlog and joins
+// then waits until the stream is live again and starts at the latest keyframe.
+//
 // Every start is clean for a prober: PAT and PMT as they stood just before the keyframe
 // (so their continuity counters go on without a break in what follows), the keyframe's
 // packet (PCR, SPS/PPS, IDR), and of every other elementary stream (the AAC) nothing before
@@ -52,11 +57,19 @@ interface StartPoint {
 const AUDIO_START_TICKS = 0.5 * 90_000;
 /** The first packets of a start are searched this far for each elementary stream's first PES start. */
 const CLEAN_START_PACKETS = 4096;
+/** Over this much wall-clock time, the stream is caught up with when it has not come faster than real time. */
+const CATCH_UP_WINDOW_MS = 300;
 
 export class TsFanout extends Writable {
   private readonly viewers = new Set<Viewer>();
-  /** Viewers that joined before the first start point (or PAT/PMT) was seen. */
-  private readonly pending = new Set<Viewer>();
+  /** Viewers that joined before the first start point (or PAT/PMT) was seen, with what they asked. */
+  private readonly pending = new Map<Viewer, ViewerStart>();
+  /** Viewers without a backlog that joined while the stream was catching up. */
+  private readonly waitingLive = new Set<Viewer>();
+  /** (Date.now(), pts) of the start PID's recent PES starts, over CATCH_UP_WINDOW_MS. */
+  private recent: { wall: number; pts: number }[] = [];
+  /** The ffmpeg starts with a backlog, and the stream has not come at its own pace since. */
+  private replaying = false;
   private rest: Buffer = Buffer.alloc(0);
   private pat: Buffer | undefined;
   private pmt: Buffer | undefined;
@@ -95,19 +108,38 @@ export class TsFanout extends Writable {
     return oldest === undefined || this.edgePts === undefined ? 0 : ptsDiff(this.edgePts, oldest) / 90_000;
   }
 
+  /** The ffmpeg about to write starts with a backlog (see catchingUp). */
+  startsWithBacklog(): void {
+    this.replaying = true;
+  }
+
+  /**
+   * True while the ffmpeg sends the backlog it started with: its stream comes much faster
+   * than real time, and its latest keyframe is not the live edge yet. Over once the last
+   * CATCH_UP_WINDOW_MS brought no more stream than about that much time.
+   */
+  get catchingUp(): boolean {
+    if (!this.replaying) return false;
+    const first = this.recent[0];
+    const last = this.recent.at(-1);
+    if (!first || !last || last.wall - first.wall < CATCH_UP_WINDOW_MS / 2) return true;
+    if (ptsDiff(last.pts, first.pts) / 90 > 2 * (last.wall - first.wall) + 100) return true;
+    this.replaying = false;
+    return false;
+  }
+
   /** Adds a viewer; it gets PAT/PMT and a keyframe onward (see ViewerStart), or waits for one. */
   add(viewer: Viewer, start: ViewerStart = {}): void {
     this.viewers.add(viewer);
-    if (this.pat && this.pmt && this.points.length) {
-      this.send(viewer, this.startFrom(this.pick(start.backlogSeconds ?? 0)));
-    } else {
-      this.pending.add(viewer);
-    }
+    if (!this.pat || !this.pmt || !this.points.length) this.pending.set(viewer, start);
+    else if (!start.backlogSeconds && this.catchingUp) this.waitingLive.add(viewer);
+    else this.send(viewer, this.startFrom(this.pick(start.backlogSeconds ?? 0)));
   }
 
   remove(viewer: Viewer): void {
     this.viewers.delete(viewer);
     this.pending.delete(viewer);
+    this.waitingLive.delete(viewer);
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (e?: Error | null) => void): void {
@@ -137,14 +169,26 @@ export class TsFanout extends Writable {
           ? info.randomAccess
           : !this.points.length || pts === undefined || last === undefined || ptsDiff(pts, last) >= AUDIO_START_TICKS;
         if (cut && this.pat && this.pmt) cuts.push({ at: off, head: Buffer.concat([this.pat, this.pmt]), pts });
-        if (pts !== undefined) this.edgePts = pts;
+        if (pts !== undefined) {
+          this.edgePts = pts;
+          const wall = Date.now();
+          this.recent.push({ wall, pts });
+          while (this.recent.length > 2 && this.recent[1].wall < wall - CATCH_UP_WINDOW_MS) this.recent.shift();
+        }
       }
     }
     this.cache(data, cuts);
+    const catchingUp = this.catchingUp;
     for (const v of this.viewers) {
-      if (this.pending.has(v)) {
+      const pending = this.pending.get(v);
+      if (pending) {
         if (!cuts.length) continue;
         this.pending.delete(v);
+        if (!pending.backlogSeconds && catchingUp) this.waitingLive.add(v);
+        else this.send(v, this.startFrom(this.pick(pending.backlogSeconds ?? 0)));
+      } else if (this.waitingLive.has(v)) {
+        if (catchingUp || !this.points.length) continue;
+        this.waitingLive.delete(v);
         this.send(v, this.startFrom(this.points.length - 1));
       } else {
         this.send(v, data);
@@ -240,5 +284,6 @@ export class TsFanout extends Writable {
     for (const v of this.viewers) v.end();
     this.viewers.clear();
     this.pending.clear();
+    this.waitingLive.clear();
   }
 }
