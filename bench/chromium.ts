@@ -130,7 +130,7 @@ async function publishAndSample(o: RunOptions): Promise<RunResult> {
     const poll = (async () => {
       while (polling && firstSegmentAt === undefined) {
         const r = await fetch(`${o.gw.url}/hls/${o.name}/index.m3u8`).catch(() => undefined);
-        if (r?.ok && /\.ts\s*$/m.test(await r.text())) firstSegmentAt = Date.now();
+        if (r?.ok && /^[^#\s].*\.(ts|m4s)(\?\S*)?\s*$/m.test(await r.text())) firstSegmentAt = Date.now(); // a complete segment (a URI line)
         else await sleep(HLS_POLL_MS);
       }
     })();

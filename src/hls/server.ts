@@ -17,7 +17,10 @@ import type { Segmenter } from './segmenter.js';
 //
 // Cache-Control, for an HTTP cache in front (a CDN, the cluster's nginx edge), as Apple
 // advises for LL-HLS: a playlist asked for without directives is the live edge of the
-// moment (no-cache); one answered to a blocking request has a URL of its own that always
+// moment, which players must not keep and a shared cache keeps for 1 s at most (the least
+// it can count: public, max-age=0, s-maxage=1, as for plain HLS, so 500 plain players
+// behind nginx cost the gateway about one request a second); one answered to a blocking
+// request has a URL of its own that always
 // gets the same answer, so a cache may keep it a little while (blockingMaxAge) and answer
 // every viewer that asks for the same part from it; parts, segments and init sections
 // never change under their names (which carry the session's epoch): public, mediaMaxAge.
@@ -174,8 +177,9 @@ export class LlHlsServer {
     const scope = request.privatePlaylists ? 'private' : 'public';
     const maxAge = this.options.blockingMaxAge ?? this.s.targets?.duration ?? 1;
     // A blocking answer is the same for every request of its URL (once the part exists it
-    // never changes, and its directives make the URL unique); without directives: no-cache.
-    const cache = blocking && !this.s.ended ? `${scope}, max-age=${maxAge}` : request.privatePlaylists ? 'private, no-cache' : 'no-cache';
+    // never changes, and its directives make the URL unique); without directives: the
+    // live edge of the moment, kept by a shared cache for a second at most.
+    const cache = blocking && !this.s.ended ? `${scope}, max-age=${maxAge}` : request.privatePlaylists ? 'private, no-cache' : 'public, max-age=0, s-maxage=1';
     let body = Buffer.from(text);
     const headers: Record<string, string> = { 'Cache-Control': cache, Vary: 'Accept-Encoding' };
     // 8216bis 6.2.1 advises compressing playlists: they are sent several times a second.

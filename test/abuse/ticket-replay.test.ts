@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { segmentsOf } from '../helpers/hls-media.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
 
@@ -21,8 +22,8 @@ describe('HLS tickets expire', () => {
     waitFor('a playlist with segments', async () => {
       const res = await get(`/hls/cam1/index.m3u8?token=${READ}`);
       const text = res.ok ? await res.text() : '';
-      const segment = text.split('\n').filter((l) => /\.(ts|m4s)\?ticket=/.test(l)).at(-1);
-      return segment ? { text, segment } : undefined;
+      const segment = segmentsOf(text).at(-1)?.uri;
+      return segment?.includes('?ticket=') ? { text, segment } : undefined;
     }, 20_000);
 
   beforeAll(async () => {

@@ -1,5 +1,6 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lastSequence, probeSegment, segmentsOf } from '../helpers/hls-media.js';
 import { launchChromium, PublisherPage, startPageServer, type PageServer, type SenderStats } from '../helpers/chromium.js';
 import { getStream, waitEndlist, waitGone, waitLive, waitPlaylist } from '../helpers/e2e-api.js';
 import { ffprobe } from '../helpers/ffprobe.js';
@@ -89,12 +90,12 @@ describe('Chromium publishes over WHIP from another origin', () => {
       return v?.width === 1280 && v.height === 720 ? v : undefined;
     }, 5000, 250);
     const playlistUrl = `${t.url}/hls/cam1/index.m3u8`;
-    const lastNow = lastSegment(await waitPlaylist(t.url, 'cam1', 1));
+    const lastNow = lastSequence(await waitPlaylist(t.url, 'cam1', 1));
     const later = await waitFor('a segment cut after Chromium reached 1280x720', async () => {
-      const seg = lastSegment(await (await fetch(playlistUrl)).text());
-      return seg && segmentNumber(seg) > segmentNumber(lastNow!) + 1 ? seg : undefined;
+      const text = await (await fetch(playlistUrl)).text();
+      return lastSequence(text) > lastNow + 1 ? segmentsOf(text).at(-1) : undefined;
     }, 10_000, 250);
-    const probe = await ffprobe(new URL(later, playlistUrl).href);
+    const probe = await probeSegment(playlistUrl, later);
     expect(probe.streams.find((x) => x.codec_type === 'video')).toMatchObject({ codec_name: 'h264', width: 1280, height: 720 });
     expect(probe.streams.find((x) => x.codec_type === 'audio')).toMatchObject({ codec_name: 'aac' });
 
@@ -188,14 +189,7 @@ describe('Chromium publishes over WHIP from another origin', () => {
 });
 
 function segmentLines(playlist: string): string[] {
-  return playlist.split('\n').filter((l) => l.trim().endsWith('.ts'));
+  return segmentsOf(playlist).map((x) => x.uri);
 }
 
-function lastSegment(playlist: string): string | undefined {
-  return segmentLines(playlist).at(-1)?.trim();
-}
 
-/** segment_00012.ts -> 12 */
-function segmentNumber(uri: string): number {
-  return Number(/(\d+)\.ts$/.exec(uri)?.[1]);
-}

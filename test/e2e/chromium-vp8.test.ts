@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { probeNewestSegment, segmentsOf } from '../helpers/hls-media.js';
 import { launchChromium, PublisherPage, startPageServer, type PageServer } from '../helpers/chromium.js';
 import { ffprobe } from '../helpers/ffprobe.js';
 import { ffplayStreams, playerDir } from '../helpers/players.js';
@@ -50,7 +51,7 @@ describe('VP8 and VP9 publishers are transcoded to H.264', () => {
       const playlist = `${t.url}/hls/${name}/index.m3u8`;
       await waitFor('playlist with 2 segments', async () => {
         const r = await fetch(playlist);
-        return r.ok && ((await r.text()).match(/\.ts/g) ?? []).length >= 2 ? true : undefined;
+        return r.ok && segmentsOf(await r.text()).length >= 2 ? true : undefined;
       }, 30_000);
       const probe = await ffprobe(playlist);
       const v = probe.streams.find((s) => s.codec_type === 'video');
@@ -64,9 +65,7 @@ describe('VP8 and VP9 publishers are transcoded to H.264', () => {
       // again at the first keyframe of the new size).
       await page.scaleVideoDown(2);
       const latest = await waitFor(`a segment at ${halved.join('x')}`, async () => {
-        const text = await (await fetch(playlist)).text();
-        const segment = new URL(text.trim().split('\n').filter((l) => l.endsWith('.ts')).at(-1) ?? '', playlist).href;
-        const s = (await ffprobe(segment)).streams.find((x) => x.codec_type === 'video');
+        const s = (await probeNewestSegment(playlist))?.streams.find((x) => x.codec_type === 'video');
         return s?.width === halved[0] ? s : undefined;
       }, 20_000);
       expect(latest).toMatchObject({ codec_name: 'h264', width: halved[0], height: halved[1] });

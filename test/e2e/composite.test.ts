@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { placements, type Rect } from '../../src/composites/layout.js';
 import { launchChromium } from '../helpers/chromium.js';
 import { ffprobe } from '../helpers/ffprobe.js';
+import { fetchSegment, segmentsOf, type HlsSegment } from '../helpers/hls-media.js';
 import { playerDir, vlcRecord } from '../helpers/players.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { rtmpServerAvailable, startRtmpServer, type RtmpServer } from '../helpers/rtmp-server.js';
@@ -118,17 +119,19 @@ describe('a call broadcast as one composite (real Chromium publishers)', () => {
     people.delete(name);
   }
 
-  async function playlist(): Promise<{ text: string; sequence: number; newest: string }> {
-    const text = await (await fetch(`${gw.url}/hls/call/index.m3u8`)).text();
-    const segments = text.split('\n').filter((l) => /\.ts\s*$/.test(l));
-    return { text, sequence: Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(text)?.[1] ?? -1), newest: segments.at(-1) ?? '' };
+  const playlistUrl = () => `${gw.url}/hls/call/index.m3u8`;
+  async function playlist(): Promise<{ text: string; sequence: number; newest?: HlsSegment }> {
+    const text = await (await fetch(playlistUrl())).text();
+    return { text, sequence: Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(text)?.[1] ?? -1), newest: segmentsOf(text).at(-1) };
   }
 
   /** The newest segment of the composite's HLS, saved; its first picture's RGB pixels. */
   async function newestFrame(): Promise<{ file: string; pixel: (x: number, y: number) => Rgb }> {
     const { newest } = await playlist();
-    const file = path.join(dir, `seg-${Date.now()}.ts`);
-    await writeFile(file, Buffer.from(await (await fetch(`${gw.url}/hls/call/${newest}`)).arrayBuffer()));
+    if (!newest) throw new Error('no segment listed yet');
+    const { bytes, ext } = await fetchSegment(playlistUrl(), newest);
+    const file = path.join(dir, `seg-${Date.now()}.${ext}`);
+    await writeFile(file, bytes);
     const { stdout } = await run('ffmpeg', ['-v', 'error', '-i', file, '-frames:v', '1', '-vf', `scale=${SIZE.width}:${SIZE.height}`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], { encoding: 'buffer', maxBuffer: 16 << 20 });
     return { file, pixel: (x, y) => [...stdout.subarray((y * SIZE.width + x) * 3, (y * SIZE.width + x) * 3 + 3)] as Rgb };
   }

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { probeNewestSegment } from '../helpers/hls-media.js';
 import { getStream } from '../helpers/e2e-api.js';
 import { ffprobe } from '../helpers/ffprobe.js';
 import { firefoxMissing, publishWithFirefox, type FirefoxPublisher } from '../helpers/firefox.js';
@@ -53,13 +54,9 @@ describe.skipIf(unsupported)(`Firefox publishes VP8 ${unsupported ? `(skipped: $
     console.log(`Firefox: first ${first?.frameWidth}x${first?.frameHeight}, 640x480 after ${(((full.at ?? 0) - (first?.at ?? 0)) / 1000).toFixed(1)} s`);
     const playlist = `${t.url}/hls/${name}/index.m3u8`;
     const video = await waitFor('an HLS segment at 640x480', async () => {
-      const res = await fetch(playlist);
-      if (!res.ok) return undefined;
-      const segment = (await res.text()).trim().split('\n').filter((l) => l.endsWith('.ts')).at(-1);
-      if (!segment) return undefined;
-      const probe = await ffprobe(new URL(segment, playlist).href);
-      const v = probe.streams.find((s) => s.codec_type === 'video');
-      return v?.width === 640 && probe.streams.some((s) => s.codec_type === 'audio' && s.codec_name === 'aac') ? v : undefined;
+      const probe = await probeNewestSegment(playlist);
+      const v = probe?.streams.find((s) => s.codec_type === 'video');
+      return v?.width === 640 && probe!.streams.some((s) => s.codec_type === 'audio' && s.codec_name === 'aac') ? v : undefined;
     }, 30_000, 500);
     expect(video).toMatchObject({ codec_name: 'h264', width: 640, height: 480 });
     expect(video.profile).toMatch(/Baseline/);

@@ -1,5 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lastSequence } from '../helpers/hls-media.js';
 import type { GatewayEvent } from '../../src/events/bus.js';
 import { getStream } from '../helpers/e2e-api.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
@@ -31,7 +32,7 @@ describe.skipIf(unsupported)(`Chromium changes network mid-stream${unsupported ?
   let browser: Browser;
   const events: GatewayEvent[] = [];
   const playlist = async (name: string) => (await fetch(`${t.url}/hls/${name}/index.m3u8`)).text();
-  const lastSegment = (text: string) => Number(/segment_(\d+)\.ts\s*$/.exec(text.trim())?.[1] ?? NaN);
+  const lastSegment = lastSequence;
   const sequenceOf = (text: string) => Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(text)?.[1] ?? NaN);
   const video = async (name: string) => (await getStream(t.url, name)).info?.tracks.find((x) => x.kind === 'video') as Track | undefined;
 

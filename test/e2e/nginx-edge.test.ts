@@ -4,12 +4,19 @@ import { waitFor } from '../helpers/gateway.js';
 import { nginxAvailable, startNginxEdge, type NginxEdge } from '../helpers/nginx-edge.js';
 import { redisServerAvailable, startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
+import { segmentsOf } from '../helpers/hls-media.js';
 
 // 500 HLS viewers read one stream through deploy/nginx-edge.conf in front of a cluster of
 // two gateways (the stream on one; the cache also asks the other, which redirects): the
 // gateways see about one request per segment and per playlist update, not 500. Each
 // viewer is a bounded loop (playlist, then the segments it has not fetched, then a pause
-// of about a second) that stops by itself after VIEW_MS.
+// of about a second) that stops by itself after VIEW_MS: a plain player, which reads the
+// Low-Latency playlist's complete segments (fMP4) and none of its parts.
+
+/** A segment (fMP4: it has a movie fragment) rather than an error page. */
+const isSegment = (b?: Buffer) => b !== undefined && b.includes('moof');
+/** A segment's URI in nginx's log (LL-HLS names: <epoch>-s<n>.m4s). */
+const SEGMENT_LOGGED = /-s\d+\.m4s /;
 
 const VIEWERS = 500;
 const VIEW_MS = 20_000;
@@ -31,7 +38,7 @@ describe.skipIf(!redisServerAvailable || !nginxAvailable)('nginx edge cache in f
     await waitFor('a playlist with 3 segments through the edge', async () => {
       const res = await fetch(`${edge.url}/hls/edge1/index.m3u8`);
       const text = await res.text();
-      return res.ok && (text.match(/^segment_\d+\.ts$/gm)?.length ?? 0) >= 3 ? true : undefined;
+      return res.ok && segmentsOf(text).length >= 3 ? true : undefined;
     }, 30_000, 300);
   }, 120_000);
 
@@ -54,14 +61,14 @@ describe.skipIf(!redisServerAvailable || !nginxAvailable)('nginx edge cache in f
         const text = res?.ok ? await res.text() : undefined;
         stats.playlists++;
         if (!text?.startsWith('#EXTM3U')) stats.bad++;
-        for (const seg of (text?.match(/^segment_\d+\.ts$/gm) ?? []).slice(-2)) {
+        for (const { uri: seg } of segmentsOf(text ?? '').slice(-2)) {
           if (fetched.has(seg)) continue;
           fetched.add(seg);
           const s = await fetch(`${edge.url}/hls/edge1/${seg}`).catch(() => undefined);
           const body = s?.ok ? Buffer.from(await s.arrayBuffer()) : undefined;
           stats.segments++;
-          if (body?.[0] !== 0x47) stats.bad++;
-          else stats.bytes += body.length;
+          if (!isSegment(body)) stats.bad++;
+          else stats.bytes += body!.length;
         }
         await new Promise((r) => setTimeout(r, 800 + ((i * 37) % 400)));
       }
@@ -73,8 +80,8 @@ describe.skipIf(!redisServerAvailable || !nginxAvailable)('nginx edge cache in f
     const toOrigin = (l: string) => !/"-"/.test(l);
     const origin = (re: RegExp) => lines.filter((l) => re.test(l) && toOrigin(l));
     const originPlaylists = origin(/\/index\.m3u8 /);
-    const originSegments = origin(/\/segment_\d+\.ts /);
-    const distinctSegments = new Set(lines.filter((l) => /\/segment_\d+\.ts /.test(l)).map((l) => l.split(' ')[0])).size;
+    const originSegments = origin(SEGMENT_LOGGED);
+    const distinctSegments = new Set(lines.filter((l) => SEGMENT_LOGGED.test(l)).map((l) => l.split(' ')[0])).size;
     // A request the cache followed through a redirect names two gateways: count both.
     const upstreams = (ls: string[]) => ls.reduce((n, l) => n + (/"(.*)"/.exec(l)?.[1].split(/[,:] /).length ?? 1), 0);
     const perSegment = upstreams(originSegments) / distinctSegments;
@@ -121,12 +128,12 @@ describe.skipIf(!nginxAvailable)('nginx edge cache with credentials', () => {
     const listA = await waitFor('a playlist with segments through the edge', async () => {
       const res = await playlistOf(TOKENS.a);
       const text = await res.text();
-      return res.ok && /segment_\d+\.ts\?ticket=/.test(text) ? text : undefined;
+      return res.ok && segmentsOf(text).some((x) => x.uri.includes('?ticket=')) ? text : undefined;
     }, 30_000, 300);
     // Another viewer with another token gets the same segment URLs (one ticket per stream and step).
     const listB = await (await playlistOf(TOKENS.b)).text();
-    const segmentsOf = (text: string) => text.split('\n').filter((l) => l.startsWith('segment_'));
-    const shared = segmentsOf(listA).filter((s) => segmentsOf(listB).includes(s));
+    const uris = (text: string) => segmentsOf(text).map((x) => x.uri);
+    const shared = uris(listA).filter((s) => uris(listB).includes(s));
     expect(shared.length).toBeGreaterThan(0);
     // No token, or a wrong one, is refused however much the cache holds.
     expect((await playlistOf()).status).toBe(401);
@@ -136,7 +143,7 @@ describe.skipIf(!nginxAvailable)('nginx edge cache with credentials', () => {
     // 20 fetches of one segment by both viewers: one request reached the gateway.
     const before = (await edge.log()).length;
     const bodies = await Promise.all(Array.from({ length: 20 }, () => fetch(`${edge.url}/hls/auth1/${shared[0]}`).then(async (r) => (r.ok ? Buffer.from(await r.arrayBuffer()) : undefined))));
-    expect(bodies.every((b) => b?.[0] === 0x47)).toBe(true);
+    expect(bodies.every(isSegment)).toBe(true);
     const lines = (await edge.log()).slice(before).filter((l) => l.startsWith(`/hls/auth1/${shared[0].split('?')[0]}`));
     expect(lines.length).toBe(20);
     expect(lines.filter((l) => !/"-"/.test(l)).length).toBeLessThanOrEqual(1);

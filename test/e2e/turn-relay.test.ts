@@ -1,6 +1,7 @@
 import type { Browser } from 'playwright-core';
 import { RTCPeerConnection } from 'werift';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { segmentsOf } from '../helpers/hls-media.js';
 import { ffprobe } from '../helpers/ffprobe.js';
 import { launchChromium } from '../helpers/chromium.js';
 import { coturnAvailable, startCoturn, type Coturn } from '../helpers/coturn.js';
@@ -57,7 +58,7 @@ describe.skipIf(!coturnAvailable)('TURN relay (needs coturn: apt-get install cot
     expect(info.ice?.remote.address).toBe('127.0.0.1');
     expect(info.ice!.remote.port).toBeGreaterThanOrEqual(turn.port + 10);
     expect(info.ice!.remote.port).toBeLessThanOrEqual(turn.port + 200);
-    await waitFor('HLS segments', async () => (((await (await fetch(`${t.url}/hls/relay1/index.m3u8`)).text()).match(/\.ts/g) ?? []).length >= 2 ? true : undefined), 30_000);
+    await waitFor('HLS segments', async () => (segmentsOf(await (await fetch(`${t.url}/hls/relay1/index.m3u8`)).text()).length >= 2 ? true : undefined), 30_000);
     const probe = await ffprobe(`${t.url}/hls/relay1/index.m3u8`);
     expect(probe.streams.find((s) => s.codec_type === 'video')?.codec_name).toBe('h264');
     await page.getByRole('button', { name: 'Stop' }).click();

@@ -3,9 +3,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { segmentsOf } from './hls-media.js';
 
 // A viewer that keeps every HLS segment it sees: polls the playlist (faster than segments
-// leave it), downloads each new .ts segment once, and at the end tells what a player got:
+// leave it), downloads each new complete segment once (fMP4: after its init section), and at the end tells what a player got:
 // the playlist's media sequence over time and the video frames' presentation times
 // (ffprobe on the segments joined end to end, as a player plays them).
 
@@ -26,18 +27,27 @@ export function watchHls(base: string, name: string, everyMs = 300): HlsViewer {
   const data: Buffer[] = [];
   let progress = 0;
   let stopped = false;
+  let lastMap: string | undefined;
   const loop = (async () => {
     while (!stopped) {
       try {
         const text = await (await fetch(url)).text();
         const sequence = Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(text)?.[1] ?? 0);
-        const names = text.split('\n').map((l) => l.trim()).filter((l) => l.endsWith('.ts'));
-        progress = Math.max(progress, sequence + names.length);
-        for (const n of names) {
-          if (seen.has(n)) continue;
-          const res = await fetch(new URL(n, url));
+        const segments = segmentsOf(text);
+        progress = Math.max(progress, sequence + segments.length);
+        for (const { uri, map } of segments) {
+          const name = uri.split('?')[0];
+          if (seen.has(name)) continue;
+          // fMP4: the init section goes first, and again only when it changes (a new one after a restart).
+          if (map && map !== lastMap) {
+            const init = await fetch(new URL(map, url));
+            if (!init.ok) continue;
+            data.push(Buffer.from(await init.arrayBuffer()));
+            lastMap = map;
+          }
+          const res = await fetch(new URL(uri, url));
           if (!res.ok) continue; // already deleted: missed, which the frame times will show
-          seen.add(n);
+          seen.add(name);
           data.push(Buffer.from(await res.arrayBuffer()));
         }
       } catch {
@@ -65,7 +75,7 @@ export function watchHls(base: string, name: string, everyMs = 300): HlsViewer {
 async function withFile<T>(data: Buffer[], use: (file: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'hls-viewer-'));
   try {
-    const file = path.join(dir, 'all.ts');
+    const file = path.join(dir, data[0]?.subarray(4, 8).toString() === 'ftyp' ? 'all.mp4' : 'all.ts');
     await writeFile(file, Buffer.concat(data));
     return await use(file);
   } finally {

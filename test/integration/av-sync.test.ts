@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { segmentsOf } from '../helpers/hls-media.js';
 import { audioOffset, readSyncMarks } from '../helpers/av-sync.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
@@ -66,7 +67,7 @@ describe('lip sync through the shared AAC encode', () => {
     const playlist = `${t.url}/hls/sync1/index.m3u8`;
     await waitFor('6 HLS segments', async () => {
       const r = await fetch(playlist);
-      return r.ok && ((await r.text()).match(/\.ts/g) ?? []).length >= 6 ? true : undefined;
+      return r.ok && segmentsOf(await r.text()).length >= 6 ? true : undefined;
     }, 30_000);
     expect((await fetch(`${t.url}/api/streams/sync1/outputs/${id}`, { method: 'DELETE' })).status).toBe(204);
     await expectInSync(playlist, path.join(t.dataDir, 'recordings', 'sync1', path.basename(urls.file)));
@@ -95,7 +96,7 @@ describe('lip sync from the first keyframe of a stream', () => {
     const playlist = `${t.url}/hls/sync2/index.m3u8`;
     await waitFor('6 HLS segments', async () => {
       const r = await fetch(playlist);
-      return r.ok && ((await r.text()).match(/\.ts/g) ?? []).length >= 6 ? true : undefined;
+      return r.ok && segmentsOf(await r.text()).length >= 6 ? true : undefined;
     }, 30_000);
     const outputs = (await (await fetch(`${t.url}/api/streams/sync2/outputs`)).json()) as { id: string; type: string; urls: { file?: string } }[];
     const record = outputs.find((o) => o.type === 'record');

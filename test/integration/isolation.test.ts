@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lastSequence, segmentsOf } from '../helpers/hls-media.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
 import { hlsPlayer } from '../helpers/players.js';
 import { socketsOf } from '../helpers/sockets.js';
@@ -17,8 +18,7 @@ async function segments(url: string): Promise<number> {
 
 async function playlistState(url: string): Promise<{ text: string; mediaSequence: number; lastSegment: number }> {
   const text = await (await fetch(url)).text();
-  const numbers = [...text.matchAll(/segment_(\d+)\.ts/g)].map((m) => Number(m[1]));
-  return { text, mediaSequence: Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(text)?.[1] ?? -1), lastSegment: Math.max(-1, ...numbers) };
+  return { text, mediaSequence: Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(text)?.[1] ?? -1), lastSegment: lastSequence(text) };
 }
 
 describe('isolation and restart', () => {
@@ -46,7 +46,7 @@ describe('isolation and restart', () => {
     const pidB = await waitFor('ffmpeg of b', () => (outputOf('iso-b')?.state === 'running' ? outputOf('iso-b')?.pid : undefined));
     // A player on a's playlist, from before the kill to after the restart.
     const playlistA = `${t.url}/hls/iso-a/index.m3u8`;
-    await waitFor('a playlist with 3 segments', async () => ((await (await fetch(playlistA)).text()).match(/\.ts/g) ?? []).length >= 3 || undefined, 15_000);
+    await waitFor('a playlist with 3 segments', async () => segmentsOf(await (await fetch(playlistA)).text()).length >= 3 || undefined, 15_000);
     const player = hlsPlayer(playlistA);
     try {
       await waitFor('player decoding', () => player.frames() > 30 || undefined, 15_000);

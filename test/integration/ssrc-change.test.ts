@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lastSequence } from '../helpers/hls-media.js';
 import { getStream, waitLive } from '../helpers/e2e-api.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startWeriftPublisher, type Publisher } from '../helpers/werift-publisher.js';
@@ -27,7 +28,7 @@ describe('video that changes SSRC without a new offer', () => {
     await waitLive(t.url, 'ssrc1');
     const video = async () => (await getStream(t.url, 'ssrc1')).info!.tracks.find((x) => x.kind === 'video')!;
     /** The newest segment's number: grows by one a second while HLS advances. */
-    const sequence = async () => Math.max(-1, ...[...(await (await fetch(`${t.url}/hls/ssrc1/index.m3u8`)).text()).matchAll(/segment_(\d+)\.ts/g)].map((m) => Number(m[1])));
+    const sequence = async () => lastSequence(await (await fetch(`${t.url}/hls/ssrc1/index.m3u8`)).text());
     await new Promise((r) => setTimeout(r, 4000)); // past the switch
     const before = { video: await video(), sequence: await sequence() };
     await new Promise((r) => setTimeout(r, 4000));

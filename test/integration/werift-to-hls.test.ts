@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { segmentsOf } from '../helpers/hls-media.js';
 import { ffprobe } from '../helpers/ffprobe.js';
 import { freeUdpPort } from '../helpers/free-port.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
@@ -48,7 +49,7 @@ describe('werift publisher -> HLS', () => {
       if (!res.ok) return undefined;
       expect(res.headers.get('content-type')).toContain('application/vnd.apple.mpegurl');
       const text = await res.text();
-      return (text.match(/\.ts/g) ?? []).length >= 2 ? text : undefined;
+      return segmentsOf(text).length >= 2 ? text : undefined;
     }, 20_000);
     const probe = await ffprobe(playlist);
     const v = probe.streams.find((s) => s.codec_type === 'video');

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lastSequence } from '../helpers/hls-media.js';
 import type { GatewayEvent } from '../../src/events/bus.js';
 import { parseIceFragment } from '../../src/sdp/ice-fragment.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
@@ -38,7 +39,7 @@ const stream = async (name: string): Promise<StreamJson | undefined> => {
 const videoPackets = async (name: string) => (await stream(name))?.tracks.find((x) => x.kind === 'video')?.packets ?? 0;
 const playlist = async (name: string) => (await fetch(`${t.url}/hls/${name}/index.m3u8`)).text();
 const sequenceOf = (text: string) => Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(text)?.[1] ?? NaN);
-const lastSegment = (text: string) => Number(/segment_(\d+)\.ts\s*$/.exec(text.trim())?.[1] ?? NaN);
+const lastSegment = lastSequence;
 
 describe('trickle ICE over PATCH', () => {
   it('a publisher whose offer has no candidates trickles them after the 201 (204) and connects through them', async () => {
