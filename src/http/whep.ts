@@ -6,8 +6,8 @@ import type { Viewers } from '../whep/viewers.js';
 import { WatchRefused } from '../whep/watch-refused.js';
 import { param, type Access } from './access.js';
 import { sendError } from './errors.js';
-import { ICE_FRAGMENT, patchIce } from './ice-patch.js';
-import { linkHeaders } from './whip.js';
+import { patchIce } from './ice-patch.js';
+import { sendAnswer, sendRefusal } from './sdp-exchange.js';
 
 // WHEP (draft-ietf-wish-whep: WHIP's shape, RFC 9725, for playback): POST a recvonly SDP
 // offer to /whep/:stream, get 201 + the answer + the Location of the viewer's session;
@@ -30,17 +30,10 @@ export function whepRouter(viewers: Viewers, config: Config, log: Logger, access
     if (!offer.trim()) return sendError(res, 400, 'empty body: POST an SDP offer');
     try {
       const { viewer, answer } = await viewers.watch(name, offer, req.socket.remoteAddress);
-      res.status(201);
-      res.setHeader('Location', `/whep/${encodeURIComponent(name)}/${viewer.id}`);
-      res.setHeader('ETag', etagOf(viewer.id, viewer.iceGeneration));
-      res.setHeader('Accept-Patch', ICE_FRAGMENT);
-      const links = linkHeaders(iceServers(config.ice, `whep-${name}`));
-      if (links.length) res.setHeader('Link', links);
-      res.type('application/sdp').send(answer);
+      sendAnswer(res, { location: `/whep/${encodeURIComponent(name)}/${viewer.id}`, etag: etagOf(viewer.id, viewer.iceGeneration), answer, servers: iceServers(config.ice, `whep-${name}`) });
     } catch (e) {
       if (!(e instanceof WatchRefused)) throw e;
-      if (e.retryAfterSeconds) res.setHeader('Retry-After', String(e.retryAfterSeconds));
-      sendError(res, e.status, e.message);
+      sendRefusal(res, e);
     }
   });
 

@@ -5,8 +5,9 @@ import { PublishRefused } from '../streams/publish-refused.js';
 import type { StreamRegistry } from '../streams/registry.js';
 import { sendError } from './errors.js';
 import { param, type Access } from './access.js';
-import { iceServers, type IceServer } from '../webrtc/ice-servers.js';
-import { ICE_FRAGMENT, patchIce } from './ice-patch.js';
+import { iceServers } from '../webrtc/ice-servers.js';
+import { patchIce } from './ice-patch.js';
+import { sendAnswer, sendRefusal } from './sdp-exchange.js';
 
 // WHIP (RFC 9725): POST an SDP offer to /whip/:stream, get 201 + answer + Location of the
 // session resource; DELETE that resource to stop. The answer holds every gateway
@@ -19,17 +20,6 @@ import { ICE_FRAGMENT, patchIce } from './ice-patch.js';
 // In a cluster (RFC 9725 §4.5) a node that is full answers a POST 307 with Location on
 // the least-loaded node that has room (clients repeat the POST there), and the session's
 // Location is absolute, on the node that has it, so PATCH and DELETE go straight there.
-
-export function linkHeaders(servers: IceServer[]): string[] {
-  return servers.flatMap((s) =>
-    (Array.isArray(s.urls) ? s.urls : [s.urls]).map((url) => {
-      let link = `<${url}>; rel="ice-server"`;
-      // RFC 9725 §4.6: TURN credentials go in the Link header as quoted parameters.
-      if (s.username) link += `; username="${s.username}"; credential="${s.credential ?? ''}"; credential-type="password"`;
-      return link;
-    }),
-  );
-}
 
 export function whipRouter(registry: StreamRegistry, config: Config, log: Logger, access: Access): Router {
   const router = Router();
@@ -54,17 +44,10 @@ export function whipRouter(registry: StreamRegistry, config: Config, log: Logger
       }
       const { stream, answer } = await registry.publish(name, offer, { from: req.socket.remoteAddress });
       const location = `${sessionBase}/whip/${encodeURIComponent(name)}/${stream.sessionId}`;
-      res.status(201);
-      res.setHeader('Location', location);
-      res.setHeader('ETag', stream.etag);
-      res.setHeader('Accept-Patch', ICE_FRAGMENT);
-      const links = linkHeaders(iceServers(config.ice, `whip-${name}`));
-      if (links.length) res.setHeader('Link', links);
-      res.type('application/sdp').send(answer);
+      sendAnswer(res, { location, etag: stream.etag, answer, servers: iceServers(config.ice, `whip-${name}`) });
     } catch (e) {
       if (!(e instanceof PublishRefused)) throw e;
-      if (e.retryAfterSeconds) res.setHeader('Retry-After', String(e.retryAfterSeconds));
-      sendError(res, e.status, e.message);
+      sendRefusal(res, e);
     }
   });
 

@@ -81,8 +81,11 @@ export function mediaCodecs(m: sdpTransform.MediaDescription): OfferedCodec[] {
   }));
 }
 
-/** Parses and checks an offer. Throws SdpError (400) naming the first problem found. */
-export function parseOffer(text: string): ParsedOffer {
+/**
+ * An offer's text parsed, within the limits every offer has (a publisher's or a viewer's).
+ * Throws SdpError (400) naming the first problem found.
+ */
+export function parseSdp(text: string): sdpTransform.SessionDescription {
   if (!/^v=0\r?\n/.test(text.trimStart())) throw new SdpError(400, 'body is not an SDP offer (must start with "v=0")');
   // Counted before parsing: parsing 400 sections takes 15-25 ms of the event loop.
   const sections = text.match(/^m=/gm)?.length ?? 0;
@@ -96,6 +99,12 @@ export function parseOffer(text: string): ParsedOffer {
     throw new SdpError(400, `unparseable SDP: ${(e as Error).message}`);
   }
   if (!sdp.media || sdp.media.length === 0) throw new SdpError(400, 'SDP offer has no m= sections');
+  return sdp;
+}
+
+/** Parses and checks an offer. Throws SdpError (400) naming the first problem found. */
+export function parseOffer(text: string): ParsedOffer {
+  const sdp = parseSdp(text);
   // Before anything reads a port: bundle-only sections (port 0) join their bundle.
   const bundleOnly = acceptBundleOnly(sdp);
   const av = sdp.media

@@ -1,6 +1,6 @@
-import * as sdpTransform from 'sdp-transform';
+import type * as sdpTransform from 'sdp-transform';
 import { acceptBundleOnly } from './bundle-only.js';
-import { checkBundled, MAX_CANDIDATES, MAX_SECTIONS, mediaCodecs, SdpError, type MediaKind, type OfferedCodec } from './offer.js';
+import { checkBundled, mediaCodecs, parseSdp, SdpError, type MediaKind, type OfferedCodec } from './offer.js';
 
 // Reading a WHEP viewer's offer (draft-ietf-wish-whep): the same checks as a publisher's
 // (sdp/offer.ts: size limits, ICE credentials and a fingerprint, one bundled transport),
@@ -23,18 +23,7 @@ export interface ParsedViewerOffer {
 
 /** Parses and checks a viewer's offer. Throws SdpError (400) naming the first problem found. */
 export function parseViewerOffer(text: string): ParsedViewerOffer {
-  if (!/^v=0\r?\n/.test(text.trimStart())) throw new SdpError(400, 'body is not an SDP offer (must start with "v=0")');
-  const sections = text.match(/^m=/gm)?.length ?? 0;
-  if (sections > MAX_SECTIONS) throw new SdpError(400, `SDP offer has ${sections} m= sections; at most ${MAX_SECTIONS} are accepted`);
-  const candidates = text.match(/^a=candidate:/gm)?.length ?? 0;
-  if (candidates > MAX_CANDIDATES) throw new SdpError(400, `SDP offer carries ${candidates} ICE candidates; at most ${MAX_CANDIDATES} are accepted`);
-  let sdp: sdpTransform.SessionDescription;
-  try {
-    sdp = sdpTransform.parse(text);
-  } catch (e) {
-    throw new SdpError(400, `unparseable SDP: ${(e as Error).message}`);
-  }
-  if (!sdp.media || sdp.media.length === 0) throw new SdpError(400, 'SDP offer has no m= sections');
+  const sdp = parseSdp(text);
   acceptBundleOnly(sdp);
   const receiving: ReceivingMedia[] = [];
   for (const [index, m] of sdp.media.entries()) {

@@ -5,6 +5,8 @@ import { restartForNewCredentials } from '../werift/ice-restart.js';
 import { keepToConfiguredStun } from '../werift/stun-default.js';
 import { IceUpdateRefused } from './ice-update-refused.js';
 import type { IceServer } from './ice-servers.js';
+import type { selectedPair } from './selected-pair.js';
+import type { z } from 'zod';
 
 // ICE after the answer, for any peer the gateway answers (a publisher's, publisher-peer.ts;
 // a WHEP viewer's, viewer-peer.ts): candidates trickled by the remote end (WHIP/WHEP PATCH,
@@ -146,4 +148,15 @@ export async function waitForGathering(pc: RTCPeerConnection, timeoutMs = 10_000
       }
     });
   });
+}
+
+export type SelectedPair = z.infer<typeof selectedPair>;
+
+/** The ICE candidate pair `pc` uses, once connected. */
+export function selectedPairOf(pc: RTCPeerConnection): SelectedPair | undefined {
+  const pair = pc.iceTransports[0]?.getSelectedCandidatePair();
+  if (!pair) return undefined;
+  const local = parseCandidate(pair.local.candidate);
+  const remote = parseCandidate(pair.remote.candidate);
+  return local && remote ? { local, remote } : undefined;
 }

@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import type { z } from 'zod';
 import {
   RTCPeerConnection,
   RTCRtpCodecParameters,
@@ -17,15 +16,14 @@ import type { RtpPacketLite } from '../rtp/packet.js';
 import { formatFmtp } from '../sdp/render.js';
 import { shapeAnswer, transportCcExtensionIds, type AnswerAdditions, type VideoBitrate } from '../sdp/answer.js';
 import type { IceUpdate } from '../sdp/ice-fragment.js';
-import { parseCandidate, withoutMdnsCandidates, writeSdp, type IgnoredMedia, type ParsedOffer } from '../sdp/offer.js';
+import { withoutMdnsCandidates, writeSdp, type IgnoredMedia, type ParsedOffer } from '../sdp/offer.js';
 import { chooseCodecs, restrictOffer, type ChosenCodec } from './codec-policy.js';
 import { announceClose } from '../werift/close-notify.js';
 import { CongestionFeedback } from './congestion-feedback.js';
 import { SsrcFollower } from './ssrc-follower.js';
 import { gatewayServers, iceOptions } from './ice-options.js';
 import { keepToConfiguredStun } from '../werift/stun-default.js';
-import { IceUpdates, OfferNotAnswerable, waitForGathering, type CandidateInit } from './ice-updates.js';
-import type { selectedPair } from './selected-pair.js';
+import { IceUpdates, OfferNotAnswerable, selectedPairOf, waitForGathering, type CandidateInit, type SelectedPair } from './ice-updates.js';
 
 export { OfferNotAnswerable, type CandidateInit };
 
@@ -50,7 +48,7 @@ export interface PublisherPeerEvents {
   restarting: [];
 }
 
-export type SelectedPair = z.infer<typeof selectedPair>;
+export type { SelectedPair };
 
 /**
  * The gateway cannot answer for a reason of its own (no ICE candidate could be gathered:
@@ -268,11 +266,7 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
 
   /** The ICE candidate pair in use, once connected. */
   selectedPair(): SelectedPair | undefined {
-    const pair = this.pc.iceTransports[0]?.getSelectedCandidatePair();
-    if (!pair) return undefined;
-    const local = parseCandidate(pair.local.candidate);
-    const remote = parseCandidate(pair.remote.candidate);
-    return local && remote ? { local, remote } : undefined;
+    return selectedPairOf(this.pc);
   }
 
   /**

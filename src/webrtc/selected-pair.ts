@@ -1,10 +1,9 @@
 import { z } from 'zod';
 import { candidateAddress } from '../sdp/offer-shapes.js';
 
-// The ICE candidate pair a publisher's session uses, as a zod schema: the API shows it
-// (a stream's `ice`) and /api/openapi.json is generated from it. publisher-peer.ts takes
-// its SelectedPair type from here with `import type`: the media workers it runs in do not
-// load zod.
+// The ICE candidate pair a session uses, as a zod schema: the API shows it (a stream's
+// `ice`) and /api/openapi.json is generated from it. ice-updates.ts takes its SelectedPair
+// type from here with `import type`: the media workers it runs in do not load zod.
 
 export const selectedPair = z
   .strictObject({

@@ -16,15 +16,15 @@ import {
 import type { Config } from '../config/schema.js';
 import { TRANSPORT_CC_URI } from '../sdp/answer.js';
 import type { IceUpdate } from '../sdp/ice-fragment.js';
-import { parseCandidate, withoutMdnsCandidates, writeSdp, type IgnoredMedia } from '../sdp/offer.js';
+import { withoutMdnsCandidates, writeSdp, type IgnoredMedia } from '../sdp/offer.js';
 import type { ParsedViewerOffer } from '../sdp/viewer-offer.js';
 import { formatFmtp } from '../sdp/render.js';
 import { announceClose } from '../werift/close-notify.js';
 import { rawRtcp } from '../werift/raw-rtcp.js';
 import { keepToConfiguredStun } from '../werift/stun-default.js';
 import { restrictOffer, type ChosenCodec } from './codec-policy.js';
-import { AnswerUnavailable, type SelectedPair } from './publisher-peer.js';
-import { IceUpdates, OfferNotAnswerable, waitForGathering, type CandidateInit } from './ice-updates.js';
+import { AnswerUnavailable } from './publisher-peer.js';
+import { IceUpdates, OfferNotAnswerable, selectedPairOf, waitForGathering, type CandidateInit, type SelectedPair } from './ice-updates.js';
 import { gatewayServers, iceOptions } from './ice-options.js';
 import type { ViewerCodecs } from './viewer-codecs.js';
 
@@ -224,11 +224,7 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
 
   /** The ICE candidate pair in use, once connected. */
   selectedPair(): SelectedPair | undefined {
-    const pair = this.pc.iceTransports[0]?.getSelectedCandidatePair();
-    if (!pair) return undefined;
-    const local = parseCandidate(pair.local.candidate);
-    const remote = parseCandidate(pair.remote.candidate);
-    return local && remote ? { local, remote } : undefined;
+    return selectedPairOf(this.pc);
   }
 
   /** Tells the viewer the session is over (RTCP BYE, DTLS close_notify: werift/close-notify.ts), once. */

@@ -7,6 +7,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { placements, type Rect } from '../../src/composites/layout.js';
 import { launchChromium } from '../helpers/chromium.js';
+import { WhepViewer } from '../helpers/whep-viewer.js';
 import { ffprobe } from '../helpers/ffprobe.js';
 import { fetchSegment, segmentsOf, type HlsSegment } from '../helpers/hls-media.js';
 import { playerDir, vlcRecord } from '../helpers/players.js';
@@ -191,6 +192,30 @@ describe('a call broadcast as one composite (real Chromium publishers)', () => {
     expect(info.cpuPercent).toBeGreaterThan(0);
     expect(await (await fetch(`${gw.url}/metrics`)).text()).toMatch(/gateway_shared_encoder_cpu_percent\{stream="call",pipeline="composite"\}/);
   }, 120_000);
+
+  it('is watched in real time over WHEP, and goes on playing across a re-layout (a new compositor)', async () => {
+    const v = await WhepViewer.open(browser);
+    try {
+      const res = await v.watch(`${gw.url}/whep/call`);
+      expect(res.status, res.body).toBe(201);
+      const first = await waitFor('the composite decoded over WHEP, with its sound', async () => {
+        const s = await v.stats();
+        return (s.framesDecoded ?? 0) > 30 && (s.totalSamplesReceived ?? 0) > 48_000 ? s : undefined;
+      }, 20_000, 250);
+      expect({ width: first.frameWidth, height: first.frameHeight }).toEqual(SIZE);
+      // The new compositor's RTP is another source: the viewer's stream goes on, from its first keyframe.
+      await api('PATCH', '/api/composites/call', { layout: 'speaker' });
+      const after = await waitFor('pictures of the new compositor decoded', async () => {
+        const s = await v.stats();
+        return (s.keyFramesDecoded ?? 0) > (first.keyFramesDecoded ?? 0) && (s.framesDecoded ?? 0) > (first.framesDecoded ?? 0) + 60 ? s : undefined;
+      }, 20_000, 250);
+      expect(after.state).toBe('connected');
+      expect({ width: after.frameWidth, height: after.frameHeight }).toEqual(SIZE);
+    } finally {
+      await api('PATCH', '/api/composites/call', { layout: 'grid' });
+      await v.close();
+    }
+  }, 60_000);
 
   it('is watched in VLC (/live) and hls.js (/watch), recorded and pushed over RTMP like any stream', async () => {
     // VLC, as a viewer runs it, on /live/call.ts: what it got holds the composite's picture and sound.
