@@ -172,6 +172,8 @@ export class LlHlsServer {
   }
 
   private sendPlaylist(req: IncomingMessage, res: ServerResponse, request: RequestOptions, blocking: boolean): void {
+    // Ended (or replaced) before its first segment was complete: there is nothing to list.
+    if (!this.s.targets) return this.fail(res, 404, 'no segment yet: the stream ended before its first one was complete');
     let text = renderPlaylist(this.s, this.options.lowLatency);
     if (request.rewritePlaylist) text = request.rewritePlaylist(text);
     const scope = request.privatePlaylists ? 'private' : 'public';

@@ -8,7 +8,9 @@ import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.
 
 // The gateway's own watch page (/watch/:name, hls.js from /vendor/hls.min.js) plays what a
 // Chromium tab publishes, in Chromium: the viewer opens the page first and playback starts
-// by itself once the stream is live.
+// by itself once the stream is live. It plays Low-Latency HLS as such: blocking playlist
+// reloads and parts, not whole segments polled; the delay it shows comes from the
+// playlist's EXT-X-PROGRAM-DATE-TIME.
 
 const ARTIFACTS = path.resolve('test-artifacts/e2e');
 
@@ -33,6 +35,8 @@ describe('watch page plays a Chromium publisher with hls.js', () => {
     const watch = await browser.newPage({ viewport: { width: 900, height: 800 } });
     const pageErrors: string[] = [];
     watch.on('pageerror', (e) => pageErrors.push(e.message));
+    const requests: string[] = [];
+    watch.on('request', (r) => requests.push(r.url()));
     const hlsJs = watch.waitForResponse((r) => r.url().endsWith('/vendor/hls.min.js'));
     await watch.goto(`${t.url}/watch/watch1`);
     expect((await hlsJs).status()).toBe(200);
@@ -59,6 +63,12 @@ describe('watch page plays a Chromium publisher with hls.js', () => {
     await waitFor('currentTime advancing by 2 s', async () => ((await video()).time > first.time + 2 ? true : undefined), 20_000, 250);
     expect(await watch.textContent('#status')).toBe('playing');
     expect(pageErrors).toEqual([]);
+    // Low-Latency HLS: hls.js asked for playlists with blocking-reload directives and fetched
+    // parts; the page shows the delay read from the picture's program date-time.
+    const hls = requests.filter((u) => u.includes('/hls/watch1/'));
+    expect(hls.filter((u) => /index\.m3u8\?.*_HLS_msn=\d+/.test(u)).length, hls.slice(-10).join('\n')).toBeGreaterThan(3);
+    expect(hls.filter((u) => /-p\d+\.m4s/.test(u)).length).toBeGreaterThan(3);
+    await expect.poll(() => watch.textContent('#delay'), { timeout: 5000 }).toMatch(/^(\d+ ms|\d+\.\d s)$/);
 
     await mkdir(ARTIFACTS, { recursive: true });
     const shot = path.join(ARTIFACTS, 'watch-page.png');

@@ -1,5 +1,6 @@
+import { existsSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -107,7 +108,9 @@ describe('gateway process (dist/cli.js)', () => {
     expect(text).toMatch(/AUTH_MODE=none/);
   });
 
-  it('stops on SIGTERM within 10 s with a stream on each media worker: exit code 0, playlists ended, no ffmpeg left', async () => {
+  // (Low-Latency HLS keeps its playlists in memory: requests held at the end are answered
+  // with the ended playlist, test/unit/ll-hls.test.ts; nothing of it is left on disk.)
+  it('stops on SIGTERM within 10 s with a stream on each media worker: exit code 0, no HLS left on disk, no ffmpeg left', async () => {
     await Promise.all([publish('term1'), publish('term2')]);
     await Promise.all([waitPlaylist(url, 'term1', 2), waitPlaylist(url, 'term2', 2)]);
     const streams = (await (await fetch(`${url}/api/streams`)).json()) as { name: string; worker: number }[];
@@ -122,11 +125,7 @@ describe('gateway process (dist/cli.js)', () => {
     expect(result, output.slice(-2000)).toEqual({ code: 0, signal: null });
     expect(Date.now() - t0).toBeLessThan(10_000);
 
-    for (const name of ['term1', 'term2']) {
-      const playlist = await readFile(path.join(dataDir, 'hls', name, 'index.m3u8'), 'utf8');
-      expect(playlist.trimEnd().endsWith('#EXT-X-ENDLIST'), playlist).toBe(true);
-      expect(playlist).toMatch(/\.ts\s/);
-    }
+    for (const name of ['term1', 'term2']) expect(existsSync(path.join(dataDir, 'outputs', name, 'hls'))).toBe(false);
     expect(await ffmpegsOf()).toEqual([]);
     for (const p of running) expect(() => process.kill(p.pid, 0)).toThrow();
     expect(output).toMatch(/"event":"shutdown"/);

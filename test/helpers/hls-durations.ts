@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { fetchSegment, segmentsOf } from './hls-media.js';
 
 // What a live HLS playlist claims against what its segments hold: each segment listed is
 // fetched at once (the live window moves on and old segments are deleted) and its video
@@ -52,19 +53,14 @@ export async function measurePlaylist(playlistUrl: string): Promise<MeasuredPlay
   const target = Number(/^#EXT-X-TARGETDURATION:(\d+)\s*$/m.exec(text)?.[1]);
   const mediaSequence = Number(/^#EXT-X-MEDIA-SEQUENCE:(\d+)\s*$/m.exec(text)?.[1] ?? 0);
   const listed = [...text.matchAll(/^#EXTINF:([\d.]+),[^\n]*\n(?:#[^\n]*\n)*([^#\s][^\n]*)$/gm)].map((m) => ({ extinf: Number(m[1]), uri: m[2].trim() }));
-  // Every segment's bytes first, while all are still there; then the slow part.
-  const bodies = await Promise.all(
-    listed.map(async (s) => {
-      const r = await fetch(new URL(s.uri, playlistUrl));
-      if (!r.ok) throw new Error(`${s.uri}: ${r.status}`);
-      return Buffer.from(await r.arrayBuffer());
-    }),
-  );
+  // Every segment's bytes first, while all are still there (fMP4: each after its init section); then the slow part.
+  const maps = new Map(segmentsOf(text).map((x) => [x.uri, x]));
+  const bodies = await Promise.all(listed.map(async (s) => (await fetchSegment(playlistUrl, maps.get(s.uri) ?? { uri: s.uri })).bytes));
   const dir = await mkdtemp(path.join(os.tmpdir(), 'hls-durations-'));
   try {
     const segments: MeasuredSegment[] = [];
     for (const [i, s] of listed.entries()) {
-      const file = path.join(dir, `${i}${path.extname(new URL(s.uri, playlistUrl).pathname) || '.ts'}`);
+      const file = path.join(dir, `${i}${maps.get(s.uri)?.map ? '.mp4' : '.ts'}`);
       await writeFile(file, bodies[i]);
       const { stdout } = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time,flags', '-of', 'json', file], { timeout: 30_000 });
       const packets = ((JSON.parse(stdout) as ProbePackets).packets ?? []).filter((p) => p.pts_time !== undefined && p.pts_time !== 'N/A');

@@ -62,7 +62,8 @@ describe('werift publisher -> HLS', () => {
   it('writes session SDPs: HLS, started with the answer, reads SPS/PPS in-band; a later output gets sprop-parameter-sets', async () => {
     // HLS starts before the first keyframe (so it is listening when it comes): the SDP has
     // the offer's profile, and ffmpeg takes SPS/PPS from the keyframe the feed starts at.
-    const hls = await readFile(path.join(t.dataDir, 'hls', 'int1', 'session.sdp'), 'utf8');
+    // (Low-Latency HLS keeps its media in memory: its SDP is in the output's folder, as every other output's.)
+    const hls = await readFile(path.join(t.dataDir, 'outputs', 'int1', 'hls', 'session.sdp'), 'utf8');
     expect(hls).toMatch(/a=fmtp:102 packetization-mode=1;profile-level-id=42e01f\r\n/);
     // HLS copies the stream's shared AAC (one encoder per stream sends it back as RTP).
     expect(hls).toMatch(/m=audio \d+ RTP\/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC\/48000\/2\r\na=fmtp:97 streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1190\r\n/);
