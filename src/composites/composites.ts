@@ -3,6 +3,7 @@ import type { CompositeSpec, Config } from '../config/schema.js';
 import { matchesPattern } from '../config/wildcard.js';
 import type { Logger } from '../log.js';
 import { aacCodec } from '../outputs/shared-aac.js';
+import type { ChosenCodec } from '../webrtc/codec-policy.js';
 import { levelOf, transcodeKbps, TRANSCODED_H264 } from '../outputs/shared-h264.js';
 import { ProcessCpu } from '../pipelines/process-cpu.js';
 import type { PortAllocator } from '../rtp/ports.js';
@@ -14,6 +15,9 @@ import type { EncoderInfo } from '../streams/track-view.js';
 import { Compositor, type CompositeTargets } from './compositor.js';
 import type { CompositeInfo, CompositePatch } from './schemas.js';
 import { LevelReader, SpeakerChoice } from './speaker.js';
+
+/** The composite's mix as Opus: what its WHEP viewers hear (browsers take no AAC). */
+const COMPOSITE_OPUS: ChosenCodec = { kind: 'audio', index: -1, name: 'opus', payloadType: 111, clockRate: 48000, channels: 2, fmtp: { minptime: '10', useinbandfec: '1' } };
 
 // Composites: calls broadcast as one programme. A composite is a stream (registered in the
 // StreamRegistry under its own name, so HLS, /live, /watch, every output, events and
@@ -352,9 +356,10 @@ export class Composites {
     const h264 = TRANSCODED_H264;
     const aac = aacCodec(2);
     try {
-      const { stream, ports } = await this.deps.registry.adopt(c.spec.name, [h264, aac], () => c.mark(), { mediaTimeoutMs: COMPOSITE_MEDIA_TIMEOUT_MS });
+      // AAC first: the outputs take a stream's first audio track; WHEP viewers the Opus.
+      const { stream, ports } = await this.deps.registry.adopt(c.spec.name, [h264, aac, COMPOSITE_OPUS], () => c.mark(), { mediaTimeoutMs: COMPOSITE_MEDIA_TIMEOUT_MS });
       c.stream = stream;
-      c.targets = { videoPort: ports[0], audioPort: ports[1], videoPayloadType: h264.payloadType, audioPayloadType: aac.payloadType };
+      c.targets = { videoPort: ports[0], audioPort: ports[1], opusPort: ports[2], videoPayloadType: h264.payloadType, audioPayloadType: aac.payloadType, opusPayloadType: COMPOSITE_OPUS.payloadType };
       // The compositor is the stream's encoder: the API shows it on its video track, /metrics its CPU, and it stops after the outputs.
       stream.encoder('video', () => this.encoderOf(c));
       stream.once('closed', (end) => void this.streamClosed(c, stream, end));

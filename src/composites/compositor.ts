@@ -28,8 +28,11 @@ import type { LayoutName, Size } from './layout.js';
 export interface CompositeTargets {
   videoPort: number;
   audioPort: number;
+  /** The mix again as Opus, for WHEP viewers (browsers take no AAC). */
+  opusPort: number;
   videoPayloadType: number;
   audioPayloadType: number;
+  opusPayloadType: number;
 }
 
 export interface CompositorSpec {

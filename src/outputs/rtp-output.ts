@@ -46,7 +46,9 @@ export class RtpOutput extends OutputBase {
 
   /** Tracks that have a port in the target. */
   private sent(): { track: TrackView; port: number }[] {
-    return this.stream.tracks.flatMap((track) => {
+    // The stream's first track of each kind (a composite's second audio track, its Opus, is for WHEP viewers).
+    const firsts = this.stream.tracks.filter((t, i, all) => all.findIndex((o) => o.kind === t.kind) === i);
+    return firsts.flatMap((track) => {
       const port = track.kind === 'video' ? this.target.videoPort : this.target.audioPort;
       return port ? [{ track: (track.kind === 'video' && this.video) || track, port }] : [];
     });

@@ -22,7 +22,7 @@ describe('composite filter graph', () => {
     expect(g).toContain('[t1][p2]overlay=x=320+(640-w)/2:y=360+(360-h)/2');
     expect(g).toContain('[t2]format=yuv420p[vout]');
     expect(g).toContain('[s0][s1][s2]amix=inputs=3:duration=longest:dropout_transition=0:normalize=0');
-    expect(g).toMatch(/\[aout\]$/);
+    expect(g).toMatch(/asplit=2\[aout\]\[aopus\]$/);
   });
 
   it('gives a participant without video a tile with its name, and one without audio nothing in the mix', () => {
@@ -37,7 +37,7 @@ describe('composite filter graph', () => {
   it('paces itself by the clock when no participant sends video, and is silent without audio', () => {
     const g = filterGraph({ layout: 'grid', size, fps: 25, participants: [{ name: 'mic' }] });
     expect(g.split(';')[0]).toBe('color=c=0x202020:s=1280x720:r=25,realtime[bg]');
-    expect(g).toContain('anullsrc=r=48000:cl=stereo,arealtime[aout]');
+    expect(g).toContain('anullsrc=r=48000:cl=stereo,arealtime,asplit=2[aout][aopus]');
   });
 
   it('puts the speaker in the main area and writes levels where asked (only to a plain path)', () => {
