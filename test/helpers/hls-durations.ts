@@ -106,13 +106,18 @@ export const FRAME_30 = 1 / 30;
  * 4.3.3.1: no #EXTINF, rounded, above it; and not more than that, or players wait longer
  * than they need to).
  */
-export function durationProblems(p: MeasuredPlaylist, nominal: number, tolerance = FRAME_30): string[] {
+/**
+ * What a playlist gets wrong: segments not starting at a keyframe, an EXTINF that is not
+ * what the segment holds, a length off `nominal` by more than `nominalTolerance`, a wrong
+ * target duration.
+ */
+export function durationProblems(p: MeasuredPlaylist, nominal: number, tolerance = FRAME_30, nominalTolerance = tolerance): string[] {
   const problems: string[] = [];
   if (p.segments.length === 0) problems.push('no segments');
   for (const s of p.segments) {
     if (!s.startsWithKeyframe) problems.push(`${s.uri} does not start at a keyframe`);
     if (Math.abs(s.extinf - s.measured) > tolerance) problems.push(`${s.uri}: EXTINF ${s.extinf} but ${s.measured.toFixed(4)} s of video`);
-    if (Math.abs(s.measured - nominal) > tolerance) problems.push(`${s.uri}: ${s.measured.toFixed(4)} s of video, not ${nominal}`);
+    if (Math.abs(s.measured - nominal) > nominalTolerance) problems.push(`${s.uri}: ${s.measured.toFixed(4)} s of video, not ${nominal}`);
     if (Math.round(s.extinf) > p.target) problems.push(`${s.uri}: EXTINF ${s.extinf} over the target duration ${p.target}`);
   }
   const longest = Math.max(...p.segments.map((s) => s.measured));

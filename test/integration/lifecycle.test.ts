@@ -18,7 +18,7 @@ describe('stream lifecycle', () => {
     await t?.close();
   });
 
-  it('cleans up a publisher that vanishes without DELETE within 10 s', async () => {
+  it('cleans up a publisher that vanishes without DELETE: its silence timeout, then its outputs finish', async () => {
     const pub = await startWeriftPublisher({ whipUrl: `${t.url}/whip/gone`, width: 320, height: 180, gop: 30 });
     expect(pub.status).toBe(201);
     // Once viewers have something (a stream that ends before its first segment has nothing to list: 404).
@@ -26,7 +26,11 @@ describe('stream lifecycle', () => {
     const vanishedAt = Date.now();
     await pub.stop({ delete: false }); // media stops, no DELETE is sent
     await waitFor('stream removed', async () => ((await fetch(`${t.url}/api/streams/gone`)).status === 404 ? true : undefined), 12_000, 100);
-    expect(Date.now() - vanishedAt).toBeLessThan(10_000);
+    const took = Date.now() - vanishedAt;
+    console.log(`[lifecycle] removed ${took} ms after the publisher vanished`);
+    // The silence timeout, then its outputs finish (ffmpeg gets at most ffmpeg.stopTimeoutMs);
+    // about 6 s here, 10 s once on a loaded machine.
+    expect(took).toBeLessThan(t.gw.config.ice.mediaTimeoutMs + t.gw.config.ffmpeg.stopTimeoutMs + 2000);
     expect(t.gw.registry.ffmpegPids()).toEqual([]);
     const playlist = await (await fetch(`${t.url}/hls/gone/index.m3u8`)).text();
     expect(playlist).toContain('#EXT-X-ENDLIST');
