@@ -16,14 +16,12 @@ import { Compositor, type CompositeTargets } from './compositor.js';
 import type { CompositeInfo, CompositePatch } from './schemas.js';
 import { LevelReader, SpeakerChoice } from './speaker.js';
 
-/** The composite's mix as Opus: what its WHEP viewers hear (browsers take no AAC). */
-const COMPOSITE_OPUS: ChosenCodec = { kind: 'audio', index: -1, name: 'opus', payloadType: 111, clockRate: 48000, channels: 2, fmtp: { minptime: '10', useinbandfec: '1' } };
-
 // Composites: calls broadcast as one programme. A composite is a stream (registered in the
 // StreamRegistry under its own name, so HLS, /live, /watch, every output, events and
 // metrics work on it unchanged) whose media the gateway makes: one compositor ffmpeg
 // (compositor.ts) composes its participants' pictures and mixes their sound, and sends
-// H.264 and AAC back to the composite's media session, a session without a peer.
+// H.264, AAC (for the outputs) and Opus (for WHEP viewers) back to the composite's media
+// session, a session without a peer.
 //
 // Participants are the live streams whose names match its `streams` (names or patterns),
 // in the order they joined, streams that start later included. The composite's stream
@@ -37,6 +35,9 @@ const COMPOSITE_OPUS: ChosenCodec = { kind: 'audio', index: -1, name: 'opus', pa
 // its first picture is a keyframe), the outputs' forwarders keep their sequence numbers
 // and timestamps going, and the old compositor stops once the new one's pictures flow.
 // The playlist and a recording go on through it.
+
+/** The composite's mix as Opus: what its WHEP viewers hear (browsers take no AAC). */
+const COMPOSITE_OPUS: ChosenCodec = { kind: 'audio', index: -1, name: 'opus', payloadType: 111, clockRate: 48000, channels: 2, fmtp: { minptime: '10', useinbandfec: '1' } };
 
 export class CompositeError extends Error {
   constructor(

@@ -20,9 +20,9 @@ import type { Segmenter } from './segmenter.js';
 // moment, which players must not keep and a shared cache keeps for 1 s at most (the least
 // it can count: public, max-age=0, s-maxage=1, as for plain HLS, so 500 plain players
 // behind nginx cost the gateway about one request a second); one answered to a blocking
-// request has a URL of its own that always
-// gets the same answer, so a cache may keep it a little while (blockingMaxAge) and answer
-// every viewer that asks for the same part from it; parts, segments and init sections
+// request has a URL of its own that always gets the same answer, so a cache may keep it a
+// little while (blockingMaxAge) and answer every viewer that asks for the same part from
+// it; parts, segments and init sections
 // never change under their names (which carry the session's epoch): public, mediaMaxAge.
 // With access control on, playlists are private (they carry tickets, and a shared cache
 // must not answer for the gateway's token check); media keep theirs (their URLs carry
