@@ -211,8 +211,14 @@ video.addEventListener('playing', () => status(rtc ? 'playing in real time (WebR
 video.addEventListener('ended', () => { status('the stream ended; waiting for the publisher…'); setTimeout(attach, 1000); });
 setInterval(catchUp, 200);
 // A new publisher session under the same name: start over on it.
+// The stream gone from the API twice in a row while HLS is still attached: its publisher
+// left, but the player may never reach an end (hls.js in low-latency mode can sit at the
+// last part of an ended playlist without an "ended" event): wait for it again.
+let missed = 0;
 setInterval(async () => {
   const s = await live();
+  missed = s ? 0 : missed + 1;
   if (s && session && s.session !== session) { session = s.session; attach(); }
+  else if (!s && missed >= 2 && session && (hls || video.getAttribute('src'))) { stop(); attach(); }
 }, 3000);
 attach();

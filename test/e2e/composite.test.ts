@@ -389,6 +389,12 @@ describe('a call broadcast as one composite (real Chromium publishers)', () => {
       const c = await tileColours(1).catch(() => undefined);
       return c?.[0] === 'green' ? true : undefined;
     }, 20_000, 500);
+    // The recording went on in a file of its own, which grows.
+    await waitFor('the resumed recording written', async () => {
+      const all = (await (await fetch(`${gw.url}/api/recordings`)).json()) as { stream: string; parts: { bytes: number }[] }[];
+      const mine = all.filter((r) => r.stream === 'call');
+      return mine.length === 2 && mine.every((r) => (r.parts[0]?.bytes ?? 0) > 10_000) ? true : undefined;
+    }, 20_000, 500);
   }, 60_000);
 
   it('ends its stream when deleted; its recordings are finished', async () => {
