@@ -1,4 +1,5 @@
-# webrtc-rtp-gateway: multi-stage build, Node 24 slim + Debian's ffmpeg, non-root.
+# webrtc-rtp-gateway: multi-stage build, Node 24 slim + Debian's ffmpeg (and a font for a
+# composite's name tiles), non-root.
 # Build: docker build -t webrtc-rtp-gateway .
 # Run:   docker run --rm -p 8080:8080 -p 40000-40099:40000-40099/udp \
 #          -e PUBLIC_ADDRESSES=<the host's public IP> -e AUTH_TOKENS='[{"token":"...","permissions":[...]}]' \
@@ -15,7 +16,7 @@ RUN npm run build && npm prune --omit=dev
 
 FROM node:24-bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ffmpeg curl \
+ && apt-get install -y --no-install-recommends ffmpeg curl fonts-dejavu-core \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
