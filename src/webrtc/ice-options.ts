@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import type { PeerConfig } from 'werift';
+import { useSdesMid, useTransportWideCC, type PeerConfig, type RTCRtpCodecParameters } from 'werift';
 import type { Config } from '../config/schema.js';
 import { iceServers, type IceServer } from './ice-servers.js';
 
@@ -50,4 +50,20 @@ export function gatewayServers(ice: Config['ice']): IceServer[] {
   return all
     .map((s) => ({ ...s, urls: (Array.isArray(s.urls) ? s.urls : [s.urls]).filter((u) => !/^turns?:/i.test(u)) }))
     .filter((s) => s.urls.length > 0);
+}
+
+/**
+ * A gateway peer's werift options (a publisher's or a WHEP viewer's): the ICE settings, the
+ * codecs it may use per kind, and the header extensions both read (mid; transport-wide
+ * sequence numbers, for the congestion feedback).
+ */
+export function peerConfig(ice: Config['ice'], servers: IceServer[], codecs: { video: RTCRtpCodecParameters[]; audio: RTCRtpCodecParameters[] }): Partial<PeerConfig> {
+  return {
+    ...iceOptions(ice, servers),
+    codecs,
+    headerExtensions: {
+      video: [useSdesMid(), useTransportWideCC()],
+      audio: [useSdesMid(), useTransportWideCC()],
+    },
+  };
 }

@@ -5,8 +5,6 @@ import {
   useFIR,
   useNACK,
   usePLI,
-  useSdesMid,
-  useTransportWideCC,
   type MediaStreamTrack,
   type RTCRtpTransceiver,
   type RtpPacket,
@@ -21,7 +19,7 @@ import { chooseCodecs, restrictOffer, type ChosenCodec } from './codec-policy.js
 import { announceClose } from '../werift/close-notify.js';
 import { CongestionFeedback } from './congestion-feedback.js';
 import { SsrcFollower } from './ssrc-follower.js';
-import { gatewayServers, iceOptions } from './ice-options.js';
+import { gatewayServers, peerConfig } from './ice-options.js';
 import { keepToConfiguredStun } from '../werift/stun-default.js';
 import { IceUpdates, OfferNotAnswerable, selectedPairOf, waitForGathering, type CandidateInit, type SelectedPair } from './ice-updates.js';
 
@@ -110,17 +108,12 @@ export class PublisherPeer extends EventEmitter<PublisherPeerEvents> {
   static async answer(offer: ParsedOffer, { ice, video, trickle = false }: AnswerOptions): Promise<{ peer: PublisherPeer; answer: string }> {
     const { tracks, ignored } = chooseCodecs(offer);
     const servers = gatewayServers(ice);
-    const pc = new RTCPeerConnection({
-      ...iceOptions(ice, servers),
-      codecs: {
+    const pc = new RTCPeerConnection(
+      peerConfig(ice, servers, {
         video: tracks.filter((t) => t.kind === 'video').flatMap(weriftCodecs),
         audio: tracks.filter((t) => t.kind === 'audio').flatMap(weriftCodecs),
-      },
-      headerExtensions: {
-        video: [useSdesMid(), useTransportWideCC()],
-        audio: [useSdesMid(), useTransportWideCC()],
-      },
-    });
+      }),
+    );
     const peer = new PublisherPeer(pc, tracks, ignored);
     pc.onTransceiverAdded.subscribe((t) => peer.watchTransceiver(t));
     pc.connectionStateChange.subscribe((state) => peer.emit('state', state));

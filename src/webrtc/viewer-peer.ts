@@ -7,8 +7,6 @@ import {
   useFIR,
   useNACK,
   usePLI,
-  useSdesMid,
-  useTransportWideCC,
   type RTCDtlsTransport,
   type RTCRtpTransceiver,
   type RtcpPacket,
@@ -25,7 +23,7 @@ import { keepToConfiguredStun } from '../werift/stun-default.js';
 import { restrictOffer, type ChosenCodec } from './codec-policy.js';
 import { AnswerUnavailable } from './publisher-peer.js';
 import { IceUpdates, OfferNotAnswerable, selectedPairOf, waitForGathering, type CandidateInit, type SelectedPair } from './ice-updates.js';
-import { gatewayServers, iceOptions } from './ice-options.js';
+import { gatewayServers, peerConfig } from './ice-options.js';
 import type { ViewerCodecs } from './viewer-codecs.js';
 
 // One WHEP viewer's werift peer connection, in the media worker of the stream it watches
@@ -95,17 +93,12 @@ export class ViewerPeer extends EventEmitter<ViewerPeerEvents> {
   static async answer(offer: ParsedViewerOffer, codecs: ViewerCodecs, { ice, streamId }: ViewerAnswerOptions): Promise<{ peer: ViewerPeer; answer: string }> {
     const servers = gatewayServers(ice);
     const chosen = codecs.chosen.map((c) => c.codec);
-    const pc = new RTCPeerConnection({
-      ...iceOptions(ice, servers),
-      codecs: {
+    const pc = new RTCPeerConnection(
+      peerConfig(ice, servers, {
         video: chosen.filter((c) => c.kind === 'video').map(weriftCodec),
         audio: chosen.filter((c) => c.kind === 'audio').map(weriftCodec),
-      },
-      headerExtensions: {
-        video: [useSdesMid(), useTransportWideCC()],
-        audio: [useSdesMid(), useTransportWideCC()],
-      },
-    });
+      }),
+    );
     let peer: ViewerPeer | undefined;
     try {
       let transceivers: { t: RTCRtpTransceiver; choice: ViewerCodecs['chosen'][number] }[];
