@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lastSequence } from '../helpers/hls-media.js';
+import { lastSequence, segmentsOf } from '../helpers/hls-media.js';
 import type { GatewayEvent } from '../../src/events/bus.js';
 import { parseIceFragment } from '../../src/sdp/ice-fragment.js';
 import { startTestGateway, waitFor, type TestGateway } from '../helpers/gateway.js';
@@ -74,7 +74,7 @@ describe('ICE restart over PATCH', () => {
     await pub.connected();
     firstEtag = pub.etag();
     firstUfrag = /^a=ice-ufrag:(\S+)/m.exec(pub.pc.localDescription!.sdp)?.[1];
-    await waitFor('HLS segments', async () => (lastSegment(await playlist(name)) >= 2 ? true : undefined), 20_000, 200);
+    await waitFor('HLS segments', async () => (segmentsOf(await playlist(name)).length >= 3 ? true : undefined), 20_000, 200);
     viewer = watchHls(t.url, name, 200);
   });
 
