@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { placements, type Rect } from '../../src/composites/layout.js';
-import { launchChromium } from '../helpers/chromium.js';
+import { KEEP_LOOPBACK_CANDIDATES_JS, launchChromium } from '../helpers/chromium.js';
 import { WhepViewer } from '../helpers/whep-viewer.js';
 import { ffprobe } from '../helpers/ffprobe.js';
 import { fetchSegment, segmentsOf, type HlsSegment } from '../helpers/hls-media.js';
@@ -29,6 +29,7 @@ const COLOURS: Record<string, Rgb> = { red: [230, 30, 30], green: [30, 200, 30],
 
 // The participant's page: plain browser APIs, as a user's page would have.
 const PAGE = String.raw`<!doctype html><html><body><canvas id="c" width="320" height="240"></canvas><script>
+${KEEP_LOOPBACK_CANDIDATES_JS}
 let pc, gain, resource;
 window.call = {
   async publish(endpoint, colour, frequency, onlyVideo, noVideo) {
@@ -55,14 +56,7 @@ window.call = {
     await pc.setLocalDescription(await pc.createOffer());
     await new Promise((r) => { if (pc.iceGatheringState === 'complete') r(); pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); setTimeout(r, 3000); });
     // Candidates kept on loopback (test/helpers/chromium.ts says why).
-    const offer = pc.localDescription.sdp.split('\r\n').flatMap((l) => {
-      if (l.startsWith('c=IN IP')) return ['c=IN IP4 127.0.0.1'];
-      if (!l.startsWith('a=candidate:')) return [l];
-      const f = l.split(' ');
-      if (f[2].toLowerCase() !== 'udp' || !/^\d+\.\d+\.\d+\.\d+$/.test(f[4]) || f[7] !== 'host') return [];
-      f[4] = '127.0.0.1';
-      return [f.join(' ')];
-    }).join('\r\n');
+    const offer = keepLoopbackCandidates(pc.localDescription.sdp);
     const res = await fetch(endpoint, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: offer });
     if (res.status !== 201) throw new Error('WHIP ' + res.status + ' ' + await res.text());
     resource = new URL(res.headers.get('Location'), endpoint).href;

@@ -420,6 +420,23 @@ export class PublisherPage {
   }
 }
 
+/**
+ * The same rewrite in a test page's own JavaScript (pages that make their own offers put
+ * it in their script): `keepLoopbackCandidates(sdp, own)` keeps only IPv4 UDP host
+ * candidates and moves them and every c= line to 127.0.0.1, or with `own` keeps their
+ * addresses (Chromium in a network namespace of its own).
+ */
+export const KEEP_LOOPBACK_CANDIDATES_JS = String.raw`function keepLoopbackCandidates(sdp, own) {
+  return sdp.split('\r\n').flatMap((l) => {
+    if (l.startsWith('c=IN IP') && !own) return ['c=IN IP4 127.0.0.1'];
+    if (!l.startsWith('a=candidate:')) return [l];
+    const f = l.split(' ');
+    if (f[2].toLowerCase() !== 'udp' || !/^\d+\.\d+\.\d+\.\d+$/.test(f[4]) || f[7] !== 'host') return [];
+    if (!own) f[4] = '127.0.0.1';
+    return [f.join(' ')];
+  }).join('\r\n');
+}`;
+
 /** One a=candidate line: the IPv4 UDP host candidate moved to 127.0.0.1, others dropped. */
 export function loopbackCandidateLine(line: string): string | undefined {
   const f = line.split(' ');

@@ -1,5 +1,5 @@
 import type { Browser, Page } from 'playwright-core';
-import { servePage, type PageServer } from './chromium.js';
+import { KEEP_LOOPBACK_CANDIDATES_JS, servePage, type PageServer } from './chromium.js';
 import { clockLayout, TEXT_AREA } from './clock-decoder.js';
 
 // The glass-to-glass clock publisher: a page that draws the wall clock on a canvas, as the
@@ -36,16 +36,7 @@ const PAGE_SCRIPT = String.raw`
 const LAYOUT = ${JSON.stringify(clockLayout())};
 const TEXT_AREA = ${JSON.stringify(TEXT_AREA)};
 ${PAGE_BITS_JS}
-function keepCandidates(sdp) {
-  return sdp.split('\r\n').flatMap((l) => {
-    if (l.startsWith('c=IN IP')) return ['c=IN IP4 127.0.0.1'];
-    if (!l.startsWith('a=candidate:')) return [l];
-    const f = l.split(' ');
-    if (f[2].toLowerCase() !== 'udp' || !/^\d+\.\d+\.\d+\.\d+$/.test(f[4]) || f[7] !== 'host') return [];
-    f[4] = '127.0.0.1';
-    return [f.join(' ')];
-  }).join('\r\n');
-}
+${KEEP_LOOPBACK_CANDIDATES_JS}
 
 let canvas, ctx, pc, resource, stream, audio, drawn = 0, drawing = false;
 
@@ -124,7 +115,7 @@ window.clock = {
       pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
       setTimeout(resolve, 5000);
     });
-    const res = await fetch(endpoint, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: keepCandidates(pc.localDescription.sdp) });
+    const res = await fetch(endpoint, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: keepLoopbackCandidates(pc.localDescription.sdp) });
     const answeredAt = Date.now();
     const body = await res.text();
     const loc = res.headers.get('Location');

@@ -1,3 +1,4 @@
+import { KEEP_LOOPBACK_CANDIDATES_JS } from './chromium.js';
 // A script added before a page's own (page.addInitScript) for pages that watch over WHEP
 // themselves (the gateway's /watch/<name>?mode=webrtc): their offer leaves the page with
 // only IPv4 UDP host candidates moved to 127.0.0.1, as every test's offers do (see
@@ -15,21 +16,14 @@ export function whepPageShim({ breakIce = false }: { breakIce?: boolean } = {}):
     f[5] = '9';
     return f.join(' ');
   }).join('\r\n');
-  const keep = (sdp) => sdp.split('\r\n').flatMap((l) => {
-    if (l.startsWith('c=IN IP')) return ['c=IN IP4 127.0.0.1'];
-    if (!l.startsWith('a=candidate:')) return [l];
-    const f = l.split(' ');
-    if (f[2].toLowerCase() !== 'udp' || !/^\d+\.\d+\.\d+\.\d+$/.test(f[4]) || f[7] !== 'host') return [];
-    f[4] = '127.0.0.1';
-    return [f.join(' ')];
-  }).join('\r\n');
+  ${KEEP_LOOPBACK_CANDIDATES_JS}
   window.__whep = {};
   const original = window.fetch;
   window.fetch = async (url, init) => {
     const whep = init && init.method === 'POST' && /\/whep\/[^/]+$/.test(String(url));
     if (!whep) return original(url, init);
     window.__whep.postedAt = Date.now();
-    const res = await original(url, { ...init, body: BREAK ? broken(keep(init.body)) : keep(init.body) });
+    const res = await original(url, { ...init, body: BREAK ? broken(keepLoopbackCandidates(init.body)) : keepLoopbackCandidates(init.body) });
     window.__whep.answeredAt = Date.now();
     window.__whep.status = res.status;
     if (!BREAK || res.status !== 201) return res;

@@ -1,4 +1,5 @@
 import type { Browser, Page } from 'playwright-core';
+import { KEEP_LOOPBACK_CANDIDATES_JS } from './chromium.js';
 
 // A WHEP player in a Chromium tab, as a user's page would be: a plain RTCPeerConnection
 // with recvonly audio and video transceivers, the offer POSTed once ICE gathering is
@@ -10,16 +11,7 @@ import type { Browser, Page } from 'playwright-core';
 // or its own address in a network namespace.
 
 const PAGE_SCRIPT = String.raw`
-function keepCandidates(sdp, own) {
-  return sdp.split('\r\n').flatMap((l) => {
-    if (l.startsWith('c=IN IP') && !own) return ['c=IN IP4 127.0.0.1'];
-    if (!l.startsWith('a=candidate:')) return [l];
-    const f = l.split(' ');
-    if (f[2].toLowerCase() !== 'udp' || !/^\d+\.\d+\.\d+\.\d+$/.test(f[4]) || f[7] !== 'host') return [];
-    if (!own) f[4] = '127.0.0.1';
-    return [f.join(' ')];
-  }).join('\r\n');
-}
+${KEEP_LOOPBACK_CANDIDATES_JS}
 let pc, resource, firstFrameAt, answeredAt, own, frames = 0;
 function gathered() {
   return new Promise((resolve) => {
@@ -69,7 +61,7 @@ window.whep = {
     own = opts.keepOwnCandidates;
     await pc.setLocalDescription(await pc.createOffer());
     await gathered();
-    const offer = keepCandidates(pc.localDescription.sdp, opts.keepOwnCandidates);
+    const offer = keepLoopbackCandidates(pc.localDescription.sdp, opts.keepOwnCandidates);
     const headers = { 'Content-Type': 'application/sdp', ...(opts.token ? { Authorization: 'Bearer ' + opts.token } : {}) };
     const postedAt = Date.now();
     const res = await fetch(endpoint, { method: 'POST', headers, body: offer });
@@ -100,7 +92,7 @@ window.whep = {
     });
     await pc.setLocalDescription(await pc.createOffer());
     await next;
-    const res = await fetch(resource, { method: 'PATCH', headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': ifMatch }, body: iceFragmentOf(keepCandidates(pc.localDescription.sdp, own)) });
+    const res = await fetch(resource, { method: 'PATCH', headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': ifMatch }, body: iceFragmentOf(keepLoopbackCandidates(pc.localDescription.sdp, own)) });
     const body = await res.text();
     if (res.status === 200) await pc.setRemoteDescription({ type: 'answer', sdp: withIce(pc.remoteDescription.sdp, body) });
     return { status: res.status, etag: res.headers.get('ETag'), body };
